@@ -1,0 +1,63 @@
+# dhlive: `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMPS := .stamps
+# System packages: ffmpeg/ffprobe (encode, decode, read-back in tests), espeak-ng (speech
+# fixtures and the demo sample), nginx + rtmp module (live streaming tests), sox (audio checks).
+APT_PACKAGES := ffmpeg espeak-ng nginx libnginx-mod-rtmp sox
+EXTRA ?= cpu
+
+.PHONY: setup demo test bench model clean help
+help:
+	@echo "make demo   - set up, then render the default avatar speaking a bundled sample"
+	@echo "make test   - set up, then run the whole test suite"
+	@echo "make bench  - set up, then run the benchmarks (prints figures)"
+	@echo "make model  - retrain the lip-sync model from scratch (CPU, < 60 min)"
+
+setup: $(STAMPS)/apt $(STAMPS)/venv-$(EXTRA) models/baseline.onnx
+
+# Installs the system packages when we are root and they are missing; otherwise says what to install.
+$(STAMPS)/apt:
+	@mkdir -p $(STAMPS)
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing system packages:$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "note: system packages missing ($$missing); ffmpeg falls back to the imageio-ffmpeg wheel, streaming tests will be skipped"; fi; \
+	fi
+	@touch $@
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(STAMPS)/venv-$(EXTRA): $(VENV)/bin/python pyproject.toml
+	@mkdir -p $(STAMPS)
+	$(PIP) install -q -e ".[$(EXTRA),dev]"
+	@touch $@
+
+models/baseline.onnx: models/build_baseline.py dhlive_cli/features.py | $(STAMPS)/venv-$(EXTRA)
+	$(PY) models/build_baseline.py $@
+
+demo: setup
+	@mkdir -p out
+	$(VENV)/bin/dhlive render presets/samples/hello.flac -o out/demo.mp4
+	@echo
+	@echo "demo video: $$(pwd)/out/demo.mp4"
+
+test: setup
+	$(VENV)/bin/pytest -q -ra
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+model:
+	bash training/run_all.sh
+
+clean:
+	rm -rf $(STAMPS) out build *.egg-info

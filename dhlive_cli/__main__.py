@@ -1,0 +1,3 @@
+from dhlive_cli.cli import main
+
+main()

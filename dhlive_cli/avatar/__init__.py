@@ -1,0 +1,1 @@
+"""Avatars: what the compositor draws each frame (the built-in drawn person lives in drawn.py)."""

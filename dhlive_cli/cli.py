@@ -1,0 +1,39 @@
+"""The `dhlive` command line: one Typer app, one module per subcommand."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from dhlive_cli import __version__
+from dhlive_cli.commands import render as render_cmd
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Speech to a lip-synced talking-avatar video: batch render, live stream, monitor.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("render", no_args_is_help=True)(render_cmd.render)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"dhlive {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log engine details to stderr."),
+):
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="dhlive: %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""One module per subcommand; heavy imports happen inside the command functions."""

@@ -1,0 +1,47 @@
+"""What every command shares: one-line errors on stderr with the right exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import typer
+from rich.console import Console
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, emoji=False)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """DhliveError -> 'error: ...' and its exit code; Ctrl+C -> exit 130; never a traceback."""
+    from dhlive_cli.errors import Cancelled, DhliveError
+
+    try:
+        yield
+    except Cancelled:
+        err_console.print("interrupted: output removed")
+        raise typer.Exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: output removed")
+        raise typer.Exit(130)
+    except DhliveError as e:
+        fail(_escape(str(e)), e.exit_code)
+    except MemoryError:
+        fail("out of memory", 1)
+    except OSError as e:  # a file or pipe the library did not anticipate
+        fail(_escape(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()), 2)
+
+
+def _escape(s: str) -> str:
+    from rich.markup import escape
+
+    return escape(s.splitlines()[0] if s else s)
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

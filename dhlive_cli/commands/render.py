@@ -1,0 +1,110 @@
+"""`dhlive render`: a speech file to a lip-synced mp4, faster than real time."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dhlive_cli.commands.common import err_console, user_errors
+
+EXAMPLES = """
+Examples:
+
+  dhlive render speech.wav -o out.mp4
+
+  dhlive render talk.mp3 -o talk.mp4 --preset high --size 1080p
+
+  dhlive render clip.flac -o clip.mp4 --avatar my_avatar/ --json
+"""
+
+
+def render(
+    input: Annotated[Path, typer.Argument(help="Speech audio: any format ffmpeg reads (wav, flac, mp3, ogg, ...).", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output video file (.mp4 or .mkv).", show_default=False)],
+    avatar: Annotated[Optional[Path], typer.Option(help="Avatar directory (default: the embedded drawn avatar).")] = None,
+    preset: Annotated[str, typer.Option(help="Preset name in presets/ (low, default, high) or a .toml path.")] = "default",
+    size: Annotated[Optional[str], typer.Option(help="Output size: 360p, 720p, 1080p or WxH (overrides the preset).")] = None,
+    fps: Annotated[Optional[int], typer.Option(help="Frame rate (10, 20, 25 or 50; default from the preset).")] = None,
+    device: Annotated[str, typer.Option(help="Inference device: auto, cpu or cuda.")] = "auto",
+    model: Annotated[Optional[Path], typer.Option(help="Mouth model .onnx (default: the bundled model).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+):
+    """Render speech to a lip-synced avatar video (H.264 + AAC, exact A/V sync)."""
+    with user_errors():
+        result = _render(input, output, avatar, preset, size, fps, device, model, json_out, quiet)
+    if json_out:
+        typer.echo(json.dumps(result))
+    else:
+        err_console.print(
+            f"[green]wrote[/] {result['output']}  {result['frames']} frames, {result['duration_s']:.2f} s "
+            f"at {result['width']}x{result['height']}@{result['fps']}  in {result['elapsed_s']:.1f} s "
+            f"({result['realtime_factor']:.1f}x real time, peak {result['peak_rss_mb']:.0f} MB)"
+        )
+
+
+render.__doc__ = (render.__doc__ or "") + "\n\n" + EXAMPLES
+
+
+def _render(input, output, avatar, preset_name, size, fps, device, model, json_out, quiet) -> dict:
+    from dataclasses import replace
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dhlive_cli.compositor import load_avatar
+    from dhlive_cli.engine import RenderSession
+    from dhlive_cli.errors import InputError
+    from dhlive_cli.inference import InferenceOptions, InferencePool
+    from dhlive_cli.presets import load_preset, parse_size
+    from dhlive_cli.timebase import Timebase
+
+    preset = load_preset(preset_name)
+    if size:
+        w, h = parse_size(size)
+        preset = replace(preset, width=w, height=h)
+    if fps is not None:
+        try:
+            Timebase(fps)
+        except ValueError as e:
+            raise InputError(f"--fps {fps}: {e}") from e
+        preset = replace(preset, fps=fps)
+    pool = InferencePool(model, InferenceOptions(device=device, sessions=preset.inference_sessions,
+                                                  intra_threads=preset.inference_threads))
+    av = load_avatar(avatar, preset.width, preset.height, preset.fps)
+    session = RenderSession(input, output, avatar=av, pool=pool, preset=preset)
+
+    # SIGTERM behaves like Ctrl+C: stop cleanly, remove the partial file
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        if quiet or json_out or not err_console.is_terminal:
+            result = session.run()
+        else:
+            with Progress(
+                TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                TextColumn("{task.fields[fps]:>6.1f} fps"), TextColumn("{task.fields[mem]:>5.0f} MB"),
+                TimeRemainingColumn(), console=err_console, transient=True,
+            ) as progress:
+                task = progress.add_task("render", total=session.stats.frames_total, fps=0.0, mem=0.0)
+
+                def tick(s):
+                    progress.update(task, completed=s["frames_done"], total=s["frames_total"],
+                                    fps=s["fps"], mem=s["rss_mb"])
+
+                result = session.run(on_tick=tick)
+    finally:
+        session.stop()
+        signal.signal(signal.SIGTERM, old)
+    return {
+        "output": result.output, "frames": result.frames, "samples": result.samples,
+        "duration_s": round(result.duration_s, 3), "elapsed_s": round(result.elapsed_s, 3),
+        "realtime_factor": round(result.realtime_factor, 2), "peak_rss_mb": round(result.peak_rss_mb, 1),
+        "width": result.width, "height": result.height, "fps": result.fps,
+        "model": result.model, "provider": result.provider,
+    }

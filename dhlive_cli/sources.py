@@ -1,0 +1,172 @@
+"""Audio sources: decode anything ffmpeg reads to 16 kHz mono float32, streamed in chunks.
+
+A 10-hour file is never loaded whole: an ffmpeg child writes f32le to a pipe and the engine
+reads fixed-size chunks into its own preallocated buffers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dhlive_cli.errors import InputError
+from dhlive_cli.ffmpeg_bin import ffmpeg_path
+from dhlive_cli.timebase import SAMPLE_RATE
+
+_DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    path: Path
+    duration_s: float | None  # from the container; None when it does not say
+    estimated_samples: int | None
+
+
+def _check_wav(path: Path) -> None:
+    """RIFF/WAVE sanity: a header whose data chunk claims more bytes than the file has is truncated."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return  # not a RIFF wav (ffmpeg will judge it)
+        size = path.stat().st_size
+        pos = 12
+        while True:
+            f.seek(pos)
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                raise InputError(f"{path}: truncated WAV file (no data chunk)")
+            cid, clen = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                # 0 and 0xFFFFFFFF are what streaming writers put when the length is unknown.
+                if clen not in (0, 0xFFFFFFFF) and pos + 8 + clen > size:
+                    have = size - pos - 8
+                    raise InputError(f"{path}: truncated WAV file (data chunk says {clen} bytes, file has {have})")
+                return
+            pos += 8 + clen + (clen & 1)
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Check the input is a readable audio file; read its duration. Raises InputError."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not an audio file")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"{p}: permission denied")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: empty file")
+    _check_wav(p)
+    proc = subprocess.run(
+        [ffmpeg_path(), "-hide_banner", "-nostdin", "-i", str(p)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
+    )
+    err = proc.stderr.decode("utf-8", "replace")
+    if "Audio:" not in err:
+        lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
+        why = "no audio stream"
+        for ln in lines:
+            if "Invalid data" in ln or "could not find codec" in ln.lower() or "error" in ln.lower():
+                why = "not an audio file ffmpeg can read"
+                break
+        raise InputError(f"{p}: {why}")
+    m = _DURATION_RE.search(err)
+    dur = None
+    if m:
+        h, mi, s = m.groups()
+        dur = int(h) * 3600 + int(mi) * 60 + float(s)
+    est = int(round(dur * SAMPLE_RATE)) if dur is not None else None
+    return AudioInfo(path=p, duration_s=dur, estimated_samples=est)
+
+
+class FileAudioSource:
+    """Reads a file as 16 kHz mono float32 through an ffmpeg child, a chunk at a time.
+
+    read_into(buf) fills buf from the stream and returns the number of samples written; 0 means
+    end of stream. A decode failure raises InputError with ffmpeg's own reason.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.info = probe(path)
+        self.path = self.info.path
+        self._proc: subprocess.Popen | None = None
+        self._stderr_tail: list[str] = []
+        self._err_thread: threading.Thread | None = None
+        self.samples_read = 0
+        self._pending = b""
+
+    def open(self) -> "FileAudioSource":
+        cmd = [
+            ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(self.path),
+            "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1",
+        ]
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,  # Ctrl+C goes to us; we stop the child ourselves
+        )
+        self._err_thread = threading.Thread(target=self._drain_stderr, name="dhlive-decode-err", daemon=True)
+        self._err_thread.start()
+        return self
+
+    def _drain_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for raw in self._proc.stderr:
+            self._stderr_tail.append(raw.decode("utf-8", "replace").strip())
+            del self._stderr_tail[:-5]
+
+    def read_into(self, buf: np.ndarray) -> int:
+        """Fill buf (float32, 1-D) as far as the stream allows; 0 at the end."""
+        assert self._proc is not None and self._proc.stdout is not None, "open() first"
+        view = memoryview(buf).cast("B")
+        want = view.nbytes
+        got = 0
+        while got < want:
+            n = self._proc.stdout.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        if got < want:
+            self._finish_check()
+        got -= got % 4  # a partial trailing sample can only come with a failed decode
+        n = got // 4
+        self.samples_read += n
+        return n
+
+    def _finish_check(self) -> None:
+        assert self._proc is not None
+        rc = self._proc.wait()
+        if self._err_thread is not None:
+            self._err_thread.join(timeout=2)
+        if rc != 0:
+            why = self._stderr_tail[-1] if self._stderr_tail else f"ffmpeg exited with code {rc}"
+            raise InputError(f"{self.path}: cannot decode audio: {why}")
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+        for f in (proc.stdout, proc.stderr):
+            if f:
+                f.close()
+        if self._err_thread is not None:
+            self._err_thread.join(timeout=2)
+
+    def __enter__(self) -> "FileAudioSource":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
