@@ -116,6 +116,14 @@ def check_output_path(output: str | os.PathLike) -> Path:
         raise OutputError(f"{out}: directory {parent} is not writable")
     if out.exists() and not os.access(out, os.W_OK):
         raise OutputError(f"{out}: file exists and is not writable")
+    # os.access says yes to root everywhere; only creating a file proves the place is writable
+    probe = parent / f".{out.name}.dhlive-probe"
+    try:
+        with open(probe, "wb"):
+            pass
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"{out}: cannot write in {parent}: {e.strerror or e}") from e
     return out
 
 
@@ -123,7 +131,7 @@ class RenderSession:
     """Renders one audio file with one avatar to one output (or the null sink when output is None)."""
 
     def __init__(self, input_path: str | os.PathLike, output: str | os.PathLike | None, *, avatar,
-                 pool: InferencePool, preset: Preset, fps: int | None = None):
+                 pool: InferencePool, preset: Preset, fps: int | None = None, sink=None):
         self.state = State.NULL
         self.tb = Timebase(fps or preset.fps)
         self.preset = preset
@@ -160,7 +168,9 @@ class RenderSession:
         self._raw = np.zeros((2 * bf, 4), dtype=np.float32)
         self._track = MouthTrack()
         self._tmp_path: Path | None = None
-        if self.output is not None:
+        if sink is not None:  # tests and benchmarks bring their own
+            self.sink = sink
+        elif self.output is not None:
             self._tmp_path = self.output.with_name(f".{self.output.name}.dhlive-partial{self.output.suffix or '.mp4'}")
             fmt = "mp4" if self.output.suffix.lower() in (".mp4", ".m4v", ".mov", "") else None
             if fmt is None and self.output.suffix.lower() == ".mkv":
@@ -205,6 +215,8 @@ class RenderSession:
             while held and next_frame >= held[0].first_frame + held[0].n_frames:
                 self._blocks.put(held.pop(0))
         assert not held, "all frames inferred at end of stream"
+        if frame0 == 0:
+            raise InputError(f"{self.source.path}: contains no audio samples")
         with self.stats._lock:
             self.stats.frames_total = frame0
         end = self._block_pool.get()
@@ -274,7 +286,8 @@ class RenderSession:
             except (QueueCancelled, Cancelled):
                 pass
             except BaseException as e:  # noqa: BLE001 - carried to the caller of run()
-                if self._error is None:
+                # after stop() the children are gone on purpose: what breaks then is not an error
+                if self._error is None and not self.cancel.is_set():
                     self._error = e
                 self.cancel.set()
         return run

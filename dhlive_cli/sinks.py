@@ -163,7 +163,8 @@ class FfmpegSink:
         raise EngineError(f"encoder failed: {why}") from exc
 
     def write(self, frame: np.ndarray, audio: np.ndarray) -> None:
-        assert self._proc is not None and self._audio_w is not None
+        if self._proc is None or self._audio_w is None:
+            raise EngineError("encoder is closed")
         try:
             if audio.shape[0]:
                 mv = memoryview(audio).cast("B")

@@ -106,7 +106,10 @@ class FileAudioSource:
     def open(self) -> "FileAudioSource":
         cmd = [
             ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(self.path),
-            "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1",
+            # rematrix_maxval=1 makes a plain average of the channels: the default -3 dB pan law
+            # would play identical L/R 3 dB louder than the original and can clip.
+            "-vn", "-af", f"aresample={SAMPLE_RATE}:rematrix_maxval=1.0", "-ac", "1", "-ar", str(SAMPLE_RATE),
+            "-f", "f32le", "pipe:1",
         ]
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny inputs generated in a temp dir with real tools (espeak-ng, ffmpeg)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dhlive_cli.timebase import SAMPLE_RATE
+
+ESPEAK = shutil.which("espeak-ng")
+FFPROBE = shutil.which("ffprobe")
+needs_espeak = pytest.mark.skipif(ESPEAK is None, reason="espeak-ng not installed (make setup installs it)")
+needs_ffprobe = pytest.mark.skipif(FFPROBE is None, reason="ffprobe not installed (make setup installs it)")
+
+
+def speak(text: str, path: Path, voice: str = "en-us") -> np.ndarray:
+    """espeak-ng speech as 16 kHz mono float32 (also written to path as a wav)."""
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run([ESPEAK, "-v", voice, "-w", str(raw), text], check=True, capture_output=True)
+    a, sr = sf.read(raw, dtype="float32")
+    raw.unlink()
+    if sr != SAMPLE_RATE:
+        n = int(round(len(a) * SAMPLE_RATE / sr))
+        a = np.interp(np.linspace(0, len(a) - 1, n), np.arange(len(a)), a).astype(np.float32)
+    return a
+
+
+@pytest.fixture(scope="session")
+def speech_10s(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """~10 s: three spoken phrases separated by 1 s of digital silence, as a 16 kHz wav."""
+    if ESPEAK is None:
+        pytest.skip("espeak-ng not installed")
+    d = tmp_path_factory.mktemp("speech")
+    parts = []
+    for i, text in enumerate(["Hello, my name is Ada and I read the news.",
+                              "Papa bought a big blue bag.",
+                              "We will be back after the break."]):
+        parts.append(speak(text, d / f"p{i}.wav"))
+        parts.append(np.zeros(SAMPLE_RATE, dtype=np.float32))
+    audio = np.concatenate(parts)
+    target = 10 * SAMPLE_RATE
+    audio = np.pad(audio, (0, max(0, target - len(audio))))[:target] if len(audio) < target else audio
+    path = d / "speech10.wav"
+    sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
+    return path, audio
+
+
+def tone(seconds: float, rate: int = SAMPLE_RATE, channels: int = 1, freq: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    # a voiced-like buzz with syllable-rate amplitude modulation
+    x = 0.3 * np.sign(np.sin(2 * np.pi * freq * t)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    x = x.astype(np.float32)
+    return np.stack([x] * channels, axis=1) if channels > 1 else x
+
+
+def ffprobe_json(path: Path) -> dict:
+    out = subprocess.run([FFPROBE, "-v", "error", "-show_streams", "-show_format", "-count_frames", "-of", "json",
+                          str(path)], capture_output=True, check=True)
+    return json.loads(out.stdout)
+
+
+def dhlive_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("dhlive-") and t.is_alive()]

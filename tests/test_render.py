@@ -1,0 +1,177 @@
+"""dhlive render end to end: real ffmpeg, real onnxruntime, the embedded avatar."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from dhlive_cli.avatar.drawn import MouthShape
+from dhlive_cli.cli import app
+from dhlive_cli.compositor import load_avatar
+from dhlive_cli.ffmpeg_bin import ffmpeg_path
+from tests.conftest import ffprobe_json, needs_ffprobe, tone
+
+runner = CliRunner()
+W, H = 640, 360
+
+
+def _render(args):
+    return runner.invoke(app, ["render", *args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def rendered_10s(speech_10s, tmp_path_factory):
+    path, audio = speech_10s
+    out = tmp_path_factory.mktemp("r") / "speech.mp4"
+    res = _render([str(path), "-o", str(out), "--preset", "low", "--json"])
+    assert res.exit_code == 0, res.output
+    return out, audio
+
+
+@needs_ffprobe
+def test_10s_speech_frames_fps_audio_and_sync(rendered_10s):
+    out, audio = rendered_10s
+    info = ffprobe_json(out)
+    v = next(s for s in info["streams"] if s["codec_type"] == "video")
+    a = next(s for s in info["streams"] if s["codec_type"] == "audio")
+    duration = len(audio) / 16000
+    assert v["r_frame_rate"] == "25/1" and v["codec_name"] == "h264" and v["pix_fmt"] == "yuv420p"
+    assert abs(int(v["nb_read_frames"]) - round(duration * 25)) <= 1
+    assert a["codec_name"] == "aac"
+    assert abs(float(v["duration"]) - float(a["duration"])) < 0.040
+    assert (int(v["width"]), int(v["height"])) == (W, H)
+
+
+def test_mouth_moves_with_speech_and_closes_in_silence(rendered_10s):
+    out, audio = rendered_10s
+    av = load_avatar(None, W, H, 25)
+    x0, y0, x1, y1 = av.mouth_box()
+    x0, y0 = x0 & ~1, y0 & ~1  # the decoder crops yuv420p on even coordinates
+    w, h = (x1 - x0 + 1) & ~1, (y1 - y0 + 1) & ~1
+    x1, y1 = x0 + w, y0 + h
+    raw = subprocess.run(
+        [ffmpeg_path(), "-v", "error", "-i", str(out), "-vf", f"crop={w}:{h}:{x0}:{y0}", "-f", "rawvideo",
+         "-pix_fmt", "bgr24", "pipe:1"], capture_output=True, check=True).stdout
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
+    n = len(frames)
+    ref = np.zeros((H, W, 3), np.uint8)
+
+    def dark(img):  # the inner mouth is the only dark thing in the box; codec noise does not flip it
+        return int((img.max(axis=2) < 70).sum())
+
+    opening = np.zeros(n)
+    for k in range(n):
+        av.render(ref, k, MouthShape(close=1.0))  # the same frame, lips closed as in silence
+        opening[k] = max(0, dark(frames[k]) - dark(ref[y0:y1, x0:x1]))
+    rms = np.sqrt(np.mean(np.pad(audio, (0, n * 640 - len(audio)))[: n * 640].reshape(n, 640) ** 2, axis=1))
+    speech = rms > 10 ** (-50 / 20)
+    # silent frames at least 3 frames (120 ms) after speech stops, and not just before it starts
+    quiet = np.array([not speech[max(0, k - 3) : k + 3].any() for k in range(n)])
+    assert speech.sum() > 50 and quiet.sum() > 20
+    r = np.corrcoef(opening, rms)[0, 1]
+    print(f"r={r:.2f} speech={opening[speech].mean():.1f} quiet={opening[quiet].mean():.2f} max={opening[quiet].max()}")
+    assert r > 0.5, f"mouth opening vs audio envelope r={r:.2f}"
+    assert opening[speech].mean() > 8, "the mouth opens during speech (dark inner-mouth pixels at 360p)"
+    assert opening[quiet].max() <= 2, "the mouth is closed in silence"
+
+
+BAD = {
+    "missing": None,
+    "empty": b"",
+    "text": b"this is a text file, not audio\n" * 10,
+}
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "text", "truncated", "zero-length"])
+def test_bad_input_one_line_exit_2_no_output(tmp_path, kind):
+    src = tmp_path / "in.wav"
+    if kind in ("empty", "text"):
+        src.write_bytes(BAD[kind])
+    elif kind == "truncated":
+        sf.write(src, tone(2.0), 16000)
+        src.write_bytes(src.read_bytes()[:9000])
+    elif kind == "zero-length":
+        sf.write(src, np.zeros(0, np.float32), 16000)
+    out = tmp_path / "out.mp4"
+    res = _render([str(src), "-o", str(out)])
+    assert res.exit_code == 2
+    msg = res.output.strip()
+    assert len(msg.splitlines()) == 1 and msg.startswith("error:") and "Traceback" not in msg
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"] if kind != "missing" else not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("target", ["nodir/out.mp4", "adir", "/proc/dhlive-test.mp4"])
+def test_unwritable_output(tmp_path, target):
+    src = tmp_path / "in.wav"
+    sf.write(src, tone(0.5), 16000)
+    (tmp_path / "adir").mkdir()
+    out = target if target.startswith("/") else str(tmp_path / target)
+    res = _render([str(src), "-o", out])
+    assert res.exit_code == 2 and res.output.startswith("error:") and len(res.output.strip().splitlines()) == 1
+
+
+def test_bad_options(tmp_path):
+    src = tmp_path / "in.wav"
+    sf.write(src, tone(0.5), 16000)
+    for extra in (["--size", "123x45"], ["--size", "huge"], ["--preset", "nope"], ["--fps", "24"], ["--device", "tpu"]):
+        res = _render([str(src), "-o", str(tmp_path / "o.mp4"), *extra])
+        assert res.exit_code == 2, (extra, res.output)
+        assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("fmt", ["flac", "mp3", "ogg"])
+def test_other_formats_render(tmp_path, fmt):
+    wav = tmp_path / "in.wav"
+    sf.write(wav, tone(1.0, 44100, 2), 44100)
+    src = tmp_path / f"in.{fmt}"
+    codec = {"flac": "flac", "mp3": "libmp3lame", "ogg": "libvorbis"}[fmt]
+    subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(wav), "-c:a", codec, str(src)], check=True)
+    res = _render([str(src), "-o", str(tmp_path / "o.mp4"), "--size", "320x240", "--json"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o.mp4").stat().st_size > 1000
+
+
+def test_help_has_examples():
+    res = runner.invoke(app, ["render", "--help"])
+    assert res.exit_code == 0 and "Examples" in res.output and "dhlive render" in res.output
+
+
+def _children_named(pid, name="ffmpeg"):
+    try:
+        return [c for c in psutil.Process(pid).children(recursive=True) if name in c.name()]
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_exits_fast_removes_output_leaves_no_ffmpeg(tmp_path, sig):
+    src = tmp_path / "long.wav"
+    sf.write(src, tone(600.0), 16000)  # 10 minutes: far longer than the test waits
+    out = tmp_path / "out.mp4"
+    p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "render", str(src), "-o", str(out), "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not _children_named(p.pid) or not list(tmp_path.glob(".out.mp4.dhlive-partial*")):
+        assert time.monotonic() < deadline, "render did not start"
+        time.sleep(0.1)
+    time.sleep(1.0)  # mid-render
+    kids = [c.pid for c in psutil.Process(p.pid).children(recursive=True)]
+    t0 = time.monotonic()
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=10)
+    took = time.monotonic() - t0
+    assert took < 2.0, f"took {took:.2f} s to stop"
+    assert p.returncode == 130, err
+    assert b"Traceback" not in err
+    assert not any(psutil.pid_exists(k) and psutil.Process(k).status() != psutil.STATUS_ZOMBIE for k in kids)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["long.wav"], "no output, no partial file"

@@ -1,0 +1,71 @@
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dhlive_cli.errors import InputError
+from dhlive_cli.ffmpeg_bin import ffmpeg_path
+from dhlive_cli.sources import FileAudioSource, probe
+from tests.conftest import tone
+
+
+def _decode_all(path, chunk=3200):
+    src = FileAudioSource(path)
+    buf = np.zeros(chunk, np.float32)
+    parts = []
+    with src:
+        while n := src.read_into(buf):
+            parts.append(buf[:n].copy())
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "mp3", "ogg"])
+@pytest.mark.parametrize("rate,channels", [(8000, 1), (22050, 2), (48000, 2), (16000, 1)])
+def test_formats_rates_channels_decode_to_16k_mono(tmp_path, fmt, rate, channels):
+    x = tone(1.0, rate, channels)
+    wav = tmp_path / "in.wav"
+    sf.write(wav, x, rate)
+    path = tmp_path / f"in.{fmt}"
+    if fmt != "wav":
+        codec = {"flac": "flac", "mp3": "libmp3lame", "ogg": "libvorbis"}[fmt]
+        subprocess.run([ffmpeg_path(), "-v", "error", "-y", "-i", str(wav), "-c:a", codec, str(path)], check=True)
+    a = _decode_all(path)
+    # lossy codecs pad a few ms; the duration must still be 1 s to within 60 ms
+    assert abs(len(a) - 16000) < 1000, len(a)
+    assert 0.1 < np.sqrt(np.mean(a[2000:14000] ** 2)) < 0.4
+
+
+def test_stereo_is_downmixed_not_left_only(tmp_path):
+    x = np.zeros((16000, 2), np.float32)
+    x[:, 1] = 0.5  # only the right channel has signal
+    p = tmp_path / "r.wav"
+    sf.write(p, x, 16000)
+    a = _decode_all(p)
+    assert abs(a[100:-100].mean() - 0.25) < 0.01
+
+
+def test_chunked_reads_cover_every_sample(tmp_path):
+    x = (np.arange(16123) % 100 / 1000).astype(np.float32)
+    p = tmp_path / "ramp.wav"
+    sf.write(p, x, 16000, subtype="FLOAT")
+    a = _decode_all(p, chunk=640)
+    assert len(a) == 16123 and np.allclose(a, x, atol=1e-6)
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        probe(tmp_path / "missing.wav")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        probe(tmp_path / "empty.wav")
+    (tmp_path / "text.wav").write_text("this is not audio\n" * 20)
+    with pytest.raises(InputError, match="not an audio file"):
+        probe(tmp_path / "text.wav")
+    good = tmp_path / "good.wav"
+    sf.write(good, tone(1.0), 16000)
+    (tmp_path / "trunc.wav").write_bytes(good.read_bytes()[:5000])
+    with pytest.raises(InputError, match="truncated"):
+        probe(tmp_path / "trunc.wav")
+    with pytest.raises(InputError, match="directory"):
+        probe(tmp_path)
