@@ -8,6 +8,7 @@ import sys
 import typer
 
 from dhlive_cli import __version__
+from dhlive_cli.commands import lipsync as lipsync_cmd
 from dhlive_cli.commands import render as render_cmd
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("render", no_args_is_help=True)(render_cmd.render)
+app.command("lipsync", no_args_is_help=True)(lipsync_cmd.lipsync)
 
 
 def _version(value: bool):

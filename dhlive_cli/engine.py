@@ -23,9 +23,8 @@ import numpy as np
 
 from dhlive_cli.compositor import FrameRing
 from dhlive_cli.errors import Cancelled, DhliveError, EngineError, InputError, OutputError
-from dhlive_cli.features import LogMelStream, WindowAssembler
+from dhlive_cli.analysis import MouthAnalyzer
 from dhlive_cli.inference import InferencePool
-from dhlive_cli.mouth import MouthTrack, frame_rms
 from dhlive_cli.presets import Preset
 from dhlive_cli.queues import BoundedQueue
 from dhlive_cli.queues import Cancelled as QueueCancelled
@@ -46,12 +45,11 @@ class State(Enum):
 class AudioBlock:
     """block_frames frames of audio and their mouth track; recycled through a pool."""
 
-    __slots__ = ("audio", "mouth", "rms", "first_frame", "n_frames", "n_samples", "eos")
+    __slots__ = ("audio", "mouth", "first_frame", "n_frames", "n_samples", "eos")
 
     def __init__(self, block_frames: int, samples_per_frame: int):
         self.audio = np.zeros(block_frames * samples_per_frame, dtype=np.float32)
         self.mouth = np.zeros((block_frames, 4), dtype=np.float32)
-        self.rms = np.zeros(block_frames, dtype=np.float32)
         self.first_frame = 0
         self.n_frames = 0
         self.n_samples = 0
@@ -161,12 +159,8 @@ class RenderSession:
         if preset.frame_ring < preset.queue_frames + 2:
             raise InputError("preset: engine.frame_ring must exceed engine.queue_frames + 2")
         self.ring = FrameRing(preset.frame_ring, self.height, self.width, self.cancel)
-        self._mel = LogMelStream(max_hops=bf * self.tb.hops_per_frame)
-        self._mel_out = np.zeros((bf * self.tb.hops_per_frame, self._mel.n_mels), dtype=np.float32)
-        self._assembler = WindowAssembler(pool.past, pool.ahead, max_frames=2 * bf, hops_per_frame=self.tb.hops_per_frame)
-        self._windows = np.zeros((2 * bf, pool.window, self._mel.n_mels), dtype=np.float32)
-        self._raw = np.zeros((2 * bf, 4), dtype=np.float32)
-        self._track = MouthTrack()
+        self._analyzer = MouthAnalyzer(pool, self.tb, max_push_frames=bf)
+        self._mouth = np.zeros((bf + 1 + -(-pool.ahead // self.tb.hops_per_frame), 4), dtype=np.float32)
         self._tmp_path: Path | None = None
         if sink is not None:  # tests and benchmarks bring their own
             self.sink = sink
@@ -186,11 +180,9 @@ class RenderSession:
 
     # ------------------------------------------------------------------ threads
     def _analyse(self) -> None:
-        bf = self.preset.block_frames
         spf = self.tb.samples_per_frame
-        hpf = self.tb.hops_per_frame
-        next_frame = 0  # first frame whose mouth is not yet computed
-        held: list[AudioBlock] = []  # blocks waiting for their look-ahead
+        analyzer = self._analyzer
+        held: list[AudioBlock] = []  # blocks waiting for the mouth of their last frames
         frame0 = 0
         eos = False
         while not eos:
@@ -201,18 +193,19 @@ class RenderSession:
             block.first_frame, block.n_frames, block.n_samples, block.eos = frame0, frames, n, False
             frame0 += frames
             if frames:
-                frame_rms(block.audio, frames, spf, block.rms)
-                hops = self._mel.push(block.audio[: frames * spf], self._mel_out)
-                self._assembler.feed(self._mel_out[:hops])
+                analyzer.push(block.audio, frames)
                 held.append(block)
             else:
                 self._block_pool.put(block)
             if n < block.audio.shape[0]:
                 eos = True
-                self._assembler.finish()
-            next_frame = self._infer_ready(held, next_frame)
+                analyzer.finish()
+            while (k := analyzer.take(self._mouth)) > 0:
+                self._distribute(held, analyzer.frames_done - k, k)
+                with self.stats._lock:
+                    self.stats.inference_calls += 1
             # a block is complete when every frame of it has its mouth
-            while held and next_frame >= held[0].first_frame + held[0].n_frames:
+            while held and analyzer.frames_done >= held[0].first_frame + held[0].n_frames:
                 self._blocks.put(held.pop(0))
         assert not held, "all frames inferred at end of stream"
         if frame0 == 0:
@@ -223,24 +216,13 @@ class RenderSession:
         end.n_frames, end.n_samples, end.eos = 0, 0, True
         self._blocks.put(end)
 
-    def _infer_ready(self, held: list[AudioBlock], next_frame: int) -> int:
-        while True:
-            n = self._assembler.take(self._windows)
-            if n == 0:
-                return next_frame
-            self.pool.infer(self._windows[:n], self._raw[:n])
-            done = 0
-            for b in held:
-                lo = max(next_frame + done, b.first_frame)
-                hi = min(next_frame + n, b.first_frame + b.n_frames)
-                if hi <= lo:
-                    continue
-                i0, i1 = lo - b.first_frame, hi - b.first_frame
-                r0 = lo - next_frame
-                self._track.apply(self._raw[r0 : r0 + (i1 - i0)], b.rms[i0:i1], b.mouth[i0:i1])
-            next_frame += n
-            with self.stats._lock:
-                self.stats.inference_calls += 1
+    def _distribute(self, held: list[AudioBlock], first: int, n: int) -> None:
+        """Copy the mouth rows of frames [first, first + n) into the blocks that own them."""
+        for b in held:
+            lo = max(first, b.first_frame)
+            hi = min(first + n, b.first_frame + b.n_frames)
+            if hi > lo:
+                b.mouth[lo - b.first_frame : hi - b.first_frame] = self._mouth[lo - first : hi - first]
 
     def _compose(self) -> None:
         from dhlive_cli.avatar.drawn import MouthShape

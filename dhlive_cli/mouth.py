@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 CLOSED_OPEN = 0.08  # opening below this counts as a closed mouth (tests and metrics use it)
+REST_CLOSE = 0.8  # lips together but relaxed: the model's target at rest (1.0 is a pressed p/b/m)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class MouthTrack:
             k = o.shape_follow
             s[1] += k * ((0.0 if silent else float(raw[i, 1])) - s[1])
             s[2] += k * ((0.0 if silent else float(raw[i, 2])) - s[2])
-            s[3] += k * ((1.0 if silent else float(raw[i, 3])) - s[3])
+            s[3] += k * ((REST_CLOSE if silent else float(raw[i, 3])) - s[3])
             out[i] = s
 
 

@@ -1,0 +1,75 @@
+"""Audio -> mouth track for one session: log-mel, model windows, inference, smoothing.
+
+The one analysis path shared by render, lipsync and live. push() takes whole frames of audio;
+take() returns the smoothed mouth of every frame whose look-ahead has arrived, in order. All
+buffers are sized once from the largest push.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dhlive_cli.features import LogMelStream, WindowAssembler
+from dhlive_cli.inference import InferencePool
+from dhlive_cli.mouth import MouthTrack, MouthTrackOptions, frame_rms
+from dhlive_cli.timebase import Timebase
+
+
+class MouthAnalyzer:
+    def __init__(self, pool: InferencePool, tb: Timebase, max_push_frames: int,
+                 track: MouthTrackOptions | None = None):
+        self.pool, self.tb = pool, tb
+        hpf = tb.hops_per_frame
+        self.max_push_frames = max_push_frames
+        self._mel = LogMelStream(max_hops=max_push_frames * hpf)
+        self._mel_out = np.zeros((max_push_frames * hpf, self._mel.n_mels), dtype=np.float32)
+        lag = -(-pool.ahead // hpf)  # frames that wait for look-ahead
+        cap = max_push_frames + lag + 1
+        self._asm = WindowAssembler(pool.past, pool.ahead, max_frames=cap, hops_per_frame=hpf)
+        self._windows = np.zeros((cap, pool.window, self._mel.n_mels), dtype=np.float32)
+        self._raw = np.zeros((cap, 4), dtype=np.float32)
+        self._rms = np.zeros(2 * cap, dtype=np.float32)  # rms of frames pushed but not yet taken
+        self._rms_n = 0
+        self.track = MouthTrack(track)
+        self.frames_pushed = 0
+        self.frames_done = 0
+
+    def reset(self) -> None:
+        self._mel.reset()
+        self._asm.reset()
+        self.track.reset()
+        self._rms_n = 0
+        self.frames_pushed = self.frames_done = 0
+
+    def push(self, audio: np.ndarray, n_frames: int) -> None:
+        """audio holds n_frames whole frames (the caller pads the last partial one with zeros)."""
+        spf = self.tb.samples_per_frame
+        if n_frames > self.max_push_frames:
+            raise ValueError(f"push of {n_frames} frames, at most {self.max_push_frames}")
+        if self._rms_n + n_frames > self._rms.shape[0]:
+            raise ValueError("take() the ready frames before pushing more")
+        frame_rms(audio, n_frames, spf, self._rms[self._rms_n :])
+        self._rms_n += n_frames
+        hops = self._mel.push(audio[: n_frames * spf], self._mel_out)
+        self._asm.feed(self._mel_out[:hops])
+        self.frames_pushed += n_frames
+
+    def finish(self) -> None:
+        """End of stream: the last frames' look-ahead is silence."""
+        self._asm.finish()
+
+    def ready(self) -> int:
+        return self._asm.ready()
+
+    def take(self, out: np.ndarray) -> int:
+        """Smoothed mouth (n, 4) of the next ready frames into out; returns n (0 if none)."""
+        n = self._asm.take(self._windows, limit=out.shape[0])
+        if n == 0:
+            return 0
+        self.pool.infer(self._windows[:n], self._raw[:n])
+        self.track.apply(self._raw[:n], self._rms[:n], out[:n])
+        # drop the taken frames' rms (a few floats: cheap to move)
+        self._rms[: self._rms_n - n] = self._rms[n : self._rms_n]
+        self._rms_n -= n
+        self.frames_done += n
+        return n
