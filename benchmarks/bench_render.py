@@ -47,7 +47,11 @@ def speed(seconds: float, repeats: int) -> dict:
     preset = load_preset("default")
     enc = EncoderOptions(preset=preset.encoder_preset, crf=preset.crf, threads=preset.encoder_threads,
                          audio_bitrate=preset.audio_bitrate, gop_seconds=preset.gop_seconds)
-    tmp = Path(tempfile.mkdtemp(prefix="dhlive-bench-"))
+    with tempfile.TemporaryDirectory(prefix="dhlive-bench-") as d:
+        return _speed(Path(d), seconds, repeats, enc)
+
+
+def _speed(tmp: Path, seconds: float, repeats: int, enc: EncoderOptions) -> dict:
     src = speech_file(tmp / "speech.wav", seconds)
     rows = {}
     for size in ("360p", "720p", "1080p"):
@@ -68,7 +72,11 @@ def speed(seconds: float, repeats: int) -> dict:
 
 
 def memory(short: float, long: float, preset: str) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="dhlive-bench-"))
+    with tempfile.TemporaryDirectory(prefix="dhlive-bench-") as d:
+        return _memory(Path(d), short, long, preset)
+
+
+def _memory(tmp: Path, short: float, long: float, preset: str) -> dict:
     out = {}
     for label, secs in (("short", short), ("long", long)):
         src = speech_file(tmp / f"{label}.wav", secs)

@@ -88,3 +88,16 @@ def test_hot_path_allocates_nothing_per_frame(tmp_path, pool):
         tracemalloc.stop()
     growth = probe.at[300] - probe.at[100]
     assert growth < 64 * 1024, f"traced memory grew {growth} bytes over 200 frames"
+
+
+def test_memory_budget_warns_once(tmp_path, pool, caplog):
+    from dataclasses import replace
+
+    src = tmp_path / "in.wav"
+    sf.write(src, tone(2.0), 16000)
+    preset = replace(load_preset("low"), memory_budget_mb=1)  # any real process is over 1 MB
+    s = RenderSession(src, None, avatar=load_avatar(None, 320, 240, 25), pool=pool, preset=preset)
+    with caplog.at_level("WARNING", logger="dhlive_cli.engine"):
+        s.run(tick_s=0.02)
+    warnings = [r for r in caplog.records if "memory budget" in r.getMessage()]
+    assert len(warnings) == 1 and s.stats.snapshot()["over_budget"]
