@@ -132,6 +132,7 @@ class Output:
         self.last_error: str | None = None
         self.failed = False
         self._closing = threading.Event()
+        self._audio = np.zeros(SAMPLE_RATE // fps, dtype=np.float32)
         self.thread = threading.Thread(target=self._run, name=f"dhlive-out-{fmt}", daemon=True)
 
     def offer(self, slot: int, audio: np.ndarray) -> None:
@@ -168,7 +169,10 @@ class Output:
                 continue
             except QueueCancelled:
                 break
-            slot, audio = item
+            slot, tick_audio = item
+            # the clock's tick ring is reused a few dozen ticks later: take our copy now
+            audio = self._audio[: tick_audio.shape[0]]
+            audio[:] = tick_audio
             try:
                 if self.sink is None:
                     self.frames_dropped += 1  # disconnected: the stream's clock does not wait
@@ -251,7 +255,11 @@ class LiveSession:
         self.outputs = [Output(t, f, avatar.width, avatar.height, tb.fps, enc, self.ring, self.opts, self.cancel,
                                reconnect=(f == "flv")) for t, f in outputs]
         self.stats = LiveStats(tb.fps)
-        self._audio_delay = np.zeros((self.lag + 1, tb.samples_per_frame), dtype=np.float32)
+        # Audio of the last ticks, indexed by tick: the look-ahead delay line, and what the output
+        # queues point into. Drop-oldest queues of queue_frames items can only reach back
+        # queue_frames ticks, so 4x that (plus the lag) is never overwritten while referenced.
+        self._ticks = 4 * (self.opts.queue_frames + 1) + self.lag
+        self._audio_ring = np.zeros((self._ticks, tb.samples_per_frame), dtype=np.float32)
         self._mouth = np.zeros((4, 4), dtype=np.float32)
         self._thread = threading.Thread(target=self._clock, name=f"dhlive-clock-{name}", daemon=True)
         self._stopping = threading.Event()
@@ -290,7 +298,7 @@ class LiveSession:
                 talking = k - last_speech <= hang
                 level = min(1.0, level + 1.0 / fade_frames) if talking else max(0.0, level - 1.0 / fade_frames)
                 # audio of frame k enters the delay line; frame k - lag comes out with its mouth
-                self._audio_delay[k % (self.lag + 1)] = tick
+                self._audio_ring[k % self._ticks] = tick
                 self.analyzer.push(tick, 1)
                 n = self.analyzer.take(self._mouth)
                 if n == 0:  # the first `lag` ticks: nothing to show yet
@@ -317,7 +325,7 @@ class LiveSession:
                         self.avatar.render(self.ring.frames[slot], f, shape, fresh=not self.ring.drawn[slot])
                         self.ring.drawn[slot] = True
                 draw_ms = (time.perf_counter() - t_draw) * 1000
-                audio = self._audio_delay[f % (self.lag + 1)]
+                audio = self._audio_ring[f % self._ticks]
                 for out in self.outputs:
                     out.offer(slot, audio)
                 if slot != prev_slot:

@@ -107,3 +107,72 @@ def test_sigterm_exits_zero_fast_no_orphans(tmp_path):
     out = subprocess.run([FFPROBE, "-v", "error", "-show_entries", "format=duration", "-of", "json",
                           str(tmp_path / "x.mp4")], capture_output=True, check=True)
     assert float(json.loads(out.stdout)["format"]["duration"]) > 1.0
+
+
+def _decode(path, W, H):
+    """(audio 16 kHz mono, mouth opening per frame) of a recorded video."""
+    import numpy as np
+
+    from dhlive_cli.avatar.drawn import MouthShape
+    from dhlive_cli.compositor import load_avatar
+    from dhlive_cli.ffmpeg_bin import ffmpeg_path
+    from dhlive_cli.mouth import REST_CLOSE
+
+    pcm = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "1", "-ar", "16000",
+                          "pipe:1"], capture_output=True, check=True).stdout
+    av = load_avatar(None, W, H, 25)
+    x0, y0, x1, y1 = av.mouth_box()
+    x0, y0 = x0 & ~1, y0 & ~1
+    w, h = (x1 - x0 + 1) & ~1, (y1 - y0 + 1) & ~1
+    raw = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-vf", f"crop={w}:{h}:{x0}:{y0}", "-f",
+                          "rawvideo", "-pix_fmt", "bgr24", "pipe:1"], capture_output=True, check=True).stdout
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
+    ref = np.zeros((H, W, 3), np.uint8)
+    opening = np.zeros(len(frames))
+    for k in range(len(frames)):
+        av.render(ref, k, MouthShape(close=REST_CLOSE))
+        opening[k] = max(0, int((frames[k].max(axis=2) < 70).sum()) - int((ref[y0:y1, x0:x1].max(axis=2) < 70).sum()))
+    return np.frombuffer(pcm, np.float32), opening
+
+
+def _best_lag(ref, sig, max_lag):
+    """L maximising the correlation of sig[k + L] with ref[k]."""
+    import numpy as np
+
+    n = min(len(ref), len(sig))
+    best, arg = -2.0, 0
+    for L in range(-max_lag, max_lag + 1):
+        a = ref[max(0, -L) : n - max(0, L)]
+        b = sig[max(0, L) : n - max(0, -L)]
+        m = min(len(a), len(b))
+        c = np.corrcoef(a[:m], b[:m])[0, 1]
+        if c > best:
+            best, arg = c, L
+    return arg, best
+
+
+def test_talking_frames_line_up_with_their_audio(tmp_path, speech_10s):
+    """Live recording vs the frame-exact render of the same speech: the picture is shifted by
+    exactly as many frames as the sound (within 1 frame)."""
+    import numpy as np
+
+    src, _ = speech_10s
+    W, H = 640, 360
+    ref_path = tmp_path / "ref.mkv"
+    subprocess.run([sys.executable, "-m", "dhlive_cli", "render", str(src), "-o", str(ref_path), "--size", f"{W}x{H}",
+                    "-q"], check=True, capture_output=True)
+    rec = tmp_path / "rec.mkv"
+    p = start_live("-o", str(rec), "--input", str(src), "--size", f"{W}x{H}", "--duration", "7")
+    p.communicate(timeout=40)
+    assert p.returncode == 0
+    ref_audio, ref_open = _decode(ref_path, W, H)
+    live_audio, live_open = _decode(rec, W, H)
+    # where the speech sits in the live recording, to the sample, from the audio envelopes (1 ms)
+    env = lambda a: np.sqrt(np.mean(a[: len(a) // 16 * 16].reshape(-1, 16) ** 2, axis=1))  # noqa: E731
+    shift_ms, c_audio = _best_lag(env(ref_audio)[:5000], env(live_audio)[:7000], 1500)
+    assert c_audio > 0.9, "the live recording carries the speech"
+    shift_frames, c_video = _best_lag(ref_open[:150], live_open[:175], 40)
+    print(f"audio shift {shift_ms} ms = {shift_ms / 40:.2f} frames (r={c_audio:.2f}); "
+          f"picture shift {shift_frames} frames (r={c_video:.2f})")
+    assert c_video > 0.6, "the live mouth moves like the rendered one"
+    assert abs(shift_frames - shift_ms / 40) <= 1.0
