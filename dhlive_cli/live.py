@@ -43,6 +43,9 @@ class SpeechBuffer:
         self._space = threading.Condition(self._lock)
         self.pushed_samples = 0
         self.rejected = 0
+        # (sample index, monotonic ns) of the first push into an empty buffer: an utterance
+        # start, from which the clock measures input -> first talking frame latency
+        self.utterance_start: tuple[int, int] | None = None
 
     @property
     def capacity(self) -> int:
@@ -69,6 +72,8 @@ class SpeechBuffer:
                     return False
                 self._space.wait(0.1)
             cap = self.capacity
+            if self._w == self._r and self.utterance_start is None:
+                self.utterance_start = (self._w, time.monotonic_ns())
             i = self._w % cap
             first = min(n, cap - i)
             self._buf[i : i + first] = samples[:first]
@@ -77,6 +82,10 @@ class SpeechBuffer:
             self._w += n
             self.pushed_samples += n
         return True
+
+    @property
+    def read_pos(self) -> int:
+        return self._r
 
     def pull(self, out: np.ndarray) -> int:
         """Fill out with the next queued samples, zeros after them; returns how many were speech."""
@@ -233,6 +242,8 @@ class LiveStats:
         self.late = 0
         self.state = "idle"
         self.frame_ms = np.zeros(256, dtype=np.float32)  # ring of recent draw times
+        self.latency_ms = np.zeros(64, dtype=np.float32)  # ring: utterance pushed -> its first frame drawn
+        self.latencies = 0
         self.started = time.monotonic()
         self.fps = fps
 
@@ -284,6 +295,7 @@ class LiveSession:
             self.stats.started = t0 / 1e9
         k = 0
         tick = np.zeros(spf, dtype=np.float32)
+        pending_latency: list[tuple[int, int]] = []  # (tick of an utterance's first sample, push time)
         try:
             while not self.cancel.is_set():
                 deadline = t0 + k * frame_ns
@@ -292,9 +304,14 @@ class LiveSession:
                     time.sleep((deadline - now) / 1e9)
                 if self._stopping.is_set() and self._fade_out_at is None:
                     self._fade_out_at = k
+                r0 = self.speech.read_pos
                 got = self.speech.pull(tick) if self._fade_out_at is None else (tick.fill(0.0) or 0)
                 if got:
                     last_speech = k
+                    us = self.speech.utterance_start
+                    if us is not None and r0 <= us[0] < r0 + got:
+                        pending_latency.append((k, us[1]))  # drawn `lag` ticks from now
+                        self.speech.utterance_start = None
                 talking = k - last_speech <= hang
                 level = min(1.0, level + 1.0 / fade_frames) if talking else max(0.0, level - 1.0 / fade_frames)
                 # audio of frame k enters the delay line; frame k - lag comes out with its mouth
@@ -334,6 +351,12 @@ class LiveSession:
                     prev_slot = slot
                 else:
                     pass
+                if pending_latency and pending_latency[0][0] <= f:
+                    _, t_push = pending_latency.pop(0)
+                    with self.stats.lock:
+                        st = self.stats
+                        st.latency_ms[st.latencies % st.latency_ms.shape[0]] = (time.monotonic_ns() - t_push) / 1e6
+                        st.latencies += 1
                 with self.stats.lock:
                     st = self.stats
                     st.frames += 1
@@ -380,6 +403,9 @@ class LiveSession:
                 "fps": st.frames / elapsed if elapsed > 0 else 0.0,
                 "frame_ms_p50": float(ms[int(0.5 * (len(ms) - 1))]), "frame_ms_p99": float(ms[int(0.99 * (len(ms) - 1))]),
                 "queued_speech_s": self.speech.queued() / SAMPLE_RATE,
+                "latency_ms_median": (float(np.median(st.latency_ms[: min(st.latencies, st.latency_ms.shape[0])]))
+                                      if st.latencies else None),
+                "latency_samples": st.latencies,
                 "outputs": [{"target": o.target, "connected": o.connected, "reconnects": o.reconnects,
                              "frames_written": o.frames_written, "frames_dropped": o.frames_dropped,
                              "queue_fill": len(o.queue), "error": o.last_error} for o in self.outputs],

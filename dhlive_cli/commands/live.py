@@ -140,6 +140,8 @@ def _panel(s: dict):
     t.add_row("frame time p50 / p99", f"{s['frame_ms_p50']:.1f} / {s['frame_ms_p99']:.1f} ms")
     t.add_row("late frames", str(s["late_frames"]))
     t.add_row("queued speech", f"{s['queued_speech_s']:.1f} s")
+    lat = s.get("latency_ms_median")
+    t.add_row("input -> frame latency", "-" if lat is None else f"{lat:.0f} ms (median of last {min(s['latency_samples'], 64)})")
     import psutil
 
     t.add_row("memory", f"{psutil.Process().memory_info().rss / 2**20:.0f} MB")
