@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMPS := .stamps
 # System packages: ffmpeg/ffprobe (encode, decode, read-back in tests), espeak-ng (speech
-# fixtures and the demo sample), nginx + rtmp module (live streaming tests), sox (audio checks).
-APT_PACKAGES := ffmpeg espeak-ng nginx libnginx-mod-rtmp sox
+# fixtures), nginx + rtmp module (live streaming tests), sox (audio checks), PortAudio (mic
+# input) and PulseAudio with its ALSA plugin (a virtual microphone for the mic tests).
+APT_PACKAGES := ffmpeg espeak-ng nginx libnginx-mod-rtmp sox libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
 EXTRA ?= cpu
 
 .PHONY: setup demo test bench model clean help
@@ -20,7 +21,7 @@ help:
 setup: $(STAMPS)/apt $(STAMPS)/venv-$(EXTRA) models/baseline.onnx
 
 # Installs the system packages when we are root and they are missing; otherwise says what to install.
-$(STAMPS)/apt:
+$(STAMPS)/apt: Makefile
 	@mkdir -p $(STAMPS)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

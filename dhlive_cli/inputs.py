@@ -89,3 +89,57 @@ class PcmFeeder:
             log.error("stdin input: %s", e)
         finally:
             self.done.set()
+
+
+class MicFeeder:
+    """A microphone through PortAudio (sounddevice). Its clock is the sound card's, not ours, so
+    anything queued beyond `max_latency_s` is dropped oldest-first instead of building up delay."""
+
+    def __init__(self, device: str | None, speech: SpeechBuffer, cancel: threading.Event, max_latency_s: float = 0.25):
+        from dhlive_cli.errors import DependencyError, InputError
+
+        try:
+            import sounddevice as sd
+        except (ImportError, OSError) as e:
+            raise DependencyError(f"microphone input needs sounddevice and PortAudio (libportaudio2): {e}") from e
+        devices = sd.query_devices()
+        inputs = [d for d in devices if d["max_input_channels"] > 0]
+        if not inputs:
+            raise InputError("no audio input device found (is a microphone connected and an audio server running?)")
+        dev = None
+        if device:
+            dev = int(device) if device.isdigit() else device
+            try:
+                sd.query_devices(dev, "input")
+            except (ValueError, sd.PortAudioError) as e:
+                names = ", ".join(d["name"] for d in inputs)
+                raise InputError(f"mic:{device}: no such input device (have: {names})") from e
+        self.speech, self.cancel = speech, cancel
+        self.keep = int(max_latency_s * 16000)
+        self.trimmed = 0
+        self.overflows = 0
+        self.done = threading.Event()
+        self._sd = sd
+        self._stream = sd.InputStream(device=dev, samplerate=16000, channels=1, dtype="float32", blocksize=640,
+                                      callback=self._on_audio)
+
+    def _on_audio(self, indata, frames, time_info, status) -> None:
+        # PortAudio's thread: never block here
+        if status.input_overflow:
+            self.overflows += 1
+        if not self.speech.push(indata[:, 0], block=False):
+            self.overflows += 1
+        self.trimmed += self.speech.trim_to(self.keep)
+
+    def start(self) -> "MicFeeder":
+        self._stream.start()
+        return self
+
+    def stop(self) -> None:
+        try:
+            # abort, not stop: stop() waits for PortAudio's buffers to drain, which never happens
+            # when the source has gone quiet (a closed virtual mic), and shutdown must be quick
+            self._stream.abort()
+            self._stream.close()
+        finally:
+            self.done.set()

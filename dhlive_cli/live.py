@@ -104,6 +104,16 @@ class SpeechBuffer:
         out[n:] = 0.0
         return n
 
+    def trim_to(self, keep: int) -> int:
+        """Drop the oldest queued samples beyond `keep` (a live mic must not build up latency)."""
+        with self._lock:
+            excess = (self._w - self._r) - keep
+            if excess <= 0:
+                return 0
+            self._r += excess
+            self._space.notify_all()
+            return excess
+
     def clear(self) -> int:
         """Interrupt: drop everything queued; returns the samples dropped."""
         with self._lock:
@@ -296,6 +306,7 @@ class LiveSession:
         k = 0
         tick = np.zeros(spf, dtype=np.float32)
         pending_latency: list[tuple[int, int]] = []  # (tick of an utterance's first sample, push time)
+        gate_energy = spf * (10 ** (self.analyzer.track.o.gate_dbfs / 20)) ** 2
         try:
             while not self.cancel.is_set():
                 deadline = t0 + k * frame_ns
@@ -306,8 +317,10 @@ class LiveSession:
                     self._fade_out_at = k
                 r0 = self.speech.read_pos
                 got = self.speech.pull(tick) if self._fade_out_at is None else (tick.fill(0.0) or 0)
-                if got:
+                # talking = audible speech, not merely samples: a mic sends silence too
+                if got and float(np.dot(tick, tick)) > gate_energy:
                     last_speech = k
+                if got:
                     us = self.speech.utterance_start
                     if us is not None and r0 <= us[0] < r0 + got:
                         pending_latency.append((k, us[1]))  # drawn `lag` ticks from now

@@ -21,13 +21,15 @@ Examples:
   my_tts | dhlive live --input - --rtmp rtmp://host/app/key
 
   dhlive live --input talk.flac --loop -o record.mp4 --duration 60 --quiet
+
+  dhlive live --input mic --rtmp rtmp://host/app/key
 """
 
 
 def live(
     rtmp: Annotated[Optional[str], typer.Option(help="Stream to this RTMP URL (flv, H.264 + AAC); reconnects with backoff.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also record to this file (.mp4/.mkv).")] = None,
-    input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Speech: a file (repeatable, played in order) or - for raw s16le 16 kHz mono PCM on stdin.")] = None,
+    input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Speech: a file (repeatable, played in order), - for raw s16le 16 kHz mono PCM on stdin, or mic[:DEVICE].")] = None,
     loop: Annotated[bool, typer.Option(help="Replay the input files forever.")] = False,
     avatar: Annotated[Optional[Path], typer.Option(help="Avatar directory (default: the embedded drawn avatar).")] = None,
     preset: Annotated[str, typer.Option(help="Preset name (low, default, high) or a .toml path.")] = "default",
@@ -55,7 +57,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     from dhlive_cli.engine import check_output_path
     from dhlive_cli.errors import InputError
     from dhlive_cli.inference import InferenceOptions, InferencePool
-    from dhlive_cli.inputs import FileFeeder, PcmFeeder
+    from dhlive_cli.inputs import FileFeeder, MicFeeder, PcmFeeder
     from dhlive_cli.live import LiveOptions, LiveSession
     from dhlive_cli.presets import load_preset, parse_size
     from dhlive_cli.sinks import EncoderOptions
@@ -73,8 +75,11 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     if output:
         check_output_path(output)
         outs.append((str(output), "matroska" if output.suffix.lower() == ".mkv" else "mp4"))
-    files = [Path(i) for i in inputs if i != "-"]
+    mics = [i for i in inputs if i == "mic" or i.startswith("mic:")]
+    files = [Path(i) for i in inputs if i != "-" and i not in mics]
     use_stdin = "-" in inputs
+    if len(mics) > 1:
+        raise InputError("--input mic can be given once")
     tb = Timebase(preset.fps)
     pool = InferencePool(None, InferenceOptions(device=device, sessions=preset.inference_sessions,
                                                 intra_threads=preset.inference_threads))
@@ -90,6 +95,9 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         feeders.append(FileFeeder(files, session.speech, session.cancel, loop=loop))
     if use_stdin:
         feeders.append(PcmFeeder(sys.stdin.buffer, session.speech, session.cancel))
+    mic = MicFeeder(mics[0][4:] or None, session.speech, session.cancel) if mics else None
+    if mic:
+        feeders.append(mic)
 
     stop = threading.Event()
 
@@ -119,6 +127,8 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
                     if all(o.failed for o in session.outputs):
                         break
     finally:
+        if mic:
+            mic.stop()
         session.stop()
         for s, h in old.items():
             signal.signal(s, h)
