@@ -176,3 +176,29 @@ def test_talking_frames_line_up_with_their_audio(tmp_path, speech_10s):
           f"picture shift {shift_frames} frames (r={c_video:.2f})")
     assert c_video > 0.6, "the live mouth moves like the rendered one"
     assert abs(shift_frames - shift_ms / 40) <= 1.0
+
+
+def test_listen_api_speak_reaches_the_stream(tmp_path):
+    import urllib.request
+
+    port = rtmp_server.free_port()
+    p = start_live("--listen", f"127.0.0.1:{port}", "-o", str(tmp_path / "api.mkv"))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(base + "/v1/status", timeout=1).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and p.poll() is None, "API did not come up"
+                time.sleep(0.2)
+        with open(SAMPLE, "rb") as f:
+            req = urllib.request.Request(base + "/v1/speak", data=f.read(), headers={"Content-Type": "audio/flac"})
+        assert urllib.request.urlopen(req, timeout=10).status == 202
+        time.sleep(1.0)
+        status = json.loads(urllib.request.urlopen(base + "/v1/status", timeout=2).read())
+        assert status["state"] == "talking" and status["queued_speech_s"] > 5
+    finally:
+        took, err = stop(p)
+    assert p.returncode == 0, err

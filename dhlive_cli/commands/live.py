@@ -23,6 +23,9 @@ Examples:
   dhlive live --input talk.flac --loop -o record.mp4 --duration 60 --quiet
 
   dhlive live --input mic --rtmp rtmp://host/app/key
+
+  dhlive live --listen 127.0.0.1:8765 --rtmp rtmp://host/app/key
+  curl -X POST --data-binary @hello.wav -H 'Content-Type: audio/wav' http://127.0.0.1:8765/v1/speak
 """
 
 
@@ -39,18 +42,22 @@ def live(
     hangover_ms: Annotated[int, typer.Option(help="Pauses shorter than this do not flip to idle.")] = 400,
     duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (default: run until Ctrl+C).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live panel (for services).")] = False,
+    listen: Annotated[Optional[str], typer.Option(help="Serve the ingest API (speak, stream, interrupt, status, metrics) on HOST:PORT, e.g. 127.0.0.1:8765.")] = None,
+    token: Annotated[Optional[str], typer.Option(envvar="DHLIVE_API_TOKEN", help="Bearer token for the API (required off loopback).")] = None,
 ):
     """Stream the avatar live at a fixed frame rate: idle when silent, talking when fed speech."""
     if not rtmp and not output:
         fail("nothing to stream to: give --rtmp URL and/or --output FILE")
     with user_errors():
-        _live(rtmp, output, input or [], loop, avatar, preset, size, device, crossfade_ms, hangover_ms, duration, quiet)
+        _live(rtmp, output, input or [], loop, avatar, preset, size, device, crossfade_ms, hangover_ms, duration, quiet,
+              listen, token)
 
 
 live.__doc__ = (live.__doc__ or "") + "\n\n" + EXAMPLES
 
 
-def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfade_ms, hangover_ms, duration, quiet):
+def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfade_ms, hangover_ms, duration, quiet,
+          listen=None, token=None):
     from dataclasses import replace
 
     from dhlive_cli.compositor import load_avatar
@@ -99,6 +106,15 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     if mic:
         feeders.append(mic)
 
+    server = None
+    if listen:
+        from dhlive_cli.api import ApiServer
+
+        host, _, port = listen.rpartition(":")
+        if not port.isdigit():
+            raise InputError(f"--listen {listen!r}: expected HOST:PORT")
+        server = ApiServer(session, host=host or "127.0.0.1", port=int(port), token=token)
+
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -107,6 +123,13 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     t_start = time.monotonic()
     session.start()
+    if server:
+        try:
+            server.start()
+        except BaseException:
+            session.stop()
+            raise
+        err_console.print(f"ingest API on {server.url}") if not quiet else None
     for f in feeders:
         f.start()
     try:
@@ -127,6 +150,8 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
                     if all(o.failed for o in session.outputs):
                         break
     finally:
+        if server:
+            server.stop()
         if mic:
             mic.stop()
         session.stop()

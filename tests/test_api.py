@@ -1,0 +1,514 @@
+"""Live ingest API against a real server on 127.0.0.1 and a real LiveSession writing an mp4."""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import io
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+
+import aiohttp
+import numpy as np
+import psutil
+import pytest
+import soundfile as sf
+
+from dhlive_cli.api import ApiServer
+from dhlive_cli.errors import InputError
+from dhlive_cli.live import LiveOptions, LiveSession
+from dhlive_cli.timebase import SAMPLE_RATE, Timebase
+from tests.conftest import tone
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from dhlive_cli.compositor import load_avatar
+    from dhlive_cli.inference import InferencePool
+
+    return InferencePool(), load_avatar(None, 320, 240, 25)
+
+
+@pytest.fixture
+def make_session(engine, tmp_path):
+    from dhlive_cli.sinks import EncoderOptions
+
+    made = []
+
+    def make(max_queued_s: float = 30.0, name: str = "main") -> LiveSession:
+        pool, av = engine
+        s = LiveSession(avatar=av, pool=pool, tb=Timebase(25), enc=EncoderOptions(preset="ultrafast"),
+                        outputs=[(str(tmp_path / f"{name}-{len(made)}.mp4"), "mp4")],
+                        opts=LiveOptions(max_queued_s=max_queued_s), name=name)
+        s.start()
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(sessions, **kw) -> ApiServer:
+        srv = ApiServer(sessions, **kw).start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.stop()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("dhlive-api")]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def pcm16(x: np.ndarray) -> bytes:
+    return (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def wav_bytes(seconds: float, rate: int = SAMPLE_RATE) -> bytes:
+    b = io.BytesIO()
+    sf.write(b, tone(seconds, rate), rate, format="WAV", subtype="PCM_16")
+    return b.getvalue()
+
+
+async def request(srv: ApiServer, method: str, path: str, data=None, headers=None):
+    async with aiohttp.ClientSession() as http:
+        async with http.request(method, srv.url + path, data=data, headers=headers) as r:
+            return r.status, dict(r.headers), await r.text()
+
+
+def status(srv: ApiServer, path: str = "/v1/status") -> dict:
+    code, _, text = run(request(srv, "GET", path))
+    assert code == 200, text
+    return json.loads(text)
+
+
+def assert_error(code_text, code: int) -> dict:
+    got, headers, text = code_text
+    assert got == code, text
+    assert headers["Content-Type"].startswith("application/json")
+    assert "\n" not in text.strip()
+    body = json.loads(text)
+    assert set(body) == {"error"} and body["error"]
+    return headers
+
+
+def wait_for(pred, timeout: float, step: float = 0.02) -> float:
+    t0 = time.monotonic()
+    while not pred():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("condition not met in time")
+        time.sleep(step)
+    return time.monotonic() - t0
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_speak_wav_queues_then_plays_in_real_time(make_session, serve):
+    s = make_session()
+    srv = serve(s)
+    code, _, text = run(request(srv, "POST", "/v1/speak", wav_bytes(3.0), {"Content-Type": "audio/wav"}))
+    assert code == 202, text
+    body = json.loads(text)
+    assert body["utterance_s"] == pytest.approx(3.0, abs=0.01)
+    assert 2.5 < body["queued_s"] <= 3.0
+    q0, t0 = status(srv)["queued_speech_s"], time.monotonic()
+    time.sleep(1.0)
+    st = status(srv)
+    consumed = q0 - st["queued_speech_s"]
+    assert consumed == pytest.approx(time.monotonic() - t0, abs=0.25)  # played at 1 s per second
+    assert st["state"] == "talking"
+    assert st["api"]["requests"] >= 3
+
+
+def test_raw_pcm_at_16k_and_other_rates(make_session, serve):
+    s = make_session()
+    srv = serve(s)
+    for ctype, data, seconds in [("audio/L16; rate=16000", pcm16(tone(1.0)), 1.0),
+                                 ("audio/pcm", pcm16(tone(0.5)), 0.5),
+                                 ("audio/L16; rate=48000", pcm16(tone(1.0, 48000)), 1.0),
+                                 ("audio/L16; rate=8000; channels=2", pcm16(tone(0.5, 8000, 2).reshape(-1)), 0.5)]:
+        code, _, text = run(request(srv, "POST", "/v1/speak", data, {"Content-Type": ctype}))
+        assert code == 202, (ctype, text)
+        assert json.loads(text)["utterance_s"] == pytest.approx(seconds, abs=0.002), ctype
+    assert s.speech.pushed_samples == pytest.approx(3.0 * SAMPLE_RATE, abs=4)
+    assert_error(run(request(srv, "POST", "/v1/speak", b"\x00" * 7, {"Content-Type": "audio/L16; rate=16000"})), 400)
+    assert_error(run(request(srv, "POST", "/v1/speak", b"\x00" * 8, {"Content-Type": "audio/L16; rate=abc"})), 400)
+    assert_error(run(request(srv, "POST", "/v1/speak", b"", {"Content-Type": "audio/pcm"})), 400)
+
+
+def test_websocket_chunks_make_it_talk_fast_and_interrupt(make_session, serve):
+    s = make_session()
+    srv = serve(s)
+    chunk = pcm16(tone(0.04))  # one frame of speech per message
+
+    async def go():
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(srv.url + "/v1/stream") as ws:
+                assert status_now()["state"] == "idle"
+                t0 = time.monotonic()
+                talking_after = None
+                for i in range(50):  # 2 s, paced a little faster than real time
+                    await ws.send_bytes(chunk)
+                    if talking_after is None and s.snapshot()["state"] == "talking":
+                        talking_after = time.monotonic() - t0
+                    await asyncio.sleep(0.03)
+                assert talking_after is not None and talking_after < 0.5, talking_after
+                assert s.speech.queued() > 0
+                await ws.send_str(json.dumps({"type": "interrupt"}))
+                reply = await ws.receive_json(timeout=2)
+                assert reply["type"] == "interrupted" and reply["dropped_s"] > 0
+                assert s.speech.queued() == 0
+
+    status_now = s.snapshot
+    run(go())
+    wait_for(lambda: srv.stats()["ws_clients"] == 0, 1.0)
+
+
+def test_http_interrupt_empties_queue_and_mouth_goes_idle(make_session, serve):
+    s = make_session()
+    srv = serve(s)
+    code, _, _ = run(request(srv, "POST", "/v1/speak", pcm16(tone(5.0)), {"Content-Type": "audio/L16; rate=16000"}))
+    assert code == 202
+    wait_for(lambda: s.snapshot()["state"] == "talking", 1.0)
+    code, _, text = run(request(srv, "POST", "/v1/interrupt"))
+    assert code == 200
+    assert json.loads(text)["dropped_s"] > 4.0
+    assert status(srv)["queued_speech_s"] == 0
+    wait_for(lambda: s.snapshot()["state"] == "idle", 1.5)
+
+
+def test_oversize_bodies_413(make_session, serve):
+    s = make_session(max_queued_s=2.0)
+    srv = serve(s, max_body_bytes=2**20)
+    big = io.BytesIO(os.urandom(2**20 + 10))  # BytesIO: aiohttp warns about large raw bytes
+    assert_error(run(request(srv, "POST", "/v1/speak", big, {"Content-Type": "application/octet-stream"})), 413)
+
+    async def chunked():  # no Content-Length: the limit holds while reading too
+        async def gen():
+            for _ in range(20):
+                yield b"\x00" * 65536
+        return await request(srv, "POST", "/v1/speak", gen(), {"Content-Type": "audio/wav"})
+
+    assert_error(run(chunked()), 413)
+    # under the body limit but longer than the 2 s speech buffer
+    assert_error(run(request(srv, "POST", "/v1/speak", pcm16(tone(3.0)), {"Content-Type": "audio/pcm"})), 413)
+    assert_error(run(request(srv, "POST", "/v1/speak", wav_bytes(3.0), {"Content-Type": "audio/wav"})), 413)
+    assert s.speech.pushed_samples == 0
+    assert status(srv)["api"]["requests"] >= 4
+
+
+def test_unknown_type_415_and_garbage_audio_400(make_session, serve):
+    s = make_session()
+    srv = serve(s)
+    assert_error(run(request(srv, "POST", "/v1/speak", b"hello", {"Content-Type": "text/plain"})), 415)
+    err = assert_error(run(request(srv, "POST", "/v1/speak", os.urandom(5000), {"Content-Type": "audio/mpeg"})), 400)
+    assert err is not None
+    code, _, text = run(request(srv, "POST", "/v1/speak", b"RIFF\xff\xff\x00\x00WAVEfmt garbage", {"Content-Type": "audio/wav"}))
+    assert code == 400 and "dhlive-api-" not in text, text  # the temp path is not leaked
+    assert_error(run(request(srv, "POST", "/v1/speak", b"", {"Content-Type": "audio/wav"})), 400)
+    assert_error(run(request(srv, "GET", "/v1/nope")), 404)
+    assert_error(run(request(srv, "GET", "/v1/speak")), 405)
+    assert s.speech.pushed_samples == 0
+    assert not spooled()
+
+
+def spooled() -> list[str]:
+    return glob.glob(os.path.join(tempfile.gettempdir(), "dhlive-api-*.upload"))
+
+
+def test_client_leaving_mid_upload_leaves_nothing_behind(make_session, serve):
+    s = make_session()
+    srv = serve(s)
+    for ctype in ("audio/wav", "audio/pcm"):
+        c = socket.create_connection(("127.0.0.1", srv.port))
+        c.sendall(f"POST /v1/speak HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+                  f"Content-Length: 1000000\r\n\r\n".encode() + b"\0" * 5000)
+        time.sleep(0.1)
+        c.close()
+    wait_for(lambda: not spooled(), 1.0)
+    assert status(srv)["api"]["requests"] == 3
+    assert s.speech.pushed_samples == 0
+
+
+def test_full_buffer_429_with_retry_after(make_session, serve):
+    s = make_session(max_queued_s=2.0)
+    srv = serve(s)
+    one = pcm16(tone(1.5))
+    code, _, _ = run(request(srv, "POST", "/v1/speak", one, {"Content-Type": "audio/pcm"}))
+    assert code == 202
+    before = s.speech.pushed_samples
+    headers = assert_error(run(request(srv, "POST", "/v1/speak", one, {"Content-Type": "audio/pcm"})), 429)
+    wait = int(headers["Retry-After"])
+    assert 1 <= wait <= 2
+    assert s.speech.pushed_samples == before  # nothing of the refused utterance was queued
+    assert status(srv)["api"]["rejected_429"] == 1
+    time.sleep(wait + 0.1)
+    code, _, text = run(request(srv, "POST", "/v1/speak", one, {"Content-Type": "audio/pcm"}))
+    assert code == 202, text
+
+
+def test_token_required_off_loopback_and_checked(make_session, serve):
+    s = make_session()
+    with pytest.raises(InputError, match="binding to 0.0.0.0 requires --token"):
+        ApiServer(s, host="0.0.0.0")
+    with pytest.raises(InputError):
+        ApiServer(s, host="example.org", token="")
+    srv = serve(s, token="s3cret")
+    h = assert_error(run(request(srv, "GET", "/v1/status")), 401)
+    assert h["WWW-Authenticate"].startswith("Bearer")
+    assert_error(run(request(srv, "GET", "/v1/status", headers={"Authorization": "Bearer nope"})), 401)
+    assert_error(run(request(srv, "GET", "/v1/nothing-here")), 401)  # no route probing without it
+    assert_error(run(request(srv, "GET", "/v1/status?token=s3cret")), 401)  # query token: WebSocket only
+    code, _, _ = run(request(srv, "GET", "/v1/status", headers={"Authorization": "Bearer s3cret"}))
+    assert code == 200
+
+    async def ws(url, **kw):
+        async with aiohttp.ClientSession() as http:
+            try:
+                async with http.ws_connect(url, **kw) as w:
+                    await w.send_bytes(pcm16(tone(0.04)))
+                    return "open"
+            except aiohttp.WSServerHandshakeError as e:
+                return e.status
+
+    assert run(ws(srv.url + "/v1/stream")) == 401
+    assert run(ws(srv.url + "/v1/stream?token=s3cret")) == "open"
+    assert run(ws(srv.url + "/v1/stream", headers={"Authorization": "Bearer s3cret"})) == "open"
+
+
+def test_named_sessions_and_metrics(make_session, serve):
+    a = make_session(name="a")
+    srv = serve(lambda: {"a": a}, metrics_text=None)
+    assert status(srv, "/v1/sessions/a/status")["session"] == "a"
+    assert_error(run(request(srv, "GET", "/v1/sessions/b/status")), 404)
+    assert_error(run(request(srv, "GET", "/v1/status")), 404)  # no session named "main"
+    code, _, _ = run(request(srv, "POST", "/v1/sessions/a/speak", pcm16(tone(0.5)), {"Content-Type": "audio/pcm"}))
+    assert code == 202 and a.speech.pushed_samples == 8000
+    code, headers, text = run(request(srv, "GET", "/metrics"))
+    assert code == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    for name in ("dhlive_frames_total", "dhlive_late_frames_total", "dhlive_queued_speech_seconds",
+                 "dhlive_api_requests_total", "dhlive_api_rejected_total"):
+        assert f"# TYPE {name} " in text
+    assert 'dhlive_frames_total{session="a"}' in text
+    srv2 = serve(a, metrics_text=lambda: "custom_metric 1\n")
+    code, headers, text = run(request(srv2, "GET", "/metrics"))
+    assert text == "custom_metric 1\n" and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+
+
+def test_burst_of_1000_requests_keeps_memory_and_responsiveness(make_session, serve):
+    s = make_session(max_queued_s=10.0)
+    srv = serve(s)
+    small_pcm = pcm16(tone(0.1))
+    small_wav = wav_bytes(0.1)
+    proc = psutil.Process()
+
+    async def burst(n: int) -> dict:
+        sem = asyncio.Semaphore(50)
+        codes: dict[int, int] = {}
+        conn = aiohttp.TCPConnector(limit=50)
+        async with aiohttp.ClientSession(connector=conn) as http:
+            async def one(i: int):
+                async with sem:
+                    if i % 50 == 0:
+                        req = http.post(srv.url + "/v1/speak", data=small_wav, headers={"Content-Type": "audio/wav"})
+                    elif i % 4 == 0:
+                        req = http.post(srv.url + "/v1/speak", data=small_pcm, headers={"Content-Type": "audio/pcm"})
+                    else:
+                        req = http.get(srv.url + "/v1/status")
+                    async with req as r:
+                        await r.read()
+                        codes[r.status] = codes.get(r.status, 0) + 1
+            await asyncio.gather(*(one(i) for i in range(n)))
+        return codes
+
+    run(burst(100))  # warm up: imports, allocator pools, thread pool
+    rss0 = proc.memory_info().rss
+    t0 = time.monotonic()
+    codes = run(burst(1000))
+    took = time.monotonic() - t0
+    rss1 = proc.memory_info().rss
+    assert set(codes) <= {200, 202, 429}, codes
+    speaks = sum(1 for i in range(1000) if i % 50 == 0 or i % 4 == 0)
+    assert codes.get(200, 0) == 1000 - speaks and codes.get(202, 0) + codes.get(429, 0) == speaks, codes
+    assert codes.get(429, 0) > 0  # 25 s of speech into a 10 s buffer: the refusals are exercised too
+    assert rss1 - rss0 < 30 * 2**20, f"RSS grew {(rss1 - rss0) / 2**20:.1f} MB"
+    t1 = time.monotonic()
+    st = status(srv)
+    assert time.monotonic() - t1 < 0.5
+    assert st["api"]["requests"] >= 1100
+    assert st["late_frames"] <= 5, st  # the burst did not starve the clock
+    print(f"1000 requests in {took:.2f} s, codes {codes}, RSS {rss0 / 2**20:.0f} -> {rss1 / 2**20:.0f} MB")
+
+
+def test_malformed_websocket_messages_close_without_crashing(make_session, serve):
+    s = make_session()
+    srv = serve(s)
+
+    async def session_with(send):
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(srv.url + "/v1/stream") as ws:
+                await send(ws)
+                replies = []
+                while True:
+                    msg = await ws.receive(timeout=3)
+                    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                        return ws.close_code, replies
+                    if msg.type == aiohttp.WSMsgType.ERROR:
+                        return ws.close_code, replies
+                    replies.append(msg.data)
+                    if len(replies) >= 1:
+                        await ws.close()
+                        return None, replies
+
+    code, _ = run(session_with(lambda ws: ws.send_bytes(b"\x01\x02\x03")))
+    assert code == 1003
+    code, _ = run(session_with(lambda ws: ws.send_str("not json {")))
+    assert code == 1003
+    code, replies = run(session_with(lambda ws: ws.send_str('{"type": "dance"}')))
+    assert code is None and json.loads(replies[0])["type"] == "error"
+    code, replies = run(session_with(lambda ws: ws.send_str("[1, 2]")))
+    assert code is None and json.loads(replies[0])["type"] == "error"
+    code, _ = run(session_with(lambda ws: ws.send_bytes(b"\x00" * (300 * 1024))))
+    assert code == 1009  # over max_msg_size
+    st = status(srv)
+    assert st["api"]["ws_clients"] == 0 and st["state"] in ("idle", "talking")
+    assert s.speech.pushed_samples == 0
+
+
+def _raw_ws_frame(payload: bytes, opcode: int = 0x2) -> bytes:
+    """A masked client frame, built by hand: this client never reads a byte back."""
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    mask = os.urandom(4)
+    masked = np.frombuffer(payload, np.uint8) ^ np.resize(np.frombuffer(mask, np.uint8), n)
+    return head + mask + masked.tobytes()
+
+
+def test_stalled_websocket_client_does_not_break_the_session(make_session, serve):
+    s = make_session(max_queued_s=2.0)
+    srv = serve(s)
+    sock = socket.create_connection(("127.0.0.1", srv.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    assert sock.recv(12) == b"HTTP/1.1 101"  # the handshake, then never another read
+    frame = _raw_ws_frame(pcm16(tone(0.2)))
+    try:
+        frames0 = s.snapshot()["frames"]
+        t0 = time.monotonic()
+        sock.settimeout(2.0)
+        while time.monotonic() - t0 < 2.5:  # ~12x real time: most chunks are refused
+            sock.sendall(frame)
+            time.sleep(0.016)
+        st = status(srv)
+        assert st["api"]["ws_clients"] == 1
+        assert st["api"]["ws_dropped_chunks"] > 50
+        assert st["queued_speech_s"] > 1.0
+        # the clock kept its pace and other clients are served
+        assert st["frames"] - frames0 >= 0.9 * 25 * (time.monotonic() - t0) - 5
+        code, _, _ = run(request(srv, "POST", "/v1/interrupt"))
+        assert code == 200
+        code, _, _ = run(request(srv, "POST", "/v1/speak", pcm16(tone(0.5)), {"Content-Type": "audio/pcm"}))
+        assert code == 202
+        # stopping with the stalled client still connected is quick and leaves no thread
+        t1 = time.monotonic()
+        srv.stop()
+        assert time.monotonic() - t1 < 2.0
+        assert not [t.name for t in threading.enumerate() if t.name.startswith("dhlive-api")]
+        srv.stop()  # idempotent
+    finally:
+        sock.close()
+    assert s.snapshot()["frames"] > frames0  # the session runs on without its API
+
+
+def test_websocket_client_that_never_reads_is_throttled_not_buffered(make_session, serve):
+    """Replies pile up only to the writer's small limit; then the server stops reading that
+    client (TCP backpressure reaches its sends) instead of queueing more, and nobody else waits."""
+    s = make_session()
+    srv = serve(s)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sock.connect(("127.0.0.1", srv.port))
+    sock.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    assert sock.recv(12) == b"HTTP/1.1 101"
+    # each message is answered (an error naming the unknown type): ~100 bytes out per 60 in
+    batch = _raw_ws_frame(json.dumps({"type": "x" * 40}).encode(), opcode=0x1) * 2000
+    rss0 = psutil.Process().memory_info().rss
+    sent, blocked = 0, False
+    sock.settimeout(1.0)
+    try:
+        while sent < 64 * 2**20:
+            try:
+                sock.sendall(batch)
+            except socket.timeout:
+                blocked = True
+                break
+            sent += len(batch)
+        assert blocked, "the server kept reading a client that reads nothing back"
+        assert psutil.Process().memory_info().rss - rss0 < 20 * 2**20
+        t0 = time.monotonic()
+        st = status(srv)
+        assert time.monotonic() - t0 < 0.5 and st["api"]["ws_clients"] == 1
+        code, _, _ = run(request(srv, "POST", "/v1/speak", pcm16(tone(0.5)), {"Content-Type": "audio/pcm"}))
+        assert code == 202
+        t1 = time.monotonic()
+        srv.stop()
+        assert time.monotonic() - t1 < 2.0
+    finally:
+        sock.close()
+    print(f"client blocked after {sent / 2**10:.0f} KiB sent")
+
+
+def test_websocket_client_limit_and_stop_with_open_clients(make_session, serve):
+    s = make_session()
+    srv = serve(s, max_ws_clients=2)
+
+    async def go():
+        async with aiohttp.ClientSession() as http:
+            a = await http.ws_connect(srv.url + "/v1/stream")
+            b = await http.ws_connect(srv.url + "/v1/stream")
+            with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+                await http.ws_connect(srv.url + "/v1/stream")
+            assert e.value.status == 503
+            t0 = time.monotonic()
+            await asyncio.to_thread(srv.stop)
+            took = time.monotonic() - t0
+            msg = await a.receive(timeout=2)
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+            await a.close()
+            await b.close()
+            return took
+
+    assert run(go()) < 2.0
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("dhlive-api")]
+
+
+def test_port_in_use_is_an_input_error(make_session, serve):
+    s = make_session()
+    srv = serve(s)
+    with pytest.raises(InputError, match="cannot listen"):
+        ApiServer(s, port=srv.port).start()
+    assert [t.name for t in threading.enumerate() if t.name == "dhlive-api"] == ["dhlive-api"]
