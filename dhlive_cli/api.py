@@ -491,6 +491,14 @@ class ApiServer:
                [(f'{{session="{esc(n)}"}}', s["queued_speech_s"]) for n, s in snaps])
         family("dhlive_talking", "gauge", "1 while the avatar is talking.",
                [(f'{{session="{esc(n)}"}}', 1.0 if s["state"] == "talking" else 0.0) for n, s in snaps])
+        family("dhlive_fps", "gauge", "Frames per second delivered by the live clock since start.",
+               [(f'{{session="{esc(n)}"}}', s["fps"]) for n, s in snaps])
+        family("dhlive_reconnects_total", "counter", "Times an output (RTMP) was lost and restarted.",
+               [(f'{{session="{esc(n)}",target="{esc(o["target"])}"}}', o["reconnects"])
+                for n, s in snaps for o in s.get("outputs", [])])
+        family("dhlive_output_connected", "gauge", "1 while the output's encoder is running.",
+               [(f'{{session="{esc(n)}",target="{esc(o["target"])}"}}', 1.0 if o["connected"] else 0.0)
+                for n, s in snaps for o in s.get("outputs", [])])
         family("dhlive_api_requests_total", "counter", "HTTP requests received by the ingest API.",
                [("", self.requests)])
         family("dhlive_api_rejected_total", "counter", "Speech refused because the buffer was full.",

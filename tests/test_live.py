@@ -68,7 +68,9 @@ def test_stream_is_h264_aac_25fps_with_short_gop(tmp_path):
 def test_server_down_then_up_and_killed_midstream_reconnects(tmp_path):
     port = rtmp_server.free_port()
     srv = RtmpServer(tmp_path / "nginx", port)
-    p = start_live("--rtmp", srv.url(), "--input", SAMPLE, "--loop", "-o", str(tmp_path / "rec.mp4"))
+    api = rtmp_server.free_port()
+    p = start_live("--rtmp", srv.url(), "--input", SAMPLE, "--loop", "-o", str(tmp_path / "rec.mp4"),
+                   "--listen", f"127.0.0.1:{api}")
     try:
         time.sleep(2.0)  # server down at start: dhlive keeps running, retrying
         assert p.poll() is None
@@ -83,6 +85,14 @@ def test_server_down_then_up_and_killed_midstream_reconnects(tmp_path):
         info = probe_stream(srv.url(), 1.5)
         assert any(s["codec_type"] == "video" for s in info["streams"])
         rss = psutil.Process(p.pid).memory_info().rss
+        import urllib.request
+
+        status = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{api}/v1/status", timeout=2).read())
+        rtmp_out = next(o for o in status["outputs"] if o["target"].startswith("rtmp"))
+        assert rtmp_out["reconnects"] >= 2 and rtmp_out["connected"]
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{api}/metrics", timeout=2).read().decode()
+        line = next(ln for ln in metrics.splitlines() if ln.startswith("dhlive_reconnects_total") and "rtmp" in ln)
+        assert float(line.rsplit(" ", 1)[1]) == rtmp_out["reconnects"]
     finally:
         took, err = stop(p)
         srv.kill()
@@ -118,14 +128,17 @@ def _decode(path, W, H):
     from dhlive_cli.ffmpeg_bin import ffmpeg_path
     from dhlive_cli.mouth import REST_CLOSE
 
-    pcm = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "1", "-ar", "16000",
-                          "pipe:1"], capture_output=True, check=True).stdout
+    # Both streams decoded onto the file's clock from t = 0: a reader that joined a live stream
+    # mid-GOP has audio from its first packet but video only from the next keyframe.
+    pcm = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-af", "aresample=async=1:first_pts=0",
+                          "-f", "f32le", "-ac", "1", "-ar", "16000", "pipe:1"], capture_output=True, check=True).stdout
     av = load_avatar(None, W, H, 25)
     x0, y0, x1, y1 = av.mouth_box()
     x0, y0 = x0 & ~1, y0 & ~1
     w, h = (x1 - x0 + 1) & ~1, (y1 - y0 + 1) & ~1
-    raw = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-vf", f"crop={w}:{h}:{x0}:{y0}", "-f",
-                          "rawvideo", "-pix_fmt", "bgr24", "pipe:1"], capture_output=True, check=True).stdout
+    raw = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-vf", f"crop={w}:{h}:{x0}:{y0}",
+                          "-fps_mode", "cfr", "-r", "25", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"],
+                         capture_output=True, check=True).stdout
     frames = np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
     ref = np.zeros((H, W, 3), np.uint8)
     opening = np.zeros(len(frames))
@@ -136,16 +149,15 @@ def _decode(path, W, H):
 
 
 def _best_lag(ref, sig, max_lag):
-    """L maximising the correlation of sig[k + L] with ref[k]."""
+    """L in [0, max_lag] maximising the correlation of sig[L : L + len(ref)] with all of ref."""
     import numpy as np
 
-    n = min(len(ref), len(sig))
     best, arg = -2.0, 0
-    for L in range(-max_lag, max_lag + 1):
-        a = ref[max(0, -L) : n - max(0, L)]
-        b = sig[max(0, L) : n - max(0, -L)]
-        m = min(len(a), len(b))
-        c = np.corrcoef(a[:m], b[:m])[0, 1]
+    for L in range(0, min(max_lag, len(sig) - len(ref)) + 1):
+        b = sig[L : L + len(ref)]
+        if b.std() == 0:
+            continue
+        c = np.corrcoef(ref, b)[0, 1]
         if c > best:
             best, arg = c, L
     return arg, best
@@ -202,3 +214,49 @@ def test_listen_api_speak_reaches_the_stream(tmp_path):
     finally:
         took, err = stop(p)
     assert p.returncode == 0, err
+
+
+def test_api_speech_appears_in_the_rtmp_stream_in_sync(tmp_path):
+    """Speech POSTed to the API is in the RTMP stream's audio (cross-correlation with what was
+    pushed), and in the same run's recording -- the same clock feeds every output the same
+    (frame, audio) pairs -- the mouth is shifted by the same number of frames as the sound."""
+    import urllib.request
+
+    import numpy as np
+
+    W, H = 640, 360
+    ref = tmp_path / "ref.mkv"
+    subprocess.run([sys.executable, "-m", "dhlive_cli", "render", SAMPLE, "-o", str(ref), "--size", f"{W}x{H}", "-q"],
+                   check=True, capture_output=True)
+    api = rtmp_server.free_port()
+    rec = tmp_path / "rec.mkv"
+    cap = tmp_path / "cap.flv"
+    with RtmpServer(tmp_path / "nginx") as srv:
+        p = start_live("--rtmp", srv.url(), "-o", str(rec), "--listen", f"127.0.0.1:{api}", "--size", f"{W}x{H}")
+        try:
+            wait_publishing(p, 3.0)
+            reader = subprocess.Popen([FFPROBE.replace("ffprobe", "ffmpeg"), "-v", "error", "-i", srv.url(), "-t", "16",
+                                       "-vn", "-c:a", "copy", str(cap)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(1.0)
+            with open(SAMPLE, "rb") as f:
+                req = urllib.request.Request(f"http://127.0.0.1:{api}/v1/speak", data=f.read(),
+                                             headers={"Content-Type": "audio/flac"})
+            assert urllib.request.urlopen(req, timeout=10).status == 202
+            reader.wait(40)
+        finally:
+            took, err = stop(p)
+    assert reader.returncode == 0, reader.stderr.read().decode()[-300:]
+    assert p.returncode == 0, err
+    env = lambda a: np.sqrt(np.mean(a[: len(a) // 16 * 16].reshape(-1, 16) ** 2, axis=1))  # noqa: E731
+    ref_audio, ref_open = _decode(ref, W, H)
+    pcm = subprocess.run([FFPROBE.replace("ffprobe", "ffmpeg"), "-v", "error", "-i", str(cap), "-f", "f32le", "-ac", "1",
+                          "-ar", "16000", "pipe:1"], capture_output=True, check=True).stdout
+    _, c_stream = _best_lag(env(ref_audio)[:4000], env(np.frombuffer(pcm, np.float32))[:16000], 12000)
+    assert c_stream > 0.9, f"the pushed speech is in the RTMP stream's audio (r={c_stream:.2f})"
+    rec_audio, rec_open = _decode(rec, W, H)
+    shift_ms, c_audio = _best_lag(env(ref_audio)[:4000], env(rec_audio)[:12000], 8000)
+    shift_frames, c_video = _best_lag(ref_open[:100], rec_open[:300], 200)
+    print(f"stream r={c_stream:.2f}; recording: audio at +{shift_ms} ms = {shift_ms / 40:.2f} frames (r={c_audio:.2f}), "
+          f"picture at +{shift_frames} (r={c_video:.2f})")
+    assert c_audio > 0.9 and c_video > 0.6
+    assert abs(shift_frames - shift_ms / 40) <= 1.0
