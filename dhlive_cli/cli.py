@@ -10,6 +10,7 @@ import typer
 from dhlive_cli import __version__
 from dhlive_cli.commands import lipsync as lipsync_cmd
 from dhlive_cli.commands import live as live_cmd
+from dhlive_cli.commands import monitor as monitor_cmd
 from dhlive_cli.commands import render as render_cmd
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.command("render", no_args_is_help=True)(render_cmd.render)
 app.command("lipsync", no_args_is_help=True)(lipsync_cmd.lipsync)
 app.command("live", no_args_is_help=True)(live_cmd.live)
+app.command("monitor", no_args_is_help=True)(monitor_cmd.monitor)
 
 
 def _version(value: bool):

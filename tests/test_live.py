@@ -91,7 +91,10 @@ def test_server_down_then_up_and_killed_midstream_reconnects(tmp_path):
         rtmp_out = next(o for o in status["outputs"] if o["target"].startswith("rtmp"))
         assert rtmp_out["reconnects"] >= 2 and rtmp_out["connected"]
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{api}/metrics", timeout=2).read().decode()
-        line = next(ln for ln in metrics.splitlines() if ln.startswith("dhlive_reconnects_total") and "rtmp" in ln)
+        # outputs are labelled by position (a URL would leak the stream key): the RTMP one is first
+        idx = [o["target"] for o in status["outputs"]].index(rtmp_out["target"])
+        line = next(ln for ln in metrics.splitlines()
+                    if ln.startswith("dhlive_reconnects_total{") and f'"{idx}"' in ln)
         assert float(line.rsplit(" ", 1)[1]) == rtmp_out["reconnects"]
     finally:
         took, err = stop(p)

@@ -45,3 +45,32 @@ def _escape(s: str) -> str:
 
 def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
+
+
+def start_metrics(spec: str | None, snapshot, command: str):
+    """--metrics HOST:PORT (default 127.0.0.1:0, an ephemeral loopback port) or 'off'."""
+    from dhlive_cli.errors import InputError
+
+    if spec is None or spec.lower() == "off":
+        return None
+    host, _, port = spec.rpartition(":")
+    if not port.isdigit():
+        raise InputError(f"--metrics {spec!r}: expected HOST:PORT or off")
+    host = host or "127.0.0.1"
+    if host not in ("127.0.0.1", "localhost", "::1", "[::1]"):
+        raise InputError(f"--metrics {spec!r}: metrics are served on loopback only")
+    import psutil
+
+    from dhlive_cli.metrics import MetricsServer
+
+    proc = psutil.Process()
+
+    def snap():
+        s = snapshot()
+        s.setdefault("rss_mb", proc.memory_info().rss / 2**20)
+        return s
+
+    try:
+        return MetricsServer(snap, host=host, port=int(port), command=command)
+    except OSError as e:
+        raise InputError(f"--metrics {spec}: cannot listen: {e.strerror or e}") from e

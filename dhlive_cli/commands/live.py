@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, fail, user_errors
+from dhlive_cli.commands.common import err_console, fail, start_metrics, user_errors
 
 EXAMPLES = """
 Examples:
@@ -44,20 +44,21 @@ def live(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live panel (for services).")] = False,
     listen: Annotated[Optional[str], typer.Option(help="Serve the ingest API (speak, stream, interrupt, status, metrics) on HOST:PORT, e.g. 127.0.0.1:8765.")] = None,
     token: Annotated[Optional[str], typer.Option(envvar="DHLIVE_API_TOKEN", help="Bearer token for the API (required off loopback).")] = None,
+    metrics: Annotated[str, typer.Option(help="Prometheus metrics on HOST:PORT (loopback; port 0 = any free port), or off. `dhlive monitor --pid` finds it.")] = "127.0.0.1:0",
 ):
     """Stream the avatar live at a fixed frame rate: idle when silent, talking when fed speech."""
     if not rtmp and not output:
         fail("nothing to stream to: give --rtmp URL and/or --output FILE")
     with user_errors():
         _live(rtmp, output, input or [], loop, avatar, preset, size, device, crossfade_ms, hangover_ms, duration, quiet,
-              listen, token)
+              listen, token, metrics)
 
 
 live.__doc__ = (live.__doc__ or "") + "\n\n" + EXAMPLES
 
 
 def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfade_ms, hangover_ms, duration, quiet,
-          listen=None, token=None):
+          listen=None, token=None, metrics="127.0.0.1:0"):
     from dataclasses import replace
 
     from dhlive_cli.compositor import load_avatar
@@ -106,6 +107,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     if mic:
         feeders.append(mic)
 
+    metrics_server = start_metrics(metrics, session.snapshot, "live")
     server = None
     if listen:
         from dhlive_cli.api import ApiServer
@@ -113,7 +115,12 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         host, _, port = listen.rpartition(":")
         if not port.isdigit():
             raise InputError(f"--listen {listen!r}: expected HOST:PORT")
-        server = ApiServer(session, host=host or "127.0.0.1", port=int(port), token=token)
+        metrics_text = None
+        if metrics_server is not None:  # one exposition: the API's /metrics is the metrics server's
+            from prometheus_client import generate_latest
+
+            metrics_text = lambda: generate_latest(metrics_server.registry).decode()  # noqa: E731
+        server = ApiServer(session, host=host or "127.0.0.1", port=int(port), token=token, metrics_text=metrics_text)
 
     stop = threading.Event()
 
@@ -152,6 +159,8 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     finally:
         if server:
             server.stop()
+        if metrics_server:
+            metrics_server.close()
         if mic:
             mic.stop()
         session.stop()

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, user_errors
+from dhlive_cli.commands.common import err_console, start_metrics, user_errors
 
 EXAMPLES = """
 Examples:
@@ -31,12 +31,13 @@ def render(
     fps: Annotated[Optional[int], typer.Option(help="Frame rate (10, 20, 25 or 50; default from the preset).")] = None,
     device: Annotated[str, typer.Option(help="Inference device: auto, cpu or cuda.")] = "auto",
     model: Annotated[Optional[Path], typer.Option(help="Mouth model .onnx (default: the bundled model).")] = None,
+    metrics: Annotated[str, typer.Option(help="Prometheus metrics on HOST:PORT (loopback; port 0 = any free port), or off.")] = "127.0.0.1:0",
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ):
     """Render speech to a lip-synced avatar video (H.264 + AAC, exact A/V sync)."""
     with user_errors():
-        result = _render(input, output, avatar, preset, size, fps, device, model, json_out, quiet)
+        result = _render(input, output, avatar, preset, size, fps, device, model, json_out, quiet, metrics)
     if json_out:
         typer.echo(json.dumps(result))
     else:
@@ -50,7 +51,7 @@ def render(
 render.__doc__ = (render.__doc__ or "") + "\n\n" + EXAMPLES
 
 
-def _render(input, output, avatar, preset_name, size, fps, device, model, json_out, quiet) -> dict:
+def _render(input, output, avatar, preset_name, size, fps, device, model, json_out, quiet, metrics=None) -> dict:
     from dataclasses import replace
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -82,6 +83,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, on_term)
+    metrics_server = start_metrics(metrics, session.stats.snapshot, "render")
     try:
         if quiet or json_out or not err_console.is_terminal:
             result = session.run()
@@ -100,6 +102,8 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
                 result = session.run(on_tick=tick)
     finally:
         session.stop()
+        if metrics_server:
+            metrics_server.close()
         signal.signal(signal.SIGTERM, old)
     return {
         "output": result.output, "frames": result.frames, "samples": result.samples,

@@ -1,0 +1,379 @@
+"""`dhlive monitor` and the metrics server: a real leaking child, a flat child, a fake engine.
+
+The two long runs (a 25 s leaker and a 14 s flat process, each watched by a real monitor
+subprocess) share one module fixture and run side by side, so the file stays well under a minute.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from dhlive_cli.commands import monitor as mon
+from dhlive_cli.metrics import MetricsServer, discovery_path, read_discovery
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+# 1 MiB per second in ten 1/10 s steps, paced from the start so a busy machine cannot slow the
+# leak; every page is written so the memory is resident, and os._exit skips a teardown that
+# would free it while the monitor still samples
+LEAKER = r"""
+import os, sys, time
+step, dur, keep = (1 << 20) // 10, float(sys.argv[1]), []
+print("ready", flush=True)
+t0, k = time.monotonic(), 0
+while (k + 1) / 10 <= dur:
+    k += 1
+    d = t0 + k / 10 - time.monotonic()
+    if d > 0:
+        time.sleep(d)
+    b = bytearray(step)
+    b[::4096] = b"\x01" * len(range(0, step, 4096))
+    keep.append(b)
+os._exit(0)
+"""
+
+FLAT = r"""
+import os, sys, time
+b = bytearray(50 << 20)
+b[::4096] = b"\x01" * len(range(0, len(b), 4096))
+print("ready", flush=True)
+time.sleep(float(sys.argv[1]))
+os._exit(0)
+"""
+
+# until cli.py registers the command, a two-line app stands in for `dhlive monitor`
+WRAPPER = ("import typer; from dhlive_cli.commands.monitor import monitor; "
+           "app = typer.Typer(add_completion=False, pretty_exceptions_enable=False); "
+           "app.command('monitor')(monitor); app.callback()(lambda: None); app()")
+
+
+def _registered() -> bool:
+    from dhlive_cli import cli
+
+    return any(c.name == "monitor" for c in cli.app.registered_commands)
+
+
+def monitor_argv() -> list[str]:
+    if _registered():
+        return [sys.executable, "-m", "dhlive_cli", "monitor"]
+    return [sys.executable, "-c", WRAPPER, "monitor"]
+
+
+def cli_app() -> typer.Typer:
+    if _registered():
+        from dhlive_cli import cli
+
+        return cli.app
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command("monitor")(mon.monitor)
+    app.callback()(lambda: None)
+    return app
+
+
+def _start_child(code: str, seconds: float) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-c", code, str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory):
+    """Monitor a leaking and a flat child side by side until each exits on its own."""
+    d = tmp_path_factory.mktemp("monitor")
+    leak = _start_child(LEAKER, 25)
+    flat = _start_child(FLAT, 14)
+    cmd = monitor_argv()
+    runs = {
+        "leak": subprocess.Popen(cmd + ["--pid", str(leak.pid), "--interval", "0.5", "--window", "20", "--json",
+                                        "--csv", str(d / "leak.csv"), "--plot", str(d / "leak.png")],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT),
+        "flat": subprocess.Popen(cmd + ["--pid", str(flat.pid), "--interval", "0.5", "--window", "10", "--json",
+                                        "--csv", str(d / "flat.csv")],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT),
+    }
+    out = {}
+    try:
+        for name, child in (("flat", flat), ("leak", leak)):
+            child.wait(timeout=45)  # reaped here, so the monitor sees the pid vanish
+            so, se = runs[name].communicate(timeout=15)
+            out[name] = {"rc": runs[name].returncode, "lines": _json_lines(so), "stderr": se,
+                         "csv": d / f"{name}.csv", "png": d / f"{name}.png"}
+    finally:
+        for p in (leak, flat, *runs.values()):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return out
+
+
+# ----------------------------------------------------------------------------- 1. the leak fit
+
+
+def test_leaking_child_is_flagged_with_the_right_slope(watched):
+    r = watched["leak"]
+    assert r["rc"] == 0, r["stderr"]
+    summary = r["lines"][-1]
+    print(f"leak: slope {summary['slope_mb_per_h']:.1f} MB/h (expected 3600), flagged at {summary['leak_suspected_at_s']} s")
+    assert summary["type"] == "summary" and summary["ended"] == "target exited"
+    # 1 MiB/s = 3600 MB/h in the monitor's units (MB = 2**20 bytes, like the engine's rss_mb)
+    assert 0.8 * 3600 <= summary["slope_mb_per_h"] <= 1.2 * 3600, summary
+    assert summary["leak_suspected"] is True
+    assert summary["fit_span_s"] >= 15
+    samples = [s for s in r["lines"] if s["type"] == "sample"]
+    assert samples[-1]["leak_suspected"] is True
+    assert samples[-1]["engine"] is None  # any process works; this one serves no metrics
+
+
+def test_flat_process_is_not_flagged(watched):
+    r = watched["flat"]
+    assert r["rc"] == 0, r["stderr"]
+    summary = r["lines"][-1]
+    print(f"flat: slope {summary['slope_mb_per_h']:.1f} MB/h, flagged {summary['leak_suspected']}")
+    assert summary["ended"] == "target exited"
+    assert summary["leak_suspected"] is False
+    assert abs(summary["slope_mb_per_h"]) < 100
+    assert summary["rss_mb_min"] > 45  # the 50 MB block is resident
+
+
+def test_theil_sen_is_exact_on_a_line_and_ignores_outliers():
+    ts = [i * 0.5 for i in range(60)]
+    ys = [100 + 2.0 * t for t in ts]
+    slope, tau = mon.theil_sen(ts, ys)
+    assert slope == pytest.approx(2.0) and tau == pytest.approx(1.0)
+    spiked = list(ys)
+    for i in range(0, 60, 5):  # 20 % wild samples (a GC pause reading, a transient buffer)
+        spiked[i] += 500
+    assert mon.theil_sen(ts, spiked)[0] == pytest.approx(2.0, rel=0.05)
+    # many samples: the subsampled pairs still find the slope
+    ts = [i * 0.1 for i in range(1200)]
+    slope, _ = mon.theil_sen(ts, [7 - 0.25 * t + (0.3 if i % 2 else -0.3) for i, t in enumerate(ts)])
+    assert slope == pytest.approx(-0.25, rel=0.05)
+    assert mon.theil_sen([1.0], [2.0]) == (0.0, 0.0)
+
+
+def test_leak_rule_ignores_a_step_and_a_sawtooth_but_flags_a_ramp():
+    def run(f, seconds=120, dt=1.0):
+        tr = mon.LeakTracker(mon.LeakRule(window_s=120))
+        for i in range(int(seconds / dt)):
+            tr.add(i * dt, f(i * dt))
+        return tr
+
+    step = run(lambda t: 500.0 if t < 60 else 600.0)  # a cache filled once
+    assert not step.suspected and step.first_suspected_s is None
+    saw = run(lambda t: 500.0 + (t % 20) * 2)  # GC: grows 40 MB, drops back, forever
+    assert saw.first_suspected_s is None
+    slow = run(lambda t: 2000.0 + t / 3600 * 20)  # 20 MB/h on a 2 GB process: under 5 %/h
+    assert slow.first_suspected_s is None
+    ramp = run(lambda t: 500.0 + t / 3600 * 200)  # 200 MB/h on 500 MB: over 5 %/h (25 MB/h)
+    assert ramp.suspected
+    rule = ramp.rule
+    assert ramp.first_suspected_s == pytest.approx(rule.min_span_s + rule.hold_s, abs=1.01)
+    assert ramp.slope_mb_per_h == pytest.approx(200, rel=0.01)
+
+
+# ----------------------------------------------------------------------------- 2. the fake engine
+
+
+LIVE_SNAPSHOT = {
+    "session": "s1", "state": "talking", "frames": 1234, "late_frames": 7, "fps": 24.5,
+    "frame_ms_p50": 12.5, "frame_ms_p99": 38.0, "queued_speech_s": 2.25, "latency_ms_median": 180.0,
+    "outputs": [
+        {"target": "rtmp://127.0.0.1/live/SECRETKEY", "connected": True, "reconnects": 2,
+         "frames_written": 1200, "frames_dropped": 3, "queue_fill": 2},
+        {"target": "/tmp/rec.mp4", "connected": True, "reconnects": 1, "frames_written": 1230,
+         "frames_dropped": 0, "queue_fill": 5},
+    ],
+}
+
+
+@pytest.fixture
+def runtime(tmp_path, monkeypatch):
+    rt = tmp_path / "run"
+    rt.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(rt))
+    return rt
+
+
+def _get(url: str) -> str:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=5) as r:
+        return r.read().decode()
+
+
+def test_monitor_json_once_shows_engine_figures_that_match_metrics(runtime):
+    server = MetricsServer(lambda: LIVE_SNAPSHOT, command="live")
+    try:
+        assert server.url.startswith("http://127.0.0.1:") and server.url.endswith("/metrics")
+        assert discovery_path(os.getpid()) == runtime / "dhlive" / f"{os.getpid()}.json"
+        rec = read_discovery(os.getpid())
+        assert rec["metrics_url"] == server.url and rec["command"] == "live" and rec["pid"] == os.getpid()
+
+        result = runner.invoke(cli_app(), ["monitor", "--pid", str(os.getpid()), "--json", "--once",
+                                           "--interval", "0.2"])
+        assert result.exit_code == 0, result.output
+        objs = _json_lines(result.stdout)
+        assert len(objs) == 1  # one snapshot, no summary
+        snap = objs[0]
+        e = snap["engine"]
+        assert snap["engine_url"] == server.url
+        direct_text = _get(server.url)
+        direct = mon.parse_metrics(direct_text)
+        # the snapshot has no rss_mb, so the server reads its own RSS live at each scrape
+        assert e.pop("rss_mb") == pytest.approx(direct.pop("rss_mb"), rel=0.05)
+        assert e == direct
+        assert e["fps"] == 24.5 and e["frames"] == 1234 and e["late_frames"] == 7
+        assert e["frame_ms_p50"] == pytest.approx(12.5) and e["frame_ms_p99"] == pytest.approx(38.0)
+        assert e["state"] == "talking" and e["reconnects"] == 3
+        assert e["queues"] == {"output0": 2.0, "output1": 5.0}
+        assert e["latency_ms"] == pytest.approx(180.0) and e["queued_speech_s"] == 2.25
+        assert snap["rss_mb"] > 0 and snap["threads"] >= 2  # the server thread at least
+        # Prometheus conventions, and the stream key never leaves the process
+        for name in ("dhlive_frames_total 1234.0", "dhlive_late_frames_total 7.0", 'dhlive_state{state="idle"} 0.0',
+                     'dhlive_frame_seconds{quantile="0.99"} 0.038', "dhlive_resident_memory_bytes"):
+            assert name in direct_text
+        assert "SECRETKEY" not in direct_text
+    finally:
+        server.close()
+    assert not (runtime / "dhlive" / f"{os.getpid()}.json").exists()
+    assert read_discovery(os.getpid()) is None
+    server.close()  # idempotent
+    assert not [t for t in threading.enumerate() if t.name.startswith("dhlive-")]
+
+
+def test_servers_are_independent_and_survive_odd_snapshots(runtime):
+    def broken():
+        raise RuntimeError("engine stopped")
+
+    render = MetricsServer(lambda: {"frames_done": 5, "frames_total": 10, "fps": 3.0, "rss_mb": 100.0,
+                                    "queue_fill": {"blocks": (1, 3), "frames": (3, 3)}}, command="render")
+    empty = MetricsServer(dict, command="live")
+    bad = MetricsServer(broken)
+    try:
+        assert len({render.port, empty.port, bad.port}) == 3
+        r = mon.parse_metrics(_get(render.url))
+        assert r["frames"] == 5 and r["frames_planned"] == 10 and r["command"] == "render"
+        assert r["queues"] == {"blocks": 1.0, "frames": 3.0} and r["queue_capacity"]["frames"] == 3.0
+        assert r["rss_mb"] == pytest.approx(100.0) and "state" not in r
+        e = mon.parse_metrics(_get(empty.url))
+        assert "fps" not in e and e["rss_mb"] > 0  # missing keys: nothing invented
+        assert "dhlive_snapshot_ok 0.0" in _get(bad.url)
+        # the file names the newest server; closing an older one leaves it alone
+        assert read_discovery(os.getpid())["metrics_url"] == bad.url
+        render.close()
+        assert read_discovery(os.getpid())["metrics_url"] == bad.url
+    finally:
+        for s in (render, empty, bad):
+            s.close()
+    assert read_discovery(os.getpid()) is None
+
+
+def test_stale_discovery_file_of_a_reused_pid_is_ignored(runtime):
+    d = runtime / "dhlive"
+    d.mkdir(mode=0o700)
+    created = psutil.Process().create_time()
+    (d / f"{os.getpid()}.json").write_text(json.dumps(
+        {"pid": os.getpid(), "metrics_url": "http://127.0.0.1:9/metrics", "command": "live", "started": created - 3600}))
+    assert read_discovery(os.getpid()) is None
+    (d / f"{os.getpid()}.json").write_text(json.dumps(
+        {"pid": os.getpid(), "metrics_url": "http://evil.example:80/metrics", "command": "live", "started": created + 1}))
+    assert read_discovery(os.getpid()) is None
+
+
+# ----------------------------------------------------------------------------- 3. errors and outputs
+
+
+def _dead_pid() -> int:
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    return pid_max + 1  # above pid_max: no process can ever have it
+
+
+def test_bad_pid_is_one_line_exit_2():
+    r = subprocess.run(monitor_argv() + ["--pid", str(_dead_pid())], capture_output=True, text=True, cwd=ROOT,
+                       timeout=30)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "no such process" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    for bad in (["--pid", "0"], ["--pid", "1", "--interval", "0"], ["--pid", "1", "--plot", "x.jpg"]):
+        res = runner.invoke(cli_app(), ["monitor", *bad])
+        assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "error:" in res.stderr
+
+
+def test_permission_denied_is_one_line_exit_2(monkeypatch):
+    def denied(self):
+        raise psutil.AccessDenied(self.pid)
+
+    monkeypatch.setattr(psutil.Process, "num_threads", denied)  # memory_info is memoized by oneshot()
+    res = runner.invoke(cli_app(), ["monitor", "--pid", "1", "--once"])
+    assert res.exit_code == 2
+    assert res.stderr.strip().startswith("error:") and "permission denied" in res.stderr
+    assert res.stderr.count("\n") == 1
+
+
+def test_csv_rows_and_plot_from_the_leak_run(watched):
+    import cv2
+
+    r = watched["leak"]
+    summary = r["lines"][-1]
+    with open(r["csv"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == summary["samples"] == len([s for s in r["lines"] if s["type"] == "sample"])
+    assert set(mon.CSV_FIELDS) == set(rows[0])
+    assert float(rows[-1]["rss_mb"]) > float(rows[0]["rss_mb"]) + 10
+    assert rows[-1]["engine_fps"] == ""  # no engine: empty, not a made-up 0
+    img = cv2.imread(str(r["png"]))
+    assert img is not None and img.shape == (540, 1000, 3)
+    assert (img < 128).any() and len({tuple(p) for p in img.reshape(-1, 3)[::97]}) > 5  # drawn, not blank
+
+
+def test_plain_lines_when_not_a_terminal_and_summary_on_exit(tmp_path):
+    target = subprocess.Popen(["sleep", "2.5"])
+    try:
+        r = subprocess.Popen(monitor_argv() + ["--pid", str(target.pid), "--interval", "0.25", "--csv",
+                                               str(tmp_path / "s.csv")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        target.wait(timeout=10)
+        out, err = r.communicate(timeout=15)
+    finally:
+        target.kill()
+    assert r.returncode == 0, err
+    lines = out.splitlines()
+    per_sample = [ln for ln in lines if f" pid {target.pid} rss " in ln]
+    assert per_sample and all(" slope " in ln for ln in per_sample)
+    assert any(ln.startswith("summary:") and "target exited" in ln for ln in lines)
+    assert "no leak suspected" in out and "rss min" in out
+    with open(tmp_path / "s.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == len(per_sample)
+
+
+def test_alert_rss_prints_a_line_and_exits_3():
+    res = runner.invoke(cli_app(), ["monitor", "--pid", str(os.getpid()), "--once", "--json", "--interval", "0.1",
+                                    "--alert-rss", "1"])
+    assert res.exit_code == 3
+    assert res.stderr.count("alert:") == 1 and "exceeds --alert-rss 1 MB" in res.stderr
+    assert len(_json_lines(res.stdout)) == 1
+
+
+def test_history_for_the_plot_stays_bounded():
+    h = mon.History(max_points=100)
+    for i in range(10_000):
+        h.add(float(i), 1.0, None, None)
+    assert len(h.t) < 100 and h.t[0] == 0.0 and h.t[-1] > 9_000
