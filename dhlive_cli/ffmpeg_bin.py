@@ -30,3 +30,30 @@ def ffmpeg_path() -> str:
         "ffmpeg not found: install it (apt-get install ffmpeg), put it on PATH, "
         "or set DHLIVE_FFMPEG to its path"
     )
+
+
+class StderrTail:
+    """Drains a child's stderr on a thread (a full pipe would stall ffmpeg) and keeps the last
+    few non-empty lines, so a failure can be told in ffmpeg's own words."""
+
+    def __init__(self, stream, name: str, keep: int = 8):
+        import threading
+
+        self._stream, self._keep = stream, keep
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for raw in self._stream:
+            line = raw.decode("utf-8", "replace").strip()
+            if line:
+                self.lines.append(line)
+                del self.lines[: -self._keep]
+
+    def last(self, default: str, wait: float = 1.0) -> str:
+        self._thread.join(timeout=wait)
+        return self.lines[-1] if self.lines else default
+
+    def join(self, timeout: float = 2.0) -> None:
+        self._thread.join(timeout)

@@ -13,13 +13,12 @@ import logging
 import os
 import signal
 import subprocess
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from dhlive_cli.errors import EngineError, OutputError
-from dhlive_cli.ffmpeg_bin import ffmpeg_path
+from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path
 from dhlive_cli.timebase import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -105,8 +104,7 @@ class FfmpegSink:
         self.fmt = fmt
         self._proc: subprocess.Popen | None = None
         self._audio_w: int | None = None
-        self._stderr_tail: list[str] = []
-        self._err_thread: threading.Thread | None = None
+        self._stderr: StderrTail | None = None
         self.frames = 0
         self.samples = 0
 
@@ -135,23 +133,11 @@ class FfmpegSink:
             fcntl.fcntl(self._proc.stdin.fileno(), _F_SETPIPE_SZ, 1 << 22)
         except OSError:  # pragma: no cover
             pass
-        self._err_thread = threading.Thread(target=self._drain_stderr, name="dhlive-encode-err", daemon=True)
-        self._err_thread.start()
+        self._stderr = StderrTail(self._proc.stderr, "dhlive-encode-err")
         return self
 
-    def _drain_stderr(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        for raw in self._proc.stderr:
-            line = raw.decode("utf-8", "replace").strip()
-            if line:
-                self._stderr_tail.append(line)
-                del self._stderr_tail[:-8]
-
     def _why(self) -> str:
-        if self._err_thread is not None:
-            self._err_thread.join(timeout=1)
-        tail = [ln for ln in self._stderr_tail if ln]
-        return tail[-1] if tail else "ffmpeg exited"
+        return self._stderr.last("ffmpeg exited") if self._stderr else "ffmpeg exited"
 
     def _fail(self, exc: BaseException) -> None:
         rc = self._proc.poll() if self._proc else None

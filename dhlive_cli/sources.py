@@ -10,14 +10,13 @@ import os
 import re
 import struct
 import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dhlive_cli.errors import InputError
-from dhlive_cli.ffmpeg_bin import ffmpeg_path
+from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path
 from dhlive_cli.timebase import SAMPLE_RATE
 
 _DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
@@ -98,8 +97,7 @@ class FileAudioSource:
         self.info = probe(path)
         self.path = self.info.path
         self._proc: subprocess.Popen | None = None
-        self._stderr_tail: list[str] = []
-        self._err_thread: threading.Thread | None = None
+        self._stderr: StderrTail | None = None
         self.samples_read = 0
         self._pending = b""
 
@@ -115,15 +113,8 @@ class FileAudioSource:
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,  # Ctrl+C goes to us; we stop the child ourselves
         )
-        self._err_thread = threading.Thread(target=self._drain_stderr, name="dhlive-decode-err", daemon=True)
-        self._err_thread.start()
+        self._stderr = StderrTail(self._proc.stderr, "dhlive-decode-err")
         return self
-
-    def _drain_stderr(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        for raw in self._proc.stderr:
-            self._stderr_tail.append(raw.decode("utf-8", "replace").strip())
-            del self._stderr_tail[:-5]
 
     def read_into(self, buf: np.ndarray) -> int:
         """Fill buf (float32, 1-D) as far as the stream allows; 0 at the end."""
@@ -146,10 +137,8 @@ class FileAudioSource:
     def _finish_check(self) -> None:
         assert self._proc is not None
         rc = self._proc.wait()
-        if self._err_thread is not None:
-            self._err_thread.join(timeout=2)
         if rc != 0:
-            why = self._stderr_tail[-1] if self._stderr_tail else f"ffmpeg exited with code {rc}"
+            why = self._stderr.last(f"ffmpeg exited with code {rc}", wait=2.0) if self._stderr else f"exit {rc}"
             raise InputError(f"{self.path}: cannot decode audio: {why}")
 
     def close(self) -> None:
@@ -165,8 +154,8 @@ class FileAudioSource:
         for f in (proc.stdout, proc.stderr):
             if f:
                 f.close()
-        if self._err_thread is not None:
-            self._err_thread.join(timeout=2)
+        if self._stderr is not None:
+            self._stderr.join()
 
     def __enter__(self) -> "FileAudioSource":
         return self.open()
