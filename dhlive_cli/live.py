@@ -362,8 +362,6 @@ class LiveSession:
                     if prev_slot >= 0:
                         self.ring.unhold(prev_slot)
                     prev_slot = slot
-                else:
-                    pass
                 if pending_latency and pending_latency[0][0] <= f:
                     _, t_push = pending_latency.pop(0)
                     with self.stats.lock:
