@@ -2,8 +2,8 @@
 
     python benchmarks/run_all.py [--quick]
 
---quick shortens inputs (speed: 10 s x 1, memory: 1 vs 10 min) for a smoke run; the figures in
-the README come from a full run.
+--quick shortens inputs (speed: 10 s x 1, memory: 1 vs 10 min, soak: 1.5 min, monitor: 10 s) for
+a smoke run; the figures in the README come from a full run (about 25 minutes).
 """
 
 from __future__ import annotations
@@ -48,6 +48,13 @@ def main() -> None:
     else:
         result["render_speed"] = run("bench_render.py", "speed")
         result["render_memory"] = run("bench_render.py", "memory")
+    result["live_soak"] = run("bench_live.py", "--minutes", "1.5" if a.quick else "10")
+    print(f"\n$ bench_monitor.py", flush=True)
+    p = subprocess.run([sys.executable, str(HERE / "bench_monitor.py"), "--seconds", "10" if a.quick else "30"],
+                       capture_output=True, text=True, cwd=ROOT)
+    mon_lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    result["monitor_cost"] = json.loads(mon_lines[-1]) if mon_lines else {"error": p.stderr[-300:]}
+    print(p.stdout.strip().splitlines()[-1] if p.stdout.strip() else p.stderr[-300:])
     if (ROOT / "models" / "lipsync-v1.onnx").is_file() and (HERE / "bench_lipsync_model.py").is_file():
         print("\n$ bench_lipsync_model.py", flush=True)
         p = subprocess.run([sys.executable, str(HERE / "bench_lipsync_model.py")], capture_output=True, text=True, cwd=ROOT)
@@ -68,6 +75,15 @@ def main() -> None:
         m = mem[k]
         print(f"| {k} | {m['input_s'] / 60:.0f} min | {m['peak_rss_mb']} MB | {m['peak_ffmpeg_rss_mb']} MB |")
     print(f"\nlong/short peak RSS: {mem['long_over_short']}")
+    so = result["live_soak"]
+    print(f"\n| live soak ({so['minutes']} min, {so['size']}) | delivered fps | late frames | RSS slope after 1 min | push -> talking (median) |")
+    print("| --- | --- | --- | --- | --- |")
+    lat = so["latency_ms_median"]
+    print(f"| local nginx-rtmp | {so['delivered_fps']} | {so['late_frames']} of {so['frames']} ({so['late_pct']} %) | "
+          f"{so['rss_slope_mb_per_run_after_1min']} MB | {'-' if lat is None else f'{lat:.0f} ms'} |")
+    mc = result["monitor_cost"]
+    if "monitor_rss_mb_peak" in mc:
+        print(f"\nmonitor at 1 Hz: RSS {mc['monitor_rss_mb_peak']} MB, CPU {mc['cpu_pct_steady']} % steady")
     print(f"\nwritten: {HERE / 'results' / 'latest.json'}")
 
 
