@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dhlive_cli.compositor import FrameRing
-from dhlive_cli.errors import Cancelled, DhliveError, EngineError, InputError, OutputError
 from dhlive_cli.analysis import MouthAnalyzer
+from dhlive_cli.compositor import FrameRing
+from dhlive_cli.errors import Cancelled, EngineError, InputError, OutputError
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.presets import Preset
 from dhlive_cli.queues import BoundedQueue
@@ -362,4 +362,4 @@ class RenderSession:
         self.stop()
 
 
-__all__ = ["RenderSession", "RenderResult", "State", "Stats", "check_output_path", "DhliveError"]
+__all__ = ["RenderSession", "RenderResult", "State", "Stats", "check_output_path"]

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from dhlive_cli.analysis import MouthAnalyzer
-from dhlive_cli.compositor import FrameRing
 from dhlive_cli.errors import DhliveError
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.mouth import REST_CLOSE
@@ -137,7 +136,7 @@ class Output:
     """One destination (RTMP URL or file) with its own encode thread, queue and reconnect loop."""
 
     def __init__(self, target: str, fmt: str, width: int, height: int, fps: int, enc: EncoderOptions,
-                 ring: FrameRing, opts: LiveOptions, cancel: threading.Event, reconnect: bool):
+                 ring: "HoldRing", opts: LiveOptions, cancel: threading.Event, reconnect: bool):
         self.target, self.fmt = target, fmt
         self.width, self.height, self.fps, self.enc = width, height, fps, enc
         self.ring, self.opts, self.cancel = ring, opts, cancel
@@ -246,7 +245,7 @@ def _ease(x: float) -> float:
 
 
 class LiveStats:
-    def __init__(self, fps: int):
+    def __init__(self):
         self.lock = threading.Lock()
         self.frames = 0
         self.late = 0
@@ -255,7 +254,6 @@ class LiveStats:
         self.latency_ms = np.zeros(64, dtype=np.float32)  # ring: utterance pushed -> its first frame drawn
         self.latencies = 0
         self.started = time.monotonic()
-        self.fps = fps
 
 
 class LiveSession:
@@ -272,10 +270,10 @@ class LiveSession:
         self.lag = -(-pool.ahead // tb.hops_per_frame)
         n_out = max(1, len(outputs))
         # every output may hold its whole queue, plus the frame on screen and the one being drawn
-        self.ring = HoldRing(n_out * (self.opts.queue_frames + 1) + 3, avatar.height, avatar.width, self.cancel)
+        self.ring = HoldRing(n_out * (self.opts.queue_frames + 1) + 3, avatar.height, avatar.width)
         self.outputs = [Output(t, f, avatar.width, avatar.height, tb.fps, enc, self.ring, self.opts, self.cancel,
                                reconnect=(f == "flv")) for t, f in outputs]
-        self.stats = LiveStats(tb.fps)
+        self.stats = LiveStats()
         # Audio of the last ticks, indexed by tick: the look-ahead delay line, and what the output
         # queues point into. Drop-oldest queues of queue_frames items can only reach back
         # queue_frames ticks, so 4x that (plus the lag) is never overwritten while referenced.
@@ -285,8 +283,6 @@ class LiveSession:
         self._thread = threading.Thread(target=self._clock, name=f"dhlive-clock-{name}", daemon=True)
         self._stopping = threading.Event()
         self._fade_out_at: int | None = None
-        self.frame_index = 0
-        self.talk_level = 0.0
 
     # ------------------------------------------------------------------ clock thread
     def _clock(self) -> None:
@@ -373,8 +369,6 @@ class LiveSession:
                     st.frames += 1
                     st.frame_ms[st.frames % st.frame_ms.shape[0]] = draw_ms
                     st.state = "talking" if talking else "idle"
-                self.frame_index = f
-                self.talk_level = level
                 k += 1
                 if self._fade_out_at is not None and k - self._fade_out_at > fade_frames + self.lag:
                     break
@@ -423,11 +417,13 @@ class LiveSession:
             }
 
 
-class HoldRing(FrameRing):
-    """A frame ring whose slots are reference-counted: a frame may sit in several output queues."""
+class HoldRing:
+    """Preallocated frames whose slots are reference-counted: a frame may sit in several output
+    queues at once. Unlike render's FrameRing, acquiring never waits: the clock must not block."""
 
-    def __init__(self, slots: int, height: int, width: int, cancel: threading.Event | None = None):
-        super().__init__(slots, height, width, cancel)
+    def __init__(self, slots: int, height: int, width: int):
+        self.frames = np.zeros((slots, height, width, 3), dtype=np.uint8)
+        self.drawn = np.zeros(slots, dtype=bool)  # see FrameRing.drawn
         self._refs = np.zeros(slots, dtype=np.int32)
         self._lock = threading.Lock()
         self._free_list = list(range(slots))
