@@ -63,13 +63,23 @@ class MouthAnalyzer:
 
     def take(self, out: np.ndarray) -> int:
         """Smoothed mouth (n, 4) of the next ready frames into out; returns n (0 if none)."""
-        n = self._asm.take(self._windows, limit=out.shape[0])
+        n = self.collect(self._windows[: min(out.shape[0], self._windows.shape[0])])
         if n == 0:
             return 0
         self.pool.infer(self._windows[:n], self._raw[:n])
-        self.track.apply(self._raw[:n], self._rms[:n], out[:n])
+        self.apply(self._raw, n, out)
+        return n
+
+    # Live splits take() in two so that one caller can batch the windows of many sessions into
+    # one inference call: collect() -> (caller infers every session's windows at once) -> apply().
+    def collect(self, windows: np.ndarray) -> int:
+        """Model windows of the next ready frames (at most len(windows)); returns how many."""
+        return self._asm.take(windows, limit=windows.shape[0])
+
+    def apply(self, raw: np.ndarray, n: int, out: np.ndarray) -> None:
+        """raw model output of the n frames collect() returned -> smoothed mouth rows in out."""
+        self.track.apply(raw[:n], self._rms[:n], out[:n])
         # drop the taken frames' rms (a few floats: cheap to move)
         self._rms[: self._rms_n - n] = self._rms[n : self._rms_n]
         self._rms_n -= n
         self.frames_done += n
-        return n

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dhlive_cli.analysis import MouthAnalyzer
-from dhlive_cli.errors import DhliveError
+from dhlive_cli.errors import DhliveError, EngineError
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.mouth import REST_CLOSE
 from dhlive_cli.queues import BoundedQueue
@@ -249,6 +249,7 @@ class LiveStats:
         self.lock = threading.Lock()
         self.frames = 0
         self.late = 0
+        self.skipped = 0  # ticks the draw thread fell so far behind on that their sound was lost
         self.state = "idle"
         self.frame_ms = np.zeros(256, dtype=np.float32)  # ring of recent draw times
         self.latency_ms = np.zeros(64, dtype=np.float32)  # ring: utterance pushed -> its first frame drawn
@@ -257,10 +258,20 @@ class LiveStats:
 
 
 class LiveSession:
-    """One avatar streaming live. Shares the InferencePool and avatar with other sessions."""
+    """One avatar streaming live: its own speech buffer, mouth track, state envelope, frames and
+    outputs. Its ticks come from a TickConductor, which may pace many sessions and batch their
+    inference; a session started without one gets a private conductor.
+
+    Per tick the conductor thread runs _tick_collect() (pull 1 frame of audio, features, model
+    window) for every session, one inference for all, then _tick_post() (mouth smoothing, state
+    envelope, hand the tick to the session's draw thread). The draw thread renders and offers
+    the frame with that tick's audio to every output; if it is behind (a newer tick is already
+    waiting) it repeats the previous picture, counted as late, so the sound never waits.
+    """
 
     def __init__(self, *, avatar, pool: InferencePool, tb: Timebase, enc: EncoderOptions,
-                 outputs: list[tuple[str, str]], opts: LiveOptions | None = None, name: str = "main"):
+                 outputs: list[tuple[str, str]], opts: LiveOptions | None = None, name: str = "main",
+                 conductor: "TickConductor | None" = None):
         self.name = name
         self.avatar, self.pool, self.tb, self.enc = avatar, pool, tb, enc
         self.opts = opts or LiveOptions()
@@ -273,126 +284,211 @@ class LiveSession:
         self.ring = HoldRing(n_out * (self.opts.queue_frames + 1) + 3, avatar.height, avatar.width)
         self.outputs = [Output(t, f, avatar.width, avatar.height, tb.fps, enc, self.ring, self.opts, self.cancel,
                                reconnect=(f == "flv")) for t, f in outputs]
+        self.feeders: list = []  # input threads pushing into self.speech; stopped with the session
         self.stats = LiveStats()
-        # Audio of the last ticks, indexed by tick: the look-ahead delay line, and what the output
-        # queues point into. Drop-oldest queues of queue_frames items can only reach back
-        # queue_frames ticks, so 4x that (plus the lag) is never overwritten while referenced.
-        self._ticks = 4 * (self.opts.queue_frames + 1) + self.lag
+        # Audio of the last ticks, indexed by tick: the look-ahead delay line, what the draw thread
+        # reads and what the output queues point into. Drop-oldest queues of queue_frames items
+        # reach back queue_frames ticks and the draw thread at most _max_behind, so this many
+        # rows are never overwritten while referenced.
+        self._max_behind = 2 * (self.opts.queue_frames + 1)
+        self._ticks = 2 * self._max_behind + self.lag + 2
         self._audio_ring = np.zeros((self._ticks, tb.samples_per_frame), dtype=np.float32)
-        self._mouth = np.zeros((4, 4), dtype=np.float32)
-        self._thread = threading.Thread(target=self._clock, name=f"dhlive-clock-{name}", daemon=True)
+        # ticks handed to the draw thread: mouth shape, frame index and utterance push time
+        self._post_shape = np.zeros((self._ticks, 4), dtype=np.float32)
+        self._post_push_ns = np.zeros(self._ticks, dtype=np.int64)
+        self._posted = 0  # frames posted (frame f is post number f)
+        self._drawn = 0  # frames the draw thread has emitted
+        self._post_cv = threading.Condition()
+        self._mouth = np.zeros((1, 4), dtype=np.float32)
+        self._tick = np.zeros(tb.samples_per_frame, dtype=np.float32)
+        # clock state, touched by the conductor thread only
+        self._k = 0
+        self._level = 0.0
+        self._last_speech = -10**9
+        self._pending_latency: list[tuple[int, int]] = []  # (frame of an utterance's first sample, push ns)
+        self._hang = max(1, self.opts.hangover_ms * tb.fps // 1000)
+        self._fade_frames = max(1, self.opts.crossfade_ms * tb.fps // 1000)
+        self._gate_energy = tb.samples_per_frame * (10 ** (self.analyzer.track.o.gate_dbfs / 20)) ** 2
+        self._conductor = conductor
+        self._own_conductor = conductor is None
+        self._thread = threading.Thread(target=self._draw, name=f"dhlive-draw-{name}", daemon=True)
         self._stopping = threading.Event()
+        self._ticks_done = threading.Event()  # the conductor has posted the last tick
         self._fade_out_at: int | None = None
+        self._started = False
+        self._stopped = False
+        self.crashed = False
 
-    # ------------------------------------------------------------------ clock thread
-    def _clock(self) -> None:
+    # ------------------------------------------------------------------ conductor thread
+    def _tick_collect(self, windows: np.ndarray) -> int:
+        """Pull this tick's audio and queue its features; returns model windows written (0 or 1)."""
+        k = self._k
+        if self._stopping.is_set() and self._fade_out_at is None:
+            self._fade_out_at = k
+        tick = self._tick
+        r0 = self.speech.read_pos
+        got = self.speech.pull(tick) if self._fade_out_at is None else (tick.fill(0.0) or 0)
+        # talking = audible speech, not merely samples: a mic sends silence too
+        if got and float(np.dot(tick, tick)) > self._gate_energy:
+            self._last_speech = k
+        if got:
+            us = self.speech.utterance_start
+            if us is not None and r0 <= us[0] < r0 + got:
+                self._pending_latency.append((k, us[1]))  # drawn `lag` ticks from now
+                self.speech.utterance_start = None
+        # audio of tick k enters the delay line; frame k - lag comes out with its mouth
+        self._audio_ring[k % self._ticks] = tick
+        self.analyzer.push(tick, 1)
+        return self.analyzer.collect(windows)
+
+    def _tick_post(self, raw: np.ndarray, n: int) -> bool:
+        """Mouth of this tick's frame -> the draw thread. Returns False once the session is done."""
+        k = self._k
+        self._k = k + 1
+        talking = k - self._last_speech <= self._hang
+        fade = self._fade_frames
+        self._level = min(1.0, self._level + 1.0 / fade) if talking else max(0.0, self._level - 1.0 / fade)
+        if n:
+            self.analyzer.apply(raw, n, self._mouth)
+            f = k - self.lag
+            g = _ease(self._level)
+            m = self._mouth[0]
+            with self._post_cv:
+                behind = f - self._drawn
+                row = f % self._ticks
+                self._post_shape[row, 0] = m[0] * g
+                self._post_shape[row, 1] = m[1] * g
+                self._post_shape[row, 2] = m[2] * g
+                self._post_shape[row, 3] = REST_CLOSE + (m[3] - REST_CLOSE) * g
+                self._post_push_ns[row] = 0
+                if self._pending_latency and self._pending_latency[0][0] <= f:
+                    self._post_push_ns[row] = self._pending_latency.pop(0)[1]
+                self._posted = f + 1
+                if behind >= self._max_behind:
+                    # the draw thread has stalled for a whole queue: skip it forward rather than
+                    # let it read ticks whose audio rows are about to be overwritten
+                    self._drawn = f - self._max_behind // 2
+                    with self.stats.lock:
+                        self.stats.skipped += behind - self._max_behind // 2
+                self._post_cv.notify()
+            with self.stats.lock:
+                self.stats.state = "talking" if talking else "idle"
+        if self._fade_out_at is not None and k - self._fade_out_at >= fade + self.lag:
+            self._ticks_done.set()
+            with self._post_cv:
+                self._post_cv.notify()
+            return False
+        return True
+
+    # ------------------------------------------------------------------ draw thread
+    def _draw(self) -> None:
         from dhlive_cli.avatar.drawn import MouthShape
 
-        tb = self.tb
-        spf = tb.samples_per_frame
-        frame_ns = tb.frame_ns
-        hang = max(1, self.opts.hangover_ms * tb.fps // 1000)
-        fade_frames = max(1, self.opts.crossfade_ms * tb.fps // 1000)
-        last_speech = -10**9
-        level = 0.0
         prev_slot = -1
-        t0 = time.monotonic_ns()
-        with self.stats.lock:
-            self.stats.started = t0 / 1e9
-        k = 0
-        tick = np.zeros(spf, dtype=np.float32)
-        pending_latency: list[tuple[int, int]] = []  # (tick of an utterance's first sample, push time)
-        gate_energy = spf * (10 ** (self.analyzer.track.o.gate_dbfs / 20)) ** 2
         try:
-            while not self.cancel.is_set():
-                deadline = t0 + k * frame_ns
-                now = time.monotonic_ns()
-                if deadline > now:
-                    time.sleep((deadline - now) / 1e9)
-                if self._stopping.is_set() and self._fade_out_at is None:
-                    self._fade_out_at = k
-                r0 = self.speech.read_pos
-                got = self.speech.pull(tick) if self._fade_out_at is None else (tick.fill(0.0) or 0)
-                # talking = audible speech, not merely samples: a mic sends silence too
-                if got and float(np.dot(tick, tick)) > gate_energy:
-                    last_speech = k
-                if got:
-                    us = self.speech.utterance_start
-                    if us is not None and r0 <= us[0] < r0 + got:
-                        pending_latency.append((k, us[1]))  # drawn `lag` ticks from now
-                        self.speech.utterance_start = None
-                talking = k - last_speech <= hang
-                level = min(1.0, level + 1.0 / fade_frames) if talking else max(0.0, level - 1.0 / fade_frames)
-                # audio of frame k enters the delay line; frame k - lag comes out with its mouth
-                self._audio_ring[k % self._ticks] = tick
-                self.analyzer.push(tick, 1)
-                n = self.analyzer.take(self._mouth)
-                if n == 0:  # the first `lag` ticks: nothing to show yet
-                    k += 1
-                    continue
-                f = k - self.lag
-                g = _ease(level)
-                m = self._mouth[0]
-                shape = MouthShape(float(m[0]) * g, float(m[1]) * g, float(m[2]) * g,
-                                   REST_CLOSE + (float(m[3]) - REST_CLOSE) * g)
-                late = time.monotonic_ns() > deadline + frame_ns
+            while True:
+                with self._post_cv:
+                    while self._drawn >= self._posted and not self._ticks_done.is_set() and not self.cancel.is_set():
+                        self._post_cv.wait(0.5)
+                    if self._drawn >= self._posted or self.cancel.is_set():
+                        break
+                    f = self._drawn
+                    behind = self._posted - 1 > f  # a newer tick waits: this one is already late
+                    self._drawn = f + 1
+                row = f % self._ticks
+                sh = self._post_shape[row]
                 t_draw = time.perf_counter()
-                if late and prev_slot >= 0:
+                if behind and prev_slot >= 0:
                     slot = prev_slot  # behind schedule: repeat the last picture, keep the sound
-                    with self.stats.lock:
-                        self.stats.late += 1
+                    late = True
                 else:
                     slot = self.ring.acquire_free()
-                    if slot < 0:
+                    late = slot < 0
+                    if late:
                         slot = prev_slot
-                        with self.stats.lock:
-                            self.stats.late += 1
                     else:
-                        self.avatar.render(self.ring.frames[slot], f, shape, fresh=not self.ring.drawn[slot])
+                        self.avatar.render(self.ring.frames[slot], f,
+                                           MouthShape(float(sh[0]), float(sh[1]), float(sh[2]), float(sh[3])),
+                                           fresh=not self.ring.drawn[slot])
                         self.ring.drawn[slot] = True
                 draw_ms = (time.perf_counter() - t_draw) * 1000
-                audio = self._audio_ring[f % self._ticks]
-                for out in self.outputs:
-                    out.offer(slot, audio)
-                if slot != prev_slot:
-                    if prev_slot >= 0:
-                        self.ring.unhold(prev_slot)
-                    prev_slot = slot
-                if pending_latency and pending_latency[0][0] <= f:
-                    _, t_push = pending_latency.pop(0)
-                    with self.stats.lock:
-                        st = self.stats
-                        st.latency_ms[st.latencies % st.latency_ms.shape[0]] = (time.monotonic_ns() - t_push) / 1e6
-                        st.latencies += 1
+                if slot >= 0:
+                    audio = self._audio_ring[row]
+                    for out in self.outputs:
+                        out.offer(slot, audio)
+                    if slot != prev_slot:
+                        if prev_slot >= 0:
+                            self.ring.unhold(prev_slot)
+                        prev_slot = slot
+                t_push = int(self._post_push_ns[row])
                 with self.stats.lock:
                     st = self.stats
                     st.frames += 1
+                    st.late += late
                     st.frame_ms[st.frames % st.frame_ms.shape[0]] = draw_ms
-                    st.state = "talking" if talking else "idle"
-                k += 1
-                if self._fade_out_at is not None and k - self._fade_out_at > fade_frames + self.lag:
-                    break
+                    if t_push:
+                        st.latency_ms[st.latencies % st.latency_ms.shape[0]] = (time.monotonic_ns() - t_push) / 1e6
+                        st.latencies += 1
         finally:
             if prev_slot >= 0:
                 self.ring.unhold(prev_slot)
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
+        if self._started:
+            raise RuntimeError(f"session {self.name!r} already started")
+        self._started = True
         for out in self.outputs:
             out.start()
         self._thread.start()
+        if self._conductor is None:
+            self._conductor = TickConductor(self.pool, self.tb, max_sessions=1)
+        with self.stats.lock:
+            self.stats.started = time.monotonic()
+        self._conductor.add(self)
+        for f in self.feeders:
+            f.start()
 
     def stop(self, timeout: float = 2.5) -> None:
-        """Fade to idle, flush and close every output. Idempotent."""
-        if self._stopping.is_set():
+        """Fade to idle, flush and close every output, end every thread it owns. Idempotent."""
+        if self._stopped:
             return
+        self._stopped = True
         self._stopping.set()
         deadline = time.monotonic() + timeout
-        self._thread.join(max(0.1, deadline - time.monotonic() - 1.0))
+        if self._started:
+            # the fade-out runs on the conductor's ticks; the draw thread emits what was posted
+            self._ticks_done.wait(max(0.1, deadline - time.monotonic() - 1.0))
+            self._conductor.remove(self)
+            self._thread.join(max(0.1, deadline - time.monotonic() - 1.0))
         self.cancel.set()
-        self._thread.join(0.5)
+        with self._post_cv:
+            self._post_cv.notify()
+        if self._started:
+            self._thread.join(0.5)
+        for f in self.feeders:
+            stop = getattr(f, "stop", None)
+            if stop is not None:
+                stop()
         for out in self.outputs:
             out.close(timeout=max(0.5, deadline - time.monotonic()))
+        for f in self.feeders:
+            f.thread.join(max(0.1, deadline - time.monotonic()))
+        if self._own_conductor and self._conductor is not None:
+            self._conductor.close()
+
+    def _fail(self) -> None:
+        """Conductor thread: this session raised; end its ticks (stop() still cleans it up)."""
+        self.crashed = True
+        self._ticks_done.set()
+        self.cancel.set()
+        with self._post_cv:
+            self._post_cv.notify()
+
+    @property
+    def failed(self) -> bool:
+        """Every output has failed for good (a file output whose encoder died): nothing to stream to."""
+        return self.crashed or (bool(self.outputs) and all(o.failed for o in self.outputs))
 
     def interrupt(self) -> int:
         return self.speech.clear()
@@ -405,16 +501,132 @@ class LiveSession:
             elapsed = time.monotonic() - st.started
             return {
                 "session": self.name, "state": st.state, "frames": st.frames, "late_frames": st.late,
+                "skipped_ticks": st.skipped,
                 "fps": st.frames / elapsed if elapsed > 0 else 0.0,
                 "frame_ms_p50": float(ms[int(0.5 * (len(ms) - 1))]), "frame_ms_p99": float(ms[int(0.99 * (len(ms) - 1))]),
                 "queued_speech_s": self.speech.queued() / SAMPLE_RATE,
                 "latency_ms_median": (float(np.median(st.latency_ms[: min(st.latencies, st.latency_ms.shape[0])]))
                                       if st.latencies else None),
                 "latency_samples": st.latencies,
+                "size": f"{self.avatar.width}x{self.avatar.height}",
                 "outputs": [{"target": o.target, "connected": o.connected, "reconnects": o.reconnects,
                              "frames_written": o.frames_written, "frames_dropped": o.frames_dropped,
                              "queue_fill": len(o.queue), "error": o.last_error} for o in self.outputs],
             }
+
+
+class TickConductor:
+    """The clock of every live session in a process: one thread, one tick grid, one inference.
+
+    Tick k is due at t0 + k * frame time (never "sleep one frame"). At each tick every session
+    pulls one frame of audio and assembles its model window; the windows of all sessions go to
+    the shared InferencePool in ONE call; each session then smooths its mouth and hands the tick
+    to its own draw thread. Heavy work (drawing, encoding) stays in the sessions' threads, so a
+    slow session repeats its own frames while the others keep their pace. Sessions join at the
+    next tick and keep their own frame count from there.
+    """
+
+    def __init__(self, pool: InferencePool, tb: Timebase, max_sessions: int = 32):
+        self.pool, self.tb = pool, tb
+        self.max_sessions = max_sessions
+        self._batch = np.zeros((max_sessions, pool.window, pool.n_mels), dtype=np.float32)
+        self._raw = np.zeros((max_sessions, 4), dtype=np.float32)
+        self._counts = np.zeros(max_sessions, dtype=np.int64)
+        self._active: tuple[LiveSession, ...] = ()  # replaced whole on add/remove: the tick reads it lock-free
+        self._lock = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.ticks = 0  # ticks run with at least one session
+        self.infer_calls = 0  # inference calls made by the conductor
+        self.late_ticks = 0  # ticks that started more than a frame after their due time
+
+    @property
+    def sessions(self) -> tuple["LiveSession", ...]:
+        return self._active
+
+    def add(self, session: LiveSession) -> None:
+        with self._lock:
+            if self._closed:
+                raise EngineError("the live clock is closed")
+            if len(self._active) >= self.max_sessions:
+                raise EngineError(f"at most {self.max_sessions} live sessions per process")
+            self._active = self._active + (session,)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="dhlive-tick", daemon=True)
+                self._thread.start()
+            self._lock.notify_all()
+
+    def remove(self, session: LiveSession) -> None:
+        with self._lock:
+            self._active = tuple(s for s in self._active if s is not session)
+
+    def close(self, timeout: float = 2.0) -> None:
+        with self._lock:
+            self._closed = True
+            self._active = ()
+            self._lock.notify_all()
+            t = self._thread
+        if t is not None:
+            t.join(timeout)
+
+    def snapshot(self) -> dict:
+        return {"sessions": len(self._active), "ticks": self.ticks, "inference_calls": self.infer_calls,
+                "inference_calls_per_tick": self.infer_calls / self.ticks if self.ticks else 0.0,
+                "late_ticks": self.late_ticks}
+
+    def _run(self) -> None:
+        frame_ns = self.tb.frame_ns
+        batch, raw, counts = self._batch, self._raw, self._counts
+        t0 = None
+        k = 0
+        while True:
+            active = self._active
+            if not active:
+                with self._lock:
+                    while not self._active and not self._closed:
+                        self._lock.wait(1.0)
+                    if self._closed:
+                        return
+                t0 = None  # idle in between: the grid restarts with the next session
+                continue
+            if self._closed:
+                return
+            now = time.monotonic_ns()
+            if t0 is None:
+                t0, k = now, 0
+            deadline = t0 + k * frame_ns
+            if deadline > now:
+                time.sleep((deadline - now) / 1e9)
+            elif now - deadline > frame_ns:
+                self.late_ticks += 1
+            active = self._active  # sessions added while sleeping join this tick
+            n = 0
+            for i, s in enumerate(active):
+                try:
+                    c = s._tick_collect(batch[n : n + 1])
+                except Exception:  # one broken session must not stop the others' clock
+                    log.exception("live session %s failed; stopping it", s.name)
+                    s._fail()
+                    c = 0
+                counts[i] = c
+                n += c
+            if n:
+                self.pool.infer(batch[:n], raw[:n])
+                self.infer_calls += 1
+            j = 0
+            for i, s in enumerate(active):
+                c = int(counts[i])
+                try:
+                    going = s._tick_post(raw[j : j + c], c)
+                except Exception:
+                    log.exception("live session %s failed; stopping it", s.name)
+                    s._fail()
+                    going = False
+                if not going:
+                    self.remove(s)
+                j += c
+            self.ticks += 1
+            k += 1
 
 
 class HoldRing:
@@ -450,4 +662,4 @@ class HoldRing:
 
 
 
-__all__ = ["LiveSession", "LiveOptions", "SpeechBuffer", "HoldRing"]
+__all__ = ["LiveSession", "LiveOptions", "SpeechBuffer", "HoldRing", "TickConductor"]
