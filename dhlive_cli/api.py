@@ -6,6 +6,10 @@
     GET  /v1/status      session.snapshot() plus the API's own counters
     GET  /metrics        Prometheus text exposition
     /v1/sessions/{name}/{speak,stream,interrupt,status}: the same for a named session
+    GET /v1/sessions                 the sessions' names and states
+    POST /v1/sessions                (with a Studio) create a session: JSON {"name", "rtmp", "output",
+                                     "avatar", "input", "loop", "size"} -> 201 / 400 / 409 / 503
+    DELETE /v1/sessions/{name}       (with a Studio) stop it and free what it held -> 200 / 404
 
 The server runs its own asyncio loop in one daemon thread ("dhlive-api"), so the engine's
 threads never share a loop with it. Nothing it holds grows with load: bodies are capped, file
@@ -132,7 +136,7 @@ class ApiServer:
 
     def __init__(self, sessions: Union[Callable[[], "dict[str, LiveSession]"], "LiveSession"], host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                  max_body_bytes: int = MAX_BODY_BYTES, metrics_text: Callable[[], str] | None = None,
-                 max_ws_clients: int = MAX_WS_CLIENTS):
+                 max_ws_clients: int = MAX_WS_CLIENTS, studio=None):
         token = token or None
         if token is None and not is_loopback(host):
             raise InputError(f"binding to {host} requires --token")
@@ -148,6 +152,7 @@ class ApiServer:
         self.max_body_bytes = int(max_body_bytes)
         self.max_ws_clients = max_ws_clients
         self._metrics_text = metrics_text
+        self._studio = studio  # creates and removes sessions at run time; None: a fixed set
         # counters: written on the API loop only
         self.requests = 0
         self.rejected_429 = 0
@@ -252,6 +257,8 @@ class ApiServer:
             app.router.add_post(f"{prefix}/interrupt", self._interrupt)
             app.router.add_get(f"{prefix}/status", self._status)
         app.router.add_get("/v1/sessions", self._list_sessions)
+        app.router.add_post("/v1/sessions", self._create_session)
+        app.router.add_delete("/v1/sessions/{name}", self._delete_session)
         app.router.add_get("/metrics", self._metrics)
         # a short shutdown timeout: stop() must return within its 2 s, stuck uploads or not
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.3)
@@ -460,7 +467,56 @@ class ApiServer:
         return web.json_response(snap)
 
     async def _list_sessions(self, request: web.Request) -> web.Response:
-        return web.json_response({"sessions": sorted(self._sessions())})
+        sessions = self._sessions()
+        states = {}
+        for name, s in sessions.items():
+            snap = s.snapshot()
+            states[name] = {"state": snap["state"], "fps": round(snap["fps"], 3), "frames": snap["frames"],
+                            "late_frames": snap["late_frames"], "size": snap.get("size")}
+        return web.json_response({"sessions": sorted(sessions), "status": states})
+
+    def _need_studio(self):
+        if self._studio is None:
+            raise _ApiError(405, "this server runs a fixed set of sessions (start `dhlive live --listen` "
+                                 "to create them at run time)")
+        return self._studio
+
+    async def _create_session(self, request: web.Request) -> web.Response:
+        from pathlib import Path
+
+        from dhlive_cli.errors import DhliveError, EngineError
+        from dhlive_cli.studio import SessionSpec
+
+        studio = self._need_studio()
+        body = await self._read_body(request, 64 * 2**10, "session spec over 64 KiB")
+        try:
+            obj = json.loads(body or b"null")
+        except ValueError:
+            raise _ApiError(400, "body must be a JSON object describing the session") from None
+        try:
+            spec = SessionSpec.from_dict(obj, base=Path.cwd(), where="session", local_inputs=False)
+        except InputError as e:
+            raise _ApiError(400, str(e)) from None
+        if studio.get(spec.name) is not None:
+            raise _ApiError(409, f"a session named {spec.name!r} already exists")
+        try:
+            session = await self._run(studio.create, spec)
+        except EngineError as e:
+            raise _ApiError(503, str(e)) from None
+        except DhliveError as e:
+            status = 409 if "already" in str(e) else 400
+            raise _ApiError(status, str(e)) from None
+        return web.json_response({"created": spec.name, "size": f"{session.avatar.width}x{session.avatar.height}",
+                                  "outputs": len(session.outputs)}, status=201)
+
+    async def _delete_session(self, request: web.Request) -> web.Response:
+        studio = self._need_studio()
+        name = request.match_info["name"]
+        try:
+            snap = await self._run(studio.remove, name)
+        except KeyError:
+            raise _ApiError(404, f"no session named {name!r}") from None
+        return web.json_response({"stopped": name, "frames": snap["frames"], "late_frames": snap["late_frames"]})
 
     async def _metrics(self, request: web.Request) -> web.Response:
         if self._metrics_text is not None:

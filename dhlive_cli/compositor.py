@@ -58,17 +58,42 @@ def load_avatar(avatar_dir: str | os.PathLike | None, width: int, height: int, f
 
 
 class AvatarCache:
-    """Avatar assets loaded once per (directory, size, fps) and shared across sessions."""
+    """Avatar assets loaded once per (directory, size, fps) and shared across sessions.
+
+    Counted: get() takes a reference, release() gives it back, and the last release drops the
+    assets, so a process that starts and stops sessions for days does not keep every avatar
+    it ever showed.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[tuple, object] = {}
+        self._items: dict[tuple, list] = {}  # key -> [avatar, users]
+
+    @staticmethod
+    def _key(avatar_dir, width: int, height: int, fps: int) -> tuple:
+        return (str(Path(avatar_dir).resolve()) if avatar_dir else "", width, height, fps)
 
     def get(self, avatar_dir, width: int, height: int, fps: int):
-        key = (str(Path(avatar_dir).resolve()) if avatar_dir else "", width, height, fps)
+        key = self._key(avatar_dir, width, height, fps)
         with self._lock:
-            av = self._items.get(key)
-            if av is None:
-                av = load_avatar(avatar_dir, width, height, fps)
-                self._items[key] = av
-            return av
+            item = self._items.get(key)
+            if item is None:
+                item = self._items[key] = [load_avatar(avatar_dir, width, height, fps), 0]
+            item[1] += 1
+            return item[0]
+
+    def release(self, avatar) -> None:
+        with self._lock:
+            for key, item in self._items.items():
+                if item[0] is avatar:
+                    item[1] -= 1
+                    if item[1] <= 0:
+                        del self._items[key]
+                        close = getattr(avatar, "close", None)
+                        if close is not None:
+                            close()
+                    return
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)

@@ -455,6 +455,9 @@ class LiveSession:
             return
         self._stopped = True
         self._stopping.set()
+        if not self._started:  # built but never started: no thread, no child to end
+            self.cancel.set()
+            return
         deadline = time.monotonic() + timeout
         if self._started:
             # the fade-out runs on the conductor's ticks; the draw thread emits what was posted
@@ -473,7 +476,9 @@ class LiveSession:
         for out in self.outputs:
             out.close(timeout=max(0.5, deadline - time.monotonic()))
         for f in self.feeders:
-            f.thread.join(max(0.1, deadline - time.monotonic()))
+            t = getattr(f, "thread", None)  # the mic has PortAudio's thread, stopped above
+            if t is not None and t.is_alive():
+                t.join(max(0.1, deadline - time.monotonic()))
         if self._own_conductor and self._conductor is not None:
             self._conductor.close()
 

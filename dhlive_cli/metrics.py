@@ -234,6 +234,7 @@ class SnapshotCollector(Collector):
         yield from self._queues(s)
         yield from self._state(s)
         yield from self._outputs(s)
+        yield from self._sessions(s)
 
         queued = _num(s.get("queued_speech_s"))
         if queued is not None:
@@ -292,6 +293,42 @@ class SnapshotCollector(Collector):
         for name in names:
             g.add_metric([name], 1.0 if name == state else 0.0)
         yield g
+
+    @staticmethod
+    def _sessions(s: dict):
+        """Live with several sessions: each one's figures, labelled by session name, and the
+        shared clock's (ticks, inference calls: one call per tick however many sessions)."""
+        snaps = s.get("sessions")
+        if isinstance(snaps, (list, tuple)):
+            fams = (
+                (CounterMetricFamily, "dhlive_session_frames", "Frames a session produced", "frames"),
+                (CounterMetricFamily, "dhlive_session_late_frames", "Frames a session repeated because drawing fell behind", "late_frames"),
+                (GaugeMetricFamily, "dhlive_session_fps", "A session's frames per second since it started", "fps"),
+                (GaugeMetricFamily, "dhlive_session_queued_speech_seconds", "Speech waiting in a session's buffer", "queued_speech_s"),
+            )
+            yield GaugeMetricFamily("dhlive_sessions", "Live sessions running", value=len(snaps))
+            for cls, name, help_, key in fams:
+                fam = cls(name, help_, labels=["session"])
+                for x in snaps:
+                    v = _num(x.get(key)) if isinstance(x, dict) else None
+                    if v is not None:
+                        fam.add_metric([str(x.get("session", ""))], v)
+                yield fam
+            talking = GaugeMetricFamily("dhlive_session_talking", "1 while a session's avatar is talking", labels=["session"])
+            for x in snaps:
+                if isinstance(x, dict):
+                    talking.add_metric([str(x.get("session", ""))], 1.0 if x.get("state") == "talking" else 0.0)
+            yield talking
+        clock = s.get("clock")
+        if isinstance(clock, dict):
+            for cls, name, help_, key in (
+                (CounterMetricFamily, "dhlive_ticks", "Ticks of the live clock", "ticks"),
+                (CounterMetricFamily, "dhlive_inference_calls", "Inference calls made by the live clock (all sessions batched)", "inference_calls"),
+                (CounterMetricFamily, "dhlive_late_ticks", "Ticks that started over a frame late", "late_ticks"),
+            ):
+                v = _num(clock.get(key))
+                if v is not None:
+                    yield cls(name, help_, value=v)
 
     @staticmethod
     def _outputs(s: dict):

@@ -26,6 +26,22 @@ Examples:
 
   dhlive live --listen 127.0.0.1:8765 --rtmp rtmp://host/app/key
   curl -X POST --data-binary @hello.wav -H 'Content-Type: audio/wav' http://127.0.0.1:8765/v1/speak
+
+  dhlive live --sessions studio.toml --listen 127.0.0.1:8765 --preset low
+  curl -X POST http://127.0.0.1:8765/v1/sessions -d '{"name": "b", "rtmp": "rtmp://host/app/b"}'
+  curl -X POST --data-binary @hi.wav http://127.0.0.1:8765/v1/sessions/b/speak
+  curl -X DELETE http://127.0.0.1:8765/v1/sessions/b
+
+  studio.toml:
+    preset = "low"
+    [[session]]
+    name = "news"
+    avatar = "avatars/anna"
+    rtmp = "rtmp://host/app/news"
+    input = ["news.wav"]
+    [[session]]
+    name = "shop"
+    output = "shop.mp4"
 """
 
 
@@ -35,93 +51,85 @@ def live(
     input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Speech: a file (repeatable, played in order), - for raw s16le 16 kHz mono PCM on stdin, or mic[:DEVICE].")] = None,
     loop: Annotated[bool, typer.Option(help="Replay the input files forever.")] = False,
     avatar: Annotated[Optional[Path], typer.Option(help="Avatar directory (default: the embedded drawn avatar).")] = None,
-    preset: Annotated[str, typer.Option(help="Preset name (low, default, high) or a .toml path.")] = "default",
+    sessions: Annotated[Optional[Path], typer.Option(help="Run several avatars at once: a TOML file of [[session]] tables (name, avatar, rtmp, output, input, loop, size).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Preset name (low, default, high) or a .toml path.  [default: default]")] = None,
     size: Annotated[Optional[str], typer.Option(help="Stream size: 360p, 720p, 1080p or WxH.")] = None,
     device: Annotated[str, typer.Option(help="Inference device: auto, cpu or cuda.")] = "auto",
     crossfade_ms: Annotated[int, typer.Option(help="Idle <-> talking crossfade length.")] = 160,
     hangover_ms: Annotated[int, typer.Option(help="Pauses shorter than this do not flip to idle.")] = 400,
     duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (default: run until Ctrl+C).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live panel (for services).")] = False,
-    listen: Annotated[Optional[str], typer.Option(help="Serve the ingest API (speak, stream, interrupt, status, metrics) on HOST:PORT, e.g. 127.0.0.1:8765.")] = None,
+    listen: Annotated[Optional[str], typer.Option(help="Serve the ingest API (speak, stream, interrupt, status, metrics, sessions) on HOST:PORT, e.g. 127.0.0.1:8765.")] = None,
     token: Annotated[Optional[str], typer.Option(envvar="DHLIVE_API_TOKEN", help="Bearer token for the API (required off loopback).")] = None,
     metrics: Annotated[str, typer.Option(help="Prometheus metrics on HOST:PORT (loopback; port 0 = any free port), or off. `dhlive monitor --pid` finds it.")] = "127.0.0.1:0",
+    max_sessions: Annotated[int, typer.Option(help="Most sessions this process runs at once (the API refuses more).")] = 16,
 ):
     """Stream the avatar live at a fixed frame rate: idle when silent, talking when fed speech."""
-    if not rtmp and not output:
-        fail("nothing to stream to: give --rtmp URL and/or --output FILE")
+    if sessions is not None and (rtmp or output or input or avatar or loop):
+        fail("--sessions FILE gives each session its avatar, inputs and outputs: "
+             "do not combine it with --rtmp, --output, --input, --avatar or --loop")
+    if sessions is None and not rtmp and not output and not (listen and not input):
+        fail("nothing to stream to: give --rtmp URL and/or --output FILE, --sessions FILE, "
+             "or --listen HOST:PORT to create sessions through the API")
+    if not 1 <= max_sessions <= 256:
+        fail("--max-sessions must be 1..256")
     with user_errors():
         _live(rtmp, output, input or [], loop, avatar, preset, size, device, crossfade_ms, hangover_ms, duration, quiet,
-              listen, token, metrics)
+              listen, token, metrics, sessions, max_sessions)
 
 
 live.__doc__ = (live.__doc__ or "") + "\n\n" + EXAMPLES
 
 
 def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfade_ms, hangover_ms, duration, quiet,
-          listen=None, token=None, metrics="127.0.0.1:0"):
+          listen=None, token=None, metrics="127.0.0.1:0", sessions_file=None, max_sessions=16):
     from dataclasses import replace
 
-    from dhlive_cli.compositor import load_avatar
-    from dhlive_cli.engine import check_output_path
     from dhlive_cli.errors import InputError
     from dhlive_cli.inference import InferenceOptions, InferencePool
-    from dhlive_cli.inputs import FileFeeder, MicFeeder, PcmFeeder
-    from dhlive_cli.live import LiveOptions, LiveSession
+    from dhlive_cli.memtune import pin_mmap_threshold
     from dhlive_cli.presets import load_preset, parse_size
     from dhlive_cli.sinks import EncoderOptions
-    from dhlive_cli.timebase import Timebase
+    from dhlive_cli.studio import SessionSpec, Studio, load_sessions_file
 
-    preset = load_preset(preset_name)
+    pin_mmap_threshold()  # sessions come and go for days: their buffers must go back to the system
+    if sessions_file is not None:
+        top, specs = load_sessions_file(sessions_file)
+        preset_name = preset_name or top.get("preset")
+        size = size or top.get("size")
+    else:
+        if rtmp and not rtmp.startswith(("rtmp://", "rtmps://")):
+            raise InputError(f"--rtmp {rtmp!r}: must start with rtmp:// or rtmps://")
+        mics = [i for i in inputs if i == "mic" or i.startswith("mic:")]
+        if len(mics) > 1:
+            raise InputError("--input mic can be given once")
+        if inputs.count("-") > 1:
+            raise InputError("--input - can be given once")
+        specs = [SessionSpec(name="main", avatar=avatar, rtmp=(rtmp,) if rtmp else (), output=output,
+                             inputs=tuple(inputs), loop=loop, crossfade_ms=crossfade_ms,
+                             hangover_ms=hangover_ms)] if (rtmp or output) else []
+    preset = load_preset(preset_name or "default")
     if size:
         w, h = parse_size(size)
         preset = replace(preset, width=w, height=h)
-    if rtmp and not rtmp.startswith(("rtmp://", "rtmps://")):
-        raise InputError(f"--rtmp {rtmp!r}: must start with rtmp:// or rtmps://")
-    outs = []
-    if rtmp:
-        outs.append((rtmp, "flv"))
-    if output:
-        check_output_path(output)
-        outs.append((str(output), "matroska" if output.suffix.lower() == ".mkv" else "mp4"))
-    mics = [i for i in inputs if i == "mic" or i.startswith("mic:")]
-    files = [Path(i) for i in inputs if i != "-" and i not in mics]
-    use_stdin = "-" in inputs
-    if len(mics) > 1:
-        raise InputError("--input mic can be given once")
-    tb = Timebase(preset.fps)
     pool = InferencePool(None, InferenceOptions(device=device, sessions=preset.inference_sessions,
                                                 intra_threads=preset.inference_threads))
-    av = load_avatar(avatar, preset.width, preset.height, preset.fps)
     # live: the stream must keep its clock, so x264 never gets slower than veryfast
     enc = EncoderOptions(preset=preset.encoder_preset if preset.encoder_preset in ("ultrafast", "superfast", "veryfast") else "veryfast",
                          crf=preset.crf, threads=preset.encoder_threads, audio_bitrate=preset.audio_bitrate,
                          gop_seconds=min(2.0, preset.gop_seconds))
-    session = LiveSession(avatar=av, pool=pool, tb=tb, enc=enc, outputs=outs,
-                          opts=LiveOptions(crossfade_ms=crossfade_ms, hangover_ms=hangover_ms))
-    feeders = []
-    if files:
-        feeders.append(FileFeeder(files, session.speech, session.cancel, loop=loop))
-    if use_stdin:
-        feeders.append(PcmFeeder(sys.stdin.buffer, session.speech, session.cancel))
-    mic = MicFeeder(mics[0][4:] or None, session.speech, session.cancel) if mics else None
-    if mic:
-        feeders.append(mic)
+    studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)), stdin=sys.stdin.buffer)
+    single = sessions_file is None and len(specs) == 1
+    try:
+        for spec in specs:
+            studio.create(spec)
+    except BaseException:
+        studio.close()
+        raise
 
-    metrics_server = start_metrics(metrics, session.snapshot, "live")
+    snapshot = studio.snapshot
+    metrics_server = None
     server = None
-    if listen:
-        from dhlive_cli.api import ApiServer
-
-        host, _, port = listen.rpartition(":")
-        if not port.isdigit():
-            raise InputError(f"--listen {listen!r}: expected HOST:PORT")
-        metrics_text = None
-        if metrics_server is not None:  # one exposition: the API's /metrics is the metrics server's
-            from prometheus_client import generate_latest
-
-            metrics_text = lambda: generate_latest(metrics_server.registry).decode()  # noqa: E731
-        server = ApiServer(session, host=host or "127.0.0.1", port=int(port), token=token, metrics_text=metrics_text)
-
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -129,55 +137,76 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     t_start = time.monotonic()
-    session.start()
-    if server:
-        try:
-            server.start()
-        except BaseException:
-            session.stop()
-            raise
-        err_console.print(f"ingest API on {server.url}") if not quiet else None
-    for f in feeders:
-        f.start()
     try:
+        metrics_server = start_metrics(metrics, snapshot, "live")
+        if listen:
+            from dhlive_cli.api import ApiServer
+
+            host, _, port = listen.rpartition(":")
+            if not port.isdigit():
+                raise InputError(f"--listen {listen!r}: expected HOST:PORT")
+            metrics_text = None
+            if metrics_server is not None:  # one exposition: the API's /metrics is the metrics server's
+                from prometheus_client import generate_latest
+
+                metrics_text = lambda: generate_latest(metrics_server.registry).decode()  # noqa: E731
+            server = ApiServer(studio.sessions, host=host or "127.0.0.1", port=int(port), token=token,
+                               metrics_text=metrics_text, studio=studio)
+            server.start()
+            if not quiet:
+                err_console.print(f"ingest API on {server.url}")
+
+        def keep_going() -> bool:
+            if duration is not None and time.monotonic() - t_start >= duration:
+                return False
+            for name, why in studio.supervise():
+                err_console.print(f"session {name} stopped: {why}")
+            # one session from the command line: when it cannot stream any more, neither can we
+            return not (single and not studio.sessions())
+
         if quiet or not err_console.is_terminal:
-            while not stop.wait(0.25):
-                if duration is not None and time.monotonic() - t_start >= duration:
-                    break
-                if all(o.failed for o in session.outputs):
-                    break
+            while not stop.wait(0.25) and keep_going():
+                pass
         else:
             from rich.live import Live
 
-            with Live(_panel(session.snapshot()), console=err_console, refresh_per_second=4, transient=False) as ui:
-                while not stop.wait(0.25):
-                    ui.update(_panel(session.snapshot()))
-                    if duration is not None and time.monotonic() - t_start >= duration:
-                        break
-                    if all(o.failed for o in session.outputs):
-                        break
+            with Live(_panel(snapshot()), console=err_console, refresh_per_second=4, transient=False) as ui:
+                while not stop.wait(0.25) and keep_going():
+                    ui.update(_panel(snapshot()))
     finally:
         if server:
             server.stop()
         if metrics_server:
             metrics_server.close()
-        if mic:
-            mic.stop()
-        session.stop()
+        last = {n: s.snapshot() for n, s in studio.sessions().items()}
+        studio.close()
         for s, h in old.items():
             signal.signal(s, h)
-    snap = session.snapshot()
-    failed = [o for o in session.outputs if o.failed]
-    if failed:
-        fail(f"output {failed[0].target} failed: {failed[0].last_error}", 1)
-    err_console.print(
-        f"stopped: {snap['frames']} frames ({snap['fps']:.2f} fps), late {snap['late_frames']}, "
-        f"reconnects {sum(o['reconnects'] for o in snap['outputs'])}")
+    if single and studio.removed:
+        fail(f"output failed: {studio.removed[0][1]}", 1)
+    for name, snap in last.items():
+        err_console.print(
+            f"stopped{'' if single else ' ' + name}: {snap['frames']} frames ({snap['fps']:.2f} fps), "
+            f"late {snap['late_frames']}, reconnects {sum(o['reconnects'] for o in snap['outputs'])}")
 
 
 def _panel(s: dict):
     from rich.table import Table
 
+    import psutil
+
+    sessions = s.get("sessions") or []
+    if len(sessions) > 1 or not sessions:
+        t = Table(title=f"dhlive live: {len(sessions)} sessions, memory {psutil.Process().memory_info().rss / 2**20:.0f} MB, "
+                        f"inference calls/tick {s['clock']['inference_calls_per_tick']:.2f}")
+        for col in ("session", "state", "fps", "p50 / p99 ms", "late", "queued", "outputs"):
+            t.add_column(col)
+        for x in sessions:
+            outs = ", ".join(("ok" if o["connected"] else "DOWN") + f" r{o['reconnects']}" for o in x["outputs"])
+            t.add_row(x["session"], x["state"], f"{x['fps']:.2f}", f"{x['frame_ms_p50']:.1f} / {x['frame_ms_p99']:.1f}",
+                      str(x["late_frames"]), f"{x['queued_speech_s']:.1f} s", outs)
+        return t
+    s = sessions[0]
     t = Table(title="dhlive live", show_header=False, expand=False)
     t.add_row("state", f"[bold]{s['state']}[/]")
     t.add_row("fps", f"{s['fps']:.2f}")
@@ -186,8 +215,6 @@ def _panel(s: dict):
     t.add_row("queued speech", f"{s['queued_speech_s']:.1f} s")
     lat = s.get("latency_ms_median")
     t.add_row("input -> frame latency", "-" if lat is None else f"{lat:.0f} ms (median of last {min(s['latency_samples'], 64)})")
-    import psutil
-
     t.add_row("memory", f"{psutil.Process().memory_info().rss / 2**20:.0f} MB")
     for o in s["outputs"]:
         t.add_row(o["target"], f"{'connected' if o['connected'] else 'DISCONNECTED'}, queue {o['queue_fill']}, "
