@@ -18,7 +18,9 @@ help:
 	@echo "make bench  - set up, then run the benchmarks (prints figures)"
 	@echo "make model  - retrain the lip-sync model from scratch (CPU, < 60 min)"
 
-setup: $(STAMPS)/apt $(STAMPS)/venv-$(EXTRA) models/baseline.onnx
+FACE_MODELS := models/face/face_detection_short_range.onnx models/face/face_landmark.onnx
+
+setup: $(STAMPS)/apt $(STAMPS)/venv-$(EXTRA) models/baseline.onnx $(FACE_MODELS)
 
 # Installs the system packages when we are root and they are missing; otherwise says what to install.
 $(STAMPS)/apt: Makefile
@@ -44,6 +46,11 @@ $(STAMPS)/venv-$(EXTRA): $(VENV)/bin/python pyproject.toml
 
 models/baseline.onnx: models/build_baseline.py dhlive_cli/features.py | $(STAMPS)/venv-$(EXTRA)
 	$(PY) models/build_baseline.py $@
+
+# MediaPipe's face detector and face mesh, converted from the .tflite files in the mediapipe
+# wheel (downloaded once into build/face, never installed). One run writes both files.
+$(FACE_MODELS) &: dhlive_cli/face/convert.py dhlive_cli/face/tflite.py | $(STAMPS)/venv-$(EXTRA)
+	$(PY) -m dhlive_cli.face.convert --out models/face --cache build/face
 
 demo: setup
 	@mkdir -p out
