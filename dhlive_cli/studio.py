@@ -142,6 +142,22 @@ def load_sessions_file(path: Path) -> tuple[dict, list[SessionSpec]]:
     return top, specs
 
 
+def live_encoder(preset: Preset, sessions: int = 1) -> EncoderOptions:
+    """Encoder settings for live streams from a preset.
+
+    The stream must keep its clock, so x264 never runs slower than veryfast, and keyframes
+    come at most 2 s apart so viewers can join quickly. With several sessions each encoder gets
+    one x264 thread where the preset says "auto": N encoders already fill the cores, and N times
+    x264's automatic thread count only adds switching."""
+    fast = ("ultrafast", "superfast", "veryfast")
+    threads = preset.encoder_threads
+    if threads == 0 and sessions > 1:
+        threads = 1
+    return EncoderOptions(preset=preset.encoder_preset if preset.encoder_preset in fast else "veryfast",
+                          crf=preset.crf, threads=threads, audio_bitrate=preset.audio_bitrate,
+                          gop_seconds=min(2.0, preset.gop_seconds))
+
+
 class Studio:
     """The live sessions of one process. Thread-safe: the CLI and the API both call it."""
 
@@ -294,4 +310,4 @@ class Studio:
         return top
 
 
-__all__ = ["SessionSpec", "Studio", "load_sessions_file", "NAME_RE"]
+__all__ = ["SessionSpec", "Studio", "load_sessions_file", "live_encoder", "NAME_RE"]

@@ -89,8 +89,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     from dhlive_cli.inference import InferenceOptions, InferencePool
     from dhlive_cli.memtune import pin_mmap_threshold
     from dhlive_cli.presets import load_preset, parse_size
-    from dhlive_cli.sinks import EncoderOptions
-    from dhlive_cli.studio import SessionSpec, Studio, load_sessions_file
+    from dhlive_cli.studio import SessionSpec, Studio, live_encoder, load_sessions_file
 
     pin_mmap_threshold()  # sessions come and go for days: their buffers must go back to the system
     if sessions_file is not None:
@@ -114,10 +113,9 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         preset = replace(preset, width=w, height=h)
     pool = InferencePool(None, InferenceOptions(device=device, sessions=preset.inference_sessions,
                                                 intra_threads=preset.inference_threads))
-    # live: the stream must keep its clock, so x264 never gets slower than veryfast
-    enc = EncoderOptions(preset=preset.encoder_preset if preset.encoder_preset in ("ultrafast", "superfast", "veryfast") else "veryfast",
-                         crf=preset.crf, threads=preset.encoder_threads, audio_bitrate=preset.audio_bitrate,
-                         gop_seconds=min(2.0, preset.gop_seconds))
+    # several sessions from a file, or any number through the API: one x264 thread each
+    many = sessions_file is not None and len(specs) > 1 or (listen is not None and sessions_file is None and not specs)
+    enc = live_encoder(preset, sessions=max_sessions if many else 1)
     studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)), stdin=sys.stdin.buffer)
     single = sessions_file is None and len(specs) == 1
     try:
