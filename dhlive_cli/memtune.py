@@ -20,14 +20,9 @@ log = logging.getLogger(__name__)
 M_MMAP_THRESHOLD = -3  # from glibc's malloc.h
 MMAP_THRESHOLD_BYTES = 256 * 1024  # anything frame-sized is larger than this
 
-_done = False
-
-
 def pin_mmap_threshold() -> bool:
-    """Fix glibc's mmap threshold (and so stop its dynamic raising). True when it was set."""
-    global _done  # a once-per-process flag about the process itself, not engine state
-    if _done:
-        return True
+    """Fix glibc's mmap threshold (and so stop its dynamic raising). True when it was set.
+    Calling it again is harmless: it sets the same value."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -35,7 +30,6 @@ def pin_mmap_threshold() -> bool:
         ok = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
     except (OSError, AttributeError):  # musl and others have no mallopt: nothing to pin
         ok = False
-    _done = ok
     if not ok:
         log.debug("mallopt(M_MMAP_THRESHOLD) not available")
     return ok
