@@ -544,6 +544,7 @@ class TickConductor:
         self.ticks = 0  # ticks run with at least one session
         self.infer_calls = 0  # inference calls made by the conductor
         self.late_ticks = 0  # ticks that started more than a frame after their due time
+        self.infer_errors = 0
 
     @property
     def sessions(self) -> tuple["LiveSession", ...]:
@@ -616,7 +617,13 @@ class TickConductor:
                 counts[i] = c
                 n += c
             if n:
-                self.pool.infer(batch[:n], raw[:n])
+                try:
+                    self.pool.infer(batch[:n], raw[:n])
+                except Exception:  # e.g. a GPU gone away: keep every stream going with a closed mouth
+                    if not self.infer_errors:
+                        log.exception("inference failed; mouths stay closed until it works again")
+                    self.infer_errors += 1
+                    raw[:n] = 0.0
                 self.infer_calls += 1
             j = 0
             for i, s in enumerate(active):

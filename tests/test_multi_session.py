@@ -339,3 +339,29 @@ def test_api_refuses_bad_session_specs(tmp_path):
     finally:
         server.stop()
         studio.close()
+
+
+def test_one_inference_call_per_tick_however_many_sessions(tmp_path, speech_10s):
+    from dhlive_cli.inference import InferencePool
+    from dhlive_cli.presets import load_preset
+    from dhlive_cli.sinks import EncoderOptions
+    from dhlive_cli.studio import SessionSpec, Studio
+
+    pool = InferencePool()
+    studio = Studio(pool, load_preset("low"), EncoderOptions(preset="ultrafast", threads=1))
+    try:
+        for i in range(4):
+            studio.create(SessionSpec(name=f"s{i}", output=tmp_path / f"s{i}.mkv", inputs=(str(speech_10s[0]),)))
+        time.sleep(1.0)
+        c0, p0 = studio.conductor.snapshot(), pool.calls
+        time.sleep(3.0)
+        c1, p1 = studio.conductor.snapshot(), pool.calls
+        snap = studio.snapshot()
+    finally:
+        studio.close()
+    ticks = c1["ticks"] - c0["ticks"]
+    calls = c1["inference_calls"] - c0["inference_calls"]
+    assert ticks >= 70 and abs(calls - ticks) <= 1, (ticks, calls)
+    assert p1 - p0 == calls  # nobody else called the model: 4 sessions, one batched call per tick
+    assert len(snap["sessions"]) == 4 and all(s["fps"] > 20 for s in snap["sessions"])
+    assert not [t for t in dhlive_threads() if t.startswith(("dhlive-draw", "dhlive-out", "dhlive-tick", "dhlive-in"))]
