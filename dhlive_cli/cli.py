@@ -8,6 +8,7 @@ import sys
 import typer
 
 from dhlive_cli import __version__
+from dhlive_cli.commands import avatar as avatar_cmd
 from dhlive_cli.commands import lipsync as lipsync_cmd
 from dhlive_cli.commands import live as live_cmd
 from dhlive_cli.commands import monitor as monitor_cmd
@@ -24,6 +25,7 @@ app.command("render", no_args_is_help=True)(render_cmd.render)
 app.command("lipsync", no_args_is_help=True)(lipsync_cmd.lipsync)
 app.command("live", no_args_is_help=True)(live_cmd.live)
 app.command("monitor", no_args_is_help=True)(monitor_cmd.monitor)
+app.add_typer(avatar_cmd.app, name="avatar")
 
 
 def _version(value: bool):

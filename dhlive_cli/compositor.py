@@ -54,6 +54,14 @@ def load_avatar(avatar_dir: str | os.PathLike | None, width: int, height: int, f
         from dhlive_cli.avatar.drawn import DrawnAvatar
 
         return DrawnAvatar(spec, width, height, fps)
+    if kind == "photo":
+        from dhlive_cli.avatar.photo import PhotoAvatar
+
+        return PhotoAvatar(d, spec, width, height, fps)
+    if kind == "video":
+        from dhlive_cli.avatar.photo import VideoAvatar
+
+        return VideoAvatar(d, spec, width, height, fps)
     raise InputError(f"{manifest}: unknown avatar kind {kind!r}")
 
 

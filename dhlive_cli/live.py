@@ -385,6 +385,9 @@ class LiveSession:
         from dhlive_cli.avatar.drawn import MouthShape
 
         prev_slot = -1
+        warm = getattr(self.avatar, "warm", None)
+        if warm is not None:
+            warm()  # e.g. start this thread's video decoder before the first frame is due
         try:
             while True:
                 with self._post_cv:

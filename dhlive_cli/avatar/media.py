@@ -1,0 +1,350 @@
+"""Pictures in and out for photo and video avatars.
+
+- ``read_image``: a still photo, with the container checked first so a truncated or corrupt file
+  is a one-line InputError (and no library noise on stderr).
+- ``VideoFrames``: an input video's frames, in order, resampled to the avatar frame rate
+  (OpenCV's bundled FFmpeg; orientation metadata applied).
+- ``FrameEncoder``: raw BGR frames to H.264 through an ffmpeg child (frames on stdin).
+- ``LoopDecoder``: an avatar's loop video decoded by an ffmpeg child, already scaled and placed
+  at the output size, read forward one frame at a time into a reused buffer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import math
+import os
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from dhlive_cli.errors import EngineError, InputError, OutputError
+from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path
+
+log = logging.getLogger(__name__)
+
+_F_SETPIPE_SZ = 1031
+
+IMAGE_MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "png",
+    b"\xff\xd8\xff": "jpeg",
+    b"BM": "bmp",
+    b"II*\x00": "tiff",
+    b"MM\x00*": "tiff",
+}
+
+
+def sniff_image(path: Path) -> str | None:
+    """The image format of a file from its first bytes, or None when it is not a still image."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    for magic, kind in IMAGE_MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def _check_png(data: bytes, name: str) -> None:
+    pos = 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            break
+        if zlib.crc32(data[pos + 4 : pos + 8 + length]) != int.from_bytes(data[end - 4 : end], "big"):
+            raise InputError(f"{name}: corrupt PNG (bad checksum in a {kind.decode('latin-1')!r} chunk)")
+        if kind == b"IEND":
+            return
+        pos = end
+    raise InputError(f"{name}: truncated PNG (the file ends before its last chunk)")
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Image codecs print their own complaints on fd 2; the caller reports one line instead."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # pragma: no cover - no stderr at all
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """A photo as BGR uint8, or InputError (missing, truncated, corrupt, unsupported)."""
+    import cv2
+
+    name = str(path)
+    kind = sniff_image(path)
+    if kind is None:
+        raise InputError(f"{name}: not an image this tool reads (PNG, JPEG, BMP, TIFF, WebP)")
+    data = path.read_bytes()
+    if kind == "png":
+        _check_png(data, name)
+    elif kind == "jpeg" and b"\xff\xd9" not in data[-64:]:
+        raise InputError(f"{name}: truncated JPEG (no end-of-image marker)")
+    with _quiet_native_stderr():
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise InputError(f"{name}: corrupt {kind.upper()} image (cannot decode it)")
+    if min(img.shape[:2]) < 32:
+        raise InputError(f"{name}: image is only {img.shape[1]}x{img.shape[0]} pixels")
+    return np.ascontiguousarray(img)
+
+
+def fit_within(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]:
+    """The size to scale (width, height) to so it fits in box (either orientation), never up."""
+    bw, bh = max(box), min(box)
+    s = min(1.0, bw / max(width, height), bh / min(width, height))
+    w, h = max(2, int(round(width * s / 2)) * 2), max(2, int(round(height * s / 2)) * 2)
+    return w, h
+
+
+class VideoFrames:
+    """Frames of an input video, resampled to `fps` by picking the nearest source frame."""
+
+    def __init__(self, path: Path, fps: int, max_seconds: float):
+        import cv2
+
+        # OpenCV's FFmpeg would print demuxer errors on stderr; we raise one line instead.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        self.path = path
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+        if not cap.isOpened():
+            raise InputError(f"{path}: not an image or a video that can be decoded (corrupt or unsupported file)")
+        self._cap = cap
+        src_fps = cap.get(cv2.CAP_PROP_FPS)
+        if not (src_fps and math.isfinite(src_fps) and 1.0 <= src_fps <= 240.0):
+            src_fps = float(fps)
+        self.src_fps = float(src_fps)
+        self.fps = int(fps)
+        n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.src_frames_hint = int(n) if n and math.isfinite(n) and n > 0 else None
+        self.max_frames = max(1, int(round(max_seconds * fps)))
+        ok, first = cap.read()
+        if not ok or first is None:
+            cap.release()
+            raise InputError(f"{path}: no video frame could be decoded (corrupt or unsupported file)")
+        self._next = first
+        self._src_index = 0
+        self.height, self.width = first.shape[:2]
+
+    @property
+    def expected_frames(self) -> int | None:
+        if self.src_frames_hint is None:
+            return None
+        return min(self.max_frames, int(self.src_frames_hint * self.fps / self.src_fps))
+
+    def __iter__(self):
+        """Yields (k, bgr) for output frames k = 0, 1, ...; a frame object may be reused."""
+        k = 0
+        cur = self._next
+        while k < self.max_frames and cur is not None:
+            want = int(round(k * self.src_fps / self.fps))
+            while self._src_index < want:
+                ok, nxt = self._cap.read()
+                if not ok:
+                    return
+                cur = nxt
+                self._src_index += 1
+            yield k, cur
+            k += 1
+
+    def close(self) -> None:
+        self._cap.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class FrameEncoder:
+    """BGR frames on stdin of an ffmpeg child -> H.264 mp4 (a keyframe every `gop` frames)."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: int, *, crf: int = 17, preset: str = "medium",
+                 gop: int = 25, pix_fmt: str = "yuv420p", tune: str | None = None):
+        import ffmpeg
+
+        self.path, self.width, self.height = path, width, height
+        stream = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt="bgr24", s=f"{width}x{height}", framerate=fps)
+        kwargs = {"vcodec": "libx264", "pix_fmt": pix_fmt, "crf": crf, "preset": preset, "g": gop,
+                  "bf": 0, "format": "mp4", "movflags": "+faststart", "an": None}
+        if tune:
+            kwargs["tune"] = tune
+        args = ffmpeg.compile(ffmpeg.output(stream, str(path), **kwargs), cmd=ffmpeg_path(), overwrite_output=True)
+        args = [args[0], "-hide_banner", "-loglevel", "error"] + args[1:]
+        try:
+            self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except OSError as e:
+            raise OutputError(f"cannot start ffmpeg: {e}") from e
+        self._stderr = StderrTail(self._proc.stderr, "dhlive-avatar-encoder-stderr")
+        self.frames = 0
+
+    def write(self, bgr: np.ndarray) -> None:
+        if bgr.shape != (self.height, self.width, 3):
+            raise ValueError(f"frame {bgr.shape} is not {self.height}x{self.width}")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(bgr).data)
+        except BrokenPipeError:
+            why = self._stderr.last("ffmpeg stopped", wait=2.0)
+            raise OutputError(f"{self.path}: encoder failed: {why}") from None
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._proc.stdin and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        rc = self._proc.wait()
+        self._stderr.join()
+        if rc != 0:
+            raise OutputError(f"{self.path}: encoder failed: {self._stderr.last(f'ffmpeg exit {rc}')}")
+
+    def abort(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._stderr.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def read_frames_at(path: Path, start: int, count: int, fps: int, width: int, height: int) -> np.ndarray:
+    """`count` frames of a (CFR, our own) video from frame `start`, as (count, H, W, 3)."""
+    args = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-ss", f"{start / fps:.6f}", "-i", str(path),
+            "-frames:v", str(count), "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
+    p = subprocess.run(args, capture_output=True)
+    n = len(p.stdout) // (width * height * 3)
+    if p.returncode != 0 or n < count:
+        why = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise EngineError(f"{path}: could not read back frames {start}..{start + count - 1}: "
+                          f"{why[-1] if why else f'got {n}'}")
+    return np.frombuffer(p.stdout, np.uint8, count * width * height * 3).reshape(count, height, width, 3)
+
+
+class LoopDecoder:
+    """An avatar's loop video as frames at the output size, decoded ahead by an ffmpeg child.
+
+    Positions are frame numbers in the file. Reading forward (the usual case: one frame per
+    tick) streams from the child; repeating a position costs nothing; a short jump forward is
+    read through; anything else restarts the child at that position with an accurate seek.
+    The child normally loops the file itself (-stream_loop), so wrapping around costs nothing.
+    """
+
+    MAX_SKIP = 12
+
+    def __init__(self, path: Path, frames: int, fps: int, width: int, height: int, filters):
+        self.path, self.n, self.fps = path, int(frames), int(fps)
+        self.width, self.height = width, height
+        self._filters = filters  # callable(ffmpeg stream) -> stream at (width, height)
+        self.frame = np.zeros((height, width, 3), np.uint8)
+        self._view = memoryview(self.frame).cast("B")
+        self._proc: subprocess.Popen | None = None
+        self._looping = False
+        self._next = -1  # position the child will deliver next
+        self.pos = -1  # position held in self.frame
+        self.restarts = 0
+
+    def _spawn(self, pos: int) -> None:
+        import ffmpeg
+
+        self.close()
+        if pos == 0:
+            src = ffmpeg.input(str(self.path), stream_loop=-1)
+        else:
+            # -stream_loop after a seek loops back to the seek point, not to 0: no loop here, a
+            # fresh looping child is started from 0 when this one reaches the end
+            src = ffmpeg.input(str(self.path), ss=f"{pos / self.fps:.6f}")
+        out = ffmpeg.output(self._filters(src.video), "pipe:1", format="rawvideo", pix_fmt="bgr24")
+        args = ffmpeg.compile(out, cmd=ffmpeg_path())
+        args = [args[0], "-hide_banner", "-nostdin", "-loglevel", "error", "-threads", "2", "-filter_threads", "1"] + args[1:]
+        try:
+            self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, bufsize=0)
+        except OSError as e:
+            raise EngineError(f"cannot start ffmpeg for the avatar video: {e}") from e
+        try:
+            fcntl.fcntl(self._proc.stdout.fileno(), _F_SETPIPE_SZ, 1 << 20)
+        except OSError:  # pragma: no cover - not Linux
+            pass
+        self._looping = pos == 0
+        self._next = pos
+        self.restarts += 1
+
+    def _read_one(self) -> None:
+        view, got, need = self._view, 0, len(self._view)
+        fd = self._proc.stdout
+        while got < need:
+            n = fd.readinto(view[got:])
+            if not n:
+                err = self._proc.stderr.read().decode("utf-8", "replace").strip().splitlines() if self._proc.poll() is not None else []
+                self.close()
+                raise EngineError(f"{self.path}: avatar video ended early at frame {self._next}"
+                                  + (f": {err[-1]}" if err else ""))
+            got += n
+        self.pos = self._next
+        self._next += 1
+        if self._next >= self.n:
+            if self._looping:
+                self._next = 0
+            else:
+                self.close()
+
+    def read(self, pos: int) -> np.ndarray:
+        """The frame at position pos (0 <= pos < frames), in self.frame (reused)."""
+        pos = int(pos) % self.n
+        if pos == self.pos:
+            return self.frame
+        if self._proc is None or not (0 <= (pos - self._next) % self.n <= self.MAX_SKIP):
+            self._spawn(pos)
+        while True:
+            if self._proc is None:  # the seeking child reached the end: loop from the start
+                self._spawn(0)
+            want = self._next == pos
+            self._read_one()
+            if want:
+                return self.frame
+
+    def close(self) -> None:
+        p, self._proc = self._proc, None
+        if p is None:
+            return
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        for f in (p.stdout, p.stderr):
+            with contextlib.suppress(OSError):
+                f.close()
+        self._next = -1
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self.close()

@@ -1,0 +1,501 @@
+"""Avatars made from a real presenter: a still photo (kind "photo") or a loop video (kind "video").
+
+Both are prepared by ``dhlive avatar prepare`` (dhlive_cli/avatar/prepare.py), which stores the
+frames, their face-mesh landmarks and a palette of mouth tones; this module draws them.
+
+Per frame, only the mouth/jaw box is warped (dhlive_cli/avatar/facerig.py) and the inner mouth
+painted; a photo also gets idle motion (a slow head sway with breathing, a weighted affine that
+fades out around the head) and blinks (an eyelid warp). Everything is a pure function of the
+frame index and mouth, so one avatar object serves many sessions and threads; each thread keeps
+its own scratch buffers (and, for a video, its own decoder child) in a ``threading.local``.
+
+The source is placed in the output frame by ``Fit``: cover the frame when that keeps the face a
+sensible size, else scale it smaller, centre it near the face and fill the margins with a
+blurred, darkened copy of itself.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dhlive_cli.avatar import facerig as fr
+from dhlive_cli.errors import InputError
+
+__all__ = ["Fit", "FaceAvatar", "PhotoAvatar", "VideoAvatar", "compute_fit"]
+
+_MOUTH_STRIDE = 4  # coarse grid of the jaw and lip warp (each side of the seam is smooth)
+_HEAD_STRIDE = 16  # idle motion is a near-rigid motion: a very coarse grid is exact enough
+_EYES = ((fr.rig_slots(fr.EYE_A_UPPER), fr.rig_slots(fr.EYE_A_LOWER), fr.rig_slots(fr.BROW_A)),
+         (fr.rig_slots(fr.EYE_B_UPPER), fr.rig_slots(fr.EYE_B_LOWER), fr.rig_slots(fr.BROW_B)))
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """Source pixels -> output pixels: x_out = x * sx + ox (source scaled to fw x fh, placed at ox, oy)."""
+
+    width: int
+    height: int
+    fw: int
+    fh: int
+    ox: int
+    oy: int
+    sx: float
+    sy: float
+    fill: bool  # True when the scaled source leaves margins to fill
+
+    def apply(self, pts: np.ndarray) -> np.ndarray:
+        out = np.empty_like(pts, dtype=np.float64)
+        out[..., 0] = pts[..., 0] * self.sx + self.ox
+        out[..., 1] = pts[..., 1] * self.sy + self.oy
+        return out
+
+
+def compute_fit(src_w: int, src_h: int, face_box, width: int, height: int) -> Fit:
+    """Cover the frame unless that makes the face taller than ~half the frame; keep the face centred."""
+    fx0, fy0, fx1, fy1 = (float(v) for v in face_box)
+    face_h = max(8.0, fy1 - fy0)
+    s_cover = max(width / src_w, height / src_h)
+    s_contain = min(width / src_w, height / src_h)
+    s = max(s_contain, min(s_cover, 0.5 * height / face_h))
+    fw, fh = max(1, int(round(src_w * s))), max(1, int(round(src_h * s)))
+    sx, sy = fw / src_w, fh / src_h
+    cx, cy = 0.5 * (fx0 + fx1) * sx, 0.5 * (fy0 + fy1) * sy
+
+    def place(size, frame, centre, want):
+        off = want - centre
+        lo, hi = (frame - size, 0.0) if size >= frame else (0.0, frame - size)
+        return int(round(min(hi, max(lo, off))))
+
+    ox = place(fw, width, cx, 0.5 * width)
+    oy = place(fh, height, cy, 0.46 * height)
+    fill = not (ox <= 0 and oy <= 0 and ox + fw >= width and oy + fh >= height)
+    return Fit(width, height, fw, fh, ox, oy, sx, sy, fill)
+
+
+def _fill_background(src: np.ndarray, width: int, height: int, fit: Fit) -> np.ndarray:
+    """A blurred, darkened cover-fit of the source for the margins around a smaller picture."""
+    sh, sw = src.shape[:2]
+    s = max(width / sw, height / sh)
+    small = cv2.resize(src, (max(1, int(sw * s / 8)), max(1, int(sh * s / 8))), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 3.0)
+    big = cv2.resize(small, (int(round(sw * s)), int(round(sh * s))), interpolation=cv2.INTER_LINEAR)
+    x0 = (big.shape[1] - width) // 2
+    y0 = (big.shape[0] - height) // 2
+    return (big[y0 : y0 + height, x0 : x0 + width].astype(np.float32) * 0.55).astype(np.uint8)
+
+
+def place_source(src: np.ndarray, fit: Fit, out: np.ndarray) -> None:
+    """Scale and place one source frame into out (H, W, 3) as the fit says."""
+    W, H = fit.width, fit.height
+    interp = cv2.INTER_AREA if fit.sx < 1.0 else cv2.INTER_CUBIC
+    scaled = cv2.resize(src, (fit.fw, fit.fh), interpolation=interp)
+    if fit.fill:
+        out[:] = _fill_background(src, W, H, fit)
+    x0, y0 = max(0, fit.ox), max(0, fit.oy)
+    x1, y1 = min(W, fit.ox + fit.fw), min(H, fit.oy + fit.fh)
+    out[y0:y1, x0:x1] = scaled[y0 - fit.oy : y1 - fit.oy, x0 - fit.ox : x1 - fit.ox]
+
+
+def _coarse_axis(lo: int, n: int, stride: int) -> np.ndarray:
+    """Sample positions whose cv2.resize (INTER_LINEAR) to n pixels lands on pixels lo..lo+n-1."""
+    m = max(2, -(-n // stride))
+    return (lo + (np.arange(m, dtype=np.float64) + 0.5) * (n / m) - 0.5).astype(np.float32)
+
+
+def _resize_into(src: np.ndarray, dst: np.ndarray) -> None:
+    """Upsample a coarse float32 field into dst in place (OpenCV would silently allocate on a mismatch)."""
+    r = cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=cv2.INTER_LINEAR)
+    if r is not dst and not np.shares_memory(r, dst):
+        raise AssertionError(f"resize did not write in place ({src.dtype} -> {dst.dtype})")
+
+
+class _Scratch:
+    """Per-thread buffers, grown (rarely) to the largest box seen."""
+
+    def __init__(self):
+        self.mx = self.my = None
+        self.dx = self.dy = self.lx = self.ly = self.mask = None
+        self.ex = self.ey = None
+        self.m1 = self.m2 = None
+
+    @staticmethod
+    def _grow(buf, h, w):
+        if buf is None or buf.shape[0] < h or buf.shape[1] < w:
+            hh = max(h, 0 if buf is None else buf.shape[0]) + 8
+            ww = max(w, 0 if buf is None else buf.shape[1]) + 8
+            return np.zeros((hh, ww), np.float32)
+        return buf
+
+    def maps(self, h, w):
+        self.mx, self.my = self._grow(self.mx, h, w), self._grow(self.my, h, w)
+        return self.mx[:h, :w], self.my[:h, :w]
+
+    def disp(self, h, w):
+        self.dx, self.dy = self._grow(self.dx, h, w), self._grow(self.dy, h, w)
+        self.lx, self.ly = self._grow(self.lx, h, w), self._grow(self.ly, h, w)
+        if self.mask is None or self.mask.shape != self.dx.shape:
+            self.mask = np.zeros(self.dx.shape, np.uint8)
+        return self.dx[:h, :w], self.dy[:h, :w], self.lx[:h, :w], self.ly[:h, :w], self.mask[:h, :w]
+
+    def fixed(self, h, w):
+        if self.m1 is None or self.m1.shape[:2] != (h, w):
+            self.m1 = np.zeros((h, w, 2), np.int16)
+            self.m2 = np.zeros((h, w), np.uint16)
+        return self.m1, self.m2
+
+    def eye(self, h, w):
+        self.ex, self.ey = self._grow(self.ex, h, w), self._grow(self.ey, h, w)
+        return self.ex[:h, :w], self.ey[:h, :w]
+
+
+def mouth_displacement(g: fr.MouthGeometry, warp: fr.MouthWarp, sc: _Scratch):
+    """Backward displacement (source - output) over g.box.
+
+    Each side of the lip seam has a smooth map of its own (evaluated on a coarse grid over the
+    whole box and upsampled); a per-pixel mask of the lower side picks between them, so the
+    seam stays sharp without evaluating the field per pixel.
+    """
+    x0, y0, x1, y1 = g.box
+    w, h = x1 - x0, y1 - y0
+    dx, dy, lx, ly, mask = sc.disp(h, w)
+    xs = _coarse_axis(x0, w, _MOUTH_STRIDE)
+    ys = _coarse_axis(y0, h, _MOUTH_STRIDE)
+    X, Y = np.meshgrid(xs, ys)
+    u, v = g.to_face(X.ravel(), Y.ravel())
+    for lower, bx, by in ((False, dx, dy), (True, lx, ly)):
+        su, sv = warp.inverse_side(u, v, lower)
+        sx, sy = g.to_px(su, sv)
+        _resize_into((sx.reshape(X.shape) - X).astype(np.float32), bx)
+        _resize_into((sy.reshape(X.shape) - Y).astype(np.float32), by)
+    mask[:] = 0
+    poly = warp.lower_side_polygon() - (x0, y0)
+    cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    cv2.copyTo(lx, mask, dx)
+    cv2.copyTo(ly, mask, dy)
+    return dx, dy
+
+
+class FaceAvatar:
+    """What photo and video avatars share: manifest, landmarks, fit, the mouth warp."""
+
+    kind = "face"
+
+    def __init__(self, avatar_dir: str | Path, spec: dict, width: int, height: int, fps: int = 25):
+        if int(width) < 64 or int(height) < 64:
+            raise InputError(f"frame size {width}x{height} is too small for a photo avatar")
+        if int(fps) <= 0:
+            raise InputError("fps must be positive")
+        self.dir = Path(avatar_dir)
+        self.width, self.height, self.fps = int(width), int(height), int(fps)
+        self.name = str(spec.get("name", self.dir.name))
+        frames = spec.get("frames")
+        if not isinstance(frames, dict):
+            raise InputError(f"{self.dir}/avatar.toml: missing [frames] table")
+        try:
+            self.src_w, self.src_h = int(frames["width"]), int(frames["height"])
+            self.count = int(frames["count"])
+            self.src_fps = float(frames.get("fps", fps))
+            self.frames_file = self.dir / str(frames["file"])
+            lm_file = self.dir / str(frames.get("landmarks", "landmarks.npy"))
+            self.palette = fr.MouthPalette.from_hex(spec["palette"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"{self.dir}/avatar.toml: bad or missing entry: {e}") from None
+        if not self.frames_file.is_file():
+            raise InputError(f"{self.frames_file}: missing (the avatar directory is incomplete)")
+        try:
+            lm = np.load(lm_file, mmap_mode="r")
+        except (OSError, ValueError) as e:
+            raise InputError(f"{lm_file}: cannot read landmarks: {e}") from None
+        if lm.ndim != 3 or lm.shape[0] != self.count or lm.shape[1] != 468 or lm.shape[2] < 2:
+            raise InputError(f"{lm_file}: expected ({self.count}, 468, 2|3) landmarks, found {lm.shape}")
+        rig = np.asarray(lm[:, fr.RIG_INDEX, :2], np.float64)
+        oval = rig[:, fr.rig_slots(fr.FACE_OVAL)]
+        face_box = (oval[..., 0].min(), oval[..., 1].min(), oval[..., 0].max(), oval[..., 1].max())
+        self.fit = compute_fit(self.src_w, self.src_h, face_box, self.width, self.height)
+        # (count, K, 2) rig landmarks in output pixels; float32 keeps a long loop's table small
+        self.pts = self.fit.apply(rig).astype(np.float32)
+        self._tls = threading.local()
+
+    def _scratch(self) -> _Scratch:
+        sc = getattr(self._tls, "sc", None)
+        if sc is None:
+            sc = self._tls.sc = _Scratch()
+        return sc
+
+    def _check_out(self, out: np.ndarray) -> None:
+        if out.shape != (self.height, self.width, 3) or out.dtype != np.uint8:
+            raise ValueError(f"out must be ({self.height}, {self.width}, 3) uint8, got {out.shape} {out.dtype}")
+
+    def mouth_warp(self, pts: np.ndarray, mouth) -> fr.MouthWarp:
+        g = fr.MouthGeometry.from_points(pts, self.width, self.height)
+        return fr.MouthWarp(g, fr.MouthPose.from_shape(g, mouth.open, mouth.spread, mouth.round, mouth.close))
+
+    def warm(self) -> None:
+        """Allocate this thread's scratch now (call from the thread that will render)."""
+        self._scratch()
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- photo
+
+
+class PhotoAvatar(FaceAvatar):
+    """A still photo brought to life: mouth warp, head sway with breathing, blinks."""
+
+    kind = "photo"
+
+    def __init__(self, avatar_dir, spec: dict, width: int, height: int, fps: int = 25):
+        super().__init__(avatar_dir, spec, width, height, fps)
+        if self.count != 1:
+            raise InputError(f"{self.dir}/avatar.toml: a photo avatar has 1 frame, not {self.count}")
+        from dhlive_cli.avatar.media import read_image
+
+        src = read_image(self.frames_file)
+        if src.shape[:2] != (self.src_h, self.src_w):
+            raise InputError(f"{self.frames_file}: is {src.shape[1]}x{src.shape[0]}, the manifest says "
+                             f"{self.src_w}x{self.src_h}")
+        base = np.zeros((self.height, self.width, 3), np.uint8)
+        place_source(src, self.fit, base)
+        self._base = base
+        motion = spec.get("motion", {}) if isinstance(spec.get("motion", {}), dict) else {}
+        self._motion(motion)
+        self._head_setup()
+
+    def _motion(self, m: dict) -> None:
+        try:
+            seed = int(m.get("seed", 7))
+            lo, hi = (float(v) for v in m.get("blink_interval_s", (2.4, 5.6)))
+            self.blink_ms = float(m.get("blink_ms", 180.0))
+            self.sway = float(m.get("sway", 1.0))
+        except (TypeError, ValueError) as e:
+            raise InputError(f"{self.dir}/avatar.toml: bad [motion] value: {e}") from None
+        if not (1.0 <= lo <= hi <= 20.0) or not (60.0 <= self.blink_ms <= 400.0):
+            raise InputError(f"{self.dir}/avatar.toml: [motion] blink_interval_s or blink_ms out of range")
+        rng = np.random.default_rng(seed)
+        fps = self.fps
+        gaps = np.clip(np.round(rng.uniform(lo, hi, 64) * fps).astype(np.int64), max(2, int(fps * 0.5)), None)
+        self._blink_first = int(round(rng.uniform(0.8, 2.0) * fps))
+        self._blink_starts = tuple(int(v) for v in np.concatenate([[0], np.cumsum(gaps)[:-1]]))
+        self._blink_period = int(gaps.sum())
+        self._phases = tuple(float(v) for v in rng.uniform(0, 2 * math.pi, 8))
+
+    def _head_setup(self) -> None:
+        pts = self.pts[0].astype(np.float64)
+        oval = pts[fr.rig_slots(fr.FACE_OVAL)]
+        x0, y0 = oval.min(axis=0)
+        x1, y1 = oval.max(axis=0)
+        self._hc = (float(0.5 * (x0 + x1)), float(0.5 * (y0 + y1)))
+        self._hr = (max(4.0, float(0.5 * (x1 - x0))), max(4.0, float(0.5 * (y1 - y0))))
+        self._pivot = (self._hc[0], self._hc[1] + 1.3 * self._hr[1])
+        fh = 2.0 * self._hr[1]
+        self._tilt = math.radians(0.8) * self.sway
+        self._sway_px = 0.006 * fh * self.sway
+        self._bob_px = 0.003 * fh * self.sway
+        self._breath_px = 0.005 * fh * self.sway
+        r_out = 1.85
+        bx0 = self._hc[0] - r_out * self._hr[0]
+        bx1 = self._hc[0] + r_out * self._hr[0]
+        by0 = self._hc[1] - r_out * self._hr[1]
+        by1 = self._hc[1] + r_out * self._hr[1]
+        # the mouth warp box (at its widest opening) and the eyes must lie inside the head box
+        g = fr.MouthGeometry.from_points(pts, self.width, self.height)
+        mb = g.box
+        pad = 4 + self._sway_px + self._breath_px + self._bob_px + self._tilt * 2 * self._hr[1]
+        bx0, by0 = min(bx0, mb[0] - pad), min(by0, mb[1] - pad)
+        bx1, by1 = max(bx1, mb[2] + pad), max(by1, mb[3] + pad + 0.6 * g.hw)
+        self.head_box = (max(0, int(bx0)), max(0, int(by0)), min(self.width, int(math.ceil(bx1))),
+                         min(self.height, int(math.ceil(by1))))
+        hx0, hy0, hx1, hy1 = self.head_box
+        w, h = hx1 - hx0, hy1 - hy0
+        xs = _coarse_axis(hx0, w, _HEAD_STRIDE).astype(np.float64)
+        ys = _coarse_axis(hy0, h, _HEAD_STRIDE).astype(np.float64)
+        X, Y = np.meshgrid(xs, ys)
+        self._hgx = (X - self._pivot[0]).astype(np.float32)
+        self._hgy = (Y - self._pivot[1]).astype(np.float32)
+        self._hgw = self._head_weight(X, Y).astype(np.float32)
+        self._ident_x = np.arange(hx0, hx1, dtype=np.float32)[None, :]
+        self._ident_y = np.arange(hy0, hy1, dtype=np.float32)[:, None]
+
+    def _head_weight(self, x, y):
+        r = np.sqrt(((x - self._hc[0]) / self._hr[0]) ** 2 + ((y - self._hc[1]) / self._hr[1]) ** 2)
+        return 1.0 - fr.smoothstep((r - 1.2) / 0.65)
+
+    def pose(self, frame_index: int) -> tuple[float, float, float]:
+        """(tilt radians, dx, dy) of the head at a frame: slow sums of sines plus breathing."""
+        t = int(frame_index) / self.fps
+        p = self._phases
+        tau = 2 * math.pi
+        tilt = self._tilt * (0.6 * math.sin(tau * 0.071 * t + p[0]) + 0.4 * math.sin(tau * 0.163 * t + p[1]))
+        dx = self._sway_px * (0.6 * math.sin(tau * 0.053 * t + p[2]) + 0.4 * math.sin(tau * 0.127 * t + p[3]))
+        dy = self._bob_px * (0.5 * math.sin(tau * 0.089 * t + p[4]) + 0.5 * math.sin(tau * 0.211 * t + p[5]))
+        dy -= self._breath_px * 0.5 * (1.0 - math.cos(tau * 0.25 * t + p[6]))
+        return tilt, dx, dy
+
+    def blink_closure(self, frame_index: int) -> float:
+        return fr.blink_closure(frame_index, self.fps, self._blink_starts, self._blink_period, self._blink_first,
+                                self.blink_ms)
+
+    def frame_points(self, frame_index: int) -> np.ndarray:
+        """The rig landmarks of a frame in output pixels (the head moved by its idle motion)."""
+        tilt, tx, ty = self.pose(frame_index)
+        c, s = math.cos(tilt) - 1.0, math.sin(tilt)
+        p = self.pts[0].astype(np.float64)
+        qx, qy = p[:, 0] - self._pivot[0], p[:, 1] - self._pivot[1]
+        w = self._head_weight(p[:, 0], p[:, 1])
+        out = p.copy()
+        out[:, 0] += w * (c * qx - s * qy + tx)
+        out[:, 1] += w * (s * qx + c * qy + ty)
+        return out
+
+    def mouth_box(self, frame_index: int = 0) -> tuple[int, int, int, int]:
+        """The box the mouth warp may touch at this frame (the jaw included)."""
+        return fr.MouthGeometry.from_points(self.frame_points(frame_index), self.width, self.height).box
+
+    def render(self, out: np.ndarray, frame_index: int, mouth, fresh: bool = True) -> None:
+        """Draw frame `frame_index` into out (H, W, 3) uint8 BGR, preallocated by the caller."""
+        self._check_out(out)
+        if fresh:
+            np.copyto(out, self._base)  # outside the head box nothing ever moves
+        sc = self._scratch()
+        hx0, hy0, hx1, hy1 = self.head_box
+        w, h = hx1 - hx0, hy1 - hy0
+        mx, my = sc.maps(h, w)
+        # idle motion, backward: s = p - w(p) * ((R - I)(p - pivot) + t)
+        tilt, tx, ty = self.pose(frame_index)
+        c, s = math.cos(tilt) - 1.0, math.sin(tilt)
+        gx, gy, gw = self._hgx, self._hgy, self._hgw
+        c, s, tx, ty = np.float32(c), np.float32(s), np.float32(tx), np.float32(ty)
+        _resize_into(gw * (c * gx - s * gy + tx), mx)
+        _resize_into(gw * (s * gx + c * gy + ty), my)
+        np.subtract(self._ident_x, mx, out=mx)
+        np.subtract(self._ident_y, my, out=my)
+        pts = self.frame_points(frame_index)
+        # mouth and jaw
+        warp = self.mouth_warp(pts, mouth)
+        g = warp.g
+        x0, y0, x1, y1 = g.box
+        x0, y0, x1, y1 = max(x0, hx0), max(y0, hy0), min(x1, hx1), min(y1, hy1)
+        dx, dy = mouth_displacement(g, warp, sc)
+        ox, oy = x0 - g.box[0], y0 - g.box[1]
+        mx[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0] += dx[oy : oy + y1 - y0, ox : ox + x1 - x0]
+        my[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0] += dy[oy : oy + y1 - y0, ox : ox + x1 - x0]
+        # blinks
+        closure = self.blink_closure(frame_index)
+        if closure > 0.01:
+            for up, lo, brow in _EYES:
+                eg = fr.EyeGeometry.from_points(pts[up], pts[lo], pts[brow], self.width, self.height)
+                ex0, ey0, ex1, ey1 = eg.box
+                ex0, ey0, ex1, ey1 = max(ex0, hx0), max(ey0, hy0), min(ex1, hx1), min(ey1, hy1)
+                if ex1 <= ex0 or ey1 <= ey0:
+                    continue
+                edx, edy = sc.eye(ey1 - ey0, ex1 - ex0)
+                X, Y = np.meshgrid(np.arange(ex0, ex1, dtype=np.float32), np.arange(ey0, ey1, dtype=np.float32))
+                eg.displacement(X, Y, closure, edx, edy)
+                mx[ey0 - hy0 : ey1 - hy0, ex0 - hx0 : ex1 - hx0] += edx
+                my[ey0 - hy0 : ey1 - hy0, ex0 - hx0 : ex1 - hx0] += edy
+        m1, m2 = sc.fixed(h, w)
+        cv2.convertMaps(mx, my, cv2.CV_16SC2, dstmap1=m1, dstmap2=m2)  # fixed-point remap is faster
+        cv2.remap(self._base, m1, m2, cv2.INTER_LINEAR, dst=out[hy0:hy1, hx0:hx1], borderMode=cv2.BORDER_REPLICATE)
+        fr.draw_inner_mouth(out, warp, self.palette)
+
+
+# --------------------------------------------------------------------------- video
+
+
+class VideoAvatar(FaceAvatar):
+    """A loop video of a presenter: frames streamed from frames.mp4, the mouth warped per frame."""
+
+    kind = "video"
+
+    def __init__(self, avatar_dir, spec: dict, width: int, height: int, fps: int = 25):
+        super().__init__(avatar_dir, spec, width, height, fps)
+        if self.count < 2:
+            raise InputError(f"{self.dir}/avatar.toml: a video avatar needs at least 2 frames")
+        from dhlive_cli.avatar.media import read_frames_at
+        from dhlive_cli.errors import EngineError
+
+        try:  # a missing or corrupt loop video is the user's input error, found at load time
+            read_frames_at(self.frames_file, 0, 1, int(round(self.src_fps)), self.src_w, self.src_h)
+        except EngineError as e:
+            raise InputError(f"{self.frames_file}: cannot decode the avatar video ({e})") from None
+        self._decoders: weakref.WeakSet = weakref.WeakSet()
+        self._dec_lock = threading.Lock()
+
+    def _filters(self, stream):
+        """ffmpeg filters putting one source frame in the output frame, as place_source does."""
+        f = self.fit
+        W, H = self.width, self.height
+        if not f.fill:
+            if (f.fw, f.fh) != (self.src_w, self.src_h):
+                stream = stream.filter("scale", f.fw, f.fh, flags="bilinear")
+            return stream.filter("crop", W, H, -f.ox, -f.oy)
+        split = stream.filter_multi_output("split")
+        fg = split[0].filter("scale", f.fw, f.fh, flags="bilinear")
+        s = max(W / self.src_w, H / self.src_h)
+        cw, ch = int(round(self.src_w * s)), int(round(self.src_h * s))
+        bg = (split[1].filter("scale", max(2, cw // 8), max(2, ch // 8), flags="area")
+              .filter("gblur", sigma=3).filter("scale", cw, ch, flags="bilinear")
+              .filter("crop", W, H, (cw - W) // 2, (ch - H) // 2)
+              .filter("colorchannelmixer", rr=0.55, gg=0.55, bb=0.55))
+        return bg.overlay(fg, x=f.ox, y=f.oy)
+
+    def _decoder(self):
+        from dhlive_cli.avatar.media import LoopDecoder
+
+        d = getattr(self._tls, "dec", None)
+        if d is None:
+            d = self._tls.dec = LoopDecoder(self.frames_file, self.count, self.src_fps, self.width, self.height,
+                                            self._filters)
+            with self._dec_lock:
+                self._decoders.add(d)
+        return d
+
+    def position(self, frame_index: int) -> int:
+        """Frame of the loop file shown at an output frame (the file is the whole loop)."""
+        if abs(self.src_fps - self.fps) < 1e-6:
+            return int(frame_index) % self.count
+        return int(int(frame_index) * self.src_fps / self.fps) % self.count
+
+    def frame_points(self, frame_index: int) -> np.ndarray:
+        return self.pts[self.position(frame_index)].astype(np.float64)
+
+    def mouth_box(self, frame_index: int = 0) -> tuple[int, int, int, int]:
+        return fr.MouthGeometry.from_points(self.frame_points(frame_index), self.width, self.height).box
+
+    def render(self, out: np.ndarray, frame_index: int, mouth, fresh: bool = True) -> None:
+        """Draw frame `frame_index` into out (H, W, 3) uint8 BGR, preallocated by the caller."""
+        self._check_out(out)
+        pos = self.position(frame_index)
+        frame = self._decoder().read(pos)
+        np.copyto(out, frame)
+        sc = self._scratch()
+        warp = self.mouth_warp(self.pts[pos].astype(np.float64), mouth)
+        g = warp.g
+        x0, y0, x1, y1 = g.box
+        dx, dy = mouth_displacement(g, warp, sc)
+        mx, my = sc.maps(y1 - y0, x1 - x0)
+        np.add(dx, np.arange(x0, x1, dtype=np.float32)[None, :], out=mx)
+        np.add(dy, np.arange(y0, y1, dtype=np.float32)[:, None], out=my)
+        cv2.remap(frame, mx, my, cv2.INTER_LINEAR, dst=out[y0:y1, x0:x1], borderMode=cv2.BORDER_REPLICATE)
+        fr.draw_inner_mouth(out, warp, self.palette)
+
+    def warm(self) -> None:
+        """Start this thread's decoder child now: otherwise the first frame waits ~0.1 s for it."""
+        self._scratch()
+        self._decoder().read(0)
+
+    def close(self) -> None:
+        """Stop every decoder child now (they also stop when their thread ends)."""
+        with self._dec_lock:
+            decs = list(self._decoders)
+        for d in decs:
+            d.close()

@@ -1,0 +1,90 @@
+"""`dhlive avatar prepare`: bring your own avatar, from a photo or a short video of a presenter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dhlive_cli.commands.common import err_console, user_errors
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Bring your own avatar: turn a photo or a short video of a presenter into an avatar directory.",
+)
+
+EXAMPLES = """
+Examples:
+
+  dhlive avatar prepare anna.jpg -o avatars/anna
+
+  dhlive avatar prepare presenter.mp4 -o avatars/tom --max-seconds 8 --loop best
+
+  dhlive render speech.wav -o out.mp4 --avatar avatars/anna
+
+The input needs exactly one face, at least 64 px across, facing the camera. A video should show
+the presenter listening (mouth closed, a little natural motion); its first --max-seconds become
+a seamless loop: ping-pong (forwards then backwards, always seamless) or best (cut where the
+picture comes back closest to the start, with a short cross-fade). DIR/preview.png shows the
+mouth shapes the avatar will make.
+"""
+
+
+def prepare(
+    input: Annotated[Path, typer.Argument(help="A photo (PNG, JPEG, BMP, TIFF, WebP) or a video ffmpeg reads.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Avatar directory to write (created; an old avatar there is replaced).", show_default=False)],
+    loop: Annotated[str, typer.Option(help="Video idle loop: pingpong or best.")] = "pingpong",
+    max_seconds: Annotated[float, typer.Option(help="Use at most this many seconds of a video.")] = 10.0,
+    size: Annotated[str, typer.Option(help="Largest stored frame size (the box it must fit in, either orientation): 720p, 1080p or WxH.")] = "1080p",
+    fps: Annotated[int, typer.Option(help="Frame rate of the stored loop (the render frame rate).")] = 25,
+    name: Annotated[Optional[str], typer.Option(help="Avatar name (default: the input file name).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+):
+    """Prepare an avatar directory from a photo or video: landmarks, idle loop, palette, preview."""
+    with user_errors():
+        res = _prepare(input, output, loop, max_seconds, size, fps, name, quiet or json_out)
+    for w in res["warnings"]:
+        err_console.print(f"[yellow]warning:[/] {w}", markup=True)
+    if json_out:
+        typer.echo(json.dumps(res))
+    else:
+        what = "still photo" if res["kind"] == "photo" else f"{res['frames']}-frame {res['loop']} loop ({res['seconds']:.1f} s)"
+        err_console.print(f"[green]wrote[/] {res['dir']}  {res['kind']} avatar '{res['name']}', {res['width']}x{res['height']}, "
+                          f"{what}; preview: {Path(res['dir']) / 'preview.png'}")
+
+
+prepare.__doc__ = (prepare.__doc__ or "") + "\n\n" + EXAMPLES
+app.command("prepare", no_args_is_help=True)(prepare)
+
+
+def _prepare(input, output, loop, max_seconds, size, fps, name, quiet) -> dict:
+    from dataclasses import asdict
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dhlive_cli.avatar.prepare import PrepareOptions, prepare_avatar
+    from dhlive_cli.errors import InputError
+    from dhlive_cli.presets import parse_size
+    from dhlive_cli.timebase import Timebase
+
+    box = parse_size(size)
+    try:
+        Timebase(fps)
+    except ValueError as e:
+        raise InputError(f"--fps {fps}: {e}") from e
+    opts = PrepareOptions(loop=loop, max_seconds=max_seconds, size=box, fps=fps, name=name)
+    if quiet or not err_console.is_terminal:
+        res = prepare_avatar(input, output, opts)
+    else:
+        with Progress(TextColumn("[bold]{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                      TimeRemainingColumn(), console=err_console, transient=True) as progress:
+            task = progress.add_task("reading", total=None)
+
+            def tick(done, total, what):
+                progress.update(task, completed=done, total=total, description=what)
+
+            res = prepare_avatar(input, output, opts, progress=tick)
+    return asdict(res)
