@@ -2,8 +2,9 @@
 
     python benchmarks/run_all.py [--quick]
 
---quick shortens inputs (speed: 10 s x 1, memory: 1 vs 10 min, soak: 1.5 min, monitor: 10 s) for
-a smoke run; the figures in the README come from a full run (about 25 minutes).
+--quick shortens every input (render speed 10 s x 1, memory 1 vs 10 min, soak 1.5 min, memory floor
+20 s, avatar memory 0.5 vs 1.5 min, concurrency 4 and 8 sessions x 15 s, monitor 10 s) for a
+smoke run; the figures in the README come from a full run (about 50 minutes).
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def main() -> None:
         result["render_speed"] = run("bench_render.py", "speed")
         result["render_memory"] = run("bench_render.py", "memory")
     result["live_soak"] = run("bench_live.py", "--minutes", "1.5" if a.quick else "10")
+    result["memory_floor"] = run("bench_memory_floor.py", "--seconds", "20" if a.quick else "60")
+    result["avatar_compose"] = run("bench_avatar.py", "compose", "--frames", "200" if a.quick else "600")
+    result["avatar_memory"] = run("bench_avatar.py", "memory", *(["--short", "30", "--long", "90"] if a.quick else []))
+    result["concurrency"] = run("bench_sessions.py", *(["--counts", "4,8", "--seconds", "15"] if a.quick
+                                                      else ["--counts", "4,8,10,12,14,16", "--seconds", "40"]))
     print(f"\n$ bench_monitor.py", flush=True)
     p = subprocess.run([sys.executable, str(HERE / "bench_monitor.py"), "--seconds", "10" if a.quick else "30"],
                        capture_output=True, text=True, cwd=ROOT)
@@ -81,6 +87,30 @@ def main() -> None:
     lat = so["latency_ms_median"]
     print(f"| local nginx-rtmp | {so['delivered_fps']} | {so['late_frames']} of {so['frames']} ({so['late_pct']} %) | "
           f"{so['rss_slope_mb_per_run_after_1min']} MB | {'-' if lat is None else f'{lat:.0f} ms'} |")
+    mf = result["memory_floor"]
+    print(f"\nmemory floor: idle live {mf['size']} -> {mf['target']}: dhlive RSS median {mf['dhlive_rss_mb_median']} MB "
+          f"(ffmpeg encoder {mf['ffmpeg_rss_mb_median']} MB), slope {mf['dhlive_rss_slope_mb_per_hour']:+.2f} MB/h over {mf['seconds']:.0f} s")
+    ac, am = result["avatar_compose"], result["avatar_memory"]
+    print("\n| photo/video avatar compose, 720p, one core | wall median / p99 | compose thread CPU median / p99 |")
+    print("| --- | --- | --- |")
+    for key, label in (("photo", "photo"), ("video_decoder_on_other_core", "video, decoder on another core"),
+                       ("video_all_on_one_core", "video, decoder on the same core")):
+        if key in ac:
+            r = ac[key]
+            print(f"| {label} | {r['wall_median_ms']} / {r['wall_p99_ms']} ms | {r['cpu_median_ms']} / {r['cpu_p99_ms']} ms |")
+    print("\n| video avatar render | input | loop | peak RSS dhlive | peak RSS children |")
+    print("| --- | --- | --- | --- | --- |")
+    for label, r in am.items():
+        if isinstance(r, dict):
+            print(f"| {label} | {r['input_s'] / 60:g} min | {r['loop']} | {r['peak_rss_mb']} MB | {r['peak_children_rss_mb']} MB |")
+    print(f"\nvideo avatar peak RSS long/short input: {am['long_over_short']}, long/short loop: {am['long_loop_over_short_loop']}")
+    cc = result["concurrency"]
+    print(f"\n| live sessions in one process ({cc['size']}, speech every few s) | min delivered fps | max late | inference calls/tick | CPU (dhlive) |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in cc["steps"]:
+        print(f"| {r['sessions']} {'' if r['ok'] else '(fails)'} | {r['min_delivered_fps']} | {r['max_late_pct']} % | "
+              f"{r['inference_calls_per_tick']} | {r['process_cpu_pct']} % |")
+    print(f"\nmax sustained: {cc['max_sessions_sustained']} sessions ({cc['criteria']})")
     mc = result["monitor_cost"]
     if "monitor_rss_mb_peak" in mc:
         print(f"\nmonitor at 1 Hz: RSS {mc['monitor_rss_mb_peak']} MB, CPU {mc['cpu_pct_steady']} % steady")
