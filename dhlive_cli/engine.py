@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -103,19 +104,50 @@ class RenderResult:
         return self.duration_s / self.elapsed_s if self.elapsed_s else 0.0
 
 
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as e:  # a name too long, a path through a file
+        raise OutputError(f"{path}: {e.strerror or e}") from e
+
+
+def is_special_file(path: str | os.PathLike) -> bool:
+    """An existing output that is not a regular file (/dev/null, /dev/full, a FIFO): it is
+    written in place. Writing beside it and renaming over it would replace the device node."""
+    st = _stat(Path(path))
+    return st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
+
+
+def sibling_name(out: Path, tag: str, suffix: str = "") -> Path:
+    """.NAME.TAG[SUFFIX] beside out, NAME shortened so the whole stays within NAME_MAX (255 bytes)."""
+    name = out.name
+    while len(f".{name}.{tag}{suffix}".encode()) > 255:
+        name = name[:-1]
+    return out.with_name(f".{name}.{tag}{suffix}")
+
+
 def check_output_path(output: str | os.PathLike) -> Path:
     out = Path(output)
-    if out.is_dir():
+    st = _stat(out)
+    if st is not None and stat.S_ISDIR(st.st_mode):
         raise OutputError(f"{out}: is a directory; give a file name such as {out / 'out.mp4'}")
+    if len(out.name.encode()) > 255:
+        raise OutputError(f"{out}: file name too long")
+    if st is not None and not stat.S_ISREG(st.st_mode):  # a device or FIFO: written in place
+        if not os.access(out, os.W_OK):
+            raise OutputError(f"{out}: not writable")
+        return out
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"{out}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: directory {parent} is not writable")
-    if out.exists() and not os.access(out, os.W_OK):
+    if st is not None and not os.access(out, os.W_OK):
         raise OutputError(f"{out}: file exists and is not writable")
     # os.access says yes to root everywhere; only creating a file proves the place is writable
-    probe = parent / f".{out.name}.dhlive-probe"
+    probe = sibling_name(out, "dhlive-probe")
     try:
         with open(probe, "wb"):
             pass
@@ -123,6 +155,16 @@ def check_output_path(output: str | os.PathLike) -> Path:
     except OSError as e:
         raise OutputError(f"{out}: cannot write in {parent}: {e.strerror or e}") from e
     return out
+
+
+def check_not_input(output: Path, input_path: str | os.PathLike) -> None:
+    """Writing the output over the input would destroy the user's speech file."""
+    try:
+        same = os.path.samefile(output, input_path)
+    except OSError:  # one of them does not exist (yet)
+        return
+    if same:
+        raise OutputError(f"{output}: is the input file; give a different output name")
 
 
 class RenderSession:
@@ -137,6 +179,8 @@ class RenderSession:
         self.avatar = avatar
         self.width, self.height = avatar.width, avatar.height
         self.output = check_output_path(output) if output is not None else None
+        if self.output is not None:
+            check_not_input(self.output, input_path)
         self.source = FileAudioSource(input_path)  # probes: bad input fails here, before any output
         est = self.source.info.estimated_samples
         self.stats = Stats(frames_total=-(-est // self.tb.samples_per_frame) if est else None)
@@ -165,15 +209,18 @@ class RenderSession:
         if sink is not None:  # tests and benchmarks bring their own
             self.sink = sink
         elif self.output is not None:
-            self._tmp_path = self.output.with_name(f".{self.output.name}.dhlive-partial{self.output.suffix or '.mp4'}")
             fmt = "mp4" if self.output.suffix.lower() in (".mp4", ".m4v", ".mov", "") else None
             if fmt is None and self.output.suffix.lower() == ".mkv":
                 fmt = "matroska"
             if fmt is None:
                 raise OutputError(f"{self.output}: unsupported output type {self.output.suffix!r} (use .mp4 or .mkv)")
+            target = self.output
+            if not is_special_file(self.output):  # a device (/dev/null, /dev/full) is written in place
+                self._tmp_path = sibling_name(self.output, "dhlive-partial", self.output.suffix or ".mp4")
+                target = self._tmp_path
             enc = EncoderOptions(preset=preset.encoder_preset, crf=preset.crf, threads=preset.encoder_threads,
                                  audio_bitrate=preset.audio_bitrate, gop_seconds=preset.gop_seconds)
-            self.sink = FfmpegSink(str(self._tmp_path), self.width, self.height, self.tb.fps, enc, fmt=fmt)
+            self.sink = FfmpegSink(str(target), self.width, self.height, self.tb.fps, enc, fmt=fmt)
         else:
             self.sink = NullSink()
         self.state = State.READY
@@ -229,6 +276,9 @@ class RenderSession:
 
         render = self.avatar.render
         ring = self.ring
+        warm = getattr(self.avatar, "warm", None)
+        if warm is not None:
+            warm()  # per-thread resources (a video avatar's decoder) start before the first frame
         while True:
             block = self._blocks.get()
             if block.eos:
@@ -362,4 +412,5 @@ class RenderSession:
         self.stop()
 
 
-__all__ = ["RenderSession", "RenderResult", "State", "Stats", "check_output_path"]
+__all__ = ["RenderSession", "RenderResult", "State", "Stats", "check_not_input", "check_output_path",
+           "is_special_file", "sibling_name"]

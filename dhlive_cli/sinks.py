@@ -13,6 +13,8 @@ import logging
 import os
 import signal
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +26,24 @@ from dhlive_cli.timebase import SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 _F_SETPIPE_SZ = 1031  # Linux: grow a pipe so the audio can run ahead of the video freely
+# ffmpeg (5.1 at least) can report a fatal error -- "Could not write header ... No space left on
+# device" -- and then hang in its own cleanup without reading its input again, so our write
+# blocks forever. Once it has printed an error (it runs with -loglevel error), it may keep a
+# write or close blocked this long before it is killed.
+WEDGED_GRACE_S = 3.0
+
+
+class _Lines:
+    """A child's stderr as StderrTail iterates it, calling on_line as each line arrives."""
+
+    def __init__(self, stream, on_line):
+        self._stream, self._on_line = stream, on_line
+
+    def __iter__(self):
+        for raw in self._stream:
+            if raw.strip():
+                self._on_line()
+            yield raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +125,10 @@ class FfmpegSink:
         self._proc: subprocess.Popen | None = None
         self._audio_w: int | None = None
         self._stderr: StderrTail | None = None
+        self._blocked_since: float | None = None  # a write or close waiting on ffmpeg since then
+        self._wedged = False  # killed by the watch: it reported an error and stopped reading
+        self._watch: threading.Thread | None = None
+        self._gone = threading.Event()
         self.frames = 0
         self.samples = 0
 
@@ -133,17 +157,59 @@ class FfmpegSink:
             fcntl.fcntl(self._proc.stdin.fileno(), _F_SETPIPE_SZ, 1 << 22)
         except OSError:  # pragma: no cover
             pass
-        self._stderr = StderrTail(self._proc.stderr, "dhlive-encode-err")
+        proc = self._proc
+        self._gone.clear()
+        self._watch, self._wedged = None, False
+        self._stderr = StderrTail(_Lines(proc.stderr, lambda: self._on_error(proc)), "dhlive-encode-err")
         return self
+
+    def _on_error(self, proc: subprocess.Popen) -> None:
+        if self._watch is None:
+            self._watch = threading.Thread(target=self._watch_wedged, args=(proc,), name="dhlive-encode-watch",
+                                           daemon=True)
+            self._watch.start()
+
+    def _watch_wedged(self, proc: subprocess.Popen) -> None:
+        while proc.poll() is None and not self._gone.wait(0.2):
+            since = self._blocked_since
+            if since is not None and time.monotonic() - since > WEDGED_GRACE_S:
+                log.debug("encoder reported an error and stopped reading: killing it")
+                self._wedged = True
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                return
+
+    def _end_watch(self) -> None:
+        self._gone.set()
+        if self._watch is not None and self._watch is not threading.current_thread():
+            self._watch.join(1.0)
 
     def _why(self) -> str:
         return self._stderr.last("ffmpeg exited") if self._stderr else "ffmpeg exited"
 
+    def _first_error(self) -> str:
+        why = self._why()  # waits for the stderr thread to read what is left
+        return self._stderr.lines[0] if self._stderr is not None and self._stderr.lines else why
+
+    def _no_space(self) -> bool:
+        # ffmpeg's last line is often a consequence ("Error initializing output stream",
+        # "Conversion failed!"); the reason is a line or two above it
+        return self._stderr is not None and any("No space left" in ln for ln in self._stderr.lines)
+
     def _fail(self, exc: BaseException) -> None:
-        rc = self._proc.poll() if self._proc else None
+        rc = None
+        if self._proc is not None:
+            try:  # the pipe broke because ffmpeg is exiting: let it finish so its status is known
+                rc = self._proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                rc = self._proc.poll()
         why = self._why()
-        if "No space left" in why or getattr(exc, "errno", None) == 28:
+        if self._no_space() or getattr(exc, "errno", None) == 28:
             raise OutputError(f"{self.target}: no space left on device") from exc
+        if self._wedged:
+            raise EngineError(f"encoder failed: {self._first_error()}") from exc
         if rc is not None and rc < 0:
             raise EngineError(f"encoder ffmpeg was killed by signal {-rc}") from exc
         raise EngineError(f"encoder failed: {why}") from exc
@@ -151,6 +217,7 @@ class FfmpegSink:
     def write(self, frame: np.ndarray, audio: np.ndarray) -> None:
         if self._proc is None or self._audio_w is None:
             raise EngineError("encoder is closed")
+        self._blocked_since = time.monotonic()
         try:
             if audio.shape[0]:
                 mv = memoryview(audio).cast("B")
@@ -160,6 +227,8 @@ class FfmpegSink:
             self._proc.stdin.write(memoryview(frame).cast("B"))
         except (BrokenPipeError, OSError) as e:
             self._fail(e)
+        finally:
+            self._blocked_since = None
         self.frames += 1
         self.samples += audio.shape[0]
 
@@ -175,19 +244,25 @@ class FfmpegSink:
             proc.stdin.close()
         except OSError:
             pass
+        self._blocked_since = time.monotonic()
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
             rc = -9
+        finally:
+            self._blocked_since = None
         self._proc = None
+        self._end_watch()
         why = self._why()
         if proc.stderr:
             proc.stderr.close()
         if rc != 0:
-            if "No space left" in why:
+            if "No space left" in why or self._no_space():
                 raise OutputError(f"{self.target}: no space left on device")
+            if self._wedged:
+                raise EngineError(f"encoder failed: {self._first_error()}")
             raise EngineError(f"encoder failed (exit {rc}): {why}")
 
     def abort(self) -> None:
@@ -209,6 +284,7 @@ class FfmpegSink:
             proc.wait(timeout=2)
         except subprocess.TimeoutExpired:  # pragma: no cover
             pass
+        self._end_watch()
         for f in (proc.stdin, proc.stderr):
             try:
                 if f:

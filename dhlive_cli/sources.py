@@ -6,8 +6,10 @@ reads fixed-size chunks into its own preallocated buffers.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import stat
 import struct
 import subprocess
 from dataclasses import dataclass
@@ -15,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dhlive_cli.errors import InputError
+from dhlive_cli.errors import EngineError, InputError
 from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path
 from dhlive_cli.timebase import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
 
 _DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 
@@ -55,13 +59,17 @@ def _check_wav(path: Path) -> None:
 def probe(path: str | os.PathLike) -> AudioInfo:
     """Check the input is a readable audio file; read its duration. Raises InputError."""
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file")
-    if p.is_dir():
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except OSError as e:  # a name too long, a symlink loop, a path through a file
+        raise InputError(f"{p}: {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{p}: is a directory, not an audio file")
     if not os.access(p, os.R_OK):
         raise InputError(f"{p}: permission denied")
-    if p.stat().st_size == 0:
+    if st.st_size == 0:
         raise InputError(f"{p}: empty file")
     _check_wav(p)
     proc = subprocess.run(
@@ -100,6 +108,7 @@ class FileAudioSource:
         self._stderr: StderrTail | None = None
         self.samples_read = 0
         self._pending = b""
+        self._warned = False
 
     def open(self) -> "FileAudioSource":
         cmd = [
@@ -131,12 +140,30 @@ class FileAudioSource:
             self._finish_check()
         got -= got % 4  # a partial trailing sample can only come with a failed decode
         n = got // 4
+        if n:
+            self._sanitize(buf[:n])
         self.samples_read += n
         return n
+
+    def _sanitize(self, x: np.ndarray) -> None:
+        """Float files may hold NaN, inf or values far past full scale: they would poison the
+        features (NaN mouth) and make the AAC encoder fail. Two reductions find them without
+        allocating; only a bad chunk is repaired (NaN -> silence, the rest clipped to +-1)."""
+        lo, hi = x.min(), x.max()
+        if lo >= -1.0 and hi <= 1.0:  # False for NaN too
+            return
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+        np.clip(x, -1.0, 1.0, out=x)
+        if not self._warned:
+            self._warned = True
+            log.warning("%s: samples outside [-1, 1] or not numbers (NaN/inf): clipped, NaN played as silence",
+                        self.path)
 
     def _finish_check(self) -> None:
         assert self._proc is not None
         rc = self._proc.wait()
+        if rc < 0:  # killed (OOM killer, a user's kill): not the file's fault
+            raise EngineError(f"{self.path}: decoder ffmpeg was killed by signal {-rc}")
         if rc != 0:
             why = self._stderr.last(f"ffmpeg exited with code {rc}", wait=2.0) if self._stderr else f"exit {rc}"
             raise InputError(f"{self.path}: cannot decode audio: {why}")

@@ -192,6 +192,7 @@ def test_http_interrupt_empties_queue_and_mouth_goes_idle(make_session, serve):
     wait_for(lambda: s.snapshot()["state"] == "idle", 1.5)
 
 
+@pytest.mark.reliability
 def test_oversize_bodies_413(make_session, serve):
     s = make_session(max_queued_s=2.0)
     srv = serve(s, max_body_bytes=2**20)
@@ -212,6 +213,7 @@ def test_oversize_bodies_413(make_session, serve):
     assert status(srv)["api"]["requests"] >= 4
 
 
+@pytest.mark.reliability
 def test_unknown_type_415_and_garbage_audio_400(make_session, serve):
     s = make_session()
     srv = serve(s)
@@ -231,6 +233,7 @@ def spooled() -> list[str]:
     return glob.glob(os.path.join(tempfile.gettempdir(), "dhlive-api-*.upload"))
 
 
+@pytest.mark.reliability
 def test_client_leaving_mid_upload_leaves_nothing_behind(make_session, serve):
     s = make_session()
     srv = serve(s)
@@ -245,6 +248,7 @@ def test_client_leaving_mid_upload_leaves_nothing_behind(make_session, serve):
     assert s.speech.pushed_samples == 0
 
 
+@pytest.mark.reliability
 def test_full_buffer_429_with_retry_after(make_session, serve):
     s = make_session(max_queued_s=2.0)
     srv = serve(s)
@@ -310,6 +314,7 @@ def test_named_sessions_and_metrics(make_session, serve):
     assert text == "custom_metric 1\n" and headers["Content-Type"].startswith("text/plain; version=0.0.4")
 
 
+@pytest.mark.reliability
 def test_burst_of_1000_requests_keeps_memory_and_responsiveness(make_session, serve):
     s = make_session(max_queued_s=10.0)
     srv = serve(s)
@@ -355,6 +360,7 @@ def test_burst_of_1000_requests_keeps_memory_and_responsiveness(make_session, se
     print(f"1000 requests in {took:.2f} s, codes {codes}, RSS {rss0 / 2**20:.0f} -> {rss1 / 2**20:.0f} MB")
 
 
+@pytest.mark.reliability
 def test_malformed_websocket_messages_close_without_crashing(make_session, serve):
     s = make_session()
     srv = serve(s)
@@ -405,6 +411,7 @@ def _raw_ws_frame(payload: bytes, opcode: int = 0x2) -> bytes:
     return head + mask + masked.tobytes()
 
 
+@pytest.mark.reliability
 def test_stalled_websocket_client_does_not_break_the_session(make_session, serve):
     s = make_session(max_queued_s=2.0)
     srv = serve(s)
@@ -442,6 +449,7 @@ def test_stalled_websocket_client_does_not_break_the_session(make_session, serve
     assert s.snapshot()["frames"] > frames0  # the session runs on without its API
 
 
+@pytest.mark.reliability
 def test_websocket_client_that_never_reads_is_throttled_not_buffered(make_session, serve):
     """Replies pile up only to the writer's small limit; then the server stops reading that
     client (TCP backpressure reaches its sends) instead of queueing more, and nobody else waits."""

@@ -65,6 +65,7 @@ def test_stream_is_h264_aac_25fps_with_short_gop(tmp_path):
     assert p.returncode == 0 and took < 3.0, err
 
 
+@pytest.mark.reliability
 def test_server_down_then_up_and_killed_midstream_reconnects(tmp_path):
     port = rtmp_server.free_port()
     srv = RtmpServer(tmp_path / "nginx", port)
@@ -109,6 +110,7 @@ def test_server_down_then_up_and_killed_midstream_reconnects(tmp_path):
     assert float(json.loads(out.stdout)["format"]["duration"]) > 15
 
 
+@pytest.mark.reliability
 def test_sigterm_exits_zero_fast_no_orphans(tmp_path):
     p = start_live("-o", str(tmp_path / "x.mp4"), "--input", SAMPLE)
     wait_publishing(p, 2.0)

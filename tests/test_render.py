@@ -97,6 +97,7 @@ BAD = {
 }
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("kind", ["missing", "empty", "text", "truncated", "zero-length"])
 def test_bad_input_one_line_exit_2_no_output(tmp_path, kind):
     src = tmp_path / "in.wav"
@@ -115,6 +116,7 @@ def test_bad_input_one_line_exit_2_no_output(tmp_path, kind):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"] if kind != "missing" else not any(tmp_path.iterdir())
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("target", ["nodir/out.mp4", "adir", "/proc/dhlive-test.mp4"])
 def test_unwritable_output(tmp_path, target):
     src = tmp_path / "in.wav"
@@ -125,6 +127,7 @@ def test_unwritable_output(tmp_path, target):
     assert res.exit_code == 2 and res.output.startswith("error:") and len(res.output.strip().splitlines()) == 1
 
 
+@pytest.mark.reliability
 def test_bad_options(tmp_path):
     src = tmp_path / "in.wav"
     sf.write(src, tone(0.5), 16000)
@@ -158,6 +161,7 @@ def _children_named(pid, name="ffmpeg"):
         return []
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_exits_fast_removes_output_leaves_no_ffmpeg(tmp_path, sig):
     src = tmp_path / "long.wav"

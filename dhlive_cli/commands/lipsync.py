@@ -42,7 +42,7 @@ def _lipsync(input, output, fps, device, model) -> tuple[int, float]:
     import numpy as np
 
     from dhlive_cli.analysis import MouthAnalyzer
-    from dhlive_cli.engine import check_output_path
+    from dhlive_cli.engine import check_output_path, sibling_name
     from dhlive_cli.errors import InputError
     from dhlive_cli.inference import PARAMS, InferenceOptions, InferencePool
     from dhlive_cli.mouth_cues import mouth_cue
@@ -88,7 +88,7 @@ def _lipsync(input, output, fps, device, model) -> tuple[int, float]:
             drain()
     if not rows:
         raise InputError(f"{input}: contains no audio samples")
-    tmp = out_path.with_name(f".{out_path.name}.dhlive-partial")
+    tmp = sibling_name(out_path, "dhlive-partial")  # within NAME_MAX however long the name
     names = ("time", *PARAMS, "cue")
     with open(tmp, "w") as f:
         if fmt == "json":
