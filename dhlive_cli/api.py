@@ -74,6 +74,27 @@ def is_loopback(host: str) -> bool:
         return False  # a name other than localhost may resolve anywhere: treat it as public
 
 
+def check_port_free(host: str, port: int) -> None:
+    """InputError when nothing could listen on host:port (in use, or not an address of ours).
+    Binds the way the server will (SO_REUSEADDR, as aiohttp does on POSIX) and lets go."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+            s.listen(1)
+        except OSError as e:
+            raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
 def _unlink_quiet(path: str) -> None:
     try:
         os.unlink(path)
@@ -294,8 +315,9 @@ class ApiServer:
                 raise
             headers = {k: v for k, v in e.headers.items() if k.lower() not in ("content-type", "content-length")}
             return web.json_response({"error": (e.reason or "error").lower()}, status=e.status, headers=headers)
-        except ConnectionResetError:
-            # the client left mid-body: nobody reads this answer, and it is no server fault
+        except ConnectionError:
+            # the client left (mid-body, or a WebSocket that stopped reading): nobody reads this
+            # answer, and it is no server fault
             log.debug("API %s %s: client disconnected", request.method, request.path)
             return web.json_response({"error": "connection lost"}, status=400)
         except Exception as e:  # noqa: BLE001 - one bad request must not take the server down
@@ -623,6 +645,8 @@ class ApiServer:
                         await ws.send_str(json.dumps({"type": "error", "error": f"unknown message type {str(kind)[:40]!r}"}))
                 else:  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp has already closed on oversize messages)
                     break
+        except ConnectionError:  # the client went away while we were sending to it
+            log.debug("API WebSocket client gone")
         finally:
             self.ws_clients -= 1
             self._ws.pop(task, None)

@@ -162,7 +162,8 @@ class Output:
 
     def _open(self) -> bool:
         try:
-            self.sink = FfmpegSink(self.target, self.width, self.height, self.fps, self.enc, fmt=self.fmt).open()
+            self.sink = FfmpegSink(self.target, self.width, self.height, self.fps, self.enc, fmt=self.fmt,
+                                   fragmented=True).open()
             return True
         except DhliveError as e:
             self.last_error = str(e)
@@ -171,11 +172,13 @@ class Output:
     def _run(self) -> None:
         backoff = self.opts.reconnect_min_s
         retry_at = 0.0
+        since_open = 0
         while True:
             if self.sink is None and not self._closing.is_set():
                 if time.monotonic() >= retry_at:
                     if self._open():
                         self.connected = True
+                        since_open = 0
                     else:
                         retry_at = time.monotonic() + backoff
                         backoff = min(backoff * 2, self.opts.reconnect_max_s)
@@ -197,15 +200,17 @@ class Output:
                     continue
                 self.sink.write(self.ring.frames[slot], audio)
                 self.frames_written += 1
-                backoff = self.opts.reconnect_min_s if self.frames_written % 250 == 0 else backoff
+                since_open += 1
+                if since_open == 250:  # 10 s up again: the next loss starts from the short wait
+                    backoff = self.opts.reconnect_min_s
             except DhliveError as e:
                 self.last_error = str(e)
                 self.connected = False
                 self.sink.abort()
                 self.sink = None
                 if not self.reconnect:
-                    self.failed = True
-                    log.error("output %s failed: %s", self.target, e)
+                    self.failed = True  # the studio stops the session and says why, once
+                    log.debug("output %s failed: %s", self.target, e)
                     break
                 self.reconnects += 1
                 log.warning("output %s lost (%s); reconnecting in %.0f s", self.target, e, backoff)

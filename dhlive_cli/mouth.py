@@ -29,10 +29,11 @@ class MouthTrack:
     def __init__(self, options: MouthTrackOptions | None = None):
         self.o = options or MouthTrackOptions()
         self._gate = 10.0 ** (self.o.gate_dbfs / 20.0)
-        self._state = np.zeros(4, dtype=np.float32)
+        # start at rest (closed, relaxed lips), not at zeros: silence must show rest from frame 0
+        self._state = np.array([0.0, 0.0, 0.0, REST_CLOSE], dtype=np.float32)
 
     def reset(self) -> None:
-        self._state[:] = 0.0
+        self._state[:] = (0.0, 0.0, 0.0, REST_CLOSE)
 
     def apply(self, raw: np.ndarray, rms: np.ndarray, out: np.ndarray) -> None:
         """raw (n, 4) model output, rms (n,) frame RMS -> out (n, 4) smoothed, gated track."""

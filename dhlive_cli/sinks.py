@@ -56,7 +56,7 @@ class EncoderOptions:
 
 
 def build_encode_command(target: str, fmt: str, width: int, height: int, fps: int, audio_fd: int,
-                         enc: EncoderOptions, faststart: bool) -> list[str]:
+                         enc: EncoderOptions, movflags: str | None) -> list[str]:
     import ffmpeg  # ffmpeg-python: only builds the argument list; we own the process
 
     video = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt="bgr24", s=f"{width}x{height}",
@@ -71,8 +71,13 @@ def build_encode_command(target: str, fmt: str, width: int, height: int, fps: in
         "acodec": "aac", "audio_bitrate": enc.audio_bitrate, "ar": 48000 if fmt == "flv" else SAMPLE_RATE,
         "format": fmt,
     }
-    if faststart:
-        out_kwargs["movflags"] = "+faststart"
+    if movflags:
+        out_kwargs["movflags"] = movflags
+        if "frag_" in movflags:
+            # a fragment at least every second, written out at once: a recording cut off by a
+            # kill or a power loss keeps everything up to the last second
+            out_kwargs["frag_duration"] = 1_000_000
+            out_kwargs["flush_packets"] = 1
     stream = ffmpeg.output(video, audio, target, **out_kwargs)
     args = ffmpeg.compile(stream, cmd=ffmpeg_path(), overwrite_output=True)
     # -nostdin would close our video pipe; quiet logging keeps stderr small and useful
@@ -118,10 +123,14 @@ class FfmpegSink:
     """
 
     def __init__(self, target: str, width: int, height: int, fps: int, enc: EncoderOptions | None = None,
-                 fmt: str = "mp4"):
+                 fmt: str = "mp4", fragmented: bool = False):
         self.target, self.width, self.height, self.fps = target, width, height, fps
         self.enc = enc or EncoderOptions()
         self.fmt = fmt
+        # a finished mp4 gets its index up front (faststart); a recording that may be cut off at
+        # any moment (live) is written in fragments, so whatever was recorded stays playable
+        self.movflags = (("+frag_keyframe+empty_moov+default_base_moof" if fragmented else "+faststart")
+                         if fmt == "mp4" else None)
         self._proc: subprocess.Popen | None = None
         self._audio_w: int | None = None
         self._stderr: StderrTail | None = None
@@ -143,7 +152,7 @@ class FfmpegSink:
         except OSError:  # pragma: no cover - not Linux, or over /proc/sys/fs/pipe-max-size
             pass
         cmd = build_encode_command(self.target, self.fmt, self.width, self.height, self.fps, r, self.enc,
-                                   faststart=self.fmt == "mp4")
+                                   movflags=self.movflags)
         log.debug("encoder: %s", " ".join(cmd))
         try:
             self._proc = subprocess.Popen(

@@ -185,7 +185,8 @@ class Studio:
 
     def create(self, spec: SessionSpec) -> LiveSession:
         """Start a session; raises InputError/OutputError for a bad spec (nothing is left behind)."""
-        from dhlive_cli.engine import check_output_path
+        from dhlive_cli.engine import check_not_input, check_output_path
+        from dhlive_cli.errors import OutputError
         from dhlive_cli.inputs import FileFeeder, MicFeeder, PcmFeeder
 
         with self._lock:
@@ -204,10 +205,15 @@ class Studio:
         try:
             w, h = parse_size(spec.size) if spec.size else (self.preset.width, self.preset.height)
             outs = [(u, "flv") for u in spec.rtmp]
-            if spec.output is not None:
-                check_output_path(spec.output)
-                outs.append((str(spec.output), "matroska" if spec.output.suffix.lower() == ".mkv" else "mp4"))
             files = [Path(i) for i in spec.inputs if i != "-" and not (i == "mic" or i.startswith("mic:"))]
+            if spec.output is not None:
+                suffix = spec.output.suffix.lower()
+                if suffix not in (".mp4", ".m4v", ".mov", ".mkv", ""):  # "" as render: a device, mp4
+                    raise OutputError(f"{spec.output}: unsupported recording type {spec.output.suffix!r} (use .mp4 or .mkv)")
+                check_output_path(spec.output)
+                for f in files:
+                    check_not_input(spec.output, f)
+                outs.append((str(spec.output), "matroska" if suffix == ".mkv" else "mp4"))
             avatar = self.avatars.get(spec.avatar, w, h, self.preset.fps)
             session = LiveSession(avatar=avatar, pool=self.pool, tb=self.tb, enc=self.enc, outputs=outs,
                                   opts=LiveOptions(crossfade_ms=spec.crossfade_ms, hangover_ms=spec.hangover_ms,
@@ -256,12 +262,14 @@ class Studio:
         gone = []
         for name, s in self.sessions().items():
             if s.failed:
-                why = "crashed" if s.crashed else "; ".join(f"{o.target}: {o.last_error}" for o in s.outputs)
+                why = "crashed" if s.crashed else "; ".join(
+                    o.last_error if o.last_error and o.target in o.last_error else f"{o.target}: {o.last_error}"
+                    for o in s.outputs)
                 try:
                     self.remove(name)
                 except KeyError:
                     continue  # removed meanwhile
-                log.error("session %s stopped: %s", name, why)
+                log.info("session %s stopped: %s", name, why)  # the caller tells the user
                 gone.append((name, why))
         self.removed.extend(gone)
         return gone

@@ -11,8 +11,8 @@ streaming, a real nginx-rtmp server. Each must end in a clear error or a recover
 
     pytest -m reliability
 
-Faults that expose a bug in a module this suite does not own are strict xfails whose reason
-names the module and the cause; they start to pass (and fail the run) once it is fixed.
+The suite found bugs in render, sources, sinks, live, the studio, the API and the mouth track;
+each is fixed and the case that showed it stays here.
 """
 
 from __future__ import annotations
@@ -333,21 +333,7 @@ def _renders(src: Path, out: str = "o.mp4") -> list:
 
 OK, ERR, USAGE = "ok", "error", "usage"
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
-XFAIL_LIVE_OUT_EXT = pytest.mark.xfail(strict=True, reason=(
-    "commands/live.py + studio.py (Studio.create): --output is not checked for a known container: any suffix "
-    "other than .mkv is written as mp4 (rec.wav, rec.xyz get an mp4 inside, exit 0). render refuses with "
-    "'unsupported output type'; live should too (reuse the suffix check of engine.RenderSession)."))
-XFAIL_LIVE_OUT_IS_IN = pytest.mark.xfail(strict=True, reason=(
-    "commands/live.py + studio.py (Studio.create): --output equal to an --input file is not refused: the "
-    "encoder starts first and truncates the speech file, the file feeder then fails to decode it (logged) "
-    "and the user's input is replaced by the recording, exit 0. Fix: call engine.check_not_input(output, "
-    "each input file) in Studio.create (render does this since this suite)."))
 
-XFAIL_LIVE_LISTEN_LATE = pytest.mark.xfail(strict=True, reason=(
-    "commands/live.py _live: the sessions (and their encoders, which create the -o recording) start before "
-    "the API server binds --listen (even before a malformed --listen is parsed); when the port is taken the "
-    "run fails with a clean error but leaves the just-created recording behind. Fix: bind the API (or at "
-    "least test the port) before studio.create, or remove what the sessions created when start-up fails."))
 
 
 def _case(kind, build, expect, *, says=None, marks=()):
@@ -436,13 +422,12 @@ BAD_INPUT = [
           says="listen"),
     _case("live-listen-port-in-use-with-recording", lambda d, k: ["live", "-o", d / "r.mkv", "--listen",
                                                                  f"127.0.0.1:{_port_in_use(k)}", *LOW], ERR,
-          says="listen", marks=XFAIL_LIVE_LISTEN_LATE),
+          says="listen"),
     _case("live-listen-malformed", lambda d, k: ["live", "--listen", "nope", *LOW], ERR, says="--listen"),
     _case("live-output-unknown-extension", lambda d, k: ["live", "-o", d / "r.wav", "--duration", "1", *LOW], ERR,
-          says="unsupported", marks=XFAIL_LIVE_OUT_EXT),
+          says="unsupported"),
     _case("live-output-same-as-input", lambda d, k: ["live", "--input", _mkv_with_audio(d / "talk.mkv"), "-o",
-                                                    d / "talk.mkv", "--duration", "2", *LOW], ERR, says="input",
-          marks=XFAIL_LIVE_OUT_IS_IN),
+                                                    d / "talk.mkv", "--duration", "2", *LOW], ERR, says="input"),
     _case("monitor-pid-not-running", lambda d, k: ["monitor", "--pid", str(2**22 + 12345), "--once"], ERR,
           says="no such process"),
     _case("monitor-pid-zero", lambda d, k: ["monitor", "--pid", "0", "--once"], ERR, says="--pid"),
@@ -500,10 +485,6 @@ def test_silence_keeps_the_mouth_closed(tmp_path, cli):
     assert all(f["cue"] == "X" for f in frames[3:]), frames[:5]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "mouth.py MouthTrack: the smoothing state starts (and reset() returns) at all zeros, so `close` ramps "
-    "0.4, 0.6, 0.7 toward REST_CLOSE over the first frames and silence begins with 'G' (lower lip on teeth) "
-    "cues instead of 'X'. Fix: start and reset the state at [0, 0, 0, REST_CLOSE]."))
 def test_silence_is_rest_from_the_first_frame(tmp_path, cli):
     frames = _silence_track(tmp_path, cli)
     assert [f["cue"] for f in frames[:3]] == ["X"] * 3, frames[:3]
@@ -628,12 +609,6 @@ def test_live_rtmp_encoder_sigkilled_is_restarted_and_the_recording_goes_on(tmp_
     assert probe_duration(rec) > 4.0
 
 
-XFAIL_LIVE_LINES = pytest.mark.xfail(strict=True, reason=(
-    "one failure is told 3-4 times: live.py Output._run logs 'output X failed' at ERROR, studio.py "
-    "Studio.supervise logs 'session main stopped' at ERROR, commands/live.py prints 'session main stopped: "
-    "...' and then fail('output failed: ...'); and the reason repeats the target ('/dev/full: /dev/full: no "
-    "space left'). Fix: log those at DEBUG/INFO when the CLI reports them (or only when other outputs/sessions "
-    "carry on), print only the final error: line for a single session, and join target and reason once."))
 
 
 def _live_file_encoder_killed(cli, tmp_path) -> tuple[Result, Path, float]:
@@ -657,26 +632,19 @@ def test_live_file_encoder_sigkilled_ends_with_an_error(tmp_path, cli):
     assert len(err) == 1 and "encoder ffmpeg was killed by signal 9" in err[0], r.err
 
 
-@XFAIL_LIVE_LINES
 def test_live_file_encoder_sigkilled_says_it_once(tmp_path, cli):
     r, _, _ = _live_file_encoder_killed(cli, tmp_path)
-    _xfail_unless_one_line(r)
+    _assert_one_error_line(r)
 
 
-XFAIL_LIVE_PARTIAL = pytest.mark.xfail(strict=True, reason=(
-    "live.py Output / sinks: a live recording is a plain mp4 whose index (moov) is written at the end, so an "
-    "encoder that dies (SIGKILL, OOM) leaves an unplayable file ('moov atom not found') with everything "
-    "recorded so far lost. Fix: record live mp4 fragmented (-movflags +frag_keyframe+empty_moov, or write "
-    ".mkv), or restart the recording into a numbered next file like the RTMP output restarts."))
 
 
-@XFAIL_LIVE_PARTIAL
 def test_live_recording_survives_its_encoder_being_killed(tmp_path, cli):
     r, rec, _ = _live_file_encoder_killed(cli, tmp_path)
     assert not rec.exists() or probe_duration(rec) > 1.0
 
 
-def _xfail_unless_one_line(r: Result) -> None:
+def _assert_one_error_line(r: Result) -> None:
     assert r.rc != 0 and "Traceback" not in r.err
     assert len(r.lines()) == 1 and r.lines()[0].startswith("error:"), r.lines()
 
@@ -691,9 +659,8 @@ def test_live_output_on_a_full_disk(tmp_path, cli, dev_nodes_guard):
     assert len(err) == 1 and "no space left on device" in err[0], r.err
 
 
-@XFAIL_LIVE_LINES
 def test_live_output_on_a_full_disk_says_it_once(tmp_path, cli, dev_nodes_guard):
-    _xfail_unless_one_line(cli([*LIVE, "-o", "/dev/full"]).finish(timeout=20))
+    _assert_one_error_line(cli([*LIVE, "-o", "/dev/full"]).finish(timeout=20))
 
 
 
@@ -1073,7 +1040,7 @@ def test_http_burst_oversize_and_a_client_that_never_reads(tmp_path, cli):
     assert rss1 - rss0 < 15 * MB, f"RSS grew {(rss1 - rss0) / MB:.1f} MB"
     assert st1["late_frames"] - st0["late_frames"] <= 10
     try:
-        r = _stop_live(c)  # with the stalled client still connected (it leaving first: the xfail below)
+        r = _stop_live(c)  # with the stalled client still connected (it leaving first: the test below)
     finally:
         stalled.close()
     assert r.rc == 0 and "Traceback" not in r.err and r.orphans == [], r
@@ -1096,12 +1063,6 @@ def _stalled_ws_client(port: int) -> socket.socket:
     raise AssertionError("the server kept reading a client that reads nothing")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "api.py ApiServer._errors_mw / _stream: when a WebSocket client that stopped reading goes away, the "
-    "handler's pending ws.send_str() fails with aiohttp's ConnectionError('Connection lost'); _errors_mw "
-    "catches only ConnectionResetError (a subclass), so it reaches `except Exception` and log.exception "
-    "prints a full traceback ('API GET /v1/stream failed'). Fix: catch ConnectionError there (debug log), "
-    "and end the _stream loop on ConnectionError around its sends."))
 def test_stalled_websocket_client_leaving_logs_no_traceback(tmp_path, cli):
     c, base = _start_api_live(cli, tmp_path)
     s = _stalled_ws_client(int(base.rsplit(":", 1)[1]))

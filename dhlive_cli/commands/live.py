@@ -116,15 +116,12 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     # several sessions from a file, or any number through the API: one x264 thread each
     many = sessions_file is not None and len(specs) > 1 or (listen is not None and sessions_file is None and not specs)
     enc = live_encoder(preset, sessions=max_sessions if many else 1)
+    if listen:
+        host, _, port = listen.rpartition(":")
+        if not port.isdigit() or int(port) > 65535:
+            raise InputError(f"--listen {listen!r}: expected HOST:PORT")
     studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)), stdin=sys.stdin.buffer)
     single = sessions_file is None and len(specs) == 1
-    try:
-        for spec in specs:
-            studio.create(spec)
-    except BaseException:
-        studio.close()
-        raise
-
     snapshot = studio.snapshot
     metrics_server = None
     server = None
@@ -136,13 +133,18 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     t_start = time.monotonic()
     try:
+        # ports first: a port in use must fail before any session has started an encoder (and
+        # left a recording behind); the API itself opens once its sessions exist
         metrics_server = start_metrics(metrics, snapshot, "live")
+        if listen:
+            from dhlive_cli.api import check_port_free
+
+            check_port_free(host or "127.0.0.1", int(port))
+        for spec in specs:
+            studio.create(spec)
         if listen:
             from dhlive_cli.api import ApiServer
 
-            host, _, port = listen.rpartition(":")
-            if not port.isdigit():
-                raise InputError(f"--listen {listen!r}: expected HOST:PORT")
             metrics_text = None
             if metrics_server is not None:  # one exposition: the API's /metrics is the metrics server's
                 from prometheus_client import generate_latest
@@ -158,7 +160,8 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
             if duration is not None and time.monotonic() - t_start >= duration:
                 return False
             for name, why in studio.supervise():
-                err_console.print(f"session {name} stopped: {why}")
+                if not single:  # a single session's failure is the command's error, said once below
+                    err_console.print(f"session {name} stopped: {why}")
             # one session from the command line: when it cannot stream any more, neither can we
             return not (single and not studio.sessions())
 
@@ -181,7 +184,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         for s, h in old.items():
             signal.signal(s, h)
     if single and studio.removed:
-        fail(f"output failed: {studio.removed[0][1]}", 1)
+        fail(studio.removed[0][1], 1)
     for name, snap in last.items():
         err_console.print(
             f"stopped{'' if single else ' ' + name}: {snap['frames']} frames ({snap['fps']:.2f} fps), "
