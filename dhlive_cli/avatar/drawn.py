@@ -32,6 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dhlive_cli.avatar.motion import breath as breath_offset
+from dhlive_cli.avatar.motion import idle_pose
 from dhlive_cli.errors import InputError
 
 __all__ = ["DrawnAvatar", "DrawnStyle", "MouthShape"]
@@ -364,13 +366,8 @@ class DrawnAvatar:
     def pose(self, frame_index: int) -> tuple[float, float, float, float]:
         """(tilt radians, dx, dy, breath) at a frame: slow sums of sines, seeded phases."""
         t = int(frame_index) / self.fps
-        p = self._phases
-        tau = 2 * math.pi
-        tilt = self.tilt_rad * (0.6 * math.sin(tau * 0.071 * t + p[0]) + 0.4 * math.sin(tau * 0.163 * t + p[1]))
-        dx = self.sway_px * (0.6 * math.sin(tau * 0.053 * t + p[2]) + 0.4 * math.sin(tau * 0.127 * t + p[3]))
-        dy = self.bob_px * (0.5 * math.sin(tau * 0.089 * t + p[4]) + 0.5 * math.sin(tau * 0.211 * t + p[5]))
-        breath = self.breath_px * 0.5 * (1.0 - math.cos(tau * self.style.breath_hz * t + p[6]))
-        return tilt, dx, dy, breath
+        tilt, dx, dy = idle_pose(t, self._phases, self.tilt_rad, self.sway_px, self.bob_px)
+        return tilt, dx, dy, breath_offset(t, self._phases[6], self.style.breath_hz, self.breath_px)
 
     def _head_matrix(self, frame_index: int) -> np.ndarray:
         """2x3 affine taking rest-pose pixels to this frame's pixels for the head."""

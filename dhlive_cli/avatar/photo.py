@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 
 from dhlive_cli.avatar import facerig as fr
+from dhlive_cli.avatar.motion import breath as breath_offset
+from dhlive_cli.avatar.motion import idle_pose
 from dhlive_cli.errors import InputError
 
 __all__ = ["Fit", "FaceAvatar", "PhotoAvatar", "VideoAvatar", "compute_fit"]
@@ -332,13 +334,8 @@ class PhotoAvatar(FaceAvatar):
     def pose(self, frame_index: int) -> tuple[float, float, float]:
         """(tilt radians, dx, dy) of the head at a frame: slow sums of sines plus breathing."""
         t = int(frame_index) / self.fps
-        p = self._phases
-        tau = 2 * math.pi
-        tilt = self._tilt * (0.6 * math.sin(tau * 0.071 * t + p[0]) + 0.4 * math.sin(tau * 0.163 * t + p[1]))
-        dx = self._sway_px * (0.6 * math.sin(tau * 0.053 * t + p[2]) + 0.4 * math.sin(tau * 0.127 * t + p[3]))
-        dy = self._bob_px * (0.5 * math.sin(tau * 0.089 * t + p[4]) + 0.5 * math.sin(tau * 0.211 * t + p[5]))
-        dy -= self._breath_px * 0.5 * (1.0 - math.cos(tau * 0.25 * t + p[6]))
-        return tilt, dx, dy
+        tilt, dx, dy = idle_pose(t, self._phases, self._tilt, self._sway_px, self._bob_px)
+        return tilt, dx, dy - breath_offset(t, self._phases[6], 0.25, self._breath_px)
 
     def blink_closure(self, frame_index: int) -> float:
         return fr.blink_closure(frame_index, self.fps, self._blink_starts, self._blink_period, self._blink_first,
