@@ -129,10 +129,8 @@ class Tensor(_Table):
         return q is not None and q._offset(2) != 0
 
 
-class Operator(_Table):
-    @property
-    def opcode_index(self) -> int:
-        return self._scalar(0, nt.Uint32Flags)
+class _WithInputsOutputs(_Table):
+    """Operator and SubGraph both keep their tensor-index lists in fields 1 and 2."""
 
     @property
     def inputs(self) -> list[int]:
@@ -141,24 +139,22 @@ class Operator(_Table):
     @property
     def outputs(self) -> list[int]:
         return [int(v) for v in self._vector_numpy(2, nt.Int32Flags)]
+
+
+class Operator(_WithInputsOutputs):
+    @property
+    def opcode_index(self) -> int:
+        return self._scalar(0, nt.Uint32Flags)
 
     def options(self) -> _Table | None:
         """The builtin options table (field 4; field 3 is the union's type tag)."""
         return self._table(4, _Table)
 
 
-class SubGraph(_Table):
+class SubGraph(_WithInputsOutputs):
     @property
     def tensors(self) -> list[Tensor]:
         return self._tables(0, Tensor)
-
-    @property
-    def inputs(self) -> list[int]:
-        return [int(v) for v in self._vector_numpy(1, nt.Int32Flags)]
-
-    @property
-    def outputs(self) -> list[int]:
-        return [int(v) for v in self._vector_numpy(2, nt.Int32Flags)]
 
     @property
     def operators(self) -> list[Operator]:
