@@ -43,5 +43,29 @@ def _root(
                         format="dhlive: %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
+# Typer's click (vendored in new Typer, a dependency in old) is reached through a public class
+# so that both work: BadParameter -> UsageError -> ClickException.
+_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 def main() -> None:
-    app()
+    """Run the app; a mistake on the command line is one `error:` line and exit 2, like every
+    other input error, instead of Typer's usage box (help is still shown for a bare command)."""
+    try:
+        code = app(standalone_mode=False)
+    except _CLICK_ERROR as e:
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError":
+            # the help is the message (Typer's rich help is printed already, and the message empty)
+            if e.format_message().strip():
+                typer.echo(e.format_message())
+            sys.exit(e.exit_code)
+        hint = f" (see '{ctx.command_path} -h')" if isinstance(e, _USAGE_ERROR) and ctx is not None else ""
+        message = " ".join(e.format_message().split()).rstrip(".")
+        print(f"error: {message[:1].lower()}{message[1:]}{hint}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
