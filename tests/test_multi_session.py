@@ -6,6 +6,7 @@ streams read back with ffmpeg; the create/stop loop runs a real Studio with real
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import signal
@@ -16,12 +17,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import cv2
 import numpy as np
 import psutil
 import pytest
 import soundfile as sf
 
-from dhlive_cli.compositor import DEFAULT_AVATAR
+from dhlive_cli.avatar.drawn import MouthShape
+from dhlive_cli.compositor import DEFAULT_AVATAR, load_avatar
 from dhlive_cli.ffmpeg_bin import ffmpeg_path
 from dhlive_cli.timebase import SAMPLE_RATE
 from tests import rtmp_server
@@ -31,8 +34,10 @@ from tests.rtmp_server import RtmpServer
 pytestmark = pytest.mark.skipif(not rtmp_server.available() or FFPROBE is None or ESPEAK is None,
                                 reason="nginx with the rtmp module, ffprobe and espeak-ng are needed (make setup)")
 
-# three avatars that differ where a test can see it: the backdrop colour
+# three different avatars: two drawn ones with backdrops of their own colour, and a photo avatar
+# prepared from a real face (scikit-image's astronaut, test data only) where scikit-image is at hand
 BACKDROPS = {"a": "#d03020", "b": "#20a040", "c": "#2050d0"}
+PHOTO_SESSION = "c" if importlib.util.find_spec("skimage") is not None else None
 TEXTS = {"a": ("Papa bought a big blue bag at the market.", "en-us"),
          "b": ("Seven silver swans swim slowly south.", "en-gb"),
          "c": ("Maybe the old man made more mango jam.", "en-us+f3")}
@@ -40,6 +45,14 @@ TEXTS = {"a": ("Papa bought a big blue bag at the market.", "en-us"),
 
 def make_avatar(root: Path, name: str, colour: str) -> Path:
     d = root / f"avatar-{name}"
+    if name == PHOTO_SESSION:
+        from skimage.data import astronaut
+
+        png = root / "astronaut.png"
+        cv2.imwrite(str(png), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+        subprocess.run([sys.executable, "-m", "dhlive_cli", "avatar", "prepare", str(png), "-o", str(d)],
+                       check=True, capture_output=True, timeout=120)
+        return d
     shutil.copytree(DEFAULT_AVATAR, d)
     toml = (d / "avatar.toml").read_text()
     toml = toml.replace('background_top = "#eef3f8"', f'background_top = "{colour}"')
@@ -142,13 +155,18 @@ def backdrop_bgr(path: Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8).reshape(-1, 32, 32, 3).reshape(-1, 3).mean(axis=0)
 
 
-def hex_bgr(h: str) -> np.ndarray:
-    return np.array([int(h[5:7], 16), int(h[3:5], 16), int(h[1:3], 16)], float)
+def expected_corner_bgr(avatar_dir: Path, width: int = 640, height: int = 360) -> np.ndarray:
+    """What `backdrop_bgr` should see for this avatar: its resting frame at the stream size."""
+    av = load_avatar(avatar_dir, width, height, 25)
+    frame = np.empty((height, width, 3), np.uint8)
+    av.render(frame, 0, MouthShape(), fresh=True)
+    return frame[:32, :32].reshape(-1, 3).mean(axis=0)
 
 
 def test_three_sessions_each_stream_carries_its_own_avatar_and_audio(tmp_path):
     with RtmpServer(tmp_path / "nginx") as srv:
         p, port, speech = start_sessions(tmp_path, srv)
+        avatars = {n: tmp_path / "in" / f"avatar-{n}" for n in "abc"}
         try:
             time.sleep(1.0)
             readers = {n: record(srv.url(n), tmp_path / f"got-{n}.mkv", 9) for n in "abc"}
@@ -163,15 +181,20 @@ def test_three_sessions_each_stream_carries_its_own_avatar_and_audio(tmp_path):
         assert readers[n].returncode == 0, readers[n].stderr.read().decode()[-500:]
         # the picture: this session's avatar, no other's
         colour = backdrop_bgr(got)
-        dist = {m: float(np.abs(colour - hex_bgr(c)).mean()) for m, c in BACKDROPS.items()}
+        dist = {m: float(np.abs(colour - expected_corner_bgr(avatars[m])).mean()) for m in "abc"}
         assert min(dist, key=dist.get) == n and dist[n] < 20, (n, colour, dist)
         # the sound: this session's speech, correlating far better than the other sessions' speech
         env = envelope(decode_audio(got))
         assert len(env) > 500
         corr = {m: best_periodic_corr(env, speech[m]) for m in "abc"}
+        print(f"stream {n}: corner colour distance {fmt(dist)}; audio envelope r {fmt(corr)}")  # pytest -s
         assert max(corr, key=corr.get) == n and corr[n] > 0.8, (n, corr)
         assert corr[n] - max(v for m, v in corr.items() if m != n) > 0.2, (n, corr)
         assert status[n]["session"] == n and status[n]["outputs"][0]["connected"]
+
+
+def fmt(d: dict) -> str:
+    return " ".join(f"{k}={v:.2f}" for k, v in d.items())
 
 
 def cmdline(proc: psutil.Process) -> list[str]:
