@@ -13,6 +13,7 @@ from dhlive_cli.commands import lipsync as lipsync_cmd
 from dhlive_cli.commands import live as live_cmd
 from dhlive_cli.commands import monitor as monitor_cmd
 from dhlive_cli.commands import render as render_cmd
+from dhlive_cli.commands.common import escape_line, print_error
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -63,9 +64,9 @@ def main() -> None:
             sys.exit(e.exit_code)
         hint = f" (see '{ctx.command_path} -h')" if isinstance(e, _USAGE_ERROR) and ctx is not None else ""
         message = " ".join(e.format_message().split()).rstrip(".")
-        print(f"error: {message[:1].lower()}{message[1:]}{hint}", file=sys.stderr)
+        print_error(escape_line(f"{message[:1].lower()}{message[1:]}{hint}"))
         sys.exit(e.exit_code)
     except typer.Abort:
-        print("error: aborted", file=sys.stderr)
+        print_error("aborted")
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -46,10 +46,10 @@ TEXTS = {"a": ("Papa bought a big blue bag at the market.", "en-us"),
 def make_avatar(root: Path, name: str, colour: str) -> Path:
     d = root / f"avatar-{name}"
     if name == PHOTO_SESSION:
-        from skimage.data import astronaut
+        from tests.test_avatar_photo import astronaut_bgr  # imported here: that module needs scikit-image
 
         png = root / "astronaut.png"
-        cv2.imwrite(str(png), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(png), astronaut_bgr())
         subprocess.run([sys.executable, "-m", "dhlive_cli", "avatar", "prepare", str(png), "-o", str(d)],
                        check=True, capture_output=True, timeout=120)
         return d
@@ -176,12 +176,13 @@ def test_three_sessions_each_stream_carries_its_own_avatar_and_audio(tmp_path):
         finally:
             err = stop(p)
     assert p.returncode == 0 and "Traceback" not in err, err
+    corners = {m: expected_corner_bgr(a) for m, a in avatars.items()}
     for n in "abc":
         got = tmp_path / f"got-{n}.mkv"
         assert readers[n].returncode == 0, readers[n].stderr.read().decode()[-500:]
         # the picture: this session's avatar, no other's
         colour = backdrop_bgr(got)
-        dist = {m: float(np.abs(colour - expected_corner_bgr(avatars[m])).mean()) for m in "abc"}
+        dist = {m: float(np.abs(colour - c).mean()) for m, c in corners.items()}
         assert min(dist, key=dist.get) == n and dist[n] < 20, (n, colour, dist)
         # the sound: this session's speech, correlating far better than the other sessions' speech
         env = envelope(decode_audio(got))

@@ -11,8 +11,13 @@ from rich.console import Console
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def fail(message: str, code: int = 2) -> None:
+def print_error(message: str) -> None:
+    """The one `error:` line every failure ends in (rich markup: escape text that is not ours)."""
     err_console.print(f"[bold red]error:[/] {message}", markup=True, emoji=False)
+
+
+def fail(message: str, code: int = 2) -> None:
+    print_error(message)
     raise typer.Exit(code)
 
 
@@ -30,14 +35,15 @@ def user_errors():
         err_console.print("interrupted: output removed")
         raise typer.Exit(130)
     except DhliveError as e:
-        fail(_escape(str(e)), e.exit_code)
+        fail(escape_line(str(e)), e.exit_code)
     except MemoryError:
         fail("out of memory", 1)
     except OSError as e:  # a file or pipe the library did not anticipate
-        fail(_escape(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()), 2)
+        fail(escape_line(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()), 2)
 
 
-def _escape(s: str) -> str:
+def escape_line(s: str) -> str:
+    """The first line of s, safe to print as rich markup."""
     from rich.markup import escape
 
     return escape(s.splitlines()[0] if s else s)
