@@ -1,0 +1,15 @@
+"""Options of a live session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOptions:
+    crossfade_ms: int = 160  # idle <-> talking mouth envelope
+    hangover_ms: int = 400  # pauses shorter than this stay "talking"
+    max_queued_s: float = 30.0  # speech buffer size
+    queue_frames: int = 8  # per-output queue (frames); full -> drop oldest
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 30.0

@@ -1,0 +1,162 @@
+"""Where a live session's frames go: a ring of frames shared by all outputs, and one Output
+(queue, encode thread, reconnect loop) per destination."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+
+from dhlive_cli.errors import DhliveError
+from dhlive_cli.live.options import LiveOptions
+from dhlive_cli.queues import BoundedQueue
+from dhlive_cli.queues import Cancelled as QueueCancelled
+from dhlive_cli.sinks import EncoderOptions, FfmpegSink
+from dhlive_cli.timebase import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+
+class HoldRing:
+    """Preallocated frames whose slots are reference-counted: a frame may sit in several output
+    queues at once. Unlike render's FrameRing, acquiring never waits: the clock must not block."""
+
+    def __init__(self, slots: int, height: int, width: int):
+        self.frames = np.zeros((slots, height, width, 3), dtype=np.uint8)
+        self.drawn = np.zeros(slots, dtype=bool)  # see FrameRing.drawn
+        self._refs = np.zeros(slots, dtype=np.int32)
+        self._lock = threading.Lock()
+        self._free_list = list(range(slots))
+
+    def acquire_free(self) -> int:
+        """A free slot (held once by the caller) or -1; never waits: the clock must not block."""
+        with self._lock:
+            if not self._free_list:
+                return -1
+            s = self._free_list.pop()
+            self._refs[s] = 1
+            return s
+
+    def hold(self, slot: int) -> None:
+        with self._lock:
+            self._refs[slot] += 1
+
+    def unhold(self, slot: int) -> None:
+        with self._lock:
+            self._refs[slot] -= 1
+            if self._refs[slot] == 0:
+                self._free_list.append(slot)
+
+
+class Output:
+    """One destination (RTMP URL or file) with its own encode thread, queue and reconnect loop."""
+
+    def __init__(self, target: str, fmt: str, width: int, height: int, fps: int, enc: EncoderOptions,
+                 ring: HoldRing, opts: LiveOptions, cancel: threading.Event, reconnect: bool):
+        self.target, self.fmt = target, fmt
+        self.width, self.height, self.fps, self.enc = width, height, fps, enc
+        self.ring, self.opts, self.cancel = ring, opts, cancel
+        self.reconnect = reconnect
+        self.queue: BoundedQueue[tuple] = BoundedQueue(f"out:{target}", opts.queue_frames, "drop_oldest", cancel)
+        self.sink: FfmpegSink | None = None
+        self.connected = False
+        self.reconnects = 0
+        self.frames_written = 0
+        self.frames_dropped = 0
+        self.last_error: str | None = None
+        self.failed = False
+        self._closing = threading.Event()
+        self._audio = np.zeros(SAMPLE_RATE // fps, dtype=np.float32)
+        self.thread = threading.Thread(target=self._run, name=f"dhlive-out-{fmt}", daemon=True)
+
+    def offer(self, slot: int, audio: np.ndarray) -> None:
+        self.ring.hold(slot)
+        dropped = self.queue.put((slot, audio))
+        if dropped is not None:
+            self.frames_dropped += 1
+            self.ring.unhold(dropped[0])
+
+    def _open(self) -> bool:
+        try:
+            self.sink = FfmpegSink(self.target, self.width, self.height, self.fps, self.enc, fmt=self.fmt,
+                                   fragmented=True).open()
+            return True
+        except DhliveError as e:
+            self.last_error = str(e)
+            return False
+
+    def _run(self) -> None:
+        backoff = self.opts.reconnect_min_s
+        retry_at = 0.0
+        since_open = 0
+        while True:
+            if self.sink is None and not self._closing.is_set():
+                if time.monotonic() >= retry_at:
+                    if self._open():
+                        self.connected = True
+                        since_open = 0
+                    else:
+                        retry_at = time.monotonic() + backoff
+                        backoff = min(backoff * 2, self.opts.reconnect_max_s)
+            try:
+                item = self.queue.get(timeout=0.2)
+            except TimeoutError:
+                if self._closing.is_set():
+                    break
+                continue
+            except QueueCancelled:
+                break
+            slot, tick_audio = item
+            # the clock's tick ring is reused a few dozen ticks later: take our copy now
+            audio = self._audio[: tick_audio.shape[0]]
+            audio[:] = tick_audio
+            try:
+                if self.sink is None:
+                    self.frames_dropped += 1  # disconnected: the stream's clock does not wait
+                    continue
+                self.sink.write(self.ring.frames[slot], audio)
+                self.frames_written += 1
+                since_open += 1
+                if since_open == 250:  # 10 s up again: the next loss starts from the short wait
+                    backoff = self.opts.reconnect_min_s
+            except DhliveError as e:
+                self.last_error = str(e)
+                self.connected = False
+                self.sink.abort()
+                self.sink = None
+                if not self.reconnect:
+                    self.failed = True  # the studio stops the session and says why, once
+                    log.debug("output %s failed: %s", self.target, e)
+                    break
+                self.reconnects += 1
+                log.warning("output %s lost (%s); reconnecting in %.0f s", self.target, e, backoff)
+                retry_at = time.monotonic() + backoff
+                backoff = min(backoff * 2, self.opts.reconnect_max_s)
+            finally:
+                self.ring.unhold(slot)
+        # drain what is left so its slots are free again
+        while (item := self.queue.get_nowait()) is not None:
+            self.ring.unhold(item[0])
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Flush the queued frames, then finish the file/stream."""
+        self._closing.set()
+        self.thread.join(timeout)
+        if self.sink is not None:
+            try:
+                self.sink.close(timeout=timeout)
+            except DhliveError as e:
+                self.last_error = str(e)
+            self.sink = None
+
+    def abort(self) -> None:
+        self._closing.set()
+        if self.sink is not None:
+            self.sink.abort()
+            self.sink = None
+        self.thread.join(1.0)
