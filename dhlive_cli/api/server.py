@@ -1,0 +1,216 @@
+"""ApiServer: the aiohttp application on its own thread and loop, and its lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Callable, Union
+
+from aiohttp import web
+
+from dhlive_cli.api.bodies import BodyReader, MAX_BODY_BYTES
+from dhlive_cli.api.guards import ApiError, Guards, is_loopback
+from dhlive_cli.api.sessions import SessionRoutes
+from dhlive_cli.api.speech import SpeechRoutes
+from dhlive_cli.api.stream import MAX_WS_CLIENTS, StreamRoute
+from dhlive_cli.errors import InputError
+
+if TYPE_CHECKING:
+    from dhlive_cli.live import LiveSession
+
+log = logging.getLogger(__name__)
+
+DECODE_WORKERS = 4  # ffmpeg children at once; also bounds the decode buffers alive at once
+THREAD_NAME = "dhlive-api"
+
+
+def check_port_free(host: str, port: int) -> None:
+    """InputError when nothing could listen on host:port (in use, or not an address of ours).
+    Binds the way the server will (SO_REUSEADDR, as aiohttp does on POSIX) and lets go."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+            s.listen(1)
+        except OSError as e:
+            raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
+
+class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
+    """HTTP + WebSocket ingest for one LiveSession or a set of named ones.
+
+    sessions: a LiveSession (served as "main"), or a callable returning {name: LiveSession},
+    called on the API thread at each request, so it must be safe to call from another thread.
+    Counters (`stats()`) are server-wide.
+    """
+
+    def __init__(self, sessions: Union[Callable[[], "dict[str, LiveSession]"], "LiveSession"], host: str = "127.0.0.1", port: int = 0, token: str | None = None,
+                 max_body_bytes: int = MAX_BODY_BYTES, metrics_text: Callable[[], str] | None = None,
+                 max_ws_clients: int = MAX_WS_CLIENTS, studio=None):
+        token = token or None
+        if token is None and not is_loopback(host):
+            raise InputError(f"binding to {host} requires --token")
+        if callable(sessions) and not hasattr(sessions, "speech"):
+            self._sessions: Callable[[], dict] = sessions
+        else:
+            single = {"main": sessions}
+            name = getattr(sessions, "name", "main")
+            single.setdefault(name, sessions)
+            self._sessions = lambda: single
+        self.host, self.port = host, port
+        self._token = token.encode() if token else None
+        self.max_body_bytes = int(max_body_bytes)
+        self.max_ws_clients = max_ws_clients
+        self._metrics_text = metrics_text
+        self._studio = studio  # creates and removes sessions at run time; None: a fixed set
+        # counters: written on the API loop only
+        self.requests = 0
+        self.rejected_429 = 0
+        self.ws_clients = 0
+        self.ws_dropped_chunks = 0
+        self._speak_in_flight = 0
+        self._ws: dict[asyncio.Task, web.BaseRequest] = {}
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_evt: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._closing = threading.Event()  # tells decode workers still running not to push any more
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "ApiServer":
+        with self._lock:
+            if self._thread is not None:
+                raise RuntimeError("ApiServer already started")
+            self._pool = ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix=f"{THREAD_NAME}-io")
+            self._thread = threading.Thread(target=self._thread_main, name=THREAD_NAME, daemon=True)
+            self._thread.start()
+        self._ready.wait()
+        if self._start_error is not None:
+            self._thread.join(2.0)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            err = self._start_error
+            if isinstance(err, OSError):
+                raise InputError(f"cannot listen on {self.host}:{self.port}: {err.strerror or err}") from err
+            raise err
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Close every connection and end the API thread. Idempotent."""
+        with self._lock:
+            thread, loop = self._thread, self._loop
+            if thread is None or not thread.is_alive() or loop is None:
+                return
+            self._closing.set()
+            deadline = time.monotonic() + timeout
+            try:
+                loop.call_soon_threadsafe(self._stop_evt.set)
+            except RuntimeError:  # loop already closed
+                pass
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if self._pool is not None:
+                # a decode already running finishes on its own (it pushes nothing now); idle
+                # workers leave at once
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                for w in list(getattr(self._pool, "_threads", ())):
+                    w.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("API thread did not stop within %.1f s", timeout)
+
+    def __enter__(self) -> "ApiServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{h}:{self.port}"
+
+    def stats(self) -> dict:
+        return {"requests": self.requests, "rejected_429": self.rejected_429, "ws_clients": self.ws_clients,
+                "ws_dropped_chunks": self.ws_dropped_chunks}
+
+    def _thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as e:  # noqa: BLE001 - startup failures are re-raised by start()
+            if not self._ready.is_set():
+                self._start_error = e
+            else:
+                log.exception("API server loop failed")
+        finally:
+            self._ready.set()
+            try:
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for t in pending:
+                    t.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.wait(pending, timeout=0.5))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+    async def _serve(self) -> None:
+        self._stop_evt = asyncio.Event()
+        app = web.Application(middlewares=[self._errors_mw, self._auth_mw], client_max_size=self.max_body_bytes)
+        for prefix in ("/v1", "/v1/sessions/{name}"):
+            app.router.add_post(f"{prefix}/speak", self._speak)
+            app.router.add_get(f"{prefix}/stream", self._stream)
+            app.router.add_post(f"{prefix}/interrupt", self._interrupt)
+            app.router.add_get(f"{prefix}/status", self._status)
+        app.router.add_get("/v1/sessions", self._list_sessions)
+        app.router.add_post("/v1/sessions", self._create_session)
+        app.router.add_delete("/v1/sessions/{name}", self._delete_session)
+        app.router.add_get("/metrics", self._metrics)
+        # a short shutdown timeout: stop() must return within its 2 s, stuck uploads or not
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.3)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port, backlog=128)
+            await site.start()
+            addrs = runner.addresses
+            if addrs and self.port == 0:
+                self.port = addrs[0][1]
+            log.info("live API listening on %s", self.url)
+            self._ready.set()
+            await self._stop_evt.wait()
+            # WebSocket handlers may sit in a send to a client that never reads: abort them
+            # rather than wait for a close handshake that will not come
+            for task, req in list(self._ws.items()):
+                task.cancel()
+                if req.transport is not None:
+                    req.transport.abort()
+        finally:
+            await runner.cleanup()
+
+    # ------------------------------------------------------------------ helpers
+    def _session(self, request: web.Request):
+        name = request.match_info.get("name", "main")
+        s = self._sessions().get(name)
+        if s is None:
+            raise ApiError(404, f"no session named {name!r}")
+        return s
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
