@@ -33,15 +33,20 @@ class AudioInfo:
     estimated_samples: int | None
 
 
+MAX_WAV_CHUNKS = 256  # chunks before "data" that a WAV header may have; real files have a handful
+
+
 def _check_wav(path: Path) -> None:
-    """RIFF/WAVE sanity: a header whose data chunk claims more bytes than the file has is truncated."""
+    """RIFF/WAVE sanity: a header whose data chunk claims more bytes than the file has is
+    truncated. The walk is bounded: millions of tiny chunks before the data (a denial of
+    service, not a recording) are refused after MAX_WAV_CHUNKS."""
     with open(path, "rb") as f:
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             return  # not a RIFF wav (ffmpeg will judge it)
         size = path.stat().st_size
         pos = 12
-        while True:
+        for _ in range(MAX_WAV_CHUNKS):
             f.seek(pos)
             chunk = f.read(8)
             if len(chunk) < 8:
@@ -54,10 +59,19 @@ def _check_wav(path: Path) -> None:
                     raise InputError(f"{path}: truncated WAV file (data chunk says {clen} bytes, file has {have})")
                 return
             pos += 8 + clen + (clen & 1)
+        raise InputError(f"{path}: WAV header with more than {MAX_WAV_CHUNKS} chunks before the audio data")
 
 
-def probe(path: str | os.PathLike) -> AudioInfo:
-    """Check the input is a readable audio file; read its duration. Raises InputError."""
+def _restrict(formats: str | None) -> list[str]:
+    """ffmpeg input options that limit it to these demuxers and to reading local files/pipes."""
+    return ["-protocol_whitelist", "file,pipe", "-format_whitelist", formats] if formats else []
+
+
+def probe(path: str | os.PathLike, formats: str | None = None) -> AudioInfo:
+    """Check the input is a readable audio file; read its duration. Raises InputError.
+
+    formats: a comma-separated list of the only demuxers ffmpeg may use (untrusted files: no
+    playlist or concat demuxer that would open other files), None for any."""
     p = Path(path)
     try:
         st = p.stat()
@@ -73,7 +87,7 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         raise InputError(f"{p}: empty file")
     _check_wav(p)
     proc = subprocess.run(
-        [ffmpeg_path(), "-hide_banner", "-nostdin", "-i", str(p)],
+        [ffmpeg_path(), "-hide_banner", "-nostdin", *_restrict(formats), "-i", str(p)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
     )
     err = proc.stderr.decode("utf-8", "replace")
@@ -101,9 +115,10 @@ class FileAudioSource:
     end of stream. A decode failure raises InputError with ffmpeg's own reason.
     """
 
-    def __init__(self, path: str | os.PathLike):
-        self.info = probe(path)
+    def __init__(self, path: str | os.PathLike, formats: str | None = None):
+        self.info = probe(path, formats)
         self.path = self.info.path
+        self.formats = formats
         self._proc: subprocess.Popen | None = None
         self._stderr: StderrTail | None = None
         self.samples_read = 0
@@ -112,7 +127,7 @@ class FileAudioSource:
 
     def open(self) -> "FileAudioSource":
         cmd = [
-            ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(self.path),
+            ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", *_restrict(self.formats), "-i", str(self.path),
             # rematrix_maxval=1 makes a plain average of the channels: the default -3 dB pan law
             # would play identical L/R 3 dB louder than the original and can clip.
             "-vn", "-af", f"aresample={SAMPLE_RATE}:rematrix_maxval=1.0", "-ac", "1", "-ar", str(SAMPLE_RATE),

@@ -14,6 +14,7 @@ others keep their pace.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import tomllib
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from dhlive_cli.compositor import AvatarCache
 from dhlive_cli.errors import EngineError, InputError
+from dhlive_cli.grants import Grants, clean_text, output_identity, same_output
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.live import LiveOptions, LiveSession, TickConductor
 from dhlive_cli.presets import Preset, parse_size
@@ -48,11 +50,21 @@ class SessionSpec:
     size: str | None = None  # None: the preset's size
     crossfade_ms: int = 160
     hangover_ms: int = 400
+    # made by an API client: its output is created exclusively (O_EXCL) inside the granted folder,
+    # its size is capped and counted against the pixel budget
+    from_api: bool = False
     extra: dict = field(default_factory=dict, compare=False)
 
     @classmethod
-    def from_dict(cls, d: dict, *, base: Path, where: str, local_inputs: bool = True) -> "SessionSpec":
-        """One session table (TOML) or JSON object. Relative paths are taken from `base`."""
+    def from_dict(cls, d: dict, *, base: Path, where: str, local_inputs: bool = True,
+                  grants: "Grants | None" = None) -> "SessionSpec":
+        """One session table (TOML) or JSON object. Relative paths are taken from `base`.
+
+        With `grants` (an API client's spec) nothing is a path: inputs and the avatar are names
+        inside the media folder, the output a new file name inside the output folder, RTMP URLs
+        only to allowed hosts; stdin and the microphone are refused. Raises InputError."""
+        if grants is not None:
+            local_inputs = False
         if not isinstance(d, dict):
             raise InputError(f"{where}: a session must be a table/object, not {type(d).__name__}")
         unknown = sorted(set(d) - SPEC_KEYS)
@@ -69,7 +81,7 @@ class SessionSpec:
             v = (v,) if isinstance(v, str) else v
             if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) and x for x in v):
                 raise InputError(f"{where}: {key} must be a string or a list of strings")
-            return tuple(v)
+            return tuple(clean_text(x, f"{where}: {key}") for x in v)
 
         def path(v) -> Path:
             p = Path(v).expanduser()
@@ -79,27 +91,39 @@ class SessionSpec:
         for url in rtmp:
             if not url.startswith(("rtmp://", "rtmps://")):
                 raise InputError(f"{where}: rtmp {url!r} must start with rtmp:// or rtmps://")
+            if grants is not None:
+                grants.rtmp_url(url, where)
         inputs = []
         for i in strings("input"):
             if i == "-" or i == "mic" or i.startswith("mic:"):
                 if not local_inputs:
                     raise InputError(f"{where}: input {i!r} is only for sessions started from the command line")
                 inputs.append(i)
+            elif grants is not None:
+                inputs.append(str(grants.media_file(i, where)))
             else:
                 inputs.append(str(path(i)))
         output = d.get("output")
         if output is not None and (not isinstance(output, str) or not output):
             raise InputError(f"{where}: output must be a file name")
+        if output is not None:
+            clean_text(output, f"{where}: output")
         if not rtmp and output is None:
             raise InputError(f"{where}: nothing to stream to: give rtmp and/or output")
         avatar = d.get("avatar")
         if avatar is not None and (not isinstance(avatar, str) or not avatar):
             raise InputError(f"{where}: avatar must be a directory name")
+        if grants is not None:
+            out_path = grants.output_path(output, where) if output is not None else None
+            av_path = grants.avatar_dir(avatar, where) if avatar is not None else None
+        else:
+            out_path = path(clean_text(output, where)) if output else None
+            av_path = path(clean_text(avatar, where)) if avatar else None
         size = d.get("size")
         if size is not None:
             if not isinstance(size, str):
                 raise InputError(f"{where}: size must be a string such as \"360p\" or \"640x360\"")
-            parse_size(size)
+            parse_size(clean_text(size, where))
         loop = d.get("loop", False)
         if not isinstance(loop, bool):
             raise InputError(f"{where}: loop must be true or false")
@@ -109,8 +133,8 @@ class SessionSpec:
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 5000:
                 raise InputError(f"{where}: {key} must be an integer 0..5000")
             ms[key] = v
-        return cls(name=name, avatar=path(avatar) if avatar else None, rtmp=rtmp,
-                   output=path(output) if output else None, inputs=tuple(inputs), loop=loop, size=size, **ms)
+        return cls(name=name, avatar=av_path, rtmp=rtmp, output=out_path, inputs=tuple(inputs), loop=loop,
+                   size=size, from_api=grants is not None, **ms)
 
 
 def load_sessions_file(path: Path) -> tuple[dict, list[SessionSpec]]:
@@ -129,6 +153,12 @@ def load_sessions_file(path: Path) -> tuple[dict, list[SessionSpec]]:
     top = {k: d.pop(k) for k in ("preset", "size") if k in d}
     if d:
         raise InputError(f"{path}: unknown top-level key {sorted(d)[0]!r} (known: preset, size, [[session]])")
+    for k, v in top.items():
+        if not isinstance(v, str) or not v:
+            raise InputError(f"{path}: {k} must be a string such as "
+                             + ('"low"' if k == "preset" else '"360p" or "640x360"') + f", not {v!r}")
+    if "size" in top:
+        parse_size(top["size"])
     base = path.resolve().parent
     specs = [SessionSpec.from_dict(t, base=base, where=f"{path} session {i + 1}") for i, t in enumerate(tables)]
     names = [s.name for s in specs]
@@ -158,12 +188,48 @@ def live_encoder(preset: Preset, sessions: int = 1) -> EncoderOptions:
                           gop_seconds=min(2.0, preset.gop_seconds))
 
 
+MAX_API_PIXELS = 1920 * 1080  # the largest frame an API client may ask for
+
+
+@dataclass(eq=False)
+class _Prepared:
+    """A session built but maybe not started, with what it claims: name, size, outputs."""
+
+    spec: SessionSpec
+    width: int
+    height: int
+    rtmp: frozenset
+    output_ids: list
+    session: LiveSession | None = None
+    avatar: object = None
+    fd: int | None = None  # the recording this session created (API sessions), held open
+    created: Path | None = None
+
+    def release(self, remove_file: bool = False) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if remove_file and self.created is not None:
+            try:  # ours, created empty a moment ago: a refused start leaves no file
+                os.unlink(self.created)
+            except OSError:
+                pass
+        self.created = None
+
+
 class Studio:
     """The live sessions of one process. Thread-safe: the CLI and the API both call it."""
 
     def __init__(self, pool: InferencePool, preset: Preset, enc: EncoderOptions, *,
-                 max_sessions: int = DEFAULT_MAX_SESSIONS, stdin=None):
+                 max_sessions: int = DEFAULT_MAX_SESSIONS, stdin=None, grants: Grants | None = None,
+                 pixel_budget: int | None = None):
+        """pixel_budget: pixels per second (width x height x fps over all sessions) up to which
+        API-made sessions are admitted; None: no limit. grants: where API sessions may write."""
         self.pool, self.preset, self.enc = pool, preset, enc
+        self.grants = grants or Grants()
+        self.pixel_budget = pixel_budget
+        self._claims: dict[str, _Prepared] = {}  # what each running session holds: outputs, size
+        self.on_remove: list = []  # callbacks(name) after a session stopped (the API closes its sockets)
         self.tb = Timebase(preset.fps)
         self.conductor = TickConductor(pool, self.tb, max_sessions=max_sessions)
         self.avatars = AvatarCache()
@@ -184,41 +250,100 @@ class Studio:
             return self._sessions.get(name)
 
     def create(self, spec: SessionSpec) -> LiveSession:
-        """Start a session; raises InputError/OutputError for a bad spec (nothing is left behind)."""
+        """Start a session; raises InputError/OutputError/EngineError for a bad spec or a full
+        studio. Nothing is left behind by a refused one (a recording it created is removed)."""
+        return self.create_many([spec])[0]
+
+    def create_many(self, specs: list[SessionSpec]) -> list[LiveSession]:
+        """Validate and build every session first, then start them all: one invalid spec starts
+        nothing and opens no output."""
+        prepared: list[_Prepared] = []
+        try:
+            for spec in specs:
+                prepared.append(self._prepare(spec, prepared))
+            for p in prepared:
+                p.session.start()
+        except BaseException:
+            for p in prepared:
+                self._discard(p)
+            raise
+        out = []
+        with self._lock:
+            for p in prepared:
+                self._removing.discard(p.spec.name)
+                self._sessions[p.spec.name] = p.session
+                self._claims[p.spec.name] = p
+                out.append(p.session)
+        for p in prepared:
+            log.info("session %s started (%dx%d, %d output(s))", p.spec.name, p.width, p.height, len(p.session.outputs))
+        return out
+
+    def pixel_rate(self) -> int:
+        """Pixels per second drawn by the running sessions (width x height x fps, summed)."""
+        with self._lock:
+            return sum(c.width * c.height for c in self._claims.values()) * self.tb.fps
+
+    def _prepare(self, spec: SessionSpec, batch: list["_Prepared"]) -> "_Prepared":
+        """Everything but start(): reserve the name, check outputs (by identity against every
+        session's and the batch's), admit the size, load the avatar, build the session."""
         from dhlive_cli.engine import check_not_input, check_output_path
         from dhlive_cli.errors import OutputError
         from dhlive_cli.inputs import FileFeeder, MicFeeder, PcmFeeder
 
-        with self._lock:
-            if spec.name in self._sessions or spec.name in self._removing:
-                raise InputError(f"a session named {spec.name!r} already exists")
-            if len(self._sessions) >= self.max_sessions:
-                raise EngineError(f"at most {self.max_sessions} live sessions per process")
-            for other in self._sessions.values():
-                targets = {o.target for o in other.outputs}
-                clash = next((t for t in (*spec.rtmp, str(spec.output) if spec.output else None) if t in targets), None)
-                if clash:
-                    raise InputError(f"session {other.name!r} already streams to {clash}")
-            self._removing.add(spec.name)  # reserve the name while we build outside the lock
-        session = None
-        avatar = None
-        try:
-            w, h = parse_size(spec.size) if spec.size else (self.preset.width, self.preset.height)
-            outs = [(u, "flv") for u in spec.rtmp]
-            files = [Path(i) for i in spec.inputs if i != "-" and not (i == "mic" or i.startswith("mic:"))]
-            if spec.output is not None:
-                suffix = spec.output.suffix.lower()
-                if suffix not in (".mp4", ".m4v", ".mov", ".mkv", ""):  # "" as render: a device, mp4
-                    raise OutputError(f"{spec.output}: unsupported recording type {spec.output.suffix!r} (use .mp4 or .mkv)")
+        w, h = parse_size(spec.size) if spec.size else (self.preset.width, self.preset.height)
+        if spec.from_api and w * h > MAX_API_PIXELS:
+            raise InputError(f"session {spec.name!r}: size {w}x{h} is over the API's limit of 1920x1080 pixels")
+        outputs_ids = []
+        if spec.output is not None:
+            suffix = spec.output.suffix.lower()
+            if suffix not in (".mp4", ".m4v", ".mov", ".mkv", ""):  # "" as render: a device, mp4
+                raise OutputError(f"{spec.output}: unsupported recording type {spec.output.suffix!r} (use .mp4 or .mkv)")
+            if not spec.from_api:  # the operator's own path: checked as render checks it
                 check_output_path(spec.output)
-                for f in files:
-                    check_not_input(spec.output, f)
-                outs.append((str(spec.output), "matroska" if suffix == ".mkv" else "mp4"))
-            avatar = self.avatars.get(spec.avatar, w, h, self.preset.fps)
-            session = LiveSession(avatar=avatar, pool=self.pool, tb=self.tb, enc=self.enc, outputs=outs,
+            outputs_ids.append(output_identity(spec.output))
+        files = [Path(i) for i in spec.inputs if i != "-" and not (i == "mic" or i.startswith("mic:"))]
+        if spec.output is not None:
+            for f in files:
+                check_not_input(spec.output, f)
+        with self._lock:
+            if spec.name in self._sessions or spec.name in self._removing or any(p.spec.name == spec.name for p in batch):
+                raise InputError(f"a session named {spec.name!r} already exists")
+            if len(self._sessions) + len(batch) >= self.max_sessions:
+                raise EngineError(f"at most {self.max_sessions} live sessions per process")
+            others = [(c.spec.name, c.rtmp, c.output_ids) for c in (*self._claims.values(), *batch)]
+            for name, rtmp, ids in others:
+                clash = next((u for u in spec.rtmp if u in rtmp), None)
+                if clash is None and any(same_output(a, b) for a in outputs_ids for b in ids):
+                    clash = spec.output.name if spec.from_api else str(spec.output)
+                if clash:
+                    raise InputError(f"session {name!r} already streams to {clash}")
+            if spec.from_api and self.pixel_budget is not None:
+                used = (sum(c.width * c.height for c in self._claims.values())
+                        + sum(p.width * p.height for p in batch)) * self.tb.fps
+                need = w * h * self.tb.fps
+                if used + need > self.pixel_budget:
+                    raise EngineError(f"session {spec.name!r}: {w}x{h} at {self.tb.fps} fps needs {need / 1e6:.1f} Mpx/s; "
+                                      f"{max(0.0, (self.pixel_budget - used) / 1e6):.1f} of the "
+                                      f"{self.pixel_budget / 1e6:.1f} Mpx/s budget is left")
+            self._removing.add(spec.name)  # reserve the name while we build outside the lock
+        p = _Prepared(spec=spec, width=w, height=h, rtmp=frozenset(spec.rtmp), output_ids=outputs_ids)
+        try:
+            if spec.output is not None and spec.from_api:
+                # created here, exclusively: an existing file, link or FIFO is refused, and what
+                # ffmpeg then opens is this empty file of ours
+                p.fd = self.grants.create_output(spec.output, f"session {spec.name!r}")
+                p.created = spec.output
+                st = os.fstat(p.fd)
+                p.output_ids = [(outputs_ids[0][0], (st.st_dev, st.st_ino))]
+            outs = [(u, "flv") for u in spec.rtmp]
+            if spec.output is not None:
+                outs.append((str(spec.output), "matroska" if spec.output.suffix.lower() == ".mkv" else "mp4"))
+            p.avatar = self.avatars.get(spec.avatar, w, h, self.preset.fps)
+            session = LiveSession(avatar=p.avatar, pool=self.pool, tb=self.tb, enc=self.enc, outputs=outs,
                                   opts=LiveOptions(crossfade_ms=spec.crossfade_ms, hangover_ms=spec.hangover_ms,
                                                    queue_frames=max(2, self.preset.queue_frames)),
                                   name=spec.name, conductor=self.conductor)
+            p.session = session
             if files:
                 session.feeders.append(FileFeeder(files, session.speech, session.cancel, loop=spec.loop))
             if "-" in spec.inputs:
@@ -228,29 +353,35 @@ class Studio:
             mic = next((i for i in spec.inputs if i == "mic" or i.startswith("mic:")), None)
             if mic is not None:
                 session.feeders.append(MicFeeder(mic[4:] or None, session.speech, session.cancel))
-            session.start()
         except BaseException:
-            if session is not None:
-                session.stop()
-            if avatar is not None:
-                self.avatars.release(avatar)
-            with self._lock:
-                self._removing.discard(spec.name)
+            self._discard(p)
             raise
+        return p
+
+    def _discard(self, p: "_Prepared") -> None:
+        """Undo a prepared (maybe started) session that will not run: nothing stays behind."""
+        if p.session is not None:
+            p.session.stop()
+        if p.avatar is not None:
+            self.avatars.release(p.avatar)
+            p.avatar = None
+        p.release(remove_file=True)
         with self._lock:
-            self._removing.discard(spec.name)
-            self._sessions[spec.name] = session
-        log.info("session %s started (%dx%d, %d output(s))", spec.name, w, h, len(outs))
-        return session
+            self._removing.discard(p.spec.name)
 
     def remove(self, name: str) -> dict:
         """Stop a session and free all it holds; returns its last snapshot. KeyError if unknown."""
         with self._lock:
             session = self._sessions.pop(name)
+            claim = self._claims.pop(name, None)
             self._removing.add(name)
         try:
             session.stop()
             self.avatars.release(session.avatar)
+            if claim is not None:
+                claim.release()
+            for cb in list(self.on_remove):
+                cb(name)
             return session.snapshot()
         finally:
             with self._lock:
@@ -318,4 +449,4 @@ class Studio:
         return top
 
 
-__all__ = ["SessionSpec", "Studio", "load_sessions_file", "live_encoder", "NAME_RE"]
+__all__ = ["SessionSpec", "Studio", "MAX_API_PIXELS", "load_sessions_file", "live_encoder", "NAME_RE"]

@@ -823,8 +823,9 @@ def _ws_frame(payload: bytes, opcode: int = 0x2, fin: bool = True, mask: bool = 
     return head + key + body
 
 
-HANDSHAKE = (b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+def _handshake(port: int) -> bytes:
+    return (f"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
 
 
 async def _raw_ws(port: int, send: bytes, then_close: bool = False) -> int | None:
@@ -832,7 +833,7 @@ async def _raw_ws(port: int, send: bytes, then_close: bool = False) -> int | Non
     that lets the bytes pass gets a proper close 1 s later, and answers it with 1000."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(HANDSHAKE)
+        writer.write(_handshake(port))
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert head.startswith(b"HTTP/1.1 101"), head[:80]
         writer.write(send)
@@ -912,7 +913,7 @@ def test_malformed_websocket_frames_close_that_client_only(tmp_path, cli):
                     aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING) else msg.type)
         # a ping flood: 500 pings without reading, then a normal close
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(HANDSHAKE)
+        writer.write(_handshake(port))
         await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         writer.write(b"".join(_ws_frame(b"ping", opcode=0x9) for _ in range(500)))
         writer.write(_ws_frame(struct.pack(">H", 1000), opcode=0x8))
@@ -1052,7 +1053,7 @@ def _stalled_ws_client(port: int) -> socket.socket:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     s.connect(("127.0.0.1", port))
-    s.sendall(HANDSHAKE)
+    s.sendall(_handshake(port))
     assert s.recv(12) == b"HTTP/1.1 101"
     batch = _ws_frame(json.dumps({"type": "x" * 40}).encode(), opcode=0x1) * 2000
     s.settimeout(1.0)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import tempfile
+import time
 
 import numpy as np
 from aiohttp import web
@@ -11,8 +14,14 @@ from aiohttp import web
 from dhlive_cli.api.guards import ApiError
 from dhlive_cli.timebase import SAMPLE_RATE
 
+log = logging.getLogger(__name__)
+
 MAX_BODY_BYTES = 20 * 2**20
-SPOOL_FLUSH_BYTES = 2**20  # an upload is held in memory at most this much before it goes to disk
+SPOOL_FLUSH_BYTES = 256 * 2**10  # an upload is held in memory at most this much before it goes to disk
+MAX_UPLOADS = 64  # bodies received at once; when full, the slowest one older than EVICT_AFTER_S goes
+EVICT_AFTER_S = 1.0
+BODY_IDLE_S = 3.0  # longest pause between two pieces of a body
+BODY_DEADLINE_S = 60.0  # longest time to receive a whole body (20 MB at ~350 kB/s)
 PCM_TYPES = ("audio/l16", "audio/pcm")
 
 
@@ -68,8 +77,28 @@ def pcm_to_f32(body: bytes | bytearray, rate: int = SAMPLE_RATE, channels: int =
     return x
 
 
+class Upload:
+    """One body being received: enough to pick the slowest when the table is full."""
+
+    __slots__ = ("request", "started", "received")
+
+    def __init__(self, request: web.BaseRequest, now: float):
+        self.request, self.started, self.received = request, now, 0
+
+    def rate(self, now: float) -> float:
+        return self.received / max(now - self.started, 1e-3)
+
+
 class BodyReader:
-    """Body reading for ApiServer's handlers (a mixin: it uses the server's limits and pool)."""
+    """Body reading for ApiServer's handlers (a mixin: it uses the server's limits and pool).
+
+    Every read has deadlines: a body must keep arriving (at most BODY_IDLE_S between chunks)
+    and be complete within BODY_DEADLINE_S; a client that misses either is dropped (the
+    connection closed, nothing answered). At most MAX_UPLOADS bodies are received at once; when
+    the table is full, a new upload takes the place of the slowest one that has been at it for
+    more than a second, so slow clients can delay nobody. Uploads are spooled to disk in
+    SPOOL_FLUSH_BYTES pieces: an upload holds at most that much memory, and an upload that
+    ends early (client gone, too slow, too big) frees it at once."""
 
     def _check_length(self, request: web.Request, limit: int, too_long: str) -> None:
         cl = request.content_length
@@ -78,39 +107,103 @@ class BodyReader:
         if cl is not None and cl > limit:
             raise ApiError(413, too_long)
 
-    async def _read_body(self, request: web.Request, limit: int, too_long: str) -> bytearray:
+    def _admit_upload(self, request: web.BaseRequest) -> Upload:
+        """A place in the upload table, or ApiError 503 when it is full of fast uploads."""
+        now = time.monotonic()
+        if len(self._uploads) >= MAX_UPLOADS:
+            old = [u for u in self._uploads if now - u.started >= EVICT_AFTER_S]
+            if not old:
+                raise ApiError(503, "too many uploads in progress", {"Retry-After": "1"})
+            victim = min(old, key=lambda u: u.rate(now))
+            self._uploads.discard(victim)
+            self.dropped_slow += 1
+            log.debug("API: dropping the slowest upload (%.0f B/s) for a new one", victim.rate(now))
+            _drop(victim.request)
+        u = Upload(request, now)
+        self._uploads.add(u)
+        return u
+
+    async def _chunks(self, request: web.Request, limit: int, too_long: str, upload: Upload | None = None):
+        """The body's chunks, each within BODY_IDLE_S, all within BODY_DEADLINE_S, at most
+        `limit` bytes in all (ApiError 413)."""
         self._check_length(request, limit, too_long)
-        body = bytearray()
-        async for chunk in request.content.iter_chunked(65536):
-            body += chunk
-            if len(body) > limit:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + BODY_DEADLINE_S
+        total = 0
+        content = request.content
+        while True:
+            wait = min(BODY_IDLE_S, end - loop.time())
+            try:
+                if wait <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(wait):
+                    chunk = await content.readany()
+            except TimeoutError:
+                self.dropped_slow += 1
+                _drop(request)
+                raise ConnectionResetError("request body too slow: client dropped") from None
+            if not chunk:
+                return
+            total += len(chunk)
+            if upload is not None:
+                upload.received = total
+            if total > limit:
                 raise ApiError(413, too_long if limit < self.max_body_bytes
-                                else f"body is over the {self.max_body_bytes} byte limit")
+                               else f"body is over the {self.max_body_bytes} byte limit")
+            yield chunk
+
+    async def _read_body(self, request: web.Request, limit: int, too_long: str) -> bytearray:
+        """A small body (JSON) in memory."""
+        body = bytearray()
+        try:
+            async for chunk in self._chunks(request, limit, too_long):
+                body += chunk
+        except BaseException:
+            body.clear()  # freed now, even while a traceback still refers to this frame
+            raise
         return body
 
-    async def _spool(self, request: web.Request) -> str:
-        """The body in a temp file (ffmpeg needs a seekable input for many containers)."""
-        self._check_length(request, self.max_body_bytes, "")
-        fd, path = tempfile.mkstemp(prefix="dhlive-api-", suffix=".upload")
-        f = os.fdopen(fd, "wb")
+    async def _spool(self, request: web.Request, limit: int, too_long: str, small_in_memory: bool = False):
+        """The body in a temp file (ffmpeg needs a seekable input for many containers); the
+        caller owns the file. At most SPOOL_FLUSH_BYTES of it are in memory at a time. With
+        small_in_memory, a body no larger than that is returned as a bytearray instead."""
+        upload = self._admit_upload(request)
+        f = path = None
+        pending = bytearray()
         try:
             total = 0
-            pending = bytearray()
-            async for chunk in request.content.iter_chunked(65536):
+            async for chunk in self._chunks(request, limit, too_long, upload):
                 total += len(chunk)
-                if total > self.max_body_bytes:
-                    raise ApiError(413, f"body is over the {self.max_body_bytes} byte limit")
                 pending += chunk
                 if len(pending) >= SPOOL_FLUSH_BYTES:
+                    if f is None:
+                        fd, path = tempfile.mkstemp(prefix="dhlive-api-", suffix=".upload")
+                        f = os.fdopen(fd, "wb")
                     await self._run(f.write, pending)
-                    pending = bytearray()
-            if pending:
-                await self._run(f.write, pending)
+                    pending.clear()
             if total == 0:
                 raise ApiError(400, "empty body: send an audio file or PCM")
+            if f is None and small_in_memory:
+                return pending
+            if f is None:
+                fd, path = tempfile.mkstemp(prefix="dhlive-api-", suffix=".upload")
+                f = os.fdopen(fd, "wb")
+            if pending:
+                await self._run(f.write, pending)
             f.close()
             return path
         except BaseException:
-            f.close()
-            os.unlink(path)
+            pending.clear()  # freed now, even while a traceback still refers to this frame
+            if f is not None:
+                f.close()
+                _unlink_quiet(path)
             raise
+        finally:
+            self._uploads.discard(upload)
+
+
+def _drop(request: web.BaseRequest) -> None:
+    """Close a client's connection now, without an answer or the lingering read of its body."""
+    proto = request.protocol
+    if proto is not None:
+        proto.force_close()

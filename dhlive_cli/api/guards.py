@@ -1,12 +1,17 @@
-"""What every request passes before a handler runs: the error envelope and the token check."""
+"""What every request passes before a handler runs: the error envelope, the browser checks
+(Host against DNS rebinding, Origin against cross-site pages) and the token."""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
 import logging
+import re
 
 from aiohttp import web
+
+from dhlive_cli.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -19,18 +24,119 @@ class ApiError(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
+MIN_PUBLIC_TOKEN_CHARS = 16  # a bearer token guarding a non-loopback bind is at least this long
+TOKEN_RE = re.compile(r"[!-~]+")  # printable ASCII, no spaces: what a Bearer header can carry intact
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
 def is_loopback(host: str) -> bool:
-    h = host.strip("[]")
+    """True for "localhost" and loopback IP literals (127.0.0.0/8, ::1); False for other names,
+    which may resolve anywhere."""
+    h = host.strip("[]").lower().rstrip(".")
     if h == "localhost":
         return True
     try:
         return ipaddress.ip_address(h).is_loopback
     except ValueError:
-        return False  # a name other than localhost may resolve anywhere: treat it as public
+        return False
+
+
+def _is_ip(h: str) -> bool:
+    try:
+        ipaddress.ip_address(h)
+        return True
+    except ValueError:
+        return False
+
+
+def check_token(token: str | None, host: str) -> str | None:
+    """The API token as the server will use it, or None. Raises InputError for a token that
+    cannot protect the bind: none (or blank) off loopback, shorter than 16 characters off
+    loopback, or with spaces/control characters anywhere."""
+    token = (token or "").strip() or None
+    if token is not None and not TOKEN_RE.fullmatch(token):
+        raise InputError("the API token must be printable ASCII without spaces")
+    if not is_loopback(host):
+        if token is None:
+            raise InputError(f"binding to {host} requires a token (DHLIVE_API_TOKEN or --token-file)")
+        if len(token) < MIN_PUBLIC_TOKEN_CHARS:
+            raise InputError(f"binding to {host} requires a token of at least {MIN_PUBLIC_TOKEN_CHARS} characters")
+    return token
+
+
+def check_origins(origins) -> frozenset[str]:
+    """--allow-origin values -> the set the Origin check compares with. Raises InputError."""
+    out = set()
+    for o in origins or ():
+        o = o.strip().rstrip("/").lower()
+        rest = o.split("://", 1)[1] if "://" in o else ""
+        if not o.startswith(("http://", "https://")) or not rest or "/" in rest:
+            raise InputError(f"--allow-origin {o!r}: expected scheme://host[:port], e.g. http://localhost:3000")
+        out.add(o)
+    return frozenset(out)
+
+
+def load_token(token_file: str | None, env_value: str | None) -> str | None:
+    """The token from --token-file (first line, surrounding blanks dropped) or else from the
+    DHLIVE_API_TOKEN value. Raises InputError for an unreadable or empty file."""
+    if token_file is not None:
+        try:
+            with open(token_file, encoding="utf-8") as f:
+                text = f.read(4096)
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"--token-file {token_file}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+        token = text.strip().split("\n", 1)[0].strip()
+        if not token:
+            raise InputError(f"--token-file {token_file}: empty")
+        return token
+    return env_value
+
+
+def _split_host(value: str) -> tuple[str, int | None] | None:
+    """A Host header -> (lowercase name, port or None); None when malformed."""
+    value = value.strip()
+    if value.startswith("["):
+        name, sep, rest = value[1:].partition("]")
+        if not sep:
+            return None
+        port = rest[1:] if rest.startswith(":") else ("" if not rest else None)
+    else:
+        name, _, port = value.partition(":")
+    if port is None or (port and not port.isdigit()):
+        return None
+    return name.lower().rstrip("."), int(port) if port else None
 
 
 class Guards:
-    """Middlewares of ApiServer (a mixin: it reads the server's token and counters)."""
+    """Middlewares of ApiServer (a mixin: it reads the server's host, port, origins, token and
+    counters). Order: errors -> browser (Host, Origin) -> token -> handler."""
+
+    def _host_ok(self, request: web.BaseRequest) -> bool:
+        """DNS rebinding defence: the Host a client names must be this server's address or a
+        loopback name, on our port. A wildcard bind accepts any IP literal too (a rebinding
+        attack always carries a name)."""
+        raw = request.headers.get("Host")
+        parsed = _split_host(raw) if raw else None
+        if parsed is None:
+            return False
+        name, port = parsed
+        if (port if port is not None else 80) != self.port:
+            return False
+        bound = self.host.strip("[]").lower()
+        if name == bound or is_loopback(name):
+            return True
+        return bound in WILDCARD_HOSTS and _is_ip(name)
+
+    def _origin_ok(self, request: web.BaseRequest) -> bool:
+        """No Origin (curl, scripts) passes; a browser's Origin must be ours or listed in
+        --allow-origin. "null" (sandboxed pages, file://) is never ours."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
+        origin = origin.strip().rstrip("/").lower()
+        if origin in self.allow_origins:
+            return True
+        return origin == f"http://{request.headers.get('Host', '').strip().lower()}"
 
     @web.middleware
     async def _errors_mw(self, request: web.Request, handler):
@@ -38,20 +144,39 @@ class Guards:
         try:
             return await handler(request)
         except ApiError as e:
-            return web.json_response({"error": e.message}, status=e.status, headers=e.headers)
+            return self._error_response(request, e.status, e.message, e.headers)
         except web.HTTPException as e:
             if e.status < 400:
                 raise
             headers = {k: v for k, v in e.headers.items() if k.lower() not in ("content-type", "content-length")}
-            return web.json_response({"error": (e.reason or "error").lower()}, status=e.status, headers=headers)
-        except ConnectionError:
-            # the client left (mid-body, or a WebSocket that stopped reading): nobody reads this
-            # answer, and it is no server fault
+            return self._error_response(request, e.status, (e.reason or "error").lower(), headers)
+        except ConnectionError as e:
+            # the client left (mid-body, a WebSocket that stopped reading) or was dropped as too
+            # slow: nobody reads an answer. The body reader keeps this exception, whose traceback
+            # holds the request's frames and their buffers: cut it so they are freed now, not at
+            # the next full garbage collection
+            e.__traceback__ = None
             log.debug("API %s %s: client disconnected", request.method, request.path)
-            return web.json_response({"error": "connection lost"}, status=400)
+            return self._error_response(request, 400, "connection lost")
         except Exception as e:  # noqa: BLE001 - one bad request must not take the server down
-            log.exception("API %s %s failed", request.method, request.path)
-            return web.json_response({"error": f"internal error: {type(e).__name__}"}, status=500)
+            log.error("API %s %s failed: %s: %s", request.method, request.path, type(e).__name__, e)
+            log.debug("traceback", exc_info=True)
+            return self._error_response(request, 500, f"internal error: {type(e).__name__}")
+
+    def _error_response(self, request: web.Request, status: int, message: str, headers=None) -> web.StreamResponse:
+        ws = getattr(request, "_dhlive_ws", None)
+        if ws is not None and ws.prepared:
+            # a WebSocket already switched protocols: an HTTP answer would be garbage in its stream
+            return ws
+        return web.json_response({"error": message}, status=status, headers=headers)
+
+    @web.middleware
+    async def _browser_mw(self, request: web.Request, handler):
+        if not self._host_ok(request):
+            raise ApiError(421, "this server does not answer for that Host (use its address or localhost)")
+        if not self._origin_ok(request):
+            raise ApiError(403, "cross-origin request refused (the operator allows origins with --allow-origin)")
+        return await handler(request)
 
     @web.middleware
     async def _auth_mw(self, request: web.Request, handler):
@@ -60,9 +185,29 @@ class Guards:
             scheme, _, cred = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() == "bearer":
                 given = cred.strip()
-            elif request.headers.get("Upgrade", "").lower() == "websocket":
-                # browsers cannot set headers on a WebSocket: the token may come in the query
+            elif (request.headers.get("Upgrade", "").lower() == "websocket" and request.method == "GET"
+                  and request.path.endswith("/stream")):
+                # browsers cannot set headers on a WebSocket: there, and only there, the token may
+                # come in the query
                 given = request.query.get("token", "")
-            if not hmac.compare_digest(given.encode(), self._token):
+            if not hmac.compare_digest(given.encode("utf-8", "replace"), self._token):
                 raise ApiError(401, "missing or wrong bearer token", {"WWW-Authenticate": 'Bearer realm="dhlive"'})
         return await handler(request)
+
+
+def require_json(request: web.BaseRequest, allow_empty: bool = False) -> None:
+    """JSON endpoints take application/json only: a browser cannot send that cross-site without
+    a preflight, which this server never grants (415 otherwise)."""
+    if allow_empty and not request.can_read_body:
+        return
+    mime = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+    if mime != "application/json":
+        raise ApiError(415, "send the body as application/json")
+
+
+def parse_json(body: bytes | bytearray):
+    """JSON from a client: malformed, not UTF-8 or nested too deep -> ApiError 400."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "body must be valid JSON (UTF-8, nested at most a few hundred levels)") from None

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Callable, Union
 
 from aiohttp import web
 
-from dhlive_cli.api.bodies import BodyReader, MAX_BODY_BYTES
-from dhlive_cli.api.guards import ApiError, Guards, is_loopback
+from dhlive_cli.api.bodies import MAX_BODY_BYTES, BodyReader, Upload
+from dhlive_cli.api.guards import ApiError, Guards, check_origins, check_token
 from dhlive_cli.api.sessions import SessionRoutes
 from dhlive_cli.api.speech import SpeechRoutes
-from dhlive_cli.api.stream import MAX_WS_CLIENTS, StreamRoute
+from dhlive_cli.api.stream import MAX_WS_CLIENTS, WS_IDLE_S, StreamRoute, WsClient
 from dhlive_cli.errors import InputError
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 DECODE_WORKERS = 4  # ffmpeg children at once; also bounds the decode buffers alive at once
 THREAD_NAME = "dhlive-api"
+HEADER_TIMEOUT_S = 10.0  # a connection's request line and headers, or the next request on it
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -59,10 +60,17 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
 
     def __init__(self, sessions: Union[Callable[[], "dict[str, LiveSession]"], "LiveSession"], host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                  max_body_bytes: int = MAX_BODY_BYTES, metrics_text: Callable[[], str] | None = None,
-                 max_ws_clients: int = MAX_WS_CLIENTS, studio=None):
-        token = token or None
-        if token is None and not is_loopback(host):
-            raise InputError(f"binding to {host} requires --token")
+                 max_ws_clients: int = MAX_WS_CLIENTS, studio=None, allow_origins: tuple[str, ...] = (),
+                 ws_idle_s: float = WS_IDLE_S):
+        """host/port: where to listen (port 0: any free one, read back from .port). token: the
+        bearer token (checked by check_token: required, 16+ characters, off loopback).
+        allow_origins: browser origins ("http://host:port") allowed besides our own.
+        studio: a Studio to create/remove sessions at run time (its grants and pixel budget
+        apply); None serves a fixed set. ws_idle_s: quiet WebSocket clients are closed after
+        this long. Raises InputError for a bad token or origin."""
+        token = check_token(token, host)
+        self.allow_origins = check_origins(allow_origins)
+        self.ws_idle_s = float(ws_idle_s)
         if callable(sessions) and not hasattr(sessions, "speech"):
             self._sessions: Callable[[], dict] = sessions
         else:
@@ -76,13 +84,15 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
         self.max_ws_clients = max_ws_clients
         self._metrics_text = metrics_text
         self._studio = studio  # creates and removes sessions at run time; None: a fixed set
+        self._on_remove = None
         # counters: written on the API loop only
         self.requests = 0
         self.rejected_429 = 0
         self.ws_clients = 0
         self.ws_dropped_chunks = 0
-        self._speak_in_flight = 0
-        self._ws: dict[asyncio.Task, web.BaseRequest] = {}
+        self.dropped_slow = 0  # clients dropped for sending a body too slowly
+        self._uploads: set[Upload] = set()
+        self._ws: dict[asyncio.Task, WsClient] = {}
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_evt: asyncio.Event | None = None
@@ -145,7 +155,8 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
 
     def stats(self) -> dict:
         return {"requests": self.requests, "rejected_429": self.rejected_429, "ws_clients": self.ws_clients,
-                "ws_dropped_chunks": self.ws_dropped_chunks}
+                "ws_dropped_chunks": self.ws_dropped_chunks, "dropped_slow_clients": self.dropped_slow,
+                "uploads_in_progress": len(self._uploads)}
 
     def _thread_main(self) -> None:
         loop = asyncio.new_event_loop()
@@ -173,7 +184,8 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
 
     async def _serve(self) -> None:
         self._stop_evt = asyncio.Event()
-        app = web.Application(middlewares=[self._errors_mw, self._auth_mw], client_max_size=self.max_body_bytes)
+        app = web.Application(middlewares=[self._errors_mw, self._browser_mw, self._auth_mw],
+                              client_max_size=self.max_body_bytes)
         for prefix in ("/v1", "/v1/sessions/{name}"):
             app.router.add_post(f"{prefix}/speak", self._speak)
             app.router.add_get(f"{prefix}/stream", self._stream)
@@ -184,7 +196,9 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
         app.router.add_delete("/v1/sessions/{name}", self._delete_session)
         app.router.add_get("/metrics", self._metrics)
         # a short shutdown timeout: stop() must return within its 2 s, stuck uploads or not
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.3)
+        # keepalive_timeout also bounds how long a connection may take to send its request line
+        # and headers (aiohttp arms it when the connection opens): slow-header clients go
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.3, keepalive_timeout=HEADER_TIMEOUT_S)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port, backlog=128)
@@ -193,16 +207,31 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
             if addrs and self.port == 0:
                 self.port = addrs[0][1]
             log.info("live API listening on %s", self.url)
+            if self._studio is not None:
+                loop = asyncio.get_running_loop()
+                self._on_remove = lambda name: self._session_gone(loop, name)
+                self._studio.on_remove.append(self._on_remove)
             self._ready.set()
             await self._stop_evt.wait()
             # WebSocket handlers may sit in a send to a client that never reads: abort them
             # rather than wait for a close handshake that will not come
-            for task, req in list(self._ws.items()):
-                task.cancel()
-                if req.transport is not None:
-                    req.transport.abort()
+            for task in list(self._ws):
+                self._ws_drop(task)
         finally:
+            if self._studio is not None and self._on_remove in self._studio.on_remove:
+                self._studio.on_remove.remove(self._on_remove)
             await runner.cleanup()
+
+    def _session_gone(self, loop: asyncio.AbstractEventLoop, name: str) -> None:
+        """Any thread: a session stopped; its sockets close now (they would within WS_POLL_S)."""
+        def close():
+            for task, c in list(self._ws.items()):
+                if c.session.cancel.is_set():
+                    self._ws_drop(task)
+        try:
+            loop.call_soon_threadsafe(close)
+        except RuntimeError:  # the loop is closed: nothing left to close
+            pass
 
     # ------------------------------------------------------------------ helpers
     def _session(self, request: web.Request):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
-from dhlive_cli.api.guards import ApiError
+from dhlive_cli.api.guards import ApiError, parse_json, require_json
 from dhlive_cli.errors import InputError
 
 
@@ -40,13 +38,12 @@ class SessionRoutes:
         from dhlive_cli.studio import SessionSpec
 
         studio = self._need_studio()
+        require_json(request)
         body = await self._read_body(request, 64 * 2**10, "session spec over 64 KiB")
+        obj = parse_json(body or b"null")
         try:
-            obj = json.loads(body or b"null")
-        except ValueError:
-            raise ApiError(400, "body must be a JSON object describing the session") from None
-        try:
-            spec = SessionSpec.from_dict(obj, base=Path.cwd(), where="session", local_inputs=False)
+            # names inside the operator's grants only: no path, host or device of the client's choosing
+            spec = SessionSpec.from_dict(obj, base=Path.cwd(), where="session", grants=studio.grants)
         except InputError as e:
             raise ApiError(400, str(e)) from None
         if studio.get(spec.name) is not None:

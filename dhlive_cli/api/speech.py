@@ -9,12 +9,15 @@ import numpy as np
 from aiohttp import web
 
 from dhlive_cli.api.bodies import PCM_TYPES, _int_param, _parse_content_type, _unlink_quiet, pcm_to_f32
-from dhlive_cli.api.guards import ApiError
+from dhlive_cli.api.guards import ApiError, require_json
 from dhlive_cli.errors import InputError
 from dhlive_cli.sources import FileAudioSource
 from dhlive_cli.timebase import SAMPLE_RATE
 
-MAX_SPEAK_IN_FLIGHT = 64  # uploads being received/decoded at once; more -> 503
+# the demuxers an uploaded file may use: plain audio containers. Playlists (hls, concat...) and
+# anything else that opens further files or URLs are not among them, and ffmpeg may only read
+# the spooled file itself (-protocol_whitelist file,pipe)
+UPLOAD_DEMUXERS = "wav,w64,flac,mp3,ogg,mov,matroska,aac,aiff,caf,au,amr,wv,ape,tta"
 
 
 class SpeechRoutes:
@@ -42,7 +45,7 @@ class SpeechRoutes:
         cap = session.speech.capacity
         try:
             try:
-                src = FileAudioSource(path)
+                src = FileAudioSource(path, formats=UPLOAD_DEMUXERS)
                 est = src.info.estimated_samples
                 # a container that states its length spares decoding what would be refused anyway
                 if est is not None and est > cap * 1.02 + SAMPLE_RATE // 2:
@@ -58,8 +61,16 @@ class SpeechRoutes:
             _unlink_quiet(path)
         return self._push(session, buf[:n])
 
-    def _pcm_push(self, body: bytearray, rate: int, channels: int, session) -> int:
+    def _pcm_push(self, body: "str | bytearray", rate: int, channels: int, session) -> int:
+        """Worker thread: a PCM body (at most the speech buffer's worth), in memory or spooled -> push."""
+        if isinstance(body, str):
+            path = body
+            try:
+                body = np.fromfile(path, dtype=np.uint8)
+            finally:
+                _unlink_quiet(path)
         x = pcm_to_f32(body, rate, channels)
+        del body
         if x.shape[0] > session.speech.capacity:
             raise ApiError(413, self._too_long(session))
         return self._push(session, x)
@@ -76,36 +87,32 @@ class SpeechRoutes:
         elif not (mime.startswith("audio/") or mime == "application/octet-stream"):
             raise ApiError(415, f"unsupported content type {mime!r}: send audio/* or application/octet-stream "
                                  "(an audio file), or audio/L16; rate=16000 (s16le PCM)")
-        if self._speak_in_flight >= MAX_SPEAK_IN_FLIGHT:
-            raise ApiError(503, "too many uploads in progress", {"Retry-After": "1"})
-        self._speak_in_flight += 1
         try:
             if mime in PCM_TYPES:
                 cap = session.speech.capacity
                 # a PCM body longer than the buffer is refused as it arrives, before it is all held
                 limit = min(self.max_body_bytes, (math.ceil(cap * rate / SAMPLE_RATE) + 1) * 2 * channels)
-                body = await self._read_body(request, limit, self._too_long(session))
-                if not body:
-                    raise ApiError(400, "empty body: send an audio file or PCM")
-                n = await self._run(self._pcm_push, body, rate, channels, session)
+                path = await self._spool(request, limit, self._too_long(session), small_in_memory=True)
+                job = (self._pcm_push, path, rate, channels, session)
             else:
-                path = await self._spool(request)
-                try:
-                    n = await self._run(self._decode_push, path, session)
-                except (asyncio.CancelledError, RuntimeError):
-                    # stop(): the job may never run to remove its file (it does in every other case)
+                path = await self._spool(request, self.max_body_bytes, "")
+                job = (self._decode_push, path, session)
+            try:
+                n = await self._run(*job)
+            except (asyncio.CancelledError, RuntimeError):
+                # stop(): the job may never run to remove its file (it does in every other case)
+                if isinstance(path, str):
                     _unlink_quiet(path)
-                    raise
+                raise
         except ApiError as e:
             if e.status == 429:
                 self.rejected_429 += 1
             raise
-        finally:
-            self._speak_in_flight -= 1
         return web.json_response({"queued_s": round(session.speech.queued() / SAMPLE_RATE, 3),
                                   "utterance_s": round(n / SAMPLE_RATE, 3)}, status=202)
 
     async def _interrupt(self, request: web.Request) -> web.Response:
+        require_json(request, allow_empty=True)
         session = self._session(request)
         dropped = session.interrupt()
         return web.json_response({"dropped_s": round(dropped / SAMPLE_RATE, 3)})

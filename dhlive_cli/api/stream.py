@@ -18,34 +18,91 @@ log = logging.getLogger(__name__)
 
 WS_MAX_MSG_BYTES = 256 * 2**10
 MAX_WS_CLIENTS = 32
+MAX_WS_PER_SESSION = 8
+WS_IDLE_S = 30.0  # a client that sends nothing (no audio, no message) this long is closed
+WS_EVICT_IDLE_S = 2.0  # at a limit, a client idle this long gives its place to a new one
+WS_POLL_S = 0.5  # how often a quiet socket checks its session and its idle time
 NOTICE_INTERVAL_S = 1.0  # at most one backpressure notice per WebSocket client per second
 
 
+class WsClient:
+    """A connected WebSocket: which session it feeds and when it last sent something."""
+
+    __slots__ = ("request", "session", "last_active")
+
+    def __init__(self, request: web.BaseRequest, session, now: float):
+        self.request, self.session, self.last_active = request, session, now
+
+
 class StreamRoute:
-    """The WebSocket handler of ApiServer (a mixin)."""
+    """The WebSocket handler of ApiServer (a mixin).
+
+    Sockets are a bounded resource: at most max_ws_clients in all and MAX_WS_PER_SESSION per
+    session. A client that sends nothing for ws_idle_s is closed; when a limit is reached, a new
+    client takes the place of the one idle longest (if idle over WS_EVICT_IDLE_S), so idle
+    clients cannot lock ingest out. A session's sockets close when the session stops."""
+
+    def _ws_make_room(self, session) -> None:
+        now = time.monotonic()
+        mine = [(t, c) for t, c in self._ws.items() if c.session is session]
+        for pool, limit, what in ((mine, MAX_WS_PER_SESSION, "for this session"),
+                                  (list(self._ws.items()), self.max_ws_clients, "")):
+            if len(pool) < limit:
+                continue
+            idle = [(t, c) for t, c in pool if now - c.last_active >= WS_EVICT_IDLE_S]
+            if not idle:
+                raise ApiError(503, f"too many WebSocket clients {what} (limit {limit})".replace("  ", " "),
+                               {"Retry-After": "5"})
+            task, _ = min(idle, key=lambda tc: tc[1].last_active)
+            self._ws_drop(task)
+
+    def _ws_drop(self, task: asyncio.Task) -> None:
+        client = self._ws.pop(task, None)
+        task.cancel()
+        if client is not None and client.request.transport is not None:
+            client.request.transport.abort()
+
+    def _ws_close_session(self, session) -> None:
+        """Loop thread: close every socket of a session that stopped."""
+        for task, c in list(self._ws.items()):
+            if c.session is session:
+                self._ws_drop(task)
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         session = self._session(request)
-        if self.ws_clients >= self.max_ws_clients:
-            raise ApiError(503, f"too many WebSocket clients (limit {self.max_ws_clients})", {"Retry-After": "5"})
+        if session.cancel.is_set():
+            raise ApiError(503, "session is not running")
+        self._ws_make_room(session)
         # compress off: PCM does not deflate, and each deflate context costs memory per client.
         # writer_limit: what we send is tiny and rate-limited; a client that does not read stalls
         # this handler once 16 KiB are buffered instead of piling up more.
         ws = web.WebSocketResponse(max_msg_size=WS_MAX_MSG_BYTES, heartbeat=30.0, compress=False,
                                    writer_limit=16 * 2**10)
+        request._dhlive_ws = ws  # the error middleware must not write HTTP into a switched socket
         await ws.prepare(request)
         task = asyncio.current_task()
-        self._ws[task] = request
+        client = WsClient(request, session, time.monotonic())
+        self._ws[task] = client
         self.ws_clients += 1
         cap = session.speech.capacity
         scratch = np.empty(min(cap, WS_MAX_MSG_BYTES // 2), dtype=np.float32)
         last_notice = -math.inf
         try:
             while True:
-                msg = await ws.receive()
+                try:
+                    msg = await ws.receive(timeout=WS_POLL_S)
+                except asyncio.TimeoutError:
+                    msg = None
                 if session.cancel.is_set():
                     await ws.close(code=WSCloseCode.GOING_AWAY, message=b"session stopped")
                     break
+                now = time.monotonic()
+                if msg is None:
+                    if now - client.last_active >= self.ws_idle_s:
+                        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"idle")
+                        break
+                    continue
+                client.last_active = now
                 if msg.type == WSMsgType.BINARY:
                     data = msg.data
                     if len(data) % 2:
@@ -64,7 +121,6 @@ class StreamRoute:
                     f *= 1.0 / 32768
                     if not session.speech.push(f):
                         self.ws_dropped_chunks += 1
-                        now = time.monotonic()
                         if now - last_notice >= NOTICE_INTERVAL_S:
                             last_notice = now
                             await ws.send_str(json.dumps({
@@ -74,7 +130,7 @@ class StreamRoute:
                 elif msg.type == WSMsgType.TEXT:
                     try:
                         obj = json.loads(msg.data)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"text messages must be JSON")
                         break
                     kind = obj.get("type") if isinstance(obj, dict) else None

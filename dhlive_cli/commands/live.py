@@ -60,7 +60,13 @@ def live(
     duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (default: run until Ctrl+C).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live panel (for services).")] = False,
     listen: Annotated[Optional[str], typer.Option(help="Serve the ingest API (speak, stream, interrupt, status, metrics, sessions) on HOST:PORT, e.g. 127.0.0.1:8765.")] = None,
-    token: Annotated[Optional[str], typer.Option(envvar="DHLIVE_API_TOKEN", help="Bearer token for the API (required off loopback).")] = None,
+    token_file: Annotated[Optional[str], typer.Option(help="Read the API's bearer token from this file (else from $DHLIVE_API_TOKEN). Required off loopback, 16+ characters.")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option(help="Grant API clients this folder for recordings: they name new files inside it (default: API sessions write no files).")] = None,
+    media_dir: Annotated[Optional[Path], typer.Option(help="Grant API clients this folder for inputs and avatars, by name (default: none).")] = None,
+    allow_rtmp: Annotated[Optional[str], typer.Option(help="RTMP hosts API sessions may stream to: HOST[:PORT],... (a HOST alone: port 1935; default: none).")] = None,
+    allow_origin: Annotated[Optional[list[str]], typer.Option(help="A browser origin (scheme://host:port) allowed to call the API besides its own (repeatable; default: none).")] = None,
+    pixel_budget: Annotated[float, typer.Option(help="API sessions are admitted while all sessions together draw at most this many megapixels per second (width x height x fps).")] = 92.16,
+    token: Annotated[Optional[str], typer.Option(hidden=True, help="Refused: a token on the command line shows in `ps`.")] = None,
     metrics: Annotated[str, typer.Option(help="Prometheus metrics on HOST:PORT (loopback; port 0 = any free port), or off. `dhlive monitor --pid` finds it.")] = "127.0.0.1:0",
     max_sessions: Annotated[int, typer.Option(help="Most sessions this process runs at once (the API refuses more).")] = 16,
 ):
@@ -73,16 +79,33 @@ def live(
              "or --listen HOST:PORT to create sessions through the API")
     if not 1 <= max_sessions <= 256:
         fail("--max-sessions must be 1..256")
+    if token is not None:
+        fail("--token would show the secret to every user of this machine in `ps`: put it in the "
+             "DHLIVE_API_TOKEN environment variable or in a file given with --token-file")
+    if not (pixel_budget > 0 and pixel_budget < 1e6):  # also refuses nan
+        fail("--pixel-budget must be a number of megapixels per second above 0")
     with user_errors():
+        grants = _grants(listen, output_dir, media_dir, allow_rtmp)
         _live(rtmp, output, input or [], loop, avatar, preset, size, device, crossfade_ms, hangover_ms, duration, quiet,
-              listen, token, metrics, sessions, max_sessions)
+              listen, None, metrics, sessions, max_sessions, token_file=token_file, grants=grants,
+              allow_origin=allow_origin or [], pixel_budget=pixel_budget)
 
 
 live.__doc__ = (live.__doc__ or "") + "\n\n" + EXAMPLES
 
 
+def _grants(listen, output_dir, media_dir, allow_rtmp):
+    from dhlive_cli.errors import InputError
+    from dhlive_cli.grants import Grants
+
+    if not listen and (output_dir or media_dir or allow_rtmp):
+        raise InputError("--output-dir, --media-dir and --allow-rtmp grant API clients: they need --listen")
+    return Grants.from_options(output_dir, media_dir, allow_rtmp)
+
+
 def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfade_ms, hangover_ms, duration, quiet,
-          listen=None, token=None, metrics="127.0.0.1:0", sessions_file=None, max_sessions=16):
+          listen=None, token=None, metrics="127.0.0.1:0", sessions_file=None, max_sessions=16, *, token_file=None,
+          grants=None, allow_origin=(), pixel_budget=92.16):
     from dataclasses import replace
 
     from dhlive_cli.errors import InputError
@@ -111,16 +134,27 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     if size:
         w, h = parse_size(size)
         preset = replace(preset, width=w, height=h)
+    if listen:
+        import os
+
+        from dhlive_cli.api.guards import check_origins, check_token, load_token
+
+        host, _, port = listen.rpartition(":")
+        if not port.isdigit() or int(port) > 65535:
+            raise InputError(f"--listen {listen!r}: expected HOST:PORT")
+        # the token and origins are checked before anything starts: a refused start changes no file
+        token = check_token(load_token(token_file, os.environ.get("DHLIVE_API_TOKEN")) if token is None else token,
+                            host or "127.0.0.1")
+        origins = check_origins(allow_origin)
+    elif token_file or allow_origin:
+        raise InputError("--token-file and --allow-origin are for the API: they need --listen")
     pool = InferencePool(None, InferenceOptions(device=device, sessions=preset.inference_sessions,
                                                 intra_threads=preset.inference_threads))
     # several sessions from a file, or any number through the API: one x264 thread each
     many = sessions_file is not None and len(specs) > 1 or (listen is not None and sessions_file is None and not specs)
     enc = live_encoder(preset, sessions=max_sessions if many else 1)
-    if listen:
-        host, _, port = listen.rpartition(":")
-        if not port.isdigit() or int(port) > 65535:
-            raise InputError(f"--listen {listen!r}: expected HOST:PORT")
-    studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)), stdin=sys.stdin.buffer)
+    studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)), stdin=sys.stdin.buffer,
+                    grants=grants, pixel_budget=int(pixel_budget * 1e6))
     single = sessions_file is None and len(specs) == 1
     snapshot = studio.snapshot
     metrics_server = None
@@ -140,8 +174,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
             from dhlive_cli.api import check_port_free
 
             check_port_free(host or "127.0.0.1", int(port))
-        for spec in specs:
-            studio.create(spec)
+        studio.create_many(specs)  # all validated (outputs, avatars, sizes) before any starts
         if listen:
             from dhlive_cli.api import ApiServer
 
@@ -151,7 +184,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
 
                 metrics_text = lambda: generate_latest(metrics_server.registry).decode()  # noqa: E731
             server = ApiServer(studio.sessions, host=host or "127.0.0.1", port=int(port), token=token,
-                               metrics_text=metrics_text, studio=studio)
+                               metrics_text=metrics_text, studio=studio, allow_origins=tuple(origins))
             server.start()
             if not quiet:
                 err_console.print(f"ingest API on {server.url}")
