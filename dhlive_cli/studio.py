@@ -310,7 +310,9 @@ class Studio:
                 raise InputError(f"a session named {spec.name!r} already exists")
             if len(self._sessions) + len(batch) >= self.max_sessions:
                 raise EngineError(f"at most {self.max_sessions} live sessions per process")
-            others = [(c.spec.name, c.rtmp, c.output_ids) for c in (*self._claims.values(), *batch)]
+            # identities now, not at their start: a recording ffmpeg created since has an inode now
+            others = [(c.spec.name, c.rtmp, [*c.output_ids, *(output_identity(c.spec.output) for _ in c.output_ids)])
+                      for c in (*self._claims.values(), *batch)]
             for name, rtmp, ids in others:
                 clash = next((u for u in spec.rtmp if u in rtmp), None)
                 if clash is None and any(same_output(a, b) for a in outputs_ids for b in ids):

@@ -7,6 +7,7 @@ streams read back with ffmpeg; the create/stop loop runs a real Studio with real
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import shutil
 import signal
@@ -255,6 +256,7 @@ def test_create_and_stop_a_session_100_times_leaves_nothing_behind(tmp_path, spe
     from dataclasses import replace
 
     from dhlive_cli.api import ApiServer
+    from dhlive_cli.grants import Grants
     from dhlive_cli.inference import InferencePool
     from dhlive_cli.memtune import pin_mmap_threshold
     from dhlive_cli.presets import load_preset
@@ -263,18 +265,22 @@ def test_create_and_stop_a_session_100_times_leaves_nothing_behind(tmp_path, spe
 
     pin_mmap_threshold()  # as `dhlive live` does
     preset = replace(load_preset("low"), width=320, height=180)
-    studio = Studio(InferencePool(), preset, EncoderOptions(preset="ultrafast"))
+    wav = speech_10s[0]
+    (tmp_path / "out").mkdir()
+    grants = Grants.from_options(tmp_path / "out", wav.parent, None)  # API clients name files in these
+    studio = Studio(InferencePool(), preset, EncoderOptions(preset="ultrafast"), grants=grants)
     server = ApiServer(studio.sessions, port=0, studio=studio).start()
     proc = psutil.Process()
-    wav = speech_10s[0]
     # a long-lived neighbour: it must keep its pace while the other session comes and goes
     code, _ = api(server.port, "/v1/sessions", "POST", json.dumps(
-        {"name": "anchor", "output": str(tmp_path / "anchor.mkv"), "input": [str(wav)], "loop": True}).encode())
+        {"name": "anchor", "output": "anchor.mkv", "input": [wav.name], "loop": True}).encode())
     assert code == 201
 
+    serial = itertools.count()
+
     def cycle(i: int) -> None:
-        spec = {"name": f"s{i % 3}", "output": str(tmp_path / f"s{i % 3}.mkv"), "input": [str(wav)],
-                "crossfade_ms": 0}
+        # a new file each time: the API never overwrites a recording
+        spec = {"name": f"s{i % 3}", "output": f"s{i % 3}-{next(serial)}.mkv", "input": [wav.name], "crossfade_ms": 0}
         code, body = api(server.port, "/v1/sessions", "POST", json.dumps(spec).encode())
         assert code == 201, body
         time.sleep(0.1)
@@ -337,26 +343,30 @@ def test_sessions_file_and_api_errors_are_clear(tmp_path):
 
 def test_api_refuses_bad_session_specs(tmp_path):
     from dhlive_cli.api import ApiServer
+    from dhlive_cli.grants import Grants
     from dhlive_cli.inference import InferencePool
     from dhlive_cli.presets import load_preset
     from dhlive_cli.sinks import EncoderOptions
     from dhlive_cli.studio import Studio
 
-    studio = Studio(InferencePool(), load_preset("low"), EncoderOptions(preset="ultrafast"), max_sessions=1)
+    studio = Studio(InferencePool(), load_preset("low"), EncoderOptions(preset="ultrafast"), max_sessions=1,
+                    grants=Grants.from_options(tmp_path, None, None))
     server = ApiServer(studio.sessions, port=0, studio=studio).start()
     try:
         post = lambda spec: api(server.port, "/v1/sessions", "POST", json.dumps(spec).encode())  # noqa: E731
-        assert post({"name": "a", "output": str(tmp_path / "a.mkv")})[0] == 201
-        assert post({"name": "a", "output": str(tmp_path / "b.mkv")})[0] == 409
-        assert post({"name": "b", "output": str(tmp_path / "a.mkv")})[0] in (409, 503)
-        assert post({"name": "c", "output": str(tmp_path / "c.mkv")})[0] == 503  # max_sessions=1
+        assert post({"name": "a", "output": "a.mkv"})[0] == 201
+        assert post({"name": "a", "output": "b.mkv"})[0] == 409
+        assert post({"name": "b", "output": "a.mkv"})[0] in (409, 503)
+        assert post({"name": "c", "output": "c.mkv"})[0] == 503  # max_sessions=1
         assert post({"name": "d", "input": ["-"], "output": "x.mkv"})[0] == 400  # stdin is the CLI's
         code, body = api(server.port, "/v1/sessions/zz", "DELETE")
         assert code == 404 and "zz" in body["error"]
         assert api(server.port, "/v1/sessions/a", "DELETE")[0] == 200
-        assert post({"name": "e", "output": str(tmp_path / "no" / "e.mkv")})[0] == 400
-        assert post({"name": "f", "avatar": str(tmp_path), "output": str(tmp_path / "f.mkv")})[0] == 400
+        assert post({"name": "e", "output": str(tmp_path / "e.mkv")})[0] == 400  # a path, not a name
+        assert post({"name": "e", "output": "no/e.mkv"})[0] == 400
+        assert post({"name": "f", "avatar": str(tmp_path), "output": "f.mkv"})[0] == 400  # no media granted
         assert api(server.port, "/v1/sessions", "POST", b"[1, 2")[0] == 400
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mkv"]  # refused creates wrote nothing
         # a failed create leaves nothing behind either
         assert studio.sessions() == {} and len(studio.avatars) == 0
         assert not psutil.Process().children()
