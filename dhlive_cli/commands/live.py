@@ -27,10 +27,14 @@ Examples:
   dhlive live --listen 127.0.0.1:8765 --rtmp rtmp://host/app/key
   curl -X POST --data-binary @hello.wav -H 'Content-Type: audio/wav' http://127.0.0.1:8765/v1/speak
 
-  dhlive live --sessions studio.toml --listen 127.0.0.1:8765 --preset low
-  curl -X POST http://127.0.0.1:8765/v1/sessions -d '{"name": "b", "rtmp": "rtmp://host/app/b"}'
+  dhlive live --sessions studio.toml --listen 127.0.0.1:8765 --preset low \
+      --output-dir recordings --media-dir media --allow-rtmp host
+  curl -X POST http://127.0.0.1:8765/v1/sessions -H 'Content-Type: application/json' \
+      -d '{"name": "b", "rtmp": "rtmp://host/app/b", "output": "b.mkv", "input": ["intro.wav"]}'
   curl -X POST --data-binary @hi.wav http://127.0.0.1:8765/v1/sessions/b/speak
   curl -X DELETE http://127.0.0.1:8765/v1/sessions/b
+
+  DHLIVE_API_TOKEN=$(cat token) dhlive live --listen 0.0.0.0:8765 --rtmp rtmp://host/app/key
 
   studio.toml:
     preset = "low"
