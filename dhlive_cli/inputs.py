@@ -24,10 +24,13 @@ CHUNK = 3200  # 200 ms
 
 
 class FileFeeder:
-    def __init__(self, paths: list[Path], speech: SpeechBuffer, cancel: threading.Event, loop: bool = False):
+    def __init__(self, paths: list[Path], speech: SpeechBuffer, cancel: threading.Event, loop: bool = False,
+                 formats: str | None = None):
+        """formats: the only demuxers ffmpeg may use for these files (see sources.probe); None: any."""
         for p in paths:
-            probe(p)  # bad files fail at start, not an hour in
+            probe(p, formats)  # bad files fail at start, not an hour in
         self.paths, self.speech, self.cancel, self.loop = paths, speech, cancel, loop
+        self.formats = formats
         self.done = threading.Event()
         self.error: str | None = None
         self.thread = threading.Thread(target=self._run, name="dhlive-in-files", daemon=True)
@@ -41,7 +44,7 @@ class FileFeeder:
         try:
             while not self.cancel.is_set():
                 for p in self.paths:
-                    with FileAudioSource(p) as src:
+                    with FileAudioSource(p, self.formats) as src:
                         while not self.cancel.is_set():
                             n = src.read_into(buf)
                             if n == 0:

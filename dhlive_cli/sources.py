@@ -62,6 +62,12 @@ def _check_wav(path: Path) -> None:
         raise InputError(f"{path}: WAV header with more than {MAX_WAV_CHUNKS} chunks before the audio data")
 
 
+# demuxers for audio files nobody vouches for (API uploads and API-chosen inputs): plain audio
+# containers only. Playlists (hls, concat...) and anything else that opens further files or URLs
+# are not among them; ffmpeg then reads only the file itself (-protocol_whitelist file,pipe)
+SAFE_AUDIO_DEMUXERS = "wav,w64,flac,mp3,ogg,mov,matroska,aac,aiff,caf,au,amr,wv,ape,tta"
+
+
 def _restrict(formats: str | None) -> list[str]:
     """ffmpeg input options that limit it to these demuxers and to reading local files/pipes."""
     return ["-protocol_whitelist", "file,pipe", "-format_whitelist", formats] if formats else []

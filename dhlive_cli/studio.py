@@ -27,6 +27,7 @@ from dhlive_cli.grants import Grants, clean_text, output_identity, same_output
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.live import LiveOptions, LiveSession, TickConductor
 from dhlive_cli.presets import Preset, parse_size
+from dhlive_cli.sources import SAFE_AUDIO_DEMUXERS
 from dhlive_cli.sinks import EncoderOptions
 from dhlive_cli.timebase import Timebase
 
@@ -347,7 +348,8 @@ class Studio:
                                   name=spec.name, conductor=self.conductor)
             p.session = session
             if files:
-                session.feeders.append(FileFeeder(files, session.speech, session.cancel, loop=spec.loop))
+                session.feeders.append(FileFeeder(files, session.speech, session.cancel, loop=spec.loop,
+                                                  formats=SAFE_AUDIO_DEMUXERS if spec.from_api else None))
             if "-" in spec.inputs:
                 if self._stdin is None:
                     raise InputError(f"session {spec.name!r}: no stdin to read")

@@ -525,3 +525,43 @@ def test_port_in_use_is_an_input_error(make_session, serve):
     with pytest.raises(InputError, match="cannot listen"):
         ApiServer(s, port=srv.port).start()
     assert [t.name for t in threading.enumerate() if t.name == "dhlive-api"] == ["dhlive-api"]
+
+
+def test_host_origin_and_json_guards(make_session, serve):
+    s = make_session()
+    srv = serve(s, allow_origins=("http://localhost:3000",))
+    ok = {"Host": f"127.0.0.1:{srv.port}"}
+    assert status(srv)["session"] == "main"
+    assert_error(run(request(srv, "GET", "/v1/status", headers={"Host": f"evil.example:{srv.port}"})), 421)
+    assert_error(run(request(srv, "GET", "/v1/status", headers={"Host": "127.0.0.1"})), 421)  # port 80 is not ours
+    assert run(request(srv, "GET", "/v1/status", headers={"Host": f"localhost:{srv.port}"}))[0] == 200
+    assert run(request(srv, "GET", "/v1/status", headers={**ok, "Origin": "http://localhost:3000"}))[0] == 200
+    assert run(request(srv, "GET", "/v1/status", headers={**ok, "Origin": f"http://127.0.0.1:{srv.port}"}))[0] == 200
+    for origin in ("http://localhost:3001", "null", "https://localhost:3000"):
+        assert_error(run(request(srv, "GET", "/v1/status", headers={**ok, "Origin": origin})), 403)
+    assert_error(run(request(srv, "POST", "/v1/interrupt", b"x", {"Content-Type": "text/plain"})), 415)
+    assert run(request(srv, "POST", "/v1/interrupt", b"{}", {"Content-Type": "application/json"}))[0] == 200
+    with pytest.raises(InputError, match="allow-origin"):
+        ApiServer(s, allow_origins=("localhost:3000",))
+
+
+def test_quiet_websocket_is_closed_and_idle_ones_make_room(make_session, serve):
+    s = make_session()
+    srv = serve(s, ws_idle_s=1.0, max_ws_clients=2)
+
+    async def go():
+        async with aiohttp.ClientSession() as http:
+            quiet = await http.ws_connect(srv.url + "/v1/stream")
+            msg = await quiet.receive(timeout=5)
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED) and quiet.close_code == 1008
+            a = await http.ws_connect(srv.url + "/v1/stream")
+            b = await http.ws_connect(srv.url + "/v1/stream")
+            await a.send_bytes(pcm16(tone(0.04)))
+            await b.send_bytes(pcm16(tone(0.04)))
+            with pytest.raises(aiohttp.WSServerHandshakeError):  # both busy a moment ago: no room
+                await http.ws_connect(srv.url + "/v1/stream")
+            for w in (a, b):
+                await w.close()
+
+    run(go())
+    wait_for(lambda: srv.stats()["ws_clients"] == 0, 2.0)

@@ -11,13 +11,10 @@ from aiohttp import web
 from dhlive_cli.api.bodies import PCM_TYPES, _int_param, _parse_content_type, _unlink_quiet, pcm_to_f32
 from dhlive_cli.api.guards import ApiError, require_json
 from dhlive_cli.errors import InputError
-from dhlive_cli.sources import FileAudioSource
+from dhlive_cli.sources import SAFE_AUDIO_DEMUXERS, FileAudioSource
 from dhlive_cli.timebase import SAMPLE_RATE
 
-# the demuxers an uploaded file may use: plain audio containers. Playlists (hls, concat...) and
-# anything else that opens further files or URLs are not among them, and ffmpeg may only read
-# the spooled file itself (-protocol_whitelist file,pipe)
-UPLOAD_DEMUXERS = "wav,w64,flac,mp3,ogg,mov,matroska,aac,aiff,caf,au,amr,wv,ape,tta"
+UPLOAD_DEMUXERS = SAFE_AUDIO_DEMUXERS  # an upload is decoded by plain audio demuxers only
 
 
 class SpeechRoutes:
