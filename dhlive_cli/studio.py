@@ -230,6 +230,7 @@ class Studio:
         self.grants = grants or Grants()
         self.pixel_budget = pixel_budget
         self._claims: dict[str, _Prepared] = {}  # what each running session holds: outputs, size
+        self._pending: dict[str, int] = {}  # sessions being built: name -> pixels per frame
         self.on_remove: list = []  # callbacks(name) after a session stopped (the API closes its sockets)
         self.tb = Timebase(preset.fps)
         self.conductor = TickConductor(pool, self.tb, max_sessions=max_sessions)
@@ -272,6 +273,7 @@ class Studio:
         with self._lock:
             for p in prepared:
                 self._removing.discard(p.spec.name)
+                self._pending.pop(p.spec.name, None)
                 self._sessions[p.spec.name] = p.session
                 self._claims[p.spec.name] = p
                 out.append(p.session)
@@ -309,7 +311,8 @@ class Studio:
         with self._lock:
             if spec.name in self._sessions or spec.name in self._removing or any(p.spec.name == spec.name for p in batch):
                 raise InputError(f"a session named {spec.name!r} already exists")
-            if len(self._sessions) + len(batch) >= self.max_sessions:
+            # _pending: sessions being built (this batch, and other threads' creates) count too
+            if len(self._sessions) + len(self._pending) >= self.max_sessions:
                 raise EngineError(f"at most {self.max_sessions} live sessions per process")
             # identities now, not at their start: a recording ffmpeg created since has an inode now
             others = [(c.spec.name, c.rtmp, [*c.output_ids, *(output_identity(c.spec.output) for _ in c.output_ids)])
@@ -322,13 +325,14 @@ class Studio:
                     raise InputError(f"session {name!r} already streams to {clash}")
             if spec.from_api and self.pixel_budget is not None:
                 used = (sum(c.width * c.height for c in self._claims.values())
-                        + sum(p.width * p.height for p in batch)) * self.tb.fps
+                        + sum(self._pending.values())) * self.tb.fps
                 need = w * h * self.tb.fps
                 if used + need > self.pixel_budget:
                     raise EngineError(f"session {spec.name!r}: {w}x{h} at {self.tb.fps} fps needs {need / 1e6:.1f} Mpx/s; "
                                       f"{max(0.0, (self.pixel_budget - used) / 1e6):.1f} of the "
                                       f"{self.pixel_budget / 1e6:.1f} Mpx/s budget is left")
             self._removing.add(spec.name)  # reserve the name while we build outside the lock
+            self._pending[spec.name] = w * h
         p = _Prepared(spec=spec, width=w, height=h, rtmp=frozenset(spec.rtmp), output_ids=outputs_ids)
         try:
             if spec.output is not None and spec.from_api:
@@ -372,6 +376,7 @@ class Studio:
         p.release(remove_file=True)
         with self._lock:
             self._removing.discard(p.spec.name)
+            self._pending.pop(p.spec.name, None)
 
     def remove(self, name: str) -> dict:
         """Stop a session and free all it holds; returns its last snapshot. KeyError if unknown."""
