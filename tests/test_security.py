@@ -423,7 +423,14 @@ def test_4_websockets_are_bounded_and_closed_with_their_session(world):
         import aiohttp
 
         async with aiohttp.ClientSession() as http:
-            idle = [await http.ws_connect(f"http://127.0.0.1:{port}/v1/stream") for _ in range(8)]
+            idle, refused = [], 0
+            for _ in range(32):  # the 32 idle clients: 8 get in (the per-session cap)
+                try:
+                    idle.append(await http.ws_connect(f"http://127.0.0.1:{port}/v1/stream"))
+                except aiohttp.WSServerHandshakeError as e:
+                    assert e.status == 503
+                    refused += 1
+            assert len(idle) == 8 and refused == 24
             await asyncio.sleep(2.5)  # idle past the eviction threshold
             fresh = await http.ws_connect(f"http://127.0.0.1:{port}/v1/stream")
             await fresh.send_bytes((tone(0.04) * 32767).astype("<i2").tobytes())
@@ -435,8 +442,8 @@ def test_4_websockets_are_bounded_and_closed_with_their_session(world):
                     return False
 
             evicted = sum([await gone(w) for w in idle])
-            row("4 idle WebSockets at the per-session cap, a new client", f"connects; {evicted} idle one closed",
-                evicted >= 1)
+            row("4 32 idle WebSockets, then a new client", f"8 in (cap), 24 x 503; the new one connects, "
+                f"{evicted} idle one closed", evicted >= 1)
             assert evicted >= 1
             for w in (*idle, fresh):
                 await w.close()
