@@ -50,6 +50,7 @@ def output_identity(path: Path) -> tuple[str, tuple[int, int] | None]:
 
 
 def same_output(a: tuple[str, tuple[int, int] | None], b: tuple[str, tuple[int, int] | None]) -> bool:
+    """Two output_identity() results name the same file: same realpath, or same (st_dev, st_ino)."""
     return a[0] == b[0] or (a[1] is not None and a[1] == b[1])
 
 

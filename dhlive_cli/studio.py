@@ -314,9 +314,13 @@ class Studio:
             # _pending: sessions being built (this batch, and other threads' creates) count too
             if len(self._sessions) + len(self._pending) >= self.max_sessions:
                 raise EngineError(f"at most {self.max_sessions} live sessions per process")
-            # identities now, not at their start: a recording ffmpeg created since has an inode now
-            others = [(c.spec.name, c.rtmp, [*c.output_ids, *(output_identity(c.spec.output) for _ in c.output_ids)])
-                      for c in (*self._claims.values(), *batch)]
+            others = []
+            for c in (*self._claims.values(), *batch):
+                ids = list(c.output_ids)
+                if c.spec.output is not None:
+                    # and its identity now: a recording that ffmpeg created since has an inode now
+                    ids.append(output_identity(c.spec.output))
+                others.append((c.spec.name, c.rtmp, ids))
             for name, rtmp, ids in others:
                 clash = next((u for u in spec.rtmp if u in rtmp), None)
                 if clash is None and any(same_output(a, b) for a in outputs_ids for b in ids):

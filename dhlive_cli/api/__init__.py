@@ -1,6 +1,6 @@
 """Live ingest API: HTTP + WebSocket speech input for running LiveSessions (aiohttp).
 
-    POST /v1/speak       an audio file (any format ffmpeg reads) or raw s16le PCM -> 202 / 413 / 415 / 400 / 429
+    POST /v1/speak       an audio file (plain audio containers) or raw s16le PCM -> 202 / 413 / 415 / 400 / 429
     GET  /v1/stream      WebSocket: binary s16le 16 kHz mono chunks, text {"type": "interrupt"}
     POST /v1/interrupt   drop the queued speech
     GET  /v1/status      session.snapshot() plus the API's own counters
@@ -10,6 +10,11 @@
     POST /v1/sessions                (with a Studio) create a session: JSON {"name", "rtmp", "output",
                                      "avatar", "input", "loop", "size"} -> 201 / 400 / 409 / 503
     DELETE /v1/sessions/{name}       (with a Studio) stop it and free what it held -> 200 / 404
+
+Before any handler: a Host that is not the bound address or a loopback name -> 421, an Origin
+that is not ours or allowed -> 403, a missing/wrong token -> 401 (guards.py). Sessions created
+here only use what the operator granted (dhlive_cli.grants). Bodies and sockets have size, time
+and count limits (bodies.py, stream.py).
 
 The server runs its own asyncio loop in one daemon thread ("dhlive-api"), so the engine's
 threads never share a loop with it. Nothing it holds grows with load: bodies are capped, file
