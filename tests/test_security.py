@@ -557,7 +557,8 @@ def test_6_sessions_file_types_are_checked(tmp_path):
         f = tmp_path / "s.toml"
         f.write_text(text)
         p = cli("live", "--sessions", f, "--quiet", cwd=tmp_path)
-        row(f"6 sessions file: {text.splitlines()[0] if '[[' not in text.splitlines()[0] else text.splitlines()[-1]}",
+        first, last = text.splitlines()[0], text.splitlines()[-1]
+        row(f"6 sessions file: {first if '[[' not in first else '[[session]] ' + last}",
             f"exit {p.returncode}", one_error_line(p, needle))
         assert one_error_line(p, needle), p.stderr
         assert not (tmp_path / "a.mkv").exists()
