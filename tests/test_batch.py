@@ -145,6 +145,10 @@ def leftovers(out_dir: Path, outputs: set[str]) -> list[str]:
 
 def cli_env() -> dict:
     env = dict(os.environ)
+    # The test cluster listens on loopback only. Ray's driver rewrites a loopback head address to
+    # this machine's outward address unless this (Ray's own) switch is off; with it off the
+    # driver stays on 127.0.0.1 like the nodes, and no test traffic leaves loopback.
+    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
@@ -353,8 +357,6 @@ def test_ray_node_killed_mid_run_every_job_completes_once(media, tmp_path):
                                           "--json"),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
         # wait until the second node has finished a job (it then holds the next one) and kill it
-        head_host = None
-
         def second_node_busy():
             recs = results(out)
             nodes = {r["node"] for r in recs}
@@ -375,9 +377,10 @@ def test_ray_node_killed_mid_run_every_job_completes_once(media, tmp_path):
         recs = results(out)
         assert sorted(r["output"] for r in recs) == sorted(r["output"] for r in rows)  # each exactly once
         assert any(r["attempt"] >= 2 for r in recs), recs  # the job lost with the node was done again
-        late = recs[killed_at:]
-        head_host = {r["node"] for r in late}
-        assert len(head_host) == 1 and head_host < nodes  # after the kill only the head's node renders
+        second = next(n for n in nodes if n.endswith(node.node_id[:12]))
+        retried = [r for r in recs if r["attempt"] >= 2]
+        assert retried and all(r["node"] != second for r in retried), recs  # done again elsewhere
+        assert all(r["node"] != second for r in recs[killed_at + 1:])  # the lost node renders no more
         for row in rows:
             check_output(out / row["output"], row["_samples"])
         assert leftovers(out, {r["output"] for r in recs}) == []

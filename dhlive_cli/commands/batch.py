@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -48,8 +50,11 @@ def batch(
 
     with user_errors():
         try:
-            summary = _batch(jobs_file, out_dir, ray, workers, cpus_per_worker, resume, overwrite, preset, size,
-                             device, model, metrics, json_out, quiet)
+            # stdout is for the --json summary only: Ray prints cluster notices (a node lost)
+            # to stdout from its own threads, so they go to stderr for the run
+            with contextlib.redirect_stdout(sys.stderr):
+                summary = _batch(jobs_file, out_dir, ray, workers, cpus_per_worker, resume, overwrite, preset, size,
+                                 device, model, metrics, json_out, quiet)
         except Cancelled as e:
             err_console.print(f"interrupted: {escape_line(str(e))}")
             raise typer.Exit(130) from None

@@ -91,6 +91,7 @@ class RayPool:
                          _node_ip_address="127.0.0.1", log_to_driver=False,
                          logging_level=_logging.ERROR)  # a private cluster: its notices are ours to keep
             else:
+                _check_reachable(address)
                 ray.init(address=address, log_to_driver=False, logging_level=_logging.WARNING)
         except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
             raise EngineError(f"--ray {address}: cannot connect: {one_line(e)}") from None
@@ -235,6 +236,20 @@ class RayPool:
         """Stop now: running jobs are killed with their workers (work files are swept by the
         results log), queued ones are dropped."""
         self.close()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT head that does not answer is an error now (ray.init would retry for minutes)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", ray:// client URLs: Ray resolves those itself
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise EngineError(f"--ray {address}: cannot connect: {e.strerror or e}") from None
 
 
 def _failed(job: dict, attempt: int, error: str) -> dict:
