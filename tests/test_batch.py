@@ -16,17 +16,20 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
 import soundfile as sf
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from dhlive_cli.cli import app
 from dhlive_cli.compositor import DEFAULT_AVATAR
 from dhlive_cli.ffmpeg_bin import ffmpeg_path
+from dhlive_cli.metrics import read_discovery
 from dhlive_cli.timebase import SAMPLE_RATE
 from tests.conftest import ESPEAK, FFPROBE, ffprobe_json, speak
 
@@ -252,10 +255,18 @@ def test_interrupted_local_run_resumes_with_only_the_missing_jobs(media, tmp_pat
     rows = good_jobs(media, 6)
     jobs = write_jobs(tmp_path / "jobs.csv", strip(rows))
     out = tmp_path / "out"
-    proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--workers", "1", "--quiet", "--metrics", "off"),
+    proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--workers", "1", "--quiet"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
     try:
         wait_for(lambda: len(results(out)) >= 2, 240, proc, "two finished jobs")
+        # the driver's /metrics carries the job counts the progress bar shows
+        rec = wait_for(lambda: read_discovery(proc.pid), 30, proc, "the metrics discovery file")
+        with urllib.request.urlopen(rec["metrics_url"], timeout=10) as r:
+            fams = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+        jobs_by_state = {s.labels["state"]: s.value for s in fams["dhlive_batch_jobs"].samples}
+        assert jobs_by_state["total"] == 6 and jobs_by_state["ok"] >= 2 and jobs_by_state["failed"] == 0
+        assert fams["dhlive_batch_jobs_per_minute"].samples[0].value > 0
+        assert fams["dhlive_batch_workers"].samples[0].value == 1
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -281,6 +292,39 @@ def test_interrupted_local_run_resumes_with_only_the_missing_jobs(media, tmp_pat
         assert (now.st_ino, now.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
     for row in rows:
         check_output(out / row["output"], row["_samples"])
+
+
+def test_local_worker_killed_mid_job_every_job_completes_once(media, tmp_path):
+    rows = good_jobs(media, 5)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", strip(rows))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--workers", "2", "--json", "--metrics", "off"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    try:
+        def busy_worker():  # a worker process with an encoder running: it is mid-job
+            for c in psutil.Process(proc.pid).children():
+                try:
+                    if "spawn_main" in " ".join(c.cmdline()) and any(
+                            "ffmpeg" in g.name() for g in c.children(recursive=True)):
+                        return c
+                except psutil.NoSuchProcess:
+                    continue
+            return None
+        victim = wait_for(busy_worker, 240, proc, "a worker in the middle of a job")
+        victim.send_signal(signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert json.loads(stdout)["ok"] == 5
+    recs = results(out)
+    assert sorted(r["output"] for r in recs) == sorted(r["output"] for r in rows)  # each exactly once
+    assert any(r["attempt"] == 2 for r in recs) and all(r["status"] == "ok" for r in recs)
+    for row in rows:
+        check_output(out / row["output"], row["_samples"])
+    assert leftovers(out, {r["output"] for r in recs}) == []
 
 
 # ----------------------------------------------------------------------------- Ray

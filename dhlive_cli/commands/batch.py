@@ -107,7 +107,7 @@ def _batch(jobs_file, out_dir, ray, workers, cpus_per_worker, resume, overwrite,
     try:
         skip = log.open(resume=resume, overwrite=overwrite)
         todo = sum(1 for j in jobs if j.output not in skip)
-        if ray is None:
+        if ray is None or todo == 0:  # (nothing to render: no cluster to start either)
             from dhlive_cli.farm.local import LocalPool
 
             n = workers or os.cpu_count() or 1
