@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -433,3 +432,18 @@ def test_ray_node_killed_mid_run_every_job_completes_once(media, tmp_path):
             proc.kill()
             proc.wait()
         cluster.shutdown()
+
+
+@needs_ray
+def test_ray_local_starts_a_private_cluster_for_the_run(media, tmp_path):
+    rows = good_jobs(media, 2)
+    jobs = write_jobs(tmp_path / "jobs.csv", strip(rows) + [{"audio": str(media["text"]), "output": "bad.mp4"}])
+    out = tmp_path / "out"
+    res = subprocess.run(batch_cmd(jobs, "--out-dir", out, "--ray", "local", "--workers", "1", "--json",
+                                   "--metrics", "off"), capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert res.returncode == 1, res.stderr
+    summary = json.loads(res.stdout)  # stdout holds the summary only, whatever Ray prints
+    assert (summary["ok"], summary["failed"], summary["pool"], summary["workers"]) == (2, 1, "ray", 1)
+    assert summary["failed_jobs"] == [{"output": "bad.mp4", "error": f"{media['text']}: not an audio file ffmpeg can read"}]
+    for row in rows:
+        check_output(out / row["output"], row["_samples"])

@@ -86,6 +86,8 @@ class RayPool:
                 import os
 
                 n = workers or os.cpu_count() or 1
+                # a private one-node cluster: small object store (only records pass), no
+                # dashboard, and every Ray port on loopback
                 ray.init(num_cpus=max(1, math.ceil(n * self.cpus)), num_gpus=n * gpus or None,
                          include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_MB * 2**20,
                          _node_ip_address="127.0.0.1", log_to_driver=False,
