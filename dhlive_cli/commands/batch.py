@@ -80,7 +80,7 @@ batch.__doc__ = (batch.__doc__ or "") + "\n\n" + EXAMPLES
 
 def _batch(jobs_file, out_dir, ray, workers, cpus_per_worker, resume, overwrite, preset, size, device, model,
            metrics, json_out, quiet) -> dict:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from dhlive_cli.errors import Cancelled, InputError
     from dhlive_cli.farm.driver import BatchRun
@@ -126,16 +126,16 @@ def _batch(jobs_file, out_dir, ray, workers, cpus_per_worker, resume, overwrite,
                 with Progress(
                     TextColumn("[bold]jobs"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("[red]{task.fields[failed]} failed[/]  {task.fields[running]} running"),
-                    TextColumn("{task.fields[rate]:>5.1f} jobs/min"), TimeRemainingColumn(),
+                    TextColumn("{task.fields[rate]:>5.1f} jobs/min  ETA {task.fields[eta]}"),
                     console=err_console, transient=True,
                 ) as progress:
                     task = progress.add_task("batch", total=len(jobs), completed=run.tally.skipped,
-                                             failed=0, running=0, rate=0.0)
+                                             failed=0, running=0, rate=0.0, eta="-:--:--")
 
                     def tick(s):
                         j = s["jobs"]
                         progress.update(task, completed=j["skipped"] + j["ok"] + j["failed"], failed=j["failed"],
-                                        running=j["running"], rate=s["jobs_per_min"])
+                                        running=j["running"], rate=s["jobs_per_min"], eta=_clock(s["eta_s"]))
 
                     records = run.run(on_tick=tick)
         except KeyboardInterrupt:
@@ -158,3 +158,11 @@ def _batch(jobs_file, out_dir, ray, workers, cpus_per_worker, resume, overwrite,
         "nodes": sorted(getattr(pool, "nodes", ())) or None, "overhead_ms": run.overhead_ms(),
         "results": str(log.path), "failed_jobs": [{"output": r["output"], "error": r["error"]} for r in failed],
     }
+
+
+def _clock(seconds: float | None) -> str:
+    """ETA as H:MM:SS (the driver's own estimate: jobs left / jobs per minute so far)."""
+    if seconds is None:
+        return "-:--:--"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
