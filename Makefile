@@ -52,16 +52,22 @@ models/baseline.onnx: models/build_baseline.py dhlive_cli/features.py | $(STAMPS
 $(FACE_MODELS) &: dhlive_cli/face/convert.py dhlive_cli/face/tflite.py | $(STAMPS)/venv-$(EXTRA)
 	$(PY) -m dhlive_cli.face.convert --out models/face --cache build/face
 
+# The optional Ray extra (dhlive batch --ray): the tests start a real two-node Ray cluster and the
+# benchmarks measure it, so test and bench install it; demo and plain setup do not need it.
+$(STAMPS)/farm-$(EXTRA): $(STAMPS)/venv-$(EXTRA) pyproject.toml
+	$(PIP) install -q -e ".[$(EXTRA),dev,farm]"
+	@touch $@
+
 demo: setup
 	@mkdir -p out
 	$(VENV)/bin/dhlive render presets/samples/hello.flac -o out/demo.mp4
 	@echo
 	@echo "demo video: $$(pwd)/out/demo.mp4"
 
-test: setup
+test: setup $(STAMPS)/farm-$(EXTRA)
 	$(VENV)/bin/pytest -q -ra
 
-bench: setup
+bench: setup $(STAMPS)/farm-$(EXTRA)
 	$(PY) benchmarks/run_all.py
 
 model:

@@ -55,6 +55,7 @@ def main() -> None:
     result["avatar_memory"] = run("bench_avatar.py", "memory", *(["--short", "30", "--long", "90"] if a.quick else []))
     result["concurrency"] = run("bench_sessions.py", *(["--counts", "4,8", "--seconds", "15"] if a.quick
                                                       else ["--counts", "4,8,10,12,14,16", "--seconds", "40"]))
+    result["batch"] = run("bench_batch.py", "--jobs", "12" if a.quick else "40")
     print(f"\n$ bench_monitor.py", flush=True)
     p = subprocess.run([sys.executable, str(HERE / "bench_monitor.py"), "--seconds", "10" if a.quick else "30"],
                        capture_output=True, text=True, cwd=ROOT)
@@ -111,6 +112,20 @@ def main() -> None:
         print(f"| {r['sessions']} {'' if r['ok'] else '(fails)'} | {r['min_delivered_fps']} | {r['max_late_pct']} % | "
               f"{r['inference_calls_per_tick']} | {r['process_cpu_pct']} % |")
     print(f"\nmax sustained: {cc['max_sessions_sustained']} sessions ({cc['criteria']})")
+    b = result["batch"]
+    print(f"\n| batch: {b['jobs']} jobs x {b['seconds_per_job']:g} s, {b['size']} {b['preset']} | jobs/min | vs sequential (run / end to end) | start-up | overhead/job |")
+    print("| --- | --- | --- | --- | --- |")
+    print(f"| sequential `dhlive render` | {b['sequential']['jobs_per_min']} | 1 | - | - |")
+    for key, label in (("local_1", "local pool, 1 worker"), ("local_2", "local pool, 2 workers"),
+                       ("ray_local_1", "Ray local, 1 actor"), ("ray_local_2", "Ray local, 2 actors"),
+                       ("ray_two_nodes", "Ray, 2 nodes x 1 CPU")):
+        if key in b:
+            r = b[key]
+            print(f"| {label} | {r['jobs_per_min']} | {r['ratio_to_sequential']} / {r['wall_ratio_to_sequential']} | "
+                  f"{r['startup_s']} s | {r['overhead_ms']} ms |")
+    if "ray_two_nodes" in b:
+        c = b["ray_two_nodes"]["check"]
+        print(f"\ntwo-node outputs identical to single renders: {c['identical']} of {c['jobs']}")
     mc = result["monitor_cost"]
     if "monitor_rss_mb_peak" in mc:
         print(f"\nmonitor at 1 Hz: RSS {mc['monitor_rss_mb_peak']} MB, CPU {mc['cpu_pct_steady']} % steady")

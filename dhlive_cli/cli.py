@@ -9,6 +9,7 @@ import typer
 
 from dhlive_cli import __version__
 from dhlive_cli.commands import avatar as avatar_cmd
+from dhlive_cli.commands import batch as batch_cmd
 from dhlive_cli.commands import lipsync as lipsync_cmd
 from dhlive_cli.commands import live as live_cmd
 from dhlive_cli.commands import monitor as monitor_cmd
@@ -23,6 +24,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("render", no_args_is_help=True)(render_cmd.render)
+app.command("batch", no_args_is_help=True)(batch_cmd.batch)
 app.command("lipsync", no_args_is_help=True)(lipsync_cmd.lipsync)
 app.command("live", no_args_is_help=True)(live_cmd.live)
 app.command("monitor", no_args_is_help=True)(monitor_cmd.monitor)

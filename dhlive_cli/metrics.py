@@ -235,6 +235,7 @@ class SnapshotCollector(Collector):
         yield from self._state(s)
         yield from self._outputs(s)
         yield from self._sessions(s)
+        yield from self._batch(s)
 
         queued = _num(s.get("queued_speech_s"))
         if queued is not None:
@@ -329,6 +330,27 @@ class SnapshotCollector(Collector):
                 v = _num(clock.get(key))
                 if v is not None:
                     yield cls(name, help_, value=v)
+
+    @staticmethod
+    def _batch(s: dict):
+        """`dhlive batch`: job counts by state, throughput, ETA and live workers."""
+        jobs = s.get("jobs")
+        if not isinstance(jobs, dict):
+            return
+        g = GaugeMetricFamily("dhlive_batch_jobs", "Jobs of the batch run by state", labels=["state"])
+        for state in ("total", "skipped", "ok", "failed", "running", "pending"):
+            v = _num(jobs.get(state))
+            if v is not None:
+                g.add_metric([state], v)
+        yield g
+        for name, help_, key in (
+            ("dhlive_batch_jobs_per_minute", "Jobs finished per minute since the run started", "jobs_per_min"),
+            ("dhlive_batch_eta_seconds", "Estimated seconds until every job has finished", "eta_s"),
+            ("dhlive_batch_workers", "Workers ready or busy", "workers"),
+        ):
+            v = _num(s.get(key))
+            if v is not None:
+                yield GaugeMetricFamily(name, help_, value=v)
 
     @staticmethod
     def _outputs(s: dict):

@@ -1,0 +1,179 @@
+"""Job lists for `dhlive batch`: a CSV file with a header row, or JSON Lines (one object a line).
+
+Keys (CSV columns): `audio` (speech file), `output` (a file name under the output folder,
+.mp4 or .mkv, sub-folders allowed) and the optional `avatar` (avatar folder), `size`
+(360p, 720p, 1080p or WxH) and `preset` (low, default, high or a .toml path). Relative
+`audio` and `avatar` paths are taken from the job file's folder, so a job list can travel
+with its media. Everything that can be checked without rendering is checked here, before
+any job starts: the keys, output names (relative, unique, no `..`), sizes, presets and
+avatar folders. The audio itself is not opened here: a bad audio file fails its own job only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+
+from dhlive_cli.errors import InputError
+
+KEYS = ("audio", "output", "avatar", "size", "preset")
+REQUIRED = ("audio", "output")
+OUTPUT_SUFFIXES = (".mp4", ".mkv")
+RESERVED_NAMES = ("results.jsonl",)
+MAX_JOBS = 1_000_000  # a job list is read whole; this keeps a wrong file from eating memory
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One render: plain data (str/int/None), so it pickles cheaply to any worker.
+
+    `index` is the job's 1-based position in the list and `line` the line of the file it came
+    from (for messages); `audio` and `avatar` are absolute paths; `output` is the normalised
+    relative name under the output folder (POSIX separators); `width`/`height` are pixels.
+    """
+
+    index: int
+    line: int
+    audio: str
+    output: str
+    avatar: str | None
+    preset: str
+    width: int
+    height: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _output_name(raw: str, where: str) -> str:
+    text = raw.strip()
+    if not text:
+        raise InputError(f"{where}: `output` is empty")
+    p = PurePosixPath(text.replace("\\", "/"))
+    if p.is_absolute() or any(part in ("..", "") for part in p.parts) or text.startswith("~"):
+        raise InputError(f"{where}: output {raw!r} must be a relative name inside --out-dir (no '..')")
+    if any(part.startswith(".") for part in p.parts):
+        raise InputError(f"{where}: output {raw!r}: names starting with '.' are reserved for work files")
+    if p.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise InputError(f"{where}: output {raw!r} must end in .mp4 or .mkv")
+    if str(p) in RESERVED_NAMES:
+        raise InputError(f"{where}: output {raw!r} is the results file's name")
+    if any(len(part.encode()) > 200 for part in p.parts):
+        raise InputError(f"{where}: output {raw!r}: a name part is longer than 200 bytes")
+    return str(p)
+
+
+def _rows(path: Path):
+    """(line number, dict of raw values) for each job row of a CSV or JSONL file."""
+    suffix = path.suffix.lower()
+    try:
+        f = open(path, newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such job file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    with f:
+        try:
+            if suffix == ".csv":
+                reader = csv.DictReader(f)
+                header = [h.strip() for h in (reader.fieldnames or [])]
+                if not header:
+                    raise InputError(f"{path}: empty CSV (expected a header row: {','.join(KEYS)})")
+                unknown = [h for h in header if h not in KEYS]
+                if unknown:
+                    raise InputError(f"{path}: unknown column {unknown[0]!r} (columns: {', '.join(KEYS)})")
+                missing = [k for k in REQUIRED if k not in header]
+                if missing:
+                    raise InputError(f"{path}: the header has no {missing[0]!r} column")
+                reader.fieldnames = header
+                for row in reader:
+                    if None in row:  # more cells than columns
+                        raise InputError(f"{path}:{reader.line_num}: more cells than header columns")
+                    values = {k: (v.strip() if isinstance(v, str) else v) for k, v in row.items()}
+                    if not any(values.values()):
+                        continue  # a blank line
+                    yield reader.line_num, values
+            elif suffix in (".jsonl", ".ndjson"):
+                for n, text in enumerate(f, 1):
+                    if not text.strip():
+                        continue
+                    try:
+                        obj = json.loads(text)
+                    except ValueError as e:
+                        raise InputError(f"{path}:{n}: not a JSON object: {e}") from None
+                    if not isinstance(obj, dict):
+                        raise InputError(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
+                    unknown = [k for k in obj if k not in KEYS]
+                    if unknown:
+                        raise InputError(f"{path}:{n}: unknown key {unknown[0]!r} (keys: {', '.join(KEYS)})")
+                    bad = [k for k, v in obj.items() if v is not None and not isinstance(v, str)]
+                    if bad:
+                        raise InputError(f"{path}:{n}: {bad[0]!r} must be a string")
+                    yield n, obj
+            else:
+                raise InputError(f"{path}: job file must be .csv or .jsonl")
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not UTF-8 text") from None
+        except csv.Error as e:
+            raise InputError(f"{path}: bad CSV: {e}") from None
+
+
+def read_jobs(path: str | os.PathLike, *, default_preset: str = "default",
+              default_size: str | None = None) -> list[Job]:
+    """Parse and check a job file; raises InputError naming the file and line of the first problem.
+
+    `default_preset` / `default_size` apply to rows that leave `preset` / `size` empty.
+    """
+    from dhlive_cli.presets import load_preset, parse_size
+
+    path = Path(path)
+    base = path.resolve().parent
+    presets: dict[str, object] = {}
+    avatars_ok: set[str] = set()
+    seen: dict[str, int] = {}
+    jobs: list[Job] = []
+    for line, row in _rows(path):
+        where = f"{path}:{line}"
+        for k in REQUIRED:
+            if not (row.get(k) or "").strip():
+                raise InputError(f"{where}: `{k}` is missing")
+        output = _output_name(row["output"], where)
+        key = output.lower()  # two names that differ only in case collide on some filesystems
+        if key in seen:
+            raise InputError(f"{where}: output {output!r} is already written by the job on line {seen[key]}")
+        seen[key] = line
+        audio = str((base / os.path.expanduser(row["audio"].strip())).absolute())
+        avatar = (row.get("avatar") or "").strip() or None
+        if avatar is not None:
+            avatar = str((base / os.path.expanduser(avatar)).absolute())
+            if avatar not in avatars_ok:
+                if not (Path(avatar) / "avatar.toml").is_file():
+                    raise InputError(f"{where}: avatar {row['avatar']!r} is not an avatar folder (no avatar.toml)")
+                avatars_ok.add(avatar)
+        preset_name = (row.get("preset") or "").strip() or default_preset
+        if preset_name.endswith(".toml") and not Path(preset_name).is_absolute():
+            preset_name = str(base / preset_name)
+        if preset_name not in presets:
+            try:
+                presets[preset_name] = load_preset(preset_name)
+            except InputError as e:
+                raise InputError(f"{where}: {e}") from None
+        preset = presets[preset_name]
+        size = (row.get("size") or "").strip() or default_size
+        try:
+            w, h = parse_size(size) if size else (preset.width, preset.height)
+        except InputError as e:
+            raise InputError(f"{where}: {e}") from None
+        jobs.append(Job(index=len(jobs) + 1, line=line, audio=audio, output=output, avatar=avatar,
+                        preset=preset_name, width=w, height=h))
+        if len(jobs) > MAX_JOBS:
+            raise InputError(f"{path}: more than {MAX_JOBS} jobs; split the list")
+    if not jobs:
+        raise InputError(f"{path}: no jobs in the file")
+    return jobs
+
+
+__all__ = ["Job", "KEYS", "read_jobs"]

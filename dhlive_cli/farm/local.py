@@ -1,0 +1,140 @@
+"""LocalPool: farm workers as processes on this machine (concurrent.futures, spawn start).
+
+Each worker process builds one JobRenderer when it starts (model loaded once) and renders the
+jobs it is handed one at a time. Workers ignore Ctrl+C (the driver decides) and turn SIGTERM
+into a clean stop of the job in hand, so stopping a run leaves no encoder behind. A worker
+that dies (killed, out of memory) breaks the executor: the jobs that were in flight are
+started again on a fresh set of workers, each job at most MAX_ATTEMPTS times.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import signal
+import time
+from collections import deque
+from concurrent.futures.process import BrokenProcessPool
+
+from dhlive_cli.farm.worker import JobRenderer
+
+MAX_ATTEMPTS = 3
+
+# The renderer of a worker process, set by the pool's initializer. One per process by design:
+# the process is the worker, and the executor gives no other place to keep state between calls.
+_renderer: JobRenderer | None = None
+
+
+def _on_term(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _init_worker(out_dir: str, model: str | None, device: str, threads: int) -> None:
+    global _renderer
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_term)
+    _renderer = JobRenderer(out_dir, model=model, device=device, threads=threads)
+    try:
+        _renderer.warm()
+    except Exception:  # noqa: BLE001 - reported by the first job, with its one-line message
+        pass
+
+
+def _render(job: dict) -> dict:
+    assert _renderer is not None
+    return _renderer.render(job)
+
+
+class LocalPool:
+    """`workers` processes; submit() at most free_slots() jobs, collect finished ones with wait().
+
+    wait() returns (record, round_trip_s) pairs: the job's result record (see JobRenderer.render,
+    plus `attempt`) and the seconds from submit() to the result reaching the driver.
+    """
+
+    kind = "local"
+
+    def __init__(self, out_dir, *, workers: int, model: str | None = None, device: str = "auto",
+                 threads: int = 1):
+        self.workers = max(1, int(workers))
+        self._initargs = (str(out_dir), None if model is None else str(model), device, threads)
+        self._ctx = multiprocessing.get_context("spawn")  # fork would copy the driver's threads' locks
+        self._ex = self._new_executor()
+        self._inflight: dict[cf.Future, tuple[dict, int, float]] = {}
+        self._retry: deque[tuple[dict, int]] = deque()
+
+    def _new_executor(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx,
+                                      initializer=_init_worker, initargs=self._initargs)
+
+    def free_slots(self) -> int:
+        return self.workers - len(self._inflight) - len(self._retry)
+
+    def running(self) -> int:
+        return len(self._inflight) + len(self._retry)
+
+    def live_workers(self) -> int:
+        return self.workers
+
+    def submit(self, job: dict, attempt: int = 1) -> None:
+        fut = self._ex.submit(_render, job)
+        self._inflight[fut] = (job, attempt, time.monotonic())
+
+    def wait(self, timeout: float) -> list[tuple[dict, float]]:
+        while self._retry and len(self._inflight) < self.workers:
+            self.submit(*self._retry.popleft())
+        if not self._inflight:
+            return []
+        done, _ = cf.wait(list(self._inflight), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        out = []
+        broken = False
+        for fut in done:
+            job, attempt, t0 = self._inflight.pop(fut)
+            try:
+                rec = fut.result()
+            except BrokenProcessPool:
+                broken = True
+                self._lost(job, attempt, out)
+                continue
+            rec["attempt"] = attempt
+            out.append((rec, time.monotonic() - t0))
+        if broken:
+            # every job still in flight went down with the executor: start them again
+            for fut, (job, attempt, _t0) in list(self._inflight.items()):
+                self._lost(job, attempt, out)
+            self._inflight.clear()
+            self._ex.shutdown(wait=True, cancel_futures=True)
+            self._ex = self._new_executor()
+        return out
+
+    def _lost(self, job: dict, attempt: int, out: list) -> None:
+        if attempt < MAX_ATTEMPTS:
+            self._retry.append((job, attempt + 1))
+        else:
+            out.append(({"job": job["index"], "output": job["output"], "status": "failed", "seconds": 0.0,
+                         "frames": 0, "samples": 0, "bytes": 0, "attempt": attempt, "node": None, "pid": None,
+                         "error": f"worker process died {attempt} times while rendering this job"}, 0.0))
+
+    def close(self) -> None:
+        self._ex.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self) -> None:
+        """Stop now: queued jobs are dropped, running ones stopped (their work files removed)."""
+        # the executor has no public way to stop a running call (and forgets its processes on
+        # shutdown): SIGTERM makes a worker's render stop cleanly (see _on_term)
+        procs = list((getattr(self._ex, "_processes", None) or {}).values())
+        self._ex.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            try:
+                os.kill(p.pid, signal.SIGTERM)
+            except (ProcessLookupError, TypeError):
+                pass
+        for p in procs:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join(1)
+
+
+__all__ = ["LocalPool", "MAX_ATTEMPTS"]

@@ -1,0 +1,449 @@
+"""dhlive batch: job lists on a local process pool and on a real two-node Ray cluster.
+
+The Ray cluster is real (ray.cluster_utils.Cluster starts a head and a second raylet on this
+machine, each a separate node with its own CPUs), kept small: 1-2 CPUs per node, 100 MB of
+object store, no dashboard. A lost node is simulated the hard way: SIGKILL to every process of
+that node (raylet, its workers and their ffmpeg children).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import soundfile as sf
+from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
+
+from dhlive_cli.cli import app
+from dhlive_cli.compositor import DEFAULT_AVATAR
+from dhlive_cli.ffmpeg_bin import ffmpeg_path
+from dhlive_cli.metrics import read_discovery
+from dhlive_cli.timebase import SAMPLE_RATE
+from tests.conftest import ESPEAK, FFPROBE, ffprobe_json, speak
+
+pytestmark = [
+    pytest.mark.skipif(ESPEAK is None, reason="espeak-ng not installed (make setup installs it)"),
+    pytest.mark.skipif(FFPROBE is None, reason="ffprobe not installed (make setup installs it)"),
+]
+try:
+    import ray  # noqa: F401
+    from ray.cluster_utils import Cluster
+
+    HAVE_RAY = True
+except ImportError:  # the optional `farm` extra
+    HAVE_RAY = False
+needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray not installed (pip install 'dhlive[farm]'; make test does)")
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
+SENTENCES = [
+    "Good morning, here is the news for today.",
+    "Papa bought a big blue bag at the market.",
+    "The weather will be sunny with a light breeze.",
+    "Please remember to save your work often.",
+    "Our next lesson is about fractions and decimals.",
+    "Thank you for your order, it ships tomorrow.",
+    "Welcome back to the course, let us begin.",
+    "Five wise owls watched the moon rise slowly.",
+]
+OBJECT_STORE = 100 * 2**20
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict:
+    """8 speech clips of about 5 s (each a different length, none a whole number of frames),
+    a second drawn avatar, and three bad inputs."""
+    d = tmp_path_factory.mktemp("batch-media")
+    clips = []
+    for i, text in enumerate(SENTENCES):
+        a = speak(text, d / f"s{i}.wav")
+        n = 5 * SAMPLE_RATE + 97 * i + 13  # ~5 s, never a multiple of 640
+        a = np.pad(a, (0, max(0, n - len(a))))[:n]
+        p = d / f"speech{i}.wav"
+        sf.write(p, a, SAMPLE_RATE, subtype="PCM_16")
+        clips.append((p, n))
+    av = d / "avatar-b"
+    av.mkdir()
+    spec = (DEFAULT_AVATAR / "avatar.toml").read_text()
+    for a, b in (('name = "default"', 'name = "b"'), ('hair_style = "bob"', 'hair_style = "long"'),
+                 ('clothing = "blazer"', 'clothing = "crew"'), ('"#4a3026"', '"#1d1a18"'),
+                 ('"#34506f"', '"#7a2e3b"'), ("seed = 7", "seed = 11")):
+        assert a in spec
+        spec = spec.replace(a, b)
+    (av / "avatar.toml").write_text(spec)
+    text = d / "notes.wav"
+    text.write_text("these are meeting notes, not audio\n" * 20)
+    truncated = d / "truncated.wav"
+    truncated.write_bytes(clips[0][0].read_bytes()[: 60_000])
+    return {"dir": d, "clips": clips, "avatar_b": av, "missing": d / "gone.wav", "text": text,
+            "truncated": truncated}
+
+
+def write_jobs(path: Path, rows: list[dict]) -> Path:
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        cols = ["audio", "output", "avatar", "size", "preset"]
+        lines = [",".join(cols)] + [",".join(str(r.get(c, "") or "") for c in cols) for r in rows]
+        path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def good_jobs(media, n: int, prefix: str = "job") -> list[dict]:
+    """n jobs over the clips, alternating the default avatar and avatar b, 360p, preset low."""
+    rows = []
+    for k in range(n):
+        clip, samples = media["clips"][k % len(media["clips"])]
+        rows.append({"audio": str(clip), "output": f"{prefix}{k:02d}.mp4", "size": "360p", "preset": "low",
+                     "avatar": str(media["avatar_b"]) if k % 2 else None, "_samples": samples})
+    return rows
+
+
+def strip(rows):
+    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+
+
+def results(out_dir: Path) -> list[dict]:
+    p = out_dir / "results.jsonl"
+    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+
+
+def decoded_audio(path: Path) -> np.ndarray:
+    raw = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-vn", "-f", "f32le", "-ac", "1", "pipe:1"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.float32)
+
+
+def check_output(path: Path, samples: int) -> int:
+    """A complete, valid render of `samples` samples: 25 fps, ceil(samples / 640) frames."""
+    info = ffprobe_json(path)
+    v = next(s for s in info["streams"] if s["codec_type"] == "video")
+    assert v["r_frame_rate"] == "25/1" and (int(v["width"]), int(v["height"])) == (640, 360)
+    frames = int(v["nb_read_frames"])
+    assert frames == math.ceil(samples / 640), (path, frames, samples)
+    return frames
+
+
+def leftovers(out_dir: Path, outputs: set[str]) -> list[str]:
+    """Files under out_dir that are neither an output, the results file nor the lock file."""
+    allowed = outputs | {"results.jsonl", ".dhlive-batch.lock"}
+    return sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*")
+                  if p.is_file() and str(p.relative_to(out_dir)) not in allowed)
+
+
+def cli_env() -> dict:
+    env = dict(os.environ)
+    # The test cluster listens on loopback only. Ray's driver rewrites a loopback head address to
+    # this machine's outward address unless this (Ray's own) switch is off; with it off the
+    # driver stays on 127.0.0.1 like the nodes, and no test traffic leaves loopback.
+    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def batch_cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "dhlive_cli", "batch", *map(str, args)]
+
+
+def wait_for(cond, timeout: float, proc: subprocess.Popen | None = None, what: str = "condition"):
+    """Poll cond() until true; fails when the deadline passes or proc exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"batch exited ({proc.returncode}) before {what}: {proc.stderr.read()}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# ----------------------------------------------------------------------------- job files
+
+
+def test_bad_job_files_are_one_line_errors_and_change_nothing(media, tmp_path):
+    clip = str(media["clips"][0][0])
+    cases = [
+        ("unknown.csv", "audio,output,voice\nx.wav,a.mp4,anna\n", "unknown column 'voice'"),
+        ("nooutput.csv", "audio,avatar\nx.wav,\n", "no 'output' column"),
+        ("dup.jsonl", f'{{"audio": "{clip}", "output": "a.mp4"}}\n{{"audio": "{clip}", "output": "A.mp4"}}\n',
+         "already written by the job on line 1"),
+        ("escape.jsonl", f'{{"audio": "{clip}", "output": "../a.mp4"}}\n', "inside --out-dir"),
+        ("suffix.csv", f"audio,output\n{clip},a.avi\n", "must end in .mp4 or .mkv"),
+        ("size.csv", f"audio,output,size\n{clip},a.mp4,999x9\n", "--size"),
+        ("avatar.csv", f"audio,output,avatar\n{clip},a.mp4,{tmp_path}\n", "not an avatar folder"),
+        ("preset.csv", f"audio,output,preset\n{clip},a.mp4,turbo\n", "no such preset"),
+        ("empty.jsonl", "\n\n", "no jobs"),
+        ("notjson.jsonl", "{audio: 1}\n", "not a JSON object"),
+        ("jobs.txt", "audio,output\n", "must be .csv or .jsonl"),
+    ]
+    for name, text, expected in cases:
+        f = tmp_path / name
+        f.write_text(text)
+        out = tmp_path / f"out-{name}"
+        res = runner.invoke(app, ["batch", str(f), "--out-dir", str(out), "--metrics", "off"])
+        assert res.exit_code == 2, (name, res.output)
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], (name, res.output)
+        assert not out.exists(), name  # validated before anything is created
+
+
+def test_results_file_of_an_earlier_run_needs_resume_or_overwrite(media, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").write_text("")
+    jobs = write_jobs(tmp_path / "j.csv", strip(good_jobs(media, 1)))
+    res = runner.invoke(app, ["batch", str(jobs), "--out-dir", str(out), "--metrics", "off"])
+    assert res.exit_code == 2 and "--resume" in res.output and "--overwrite" in res.output
+    assert sorted(p.name for p in out.iterdir()) == [".dhlive-batch.lock", "results.jsonl"]
+
+
+# ----------------------------------------------------------------------------- local pool
+
+
+def test_local_pool_bad_inputs_fail_alone_and_outputs_match_single_renders(media, tmp_path):
+    rows = good_jobs(media, 3)
+    bad = [{"audio": str(media["missing"]), "output": "bad-missing.mp4"},
+           {"audio": str(media["text"]), "output": "bad-text.mp4"},
+           {"audio": str(media["truncated"]), "output": "bad-truncated.mp4"}]
+    jobs = write_jobs(tmp_path / "jobs.jsonl", strip(rows[:2]) + bad + strip(rows[2:]))
+    out = tmp_path / "out"
+    proc = subprocess.run(batch_cmd(jobs, "--out-dir", out, "--workers", "2", "--json", "--metrics", "off"),
+                          capture_output=True, text=True, env=cli_env(), timeout=240)
+    assert proc.returncode == 1, proc.stderr  # some jobs failed
+    summary = json.loads(proc.stdout)
+    assert (summary["ok"], summary["failed"], summary["pool"]) == (3, 3, "local")
+    recs = {r["output"]: r for r in results(out)}
+    assert len(results(out)) == 6 and set(recs) == {r["output"] for r in rows} | {b["output"] for b in bad}
+    for b, why in zip(bad, ("no such file", "not an audio file", "truncated WAV")):
+        r = recs[b["output"]]
+        assert r["status"] == "failed" and why in r["error"] and "\n" not in r["error"], r
+        assert not (out / b["output"]).exists()
+    for row in rows:
+        r = recs[row["output"]]
+        assert r["status"] == "ok" and r["error"] is None and r["samples"] == row["_samples"], r
+        assert check_output(out / row["output"], row["_samples"]) == r["frames"]
+    assert leftovers(out, set(recs)) == []
+    # the same jobs as single `dhlive render` runs: same frame count, same audio samples
+    for row in rows:
+        single = tmp_path / f"single-{row['output']}"
+        args = ["render", row["audio"], "-o", str(single), "--preset", "low", "--size", "360p", "--json",
+                "--metrics", "off"] + (["--avatar", row["avatar"]] if row["avatar"] else [])
+        res = runner.invoke(app, args, catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        assert check_output(single, row["_samples"]) == recs[row["output"]]["frames"]
+        a, b = decoded_audio(single), decoded_audio(out / row["output"])
+        assert a.shape == b.shape and np.array_equal(a, b)
+
+
+def test_interrupted_local_run_resumes_with_only_the_missing_jobs(media, tmp_path):
+    rows = good_jobs(media, 6)
+    jobs = write_jobs(tmp_path / "jobs.csv", strip(rows))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--workers", "1", "--quiet"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    try:
+        wait_for(lambda: len(results(out)) >= 2, 240, proc, "two finished jobs")
+        # the driver's /metrics carries the job counts the progress bar shows
+        rec = wait_for(lambda: read_discovery(proc.pid), 30, proc, "the metrics discovery file")
+        with urllib.request.urlopen(rec["metrics_url"], timeout=10) as r:
+            fams = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+        jobs_by_state = {s.labels["state"]: s.value for s in fams["dhlive_batch_jobs"].samples}
+        assert jobs_by_state["total"] == 6 and jobs_by_state["ok"] >= 2 and jobs_by_state["failed"] == 0
+        assert fams["dhlive_batch_jobs_per_minute"].samples[0].value > 0
+        assert fams["dhlive_batch_workers"].samples[0].value == 1
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    first = {r["output"]: r for r in results(out)}
+    assert 2 <= len(first) < 6 and all(r["status"] == "ok" for r in first.values())
+    # nothing but finished outputs: the job in hand was stopped and its work file removed
+    assert leftovers(out, set(first)) == []
+    kept = {name: (out / name).stat() for name in first}
+
+    res = subprocess.run(batch_cmd(jobs, "--out-dir", out, "--workers", "1", "--resume", "--json",
+                                   "--metrics", "off"), capture_output=True, text=True, env=cli_env(), timeout=240)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["skipped"] == len(first) and summary["ok"] == 6 - len(first) and summary["failed"] == 0
+    recs = results(out)
+    assert sorted(r["output"] for r in recs) == sorted(r["output"] for r in rows)  # one line per job
+    for name, st in kept.items():  # not rendered again
+        now = (out / name).stat()
+        assert (now.st_ino, now.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+    for row in rows:
+        check_output(out / row["output"], row["_samples"])
+
+
+def test_local_worker_killed_mid_job_every_job_completes_once(media, tmp_path):
+    rows = good_jobs(media, 5)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", strip(rows))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--workers", "2", "--json", "--metrics", "off"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    try:
+        def busy_worker():  # a worker process with an encoder running: it is mid-job
+            for c in psutil.Process(proc.pid).children():
+                try:
+                    if "spawn_main" in " ".join(c.cmdline()) and any(
+                            "ffmpeg" in g.name() for g in c.children(recursive=True)):
+                        return c
+                except psutil.NoSuchProcess:
+                    continue
+            return None
+        victim = wait_for(busy_worker, 240, proc, "a worker in the middle of a job")
+        victim.send_signal(signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert json.loads(stdout)["ok"] == 5
+    recs = results(out)
+    assert sorted(r["output"] for r in recs) == sorted(r["output"] for r in rows)  # each exactly once
+    assert any(r["attempt"] == 2 for r in recs) and all(r["status"] == "ok" for r in recs)
+    for row in rows:
+        check_output(out / row["output"], row["_samples"])
+    assert leftovers(out, {r["output"] for r in recs}) == []
+
+
+# ----------------------------------------------------------------------------- Ray
+
+
+def start_cluster(head_cpus: int, node_cpus: int):
+    """A real Ray cluster of two nodes on this machine (separate raylets), on loopback."""
+    cluster = Cluster(initialize_head=True, connect=False, head_node_args={
+        "num_cpus": head_cpus, "object_store_memory": OBJECT_STORE, "include_dashboard": False,
+        "node_ip_address": "127.0.0.1", "resources": {"head_node": 1},
+        # a killed node is declared dead after ~3 s instead of the default ~30 s
+        "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
+    })
+    node = cluster.add_node(num_cpus=node_cpus, object_store_memory=OBJECT_STORE, node_ip_address="127.0.0.1",
+                            resources={"second_node": 1})
+    return cluster, node
+
+
+def node_processes(node) -> list[psutil.Process]:
+    """Every process of a Ray node: its own daemons and all their descendants (workers, ffmpeg)."""
+    procs = []
+    for infos in node.all_processes.values():
+        for info in infos:
+            try:
+                p = psutil.Process(info.process.pid)
+            except psutil.NoSuchProcess:
+                continue
+            procs.append(p)
+            procs.extend(p.children(recursive=True))
+    return procs
+
+
+@needs_ray
+def test_ray_two_nodes_render_every_job_like_single_renders(media, tmp_path):
+    cluster, _node = start_cluster(1, 1)
+    try:
+        rows = good_jobs(media, 8)
+        jobs = write_jobs(tmp_path / "jobs.csv", strip(rows))
+        out = tmp_path / "out"
+        res = subprocess.run(batch_cmd(jobs, "--out-dir", out, "--ray", cluster.address, "--json"),
+                             capture_output=True, text=True, env=cli_env(), timeout=300)
+        assert res.returncode == 0, res.stderr
+        summary = json.loads(res.stdout)
+        assert (summary["ok"], summary["failed"], summary["pool"], summary["workers"]) == (8, 0, "ray", 2)
+        recs = {r["output"]: r for r in results(out)}
+        assert len(recs) == 8 == len(results(out))
+        assert len({r["node"] for r in recs.values()}) == 2  # both nodes rendered
+        for row in rows:
+            r = recs[row["output"]]
+            assert r["status"] == "ok" and r["samples"] == row["_samples"]
+            assert check_output(out / row["output"], row["_samples"]) == r["frames"]
+        assert leftovers(out, set(recs)) == []
+        for row in rows[:2]:  # one per avatar, against single renders
+            single = tmp_path / f"single-{row['output']}"
+            args = ["render", row["audio"], "-o", str(single), "--preset", "low", "--size", "360p",
+                    "--metrics", "off", "--json"] + (["--avatar", row["avatar"]] if row["avatar"] else [])
+            assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
+            assert check_output(single, row["_samples"]) == recs[row["output"]]["frames"]
+            assert np.array_equal(decoded_audio(single), decoded_audio(out / row["output"]))
+    finally:
+        cluster.shutdown()
+
+
+@needs_ray
+def test_ray_node_killed_mid_run_every_job_completes_once(media, tmp_path):
+    # the head has room for a second worker, so the lost node's worker can come back there
+    cluster, node = start_cluster(2, 1)
+    proc = None
+    try:
+        rows = good_jobs(media, 10)
+        jobs = write_jobs(tmp_path / "jobs.jsonl", strip(rows))
+        out = tmp_path / "out"
+        proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--ray", cluster.address, "--workers", "2",
+                                          "--json"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+        # wait until the second node has finished a job (it then holds the next one) and kill it
+        def second_node_busy():
+            recs = results(out)
+            nodes = {r["node"] for r in recs}
+            return len(nodes) == 2 and len(recs) <= 6 and nodes
+        nodes = wait_for(second_node_busy, 240, proc, "both nodes to finish a job")
+        victims = node_processes(node)
+        assert victims
+        for p in victims:
+            try:
+                p.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
+        killed_at = len(results(out))
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        summary = json.loads(stdout)
+        assert summary["ok"] == 10 and summary["failed"] == 0
+        recs = results(out)
+        assert sorted(r["output"] for r in recs) == sorted(r["output"] for r in rows)  # each exactly once
+        assert any(r["attempt"] >= 2 for r in recs), recs  # the job lost with the node was done again
+        second = next(n for n in nodes if n.endswith(node.node_id[:12]))
+        retried = [r for r in recs if r["attempt"] >= 2]
+        assert retried and all(r["node"] != second for r in retried), recs  # done again elsewhere
+        assert all(r["node"] != second for r in recs[killed_at + 1:])  # the lost node renders no more
+        for row in rows:
+            check_output(out / row["output"], row["_samples"])
+        assert leftovers(out, {r["output"] for r in recs}) == []
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        cluster.shutdown()
+
+
+@needs_ray
+def test_ray_local_starts_a_private_cluster_for_the_run(media, tmp_path):
+    rows = good_jobs(media, 2)
+    jobs = write_jobs(tmp_path / "jobs.csv", strip(rows) + [{"audio": str(media["text"]), "output": "bad.mp4"}])
+    out = tmp_path / "out"
+    res = subprocess.run(batch_cmd(jobs, "--out-dir", out, "--ray", "local", "--workers", "1", "--json",
+                                   "--metrics", "off"), capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert res.returncode == 1, res.stderr
+    summary = json.loads(res.stdout)  # stdout holds the summary only, whatever Ray prints
+    assert (summary["ok"], summary["failed"], summary["pool"], summary["workers"]) == (2, 1, "ray", 1)
+    assert summary["failed_jobs"] == [{"output": "bad.mp4", "error": f"{media['text']}: not an audio file ffmpeg can read"}]
+    for row in rows:
+        check_output(out / row["output"], row["_samples"])
