@@ -91,7 +91,7 @@ def test_rendered_lips_follow_the_speech(photo_avatar, speech_10s, tmp_path):
     out = tmp_path / "talk.mp4"
     r = cli("render", speech, "-o", out, "--avatar", photo_avatar, "--size", "512x512", "--json", "--metrics", "off")
     res = json.loads(r.stdout.strip().splitlines()[-1])
-    cli("lipsync", speech, "-o", tmp_path / "track.json")
+    cli("lipsync", speech, "-o", tmp_path / "track.json", "--format", "frames")
     track = json.loads((tmp_path / "track.json").read_text())["frames"]
     opening = np.array([f["open"] for f in track])
     frames = decode(out, 512, 512)

@@ -414,9 +414,9 @@ BAD_INPUT = [
     _case("opt-device-unknown", lambda d, k: [*R, _speech(d), "-o", d / "o.mp4", "--device", "tpu"], ERR,
           says="--device"),
     # ---- other commands
-    _case("lipsync-unknown-format", lambda d, k: ["lipsync", _speech(d), "-o", d / "t.xml"], ERR, says=".json"),
-    _case("lipsync-nan-inf", lambda d, k: ["lipsync", _nan_inf(d / "nan.wav"), "-o", d / "t.json"], OK),
-    _case("lipsync-long-output-name", lambda d, k: ["lipsync", _speech(d), "-o", d / ("t" * 245 + ".json")], OK),
+    _case("lipsync-unknown-format", lambda d, k: ["lipsync", _speech(d), "-o", d / "t.mp3"], ERR, says=".json"),
+    _case("lipsync-nan-inf", lambda d, k: ["lipsync", _nan_inf(d / "nan.wav"), "-o", d / "t.json", "--format", "frames"], OK),
+    _case("lipsync-long-output-name", lambda d, k: ["lipsync", _speech(d), "-o", d / ("t" * 245 + ".json"), "--format", "frames"], OK),
     _case("live-no-output", lambda d, k: ["live", "--input", _speech(d), "--duration", "1"], ERR,
           says="nothing to stream"),
     _case("live-input-missing", lambda d, k: ["live", "--input", d / "nope.wav", "-o", d / "r.mkv", *LOW], ERR,
@@ -472,7 +472,7 @@ def test_bad_input_through_the_cli(tmp_path, cli, dev_nodes_guard, build, expect
 
 def _silence_track(tmp_path, cli) -> list[dict]:
     src = _wav(tmp_path / "s.wav", np.zeros(32000, np.float32))
-    r = run_cli(cli, ["lipsync", src, "-o", tmp_path / "t.json"])
+    r = run_cli(cli, ["lipsync", src, "-o", tmp_path / "t.json", "--format", "frames"])
     assert_clean_success(r)
     frames = json.loads((tmp_path / "t.json").read_text())["frames"]
     assert len(frames) == 50

@@ -1,8 +1,9 @@
-"""`dhlive lipsync`: speech to a per-frame mouth track (json, tsv or csv) for other animation tools."""
+"""`dhlive lipsync`: speech to a mouth track for other animation tools: mouth cues in Rhubarb Lip
+Sync's TSV/XML/JSON formats or Moho switch data (.dat), or the per-frame parameters."""
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,50 +14,69 @@ from dhlive_cli.commands.common import err_console, user_errors
 EXAMPLES = """
 Examples:
 
-  dhlive lipsync speech.wav -o track.json
+  dhlive lipsync speech.wav -o cues.tsv              # Rhubarb TSV: start<TAB>shape per cue
 
-  dhlive lipsync speech.mp3 -o track.tsv --fps 50
+  dhlive lipsync speech.wav -o cues.json             # Rhubarb JSON (metadata + mouthCues)
 
-Each frame carries time, open, spread, round, close (0..1) and a mouth-shape letter
-(X A B C D E F G H, the set 2-D lip-sync tools use).
+  dhlive lipsync speech.wav -o cues.xml --extended-shapes GX
+
+  dhlive lipsync speech.wav -o mouth.dat --dat-fps 30 --dat-preston-blair   # Moho / OpenToonz
+
+  dhlive lipsync speech.mp3 -o track.json --format frames --fps 50          # per-frame parameters
+
+  dhlive lipsync speech.wav -o - --format rhubarb-json | my_tool
+
+Shapes: X A B C D E F G H (Rhubarb's letters; G, H and X are optional, see --extended-shapes).
+With --format frames each frame carries time, open, spread, round, close (0..1) and its shape.
 """
 
 
 def lipsync(
     input: Annotated[Path, typer.Argument(help="Speech audio: any format ffmpeg reads.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Track file: .json, .tsv or .csv.", show_default=False)],
-    fps: Annotated[int, typer.Option(help="Frames per second of the track (10, 20, 25 or 50).")] = 25,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (- for stdout). The suffix picks the "
+                                         "format unless --format says: .tsv .xml .json .dat cues, .csv frames.",
+                                         show_default=False)],
+    format: Annotated[str, typer.Option(
+        "--format", "-f",
+        help="auto (by suffix), rhubarb (Rhubarb's format for the suffix), rhubarb-tsv, rhubarb-xml, rhubarb-json, "
+             "moho (.dat switch data) or frames (per-frame parameters as .json, .tsv or .csv).")] = "auto",
+    extended_shapes: Annotated[str, typer.Option(
+        "--extended-shapes", help="Optional shapes your mouth set has (any of G, H, X; '' for the basic six).")] = "GHX",
+    fps: Annotated[int, typer.Option(help="Analysis frames per second (10, 20, 25 or 50): the time step of cues "
+                                          "and frames.")] = 25,
+    dat_fps: Annotated[int, typer.Option("--dat-fps", help="Frame rate of the .dat timeline (1-120).")] = 24,
+    dat_preston_blair: Annotated[bool, typer.Option(
+        "--dat-preston-blair", help="Name .dat shapes MBP etc E AI O U FV L rest instead of letters "
+                                    "(OpenToonz needs these).")] = False,
     device: Annotated[str, typer.Option(help="Inference device: auto, cpu or cuda.")] = "auto",
     model: Annotated[Optional[Path], typer.Option(help="Mouth model .onnx (default: the bundled model).")] = None,
 ):
-    """Write the mouth track of a speech file: parameters and mouth-shape letters per frame."""
+    """Write the mouth track of a speech file: mouth cues (Rhubarb/Moho formats) or per-frame parameters."""
     with user_errors():
-        n, dur = _lipsync(input, output, fps, device, model)
-    err_console.print(f"[green]wrote[/] {output}  {n} frames, {dur:.2f} s at {fps} fps")
+        n, dur, fmt = _lipsync(input, output, format, extended_shapes, fps, dat_fps, dat_preston_blair, device, model)
+    where = "stdout" if str(output) == "-" else str(output)
+    err_console.print(f"[green]wrote[/] {where}  {fmt}: {n} {'frames' if fmt == 'frames' else 'cues'}, "
+                      f"{dur:.2f} s analysed at {fps} fps")
 
 
 lipsync.__doc__ = (lipsync.__doc__ or "") + "\n\n" + EXAMPLES
 
 
-def _lipsync(input, output, fps, device, model) -> tuple[int, float]:
+def _analyse(input: Path, fps: int, device: str, model: Optional[Path]):
+    """(rows of (t, open, spread, round, close, raw letter), samples, model name)."""
     import numpy as np
 
     from dhlive_cli.analysis import MouthAnalyzer
-    from dhlive_cli.engine import check_output_path, sibling_name
     from dhlive_cli.errors import InputError
-    from dhlive_cli.inference import PARAMS, InferenceOptions, InferencePool
+    from dhlive_cli.inference import InferenceOptions, InferencePool
     from dhlive_cli.mouth_cues import mouth_cue
     from dhlive_cli.sources import FileAudioSource
     from dhlive_cli.timebase import Timebase
 
-    fmt = output.suffix.lower().lstrip(".")
-    if fmt not in ("json", "tsv", "csv"):
-        raise InputError(f"{output}: use a .json, .tsv or .csv file name")
     try:
         tb = Timebase(fps)
     except ValueError as e:
         raise InputError(f"--fps {fps}: {e}") from e
-    out_path = check_output_path(output)
     pool = InferencePool(model, InferenceOptions(device=device))
     block = 50
     analyzer = MouthAnalyzer(pool, tb, max_push_frames=block)
@@ -88,18 +108,59 @@ def _lipsync(input, output, fps, device, model) -> tuple[int, float]:
             drain()
     if not rows:
         raise InputError(f"{input}: contains no audio samples")
-    tmp = sibling_name(out_path, "dhlive-partial")  # within NAME_MAX however long the name
-    names = ("time", *PARAMS, "cue")
-    with open(tmp, "w") as f:
-        if fmt == "json":
-            json.dump({"fps": fps, "model": pool.name, "duration_s": samples / 16000, "params": list(PARAMS),
-                       "cues": "XABCDEFGH",
-                       "frames": [{"t": round(t, 4), "open": round(o, 4), "spread": round(s, 4), "round": round(r, 4),
-                                   "close": round(c, 4), "cue": q} for t, o, s, r, c, q in rows]}, f, indent=1)
+    return rows, samples, pool.name
+
+
+def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device, model) -> tuple[int, float, str]:
+    from dhlive_cli import track_formats as tf
+    from dhlive_cli.engine import check_output_path, sibling_name
+    from dhlive_cli.errors import InputError
+    from dhlive_cli.inference import PARAMS
+    from dhlive_cli.mouth_cues import cues, parse_extended, settle_letters
+    from dhlive_cli.timebase import SAMPLE_RATE
+
+    to_stdout = str(output) == "-"
+    try:
+        if to_stdout:
+            fmt = {"auto": "rhubarb-tsv", "rhubarb": "rhubarb-tsv"}.get(fmt_opt.lower()) or tf.resolve_format(
+                fmt_opt, Path("stdout.tsv" if fmt_opt.lower() == "frames" else "stdout"))
         else:
-            sep = "\t" if fmt == "tsv" else ","
-            f.write(sep.join(names) + "\n")
-            for t, o, s, r, c, q in rows:
-                f.write(sep.join((f"{t:.3f}", f"{o:.4f}", f"{s:.4f}", f"{r:.4f}", f"{c:.4f}", q)) + "\n")
-    tmp.replace(out_path)
-    return len(rows), samples / 16000
+            fmt = tf.resolve_format(fmt_opt, output)
+        extended = parse_extended(extended_opt)
+    except ValueError as e:
+        raise InputError(str(e)) from e
+    if not 1 <= dat_fps <= 120:
+        raise InputError(f"--dat-fps {dat_fps}: use a frame rate from 1 to 120")
+    out_path = None if to_stdout else check_output_path(output)
+
+    rows, samples, model_name = _analyse(input, fps, device, model)
+    duration = samples / SAMPLE_RATE
+    letters = settle_letters([r[5] for r in rows], fps, extended)
+    rows = [(*r[:5], q) for r, q in zip(rows, letters)]
+    track = cues(letters, fps, duration)
+    closed = "X" if "X" in extended else "A"
+
+    def write(f):
+        if fmt == "frames":
+            tf.write_frames(f, ".tsv" if to_stdout else output.suffix.lower(), rows, fps, model_name, duration, PARAMS)
+        elif fmt == "rhubarb-tsv":
+            tf.write_rhubarb_tsv(f, track, duration, closed)
+        elif fmt == "rhubarb-xml":
+            tf.write_rhubarb_xml(f, track, duration, str(input))
+        elif fmt == "rhubarb-json":
+            tf.write_rhubarb_json(f, track, duration, str(input))
+        else:
+            tf.write_moho_dat(f, track, duration, dat_fps, closed, preston_blair=dat_pb)
+
+    if to_stdout:
+        write(sys.stdout)
+        sys.stdout.flush()
+    else:
+        tmp = sibling_name(out_path, "dhlive-partial")  # within NAME_MAX however long the name
+        try:
+            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+                write(f)
+            tmp.replace(out_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return (len(rows) if fmt == "frames" else len(track)), duration, fmt
