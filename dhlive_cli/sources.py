@@ -24,6 +24,7 @@ from dhlive_cli.timebase import SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 _DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+_TWO_CHANNELS_RE = re.compile(r"Audio:[^\n]*?, \d+ Hz, (stereo|2 channels|downmix)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class AudioInfo:
     path: Path
     duration_s: float | None  # from the container; None when it does not say
     estimated_samples: int | None
+    two_channels: bool = False  # a stereo stream: mixed to mono here, with a check for cancellation
 
 
 MAX_WAV_CHUNKS = 256  # chunks before "data" that a WAV header may have; real files have a handful
@@ -111,7 +113,16 @@ def probe(path: str | os.PathLike, formats: str | None = None) -> AudioInfo:
         h, mi, s = m.groups()
         dur = int(h) * 3600 + int(mi) * 60 + float(s)
     est = int(round(dur * SAMPLE_RATE)) if dur is not None else None
-    return AudioInfo(path=p, duration_s=dur, estimated_samples=est)
+    return AudioInfo(path=p, duration_s=dur, estimated_samples=est, two_channels=bool(_TWO_CHANNELS_RE.search(err)))
+
+
+# Downmix cancellation: a stereo file with one channel phase-inverted (a common wiring fault)
+# averages to silence. When the mono mix holds less than CANCEL_RATIO of the stronger channel's
+# energy (-20 dB; uncorrelated channels give -3 dB, identical ones 0 dB) once at least
+# CANCEL_MIN_ENERGY has been seen (50 ms of a -40 dBFS channel), the stronger channel is played
+# instead of the mix for the rest of the stream, with one warning.
+CANCEL_RATIO = 0.01
+CANCEL_MIN_ENERGY = 800 * 1e-4
 
 
 class FileAudioSource:
@@ -119,6 +130,11 @@ class FileAudioSource:
 
     read_into(buf) fills buf from the stream and returns the number of samples written; 0 means
     end of stream. A decode failure raises InputError with ffmpeg's own reason.
+
+    A stereo stream comes from ffmpeg as its two channels and is mixed to mono here: their
+    average, or, when the two cancel (see CANCEL_RATIO), the stronger channel alone
+    (`fallback_channel` says which: 0 left, 1 right, None while the average is used). Other
+    layouts are mixed to mono by ffmpeg (mono as is, surround by its own matrix).
     """
 
     def __init__(self, path: str | os.PathLike, formats: str | None = None):
@@ -130,13 +146,18 @@ class FileAudioSource:
         self.samples_read = 0
         self._pending = b""
         self._warned = False
+        self._channels = 2 if self.info.two_channels else 1
+        self._stereo = np.zeros(0, dtype=np.float32)  # interleaved L/R scratch, grown to the largest read
+        self._energy = np.zeros(3, dtype=np.float64)  # running sums of squares: mix, left, right
+        self.fallback_channel: int | None = None
 
     def open(self) -> "FileAudioSource":
         cmd = [
             ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", *_restrict(self.formats), "-i", str(self.path),
             # rematrix_maxval=1 makes a plain average of the channels: the default -3 dB pan law
             # would play identical L/R 3 dB louder than the original and can clip.
-            "-vn", "-af", f"aresample={SAMPLE_RATE}:rematrix_maxval=1.0", "-ac", "1", "-ar", str(SAMPLE_RATE),
+            "-vn", "-af", f"aresample={SAMPLE_RATE}:rematrix_maxval=1.0", "-ac", str(self._channels),
+            "-ar", str(SAMPLE_RATE),
             "-f", "f32le", "pipe:1",
         ]
         self._proc = subprocess.Popen(
@@ -147,9 +168,13 @@ class FileAudioSource:
         return self
 
     def read_into(self, buf: np.ndarray) -> int:
-        """Fill buf (float32, 1-D) as far as the stream allows; 0 at the end."""
+        """Fill buf (float32, 1-D, 16 kHz mono) as far as the stream allows; 0 at the end."""
         assert self._proc is not None and self._proc.stdout is not None, "open() first"
-        view = memoryview(buf).cast("B")
+        ch = self._channels
+        if ch == 2 and self._stereo.shape[0] < 2 * buf.shape[0]:
+            self._stereo = np.zeros(2 * buf.shape[0], dtype=np.float32)
+        pair = self._stereo[: 2 * buf.shape[0]] if ch == 2 else buf
+        view = memoryview(pair).cast("B")
         want = view.nbytes
         got = 0
         while got < want:
@@ -159,12 +184,35 @@ class FileAudioSource:
             got += n
         if got < want:
             self._finish_check()
-        got -= got % 4  # a partial trailing sample can only come with a failed decode
-        n = got // 4
+        got -= got % (4 * ch)  # a partial trailing frame can only come with a failed decode
+        n = got // (4 * ch)
         if n:
-            self._sanitize(buf[:n])
+            self._sanitize(pair[: ch * n])
+            if ch == 2:
+                self._downmix(pair[: 2 * n], buf[:n])
         self.samples_read += n
         return n
+
+    def _downmix(self, pair: np.ndarray, out: np.ndarray) -> None:
+        """Interleaved L/R (2n,) -> out (n,): their average, or the stronger one when they cancel."""
+        left, right = pair[0::2], pair[1::2]
+        if self.fallback_channel is not None:
+            out[:] = right if self.fallback_channel else left
+            return
+        np.add(left, right, out=out)
+        out *= 0.5
+        e = self._energy
+        e[0] += float(np.dot(out, out))
+        e[1] += float(np.dot(left, left))
+        e[2] += float(np.dot(right, right))
+        strong = max(e[1], e[2])
+        if strong >= CANCEL_MIN_ENERGY and e[0] < CANCEL_RATIO * strong:
+            self.fallback_channel = int(e[2] > e[1])
+            out[:] = right if self.fallback_channel else left
+            drop = 10 * np.log10(strong / max(e[0], 1e-30))
+            log.warning("%s: the two channels cancel out when mixed to mono (the mix is %s dB below the stronger "
+                        "channel: one is phase-inverted?); using the %s channel alone", self.path,
+                        f"{drop:.0f}" if drop < 60 else "over 60", "right" if self.fallback_channel else "left")
 
     def _sanitize(self, x: np.ndarray) -> None:
         """Float files may hold NaN, inf or values far past full scale: they would poison the

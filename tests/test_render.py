@@ -53,8 +53,9 @@ def test_10s_speech_frames_fps_audio_and_sync(rendered_10s):
     assert (int(v["width"]), int(v["height"])) == (W, H)
 
 
-def test_mouth_moves_with_speech_and_closes_in_silence(rendered_10s):
-    out, audio = rendered_10s
+def _mouth_opening(out: Path) -> np.ndarray:
+    """Per frame of a render with the embedded avatar: dark pixels in the mouth box beyond what
+    the same frame shows with the lips at rest (the inner mouth is the only dark thing there)."""
     av = load_avatar(None, W, H, 25)
     x0, y0, x1, y1 = av.mouth_box()
     x0, y0 = x0 & ~1, y0 & ~1  # the decoder crops yuv420p on even coordinates
@@ -67,15 +68,26 @@ def test_mouth_moves_with_speech_and_closes_in_silence(rendered_10s):
     n = len(frames)
     ref = np.zeros((H, W, 3), np.uint8)
 
-    def dark(img):  # the inner mouth is the only dark thing in the box; codec noise does not flip it
+    def dark(img):  # codec noise does not flip a pixel this dark
         return int((img.max(axis=2) < 70).sum())
 
     opening = np.zeros(n)
     for k in range(n):
         av.render(ref, k, MouthShape(close=REST_CLOSE))  # the same frame, lips at rest as in silence
         opening[k] = max(0, dark(frames[k]) - dark(ref[y0:y1, x0:x1]))
+    return opening
+
+
+def _speech_frames(audio: np.ndarray, n: int) -> np.ndarray:
     rms = np.sqrt(np.mean(np.pad(audio, (0, n * 640 - len(audio)))[: n * 640].reshape(n, 640) ** 2, axis=1))
-    speech = rms > 10 ** (-50 / 20)
+    return rms > 10 ** (-50 / 20)
+
+
+def test_mouth_moves_with_speech_and_closes_in_silence(rendered_10s):
+    out, audio = rendered_10s
+    opening = _mouth_opening(out)
+    n = len(opening)
+    speech = _speech_frames(audio, n)
     # silent frames at least 3 frames (120 ms) after speech stops, and not just before it starts
     quiet = np.array([not speech[max(0, k - 3) : k + 3].any() for k in range(n)])
     assert speech.sum() > 50 and quiet.sum() > 20
@@ -88,6 +100,29 @@ def test_mouth_moves_with_speech_and_closes_in_silence(rendered_10s):
     assert r > 0.5, f"mouth open vs speech activity r={r:.2f}"
     assert is_open[speech].mean() > 0.5, "the mouth is open in most speech frames"
     assert opening[quiet].max() <= 2, "the mouth is closed in silence"
+
+
+def test_phase_inverted_stereo_renders_audible_with_a_moving_mouth(speech_10s, tmp_path):
+    """One channel inverted (a wiring fault) cancels in a plain mono mix: the render must play the
+    stronger channel, move the mouth, and say so in one warning line."""
+    path, audio = speech_10s
+    src = tmp_path / "inverted.wav"
+    sf.write(src, np.stack([audio, -audio], axis=1), 16000, subtype="PCM_16")
+    out = tmp_path / "out.mp4"
+    p = subprocess.run([sys.executable, "-m", "dhlive_cli", "render", str(src), "-o", str(out), "--preset", "low",
+                        "--quiet", "--metrics", "off"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len([ln for ln in lines if "cancel" in ln]) == 1 and len(lines) == 2, lines  # the warning + "wrote"
+    assert "warning" in lines[0].lower() and lines[1].startswith("wrote"), lines
+    played = np.frombuffer(subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(out), "-f", "f32le", "-ac", "1",
+                                           "-ar", "16000", "pipe:1"], capture_output=True, check=True).stdout,
+                           np.float32)
+    level = 20 * np.log10(np.sqrt(np.mean(played ** 2)) / np.sqrt(np.mean(audio ** 2)))
+    assert -3 < level < 3, f"played {level:.1f} dB against the input channel"
+    opening = _mouth_opening(out)
+    speech = _speech_frames(audio, len(opening))
+    assert (opening[speech] > 0).mean() > 0.5, "the mouth is open in most speech frames"
 
 
 BAD = {

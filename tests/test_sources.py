@@ -69,3 +69,45 @@ def test_bad_inputs(tmp_path):
         probe(tmp_path / "trunc.wav")
     with pytest.raises(InputError, match="directory"):
         probe(tmp_path)
+
+
+def _speechlike(seconds=3.0, rate=16000):
+    from tests.conftest import tone as _tone
+
+    return _tone(seconds, rate, 1)
+
+
+@pytest.mark.parametrize("chunk", [640, 32000])
+def test_phase_inverted_stereo_falls_back_to_one_channel(tmp_path, chunk, caplog):
+    x = _speechlike()
+    p = tmp_path / "inv.wav"
+    sf.write(p, np.stack([x, -0.8 * x], axis=1), 16000)  # right inverted (and a little weaker)
+    with caplog.at_level("WARNING", logger="dhlive_cli.sources"):
+        src = FileAudioSource(p)
+        a = _decode_all(p, chunk=chunk)
+    warnings = [r for r in caplog.records if "cancel" in r.getMessage()]
+    assert len(warnings) == 1 and "left channel" in warnings[0].getMessage()
+    assert src.info.two_channels
+    # the stronger (left) channel, sample for sample from the first samples on
+    assert len(a) == len(x) and np.abs(a[chunk:] - x[chunk:]).max() < 1e-4
+    assert np.sqrt(np.mean(a ** 2)) > 0.5 * np.sqrt(np.mean(x ** 2))
+
+
+def test_ordinary_stereo_is_averaged_without_warning(tmp_path, caplog):
+    rng = np.random.default_rng(1)
+    x = _speechlike()
+    y = (0.2 * rng.standard_normal(len(x))).astype(np.float32)  # uncorrelated channels: mix is -3 dB
+    p = tmp_path / "st.wav"
+    sf.write(p, np.stack([x, y], axis=1), 16000, subtype="FLOAT")
+    with caplog.at_level("WARNING", logger="dhlive_cli.sources"):
+        a = _decode_all(p)
+    assert not [r for r in caplog.records if "cancel" in r.getMessage()]
+    assert np.abs(a - (x + y) / 2).max() < 1e-5
+    # a silent file with an inverted hiss far below -40 dBFS is not judged either
+    q = tmp_path / "quiet.wav"
+    z = (1e-4 * rng.standard_normal(16000)).astype(np.float32)
+    sf.write(q, np.stack([z, -z], axis=1), 16000, subtype="FLOAT")
+    src = FileAudioSource(q)
+    with src:
+        src.read_into(np.zeros(16000, np.float32))
+    assert src.fallback_channel is None
