@@ -170,15 +170,25 @@ def check_not_input(output: Path, input_path: str | os.PathLike) -> None:
 class RenderSession:
     """Renders one audio file with one avatar to one output (or the null sink when output is None)."""
 
+    STDOUT = "-"  # the output that means: stream the video to this process's standard output
+    STREAM_FORMATS = {"mkv": "matroska", "mp4": "mp4"}  # what `-o -` can write (both play while written)
+
     def __init__(self, input_path: str | os.PathLike, output: str | os.PathLike | None, *, avatar,
-                 pool: InferencePool, preset: Preset, fps: int | None = None, sink=None):
+                 pool: InferencePool, preset: Preset, fps: int | None = None, sink=None,
+                 stream_format: str = "mkv"):
+        """input_path: an audio file, or "-" for any container ffmpeg reads on stdin. output: an
+        .mp4/.mkv path, "-" for stdout (stream_format "mkv", or "mp4" written as fragmented mp4),
+        or None for the null sink. Raises InputError/OutputError before anything is written."""
         self.state = State.NULL
         self.tb = Timebase(fps or preset.fps)
         self.preset = preset
         self.pool = pool
         self.avatar = avatar
         self.width, self.height = avatar.width, avatar.height
-        self.output = check_output_path(output) if output is not None else None
+        self.to_stdout = output is not None and str(output) == self.STDOUT
+        if self.to_stdout and stream_format not in self.STREAM_FORMATS:
+            raise InputError(f"--format {stream_format}: stdout takes mkv or mp4 (fragmented)")
+        self.output = check_output_path(output) if output is not None and not self.to_stdout else None
         if self.output is not None:
             check_not_input(self.output, input_path)
         self.source = FileAudioSource(input_path)  # probes: bad input fails here, before any output
@@ -208,6 +218,10 @@ class RenderSession:
         self._tmp_path: Path | None = None
         if sink is not None:  # tests and benchmarks bring their own
             self.sink = sink
+        elif self.to_stdout:
+            fmt = self.STREAM_FORMATS[stream_format]
+            self.sink = FfmpegSink("pipe:1", self.width, self.height, self.tb.fps, self._encoder_options(preset),
+                                   fmt=fmt, fragmented=fmt == "mp4")
         elif self.output is not None:
             fmt = "mp4" if self.output.suffix.lower() in (".mp4", ".m4v", ".mov", "") else None
             if fmt is None and self.output.suffix.lower() == ".mkv":
@@ -218,12 +232,16 @@ class RenderSession:
             if not is_special_file(self.output):  # a device (/dev/null, /dev/full) is written in place
                 self._tmp_path = sibling_name(self.output, "dhlive-partial", self.output.suffix or ".mp4")
                 target = self._tmp_path
-            enc = EncoderOptions(preset=preset.encoder_preset, crf=preset.crf, threads=preset.encoder_threads,
-                                 audio_bitrate=preset.audio_bitrate, gop_seconds=preset.gop_seconds)
-            self.sink = FfmpegSink(str(target), self.width, self.height, self.tb.fps, enc, fmt=fmt)
+            self.sink = FfmpegSink(str(target), self.width, self.height, self.tb.fps, self._encoder_options(preset),
+                                   fmt=fmt)
         else:
             self.sink = NullSink()
         self.state = State.READY
+
+    @staticmethod
+    def _encoder_options(preset: Preset) -> EncoderOptions:
+        return EncoderOptions(preset=preset.encoder_preset, crf=preset.crf, threads=preset.encoder_threads,
+                              audio_bitrate=preset.audio_bitrate, gop_seconds=preset.gop_seconds)
 
     # ------------------------------------------------------------------ threads
     def _analyse(self) -> None:
@@ -378,7 +396,7 @@ class RenderSession:
         self.state = State.STOPPED
         snap = self.stats.snapshot()
         return RenderResult(
-            output=str(self.output) if self.output else None, frames=snap["frames_done"],
+            output=str(self.output) if self.output else self.STDOUT if self.to_stdout else None, frames=snap["frames_done"],
             samples=snap["samples_done"], duration_s=snap["samples_done"] / 16000.0,
             elapsed_s=time.monotonic() - t0, peak_rss_mb=snap["peak_rss_mb"], model=self.pool.name,
             provider=self.pool.provider, width=self.width, height=self.height, fps=self.tb.fps,

@@ -156,7 +156,9 @@ class FfmpegSink:
         log.debug("encoder: %s", " ".join(cmd))
         try:
             self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                # target pipe:1 streams to our own stdout (`render -o -`): the child writes it directly
+                cmd, stdin=subprocess.PIPE, stdout=None if self.target == "pipe:1" else subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 pass_fds=(r,), start_new_session=True, bufsize=0,
             )
         finally:

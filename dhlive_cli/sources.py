@@ -137,8 +137,13 @@ class FileAudioSource:
     layouts are mixed to mono by ffmpeg (mono as is, surround by its own matrix).
     """
 
+    STDIN = "-"  # the path that means: read the stream from this process's standard input
+
     def __init__(self, path: str | os.PathLike, formats: str | None = None):
-        self.info = probe(path, formats)
+        self.from_stdin = str(path) == self.STDIN
+        # stdin can be read once only: no probe; the stream's layout comes from a WAV header
+        # that the decoder writes in front of the samples (see _read_layout)
+        self.info = AudioInfo(Path("stdin"), None, None) if self.from_stdin else probe(path, formats)
         self.path = self.info.path
         self.formats = formats
         self._proc: subprocess.Popen | None = None
@@ -146,30 +151,59 @@ class FileAudioSource:
         self.samples_read = 0
         self._pending = b""
         self._warned = False
-        self._channels = 2 if self.info.two_channels else 1
+        self._channels: int | None = None if self.from_stdin else 2 if self.info.two_channels else 1
         self._stereo = np.zeros(0, dtype=np.float32)  # interleaved L/R scratch, grown to the largest read
         self._energy = np.zeros(3, dtype=np.float64)  # running sums of squares: mix, left, right
         self.fallback_channel: int | None = None
 
     def open(self) -> "FileAudioSource":
-        cmd = [
-            ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", *_restrict(self.formats), "-i", str(self.path),
-            # rematrix_maxval=1 makes a plain average of the channels: the default -3 dB pan law
-            # would play identical L/R 3 dB louder than the original and can clip.
-            "-vn", "-af", f"aresample={SAMPLE_RATE}:rematrix_maxval=1.0", "-ac", str(self._channels),
-            "-ar", str(SAMPLE_RATE),
-            "-f", "f32le", "pipe:1",
-        ]
+        # rematrix_maxval=1 makes a plain average of the channels: the default -3 dB pan law
+        # would play identical L/R 3 dB louder than the original and can clip.
+        resample = f"aresample={SAMPLE_RATE}:rematrix_maxval=1.0"
+        if self.from_stdin:
+            # any container ffmpeg recognises on a pipe; mono or stereo out, in a WAV header
+            # whose channel count tells which (more channels are mixed down to stereo)
+            src = [*_restrict(self.formats), "-i", "pipe:0"]
+            out = ["-af", f"{resample},aformat=channel_layouts=mono|stereo", "-ar", str(SAMPLE_RATE),
+                   "-c:a", "pcm_f32le", "-bitexact", "-f", "wav", "pipe:1"]
+        else:
+            src = [*_restrict(self.formats), "-i", str(self.path)]
+            out = ["-af", resample, "-ac", str(self._channels), "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"]
+        cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", *src, "-vn", *out]
         self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True,  # Ctrl+C goes to us; we stop the child ourselves
+            cmd, stdin=None if self.from_stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True,  # Ctrl+C goes to us; we stop the child ourselves
         )
         self._stderr = StderrTail(self._proc.stderr, "dhlive-decode-err")
         return self
 
+    def _read_exact(self, n: int) -> bytes:
+        data = self._proc.stdout.read(n)
+        if len(data) < n:
+            self._finish_check()
+            raise InputError(f"{self.path}: no audio stream")
+        return data
+
+    def _read_layout(self) -> None:
+        """Read the decoder's WAV header up to its data chunk: 1 or 2 channels of float32."""
+        head = self._read_exact(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":  # pragma: no cover - ffmpeg writes what we asked
+            raise EngineError(f"{self.path}: the decoder did not write WAV")
+        while True:
+            cid, clen = struct.unpack("<4sI", self._read_exact(8))
+            if cid == b"data":
+                return
+            body = self._read_exact(clen + (clen & 1))
+            if cid == b"fmt ":
+                self._channels = struct.unpack("<H", body[2:4])[0]
+                if self._channels not in (1, 2):  # pragma: no cover - aformat allows only these
+                    raise EngineError(f"{self.path}: decoder gave {self._channels} channels")
+
     def read_into(self, buf: np.ndarray) -> int:
         """Fill buf (float32, 1-D, 16 kHz mono) as far as the stream allows; 0 at the end."""
         assert self._proc is not None and self._proc.stdout is not None, "open() first"
+        if self._channels is None:
+            self._read_layout()
         ch = self._channels
         if ch == 2 and self._stereo.shape[0] < 2 * buf.shape[0]:
             self._stereo = np.zeros(2 * buf.shape[0], dtype=np.float32)

@@ -219,3 +219,72 @@ def test_interrupt_exits_fast_removes_output_leaves_no_ffmpeg(tmp_path, sig):
     assert b"Traceback" not in err
     assert not any(psutil.pid_exists(k) and psutil.Process(k).status() != psutil.STATUS_ZOMBIE for k in kids)
     assert sorted(x.name for x in tmp_path.iterdir()) == ["long.wav"], "no output, no partial file"
+
+
+def _dhlive(*args, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dhlive_cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, **kw)
+
+
+@needs_ffprobe
+@pytest.mark.parametrize("fmt", ["mkv", "mp4"])
+def test_stdin_to_stdout(speech_10s, tmp_path, fmt):
+    """`render - -o -`: an mp3 on stdin (any container ffmpeg reads), a streamable container out."""
+    path, audio = speech_10s
+    mp3 = tmp_path / "in.mp3"
+    subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-c:a", "libmp3lame", str(mp3)], check=True)
+    with open(mp3, "rb") as stdin:
+        p = _dhlive("render", "-", "-o", "-", "--format", fmt, "--preset", "low", "--metrics", "off",
+                    stdin=stdin, cwd=tmp_path)
+        out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err.decode()
+    assert err.decode().strip().startswith("wrote stdout")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["in.mp3"], "no file named '-'"
+    if fmt == "mkv":
+        assert out[:4] == b"\x1a\x45\xdf\xa3"  # EBML: Matroska
+    else:
+        assert out[4:8] == b"ftyp" and b"moof" in out and out.index(b"moov") < out.index(b"moof")  # fragmented
+    got = tmp_path / f"got.{fmt}"
+    got.write_bytes(out)
+    info = ffprobe_json(got)
+    v = next(s for s in info["streams"] if s["codec_type"] == "video")
+    a = next(s for s in info["streams"] if s["codec_type"] == "audio")
+    duration = len(audio) / 16000
+    assert v["codec_name"] == "h264" and a["codec_name"] == "aac"
+    assert abs(int(v["nb_read_frames"]) - round(duration * 25)) <= 2  # mp3 pads a few ms at either end
+    played = np.frombuffer(subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(got), "-f", "f32le", "-ac", "1",
+                                           "-ar", "16000", "pipe:1"], capture_output=True, check=True).stdout,
+                           np.float32)
+    n = min(len(played), len(audio))
+    lag = int(np.argmax(np.correlate(played[:16000 * 3], audio[:16000 * 3 - 2000], "valid")))
+    assert lag < 2000 and np.corrcoef(played[lag : n], audio[: n - lag])[0, 1] > 0.9
+
+
+def test_stdout_streams_while_rendering(tmp_path):
+    """Bytes reach stdout while the render is still running: a player can start at once."""
+    src = tmp_path / "long.wav"
+    sf.write(src, tone(120.0), 16000)
+    p = _dhlive("render", src, "-o", "-", "--preset", "low", "--metrics", "off", "--quiet")
+    try:
+        head = p.stdout.read(256 * 1024)
+        assert len(head) == 256 * 1024 and head[:4] == b"\x1a\x45\xdf\xa3"
+        assert p.poll() is None, "still rendering the two minutes when the first bytes arrived"
+    finally:
+        p.kill()
+        p.communicate()
+
+
+@pytest.mark.parametrize("args,stdin,says", [
+    (["-", "-o", "-", "--json"], b"", "--json"),
+    (["-", "-o", "-", "--format", "avi"], b"", "--format"),
+    (["-", "-o", "{d}/o.mkv", "--format", "mp4"], b"", "suffix"),
+    (["-", "-o", "{d}/o.mp4"], b"", "stdin"),
+    (["-", "-o", "{d}/o.mp4"], b"this is text, not audio\n" * 50, "stdin"),
+])
+def test_pipe_errors(tmp_path, args, stdin, says):
+    p = _dhlive("render", *[a.format(d=tmp_path) for a in args], "--metrics", "off", stdin=subprocess.PIPE,
+                cwd=tmp_path)
+    out, err = p.communicate(stdin, timeout=120)
+    lines = [ln for ln in err.decode().splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and says in lines[0], lines
+    assert out == b"" and list(tmp_path.iterdir()) == []

@@ -19,12 +19,19 @@ Examples:
   dhlive render talk.mp3 -o talk.mp4 --preset high --size 1080p
 
   dhlive render clip.flac -o clip.mp4 --avatar my_avatar/ --json
+
+  my_tts | dhlive render - -o out.mp4                       # audio in any container on stdin
+
+  dhlive render talk.wav -o - | ffplay -                    # Matroska to stdout as it renders
+
+  dhlive render talk.wav -o - --format mp4 > talk.mp4       # fragmented mp4 to stdout
 """
 
 
 def render(
-    input: Annotated[Path, typer.Argument(help="Speech audio: any format ffmpeg reads (wav, flac, mp3, ogg, ...).", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output video file (.mp4 or .mkv).", show_default=False)],
+    input: Annotated[Path, typer.Argument(help="Speech audio: any format ffmpeg reads (wav, flac, mp3, ogg, ...); - for stdin.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output video file (.mp4 or .mkv); - for stdout.", show_default=False)],
+    format: Annotated[Optional[str], typer.Option("--format", help="Container for -o -: mkv (default) or mp4 (fragmented).")] = None,
     avatar: Annotated[Optional[Path], typer.Option(help="Avatar directory (default: the embedded drawn avatar).")] = None,
     preset: Annotated[str, typer.Option(help="Preset name in presets/ (low, default, high) or a .toml path.")] = "default",
     size: Annotated[Optional[str], typer.Option(help="Output size: 360p, 720p, 1080p or WxH (overrides the preset).")] = None,
@@ -37,12 +44,12 @@ def render(
 ):
     """Render speech to a lip-synced avatar video (H.264 + AAC, exact A/V sync)."""
     with user_errors():
-        result = _render(input, output, avatar, preset, size, fps, device, model, json_out, quiet, metrics)
+        result = _render(input, output, avatar, preset, size, fps, device, model, json_out, quiet, metrics, format)
     if json_out:
         typer.echo(json.dumps(result))
     else:
         err_console.print(
-            f"[green]wrote[/] {result['output']}  {result['frames']} frames, {result['duration_s']:.2f} s "
+            f"[green]wrote[/] {'stdout' if result['output'] == '-' else result['output']}  {result['frames']} frames, {result['duration_s']:.2f} s "
             f"at {result['width']}x{result['height']}@{result['fps']}  in {result['elapsed_s']:.1f} s "
             f"({result['realtime_factor']:.1f}x real time, peak {result['peak_rss_mb']:.0f} MB)"
         )
@@ -51,7 +58,8 @@ def render(
 render.__doc__ = (render.__doc__ or "") + "\n\n" + EXAMPLES
 
 
-def _render(input, output, avatar, preset_name, size, fps, device, model, json_out, quiet, metrics=None) -> dict:
+def _render(input, output, avatar, preset_name, size, fps, device, model, json_out, quiet, metrics=None,
+            stream_format=None) -> dict:
     from dataclasses import replace
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -63,6 +71,16 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     from dhlive_cli.presets import load_preset, parse_size
     from dhlive_cli.timebase import Timebase
 
+    to_stdout = str(output) == "-"
+    if to_stdout and json_out:
+        raise InputError("--json with -o -: stdout carries the video; drop one of them")
+    if stream_format is not None:
+        want = stream_format.lower()
+        if want not in ("mkv", "mp4"):
+            raise InputError(f"--format {stream_format}: use mkv or mp4")
+        if not to_stdout and output.suffix.lower() != f".{want}":
+            raise InputError(f"--format {stream_format} does not match {output.name}; the file name's suffix "
+                             "decides for files (--format is for -o -)")
     preset = load_preset(preset_name)
     if size:
         w, h = parse_size(size)
@@ -76,7 +94,8 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     pool = InferencePool(model, InferenceOptions(device=device, sessions=preset.inference_sessions,
                                                   intra_threads=preset.inference_threads))
     av = load_avatar(avatar, preset.width, preset.height, preset.fps)
-    session = RenderSession(input, output, avatar=av, pool=pool, preset=preset)
+    session = RenderSession(input, output, avatar=av, pool=pool, preset=preset,
+                            stream_format=(stream_format or "mkv").lower())
 
     # SIGTERM behaves like Ctrl+C: stop cleanly, remove the partial file
     def on_term(signum, frame):
