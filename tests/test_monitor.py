@@ -1,7 +1,7 @@
 """`dhlive monitor` and the metrics server: a real leaking child, a flat child, a fake engine.
 
-The two long runs (a 25 s leaker and a 14 s flat process, each watched by a real monitor
-subprocess) share one module fixture and run side by side, so the file stays well under a minute.
+The two long runs (a 32 s leaker and a 30 s flat process, each watched by a real monitor
+subprocess) share one module fixture and run side by side, so the file stays around a minute.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import typer
 from typer.testing import CliRunner
 
 from dhlive_cli.commands import monitor as mon
+from dhlive_cli.commands.common import logs_through
 from dhlive_cli.metrics import MetricsServer, discovery_path, read_discovery
+from dhlive_cli.monitoring import chart, leak, sampler, view
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -98,11 +100,12 @@ def _json_lines(text: str) -> list[dict]:
 def watched(tmp_path_factory):
     """Monitor a leaking and a flat child side by side until each exits on its own."""
     d = tmp_path_factory.mktemp("monitor")
-    leak = _start_child(LEAKER, 25)
-    flat = _start_child(FLAT, 14)
+    leak = _start_child(LEAKER, 32)
+    flat = _start_child(FLAT, 30)
     cmd = monitor_argv()
     runs = {
-        "leak": subprocess.Popen(cmd + ["--pid", str(leak.pid), "--interval", "0.5", "--window", "20", "--json",
+        # default window and warm-up: the must-hold is "a 1 MB/s leak flagged within 30 s"
+        "leak": subprocess.Popen(cmd + ["--pid", str(leak.pid), "--interval", "0.5", "--json",
                                         "--csv", str(d / "leak.csv"), "--plot", str(d / "leak.png")],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT),
         "flat": subprocess.Popen(cmd + ["--pid", str(flat.pid), "--interval", "0.5", "--window", "10", "--json",
@@ -135,8 +138,8 @@ def test_leaking_child_is_flagged_with_the_right_slope(watched):
     assert summary["type"] == "summary" and summary["ended"] == "target exited"
     # 1 MiB/s = 3600 MB/h in the monitor's units (MB = 2**20 bytes, like the engine's rss_mb)
     assert 0.8 * 3600 <= summary["slope_mb_per_h"] <= 1.2 * 3600, summary
-    assert summary["leak_suspected"] is True
-    assert summary["fit_span_s"] >= 15
+    assert summary["leak_suspected"] is True and summary["leak_suspected_at_s"] <= 30
+    assert summary["fit_span_s"] >= 20
     samples = [s for s in r["lines"] if s["type"] == "sample"]
     assert samples[-1]["leak_suspected"] is True
     assert samples[-1]["engine"] is None  # any process works; this one serves no metrics
@@ -156,22 +159,22 @@ def test_flat_process_is_not_flagged(watched):
 def test_theil_sen_is_exact_on_a_line_and_ignores_outliers():
     ts = [i * 0.5 for i in range(60)]
     ys = [100 + 2.0 * t for t in ts]
-    slope, tau = mon.theil_sen(ts, ys)
+    slope, tau = leak.theil_sen(ts, ys)
     assert slope == pytest.approx(2.0) and tau == pytest.approx(1.0)
     spiked = list(ys)
     for i in range(0, 60, 5):  # 20 % wild samples (a GC pause reading, a transient buffer)
         spiked[i] += 500
-    assert mon.theil_sen(ts, spiked)[0] == pytest.approx(2.0, rel=0.05)
+    assert leak.theil_sen(ts, spiked)[0] == pytest.approx(2.0, rel=0.05)
     # many samples: the subsampled pairs still find the slope
     ts = [i * 0.1 for i in range(1200)]
-    slope, _ = mon.theil_sen(ts, [7 - 0.25 * t + (0.3 if i % 2 else -0.3) for i, t in enumerate(ts)])
+    slope, _ = leak.theil_sen(ts, [7 - 0.25 * t + (0.3 if i % 2 else -0.3) for i, t in enumerate(ts)])
     assert slope == pytest.approx(-0.25, rel=0.05)
-    assert mon.theil_sen([1.0], [2.0]) == (0.0, 0.0)
+    assert leak.theil_sen([1.0], [2.0]) == (0.0, 0.0)
 
 
 def test_leak_rule_ignores_a_step_and_a_sawtooth_but_flags_a_ramp():
-    def run(f, seconds=120, dt=1.0):
-        tr = mon.LeakTracker(mon.LeakRule(window_s=120))
+    def run(f, seconds=600, dt=2.0):
+        tr = leak.LeakTracker(leak.LeakRule())  # the defaults: a 600 s window
         for i in range(int(seconds / dt)):
             tr.add(i * dt, f(i * dt))
         return tr
@@ -184,9 +187,102 @@ def test_leak_rule_ignores_a_step_and_a_sawtooth_but_flags_a_ramp():
     assert slow.first_suspected_s is None
     ramp = run(lambda t: 500.0 + t / 3600 * 200)  # 200 MB/h on 500 MB: over 5 %/h (25 MB/h)
     assert ramp.suspected
-    rule = ramp.rule
-    assert ramp.first_suspected_s == pytest.approx(rule.min_span_s + rule.hold_s, abs=1.01)
+    # ... once the fitted rise reaches max(4 MB, 1 % of RSS) = 5 MB: 90 s at 200 MB/h, then the hold
+    assert ramp.first_suspected_s == pytest.approx(90 + ramp.rule.hold_s, abs=2.01)
     assert ramp.slope_mb_per_h == pytest.approx(200, rel=0.01)
+    creep = run(lambda t: 140.0 + t / 3600 * 30)  # 30 MB/h on a small process: 4 MB after 8 min
+    assert creep.first_suspected_s == pytest.approx(480 + creep.rule.hold_s, abs=2.01)
+    fast = run(lambda t: 100.0 + t, seconds=60, dt=1.0)  # 1 MB/s: the fit's first 15 s and the hold of 10 s
+    r = fast.rule
+    assert fast.first_suspected_s == pytest.approx(max(r.warmup_s, r.min_span_s + r.hold_s), abs=1.01)  # 25 s
+    assert fast.first_suspected_s <= 30
+
+
+def test_warm_up_growth_of_a_healthy_process_is_never_flagged():
+    """What a live session does after start (measured: +0.5 MB over its first ~100 s, then flat,
+    with page-level noise): the slope over a short span looks like 16-20 MB/h, far over 5 %/h of
+    140 MB, but the rise never reaches the minimum growth."""
+    import random
+
+    rnd = random.Random(3)
+    tr = leak.LeakTracker(leak.LeakRule())
+    for i in range(600):
+        t = float(i)
+        rise = 0.5 * min(t, 100.0) / 100.0
+        tr.add(t, 140.0 + rise + rnd.choice((0.0, 0.004, 0.008)))
+        if 30 < t < 100:
+            assert tr.slope_mb_per_h > leak.LeakRule().threshold_mb_per_h(140.5)  # the old rule's false alarm
+    assert tr.first_suspected_s is None and not tr.warming_up
+
+
+def test_fps_is_per_interval_not_since_start():
+    m = sampler.FpsMeter()
+    assert m.add(0.0, 0) is None
+    assert m.add(1.0, 66) == pytest.approx(66.0)
+    assert m.add(2.0, 98) == pytest.approx(32.0)  # the average since start would say 49
+    assert m.add(3.0, 10) is None  # counter went back: a new process
+    assert m.add(4.0, None) is None and m.add(5.0, 25) is None
+
+
+def _panel_lines(sample_overrides: dict, tracker) -> list[str]:
+    from rich.console import Console
+
+    s = {"type": "sample", "pid": 4242, "name": "dhlive", "time": 0.0, "elapsed_s": 1.0, "rss_mb": 1.5,
+         "uss_mb": None, "cpu_pct": 0.0, "threads": 1, "fds": 3, "children": [], "children_rss_mb": 0.0,
+         "slope_mb_per_h": 0.0, "leak_suspected": False, "engine": None}
+    s.update(sample_overrides)
+    con = Console(width=200, record=True, file=open(os.devnull, "w"), color_system=None)
+    con.print(view.panel(s, name="dhlive", tracker=tracker, elapsed=s["elapsed_s"], n=3, scraper_error=None,
+                         alert_rss=None))
+    return con.export_text().splitlines()
+
+
+def test_panel_keeps_its_width_as_numbers_grow():
+    tr = leak.LeakTracker(leak.LeakRule())
+    tr.add(0.0, 1.5)
+    small = _panel_lines({}, tr)
+    for i in range(1, 200):
+        tr.add(float(i), 1.5 + i * 50.0)
+    engine = {"command": "live", "state": "talking", "fps": 24.987, "fps_now": 25.0, "frames": 12345678,
+              "late_frames": 123456, "frame_ms_p50": 12.5, "frame_ms_p99": 1234.5, "reconnects": 12,
+              "queues": {"output0": 2.0}, "queue_capacity": {"output0": 8.0}}
+    kids = [{"pid": 1234567, "name": "ffmpeg-with-a-very-long-process-name", "rss_mb": 12345.6, "cpu_pct": 190.5}]
+    big = _panel_lines({"rss_mb": 99999.9, "uss_mb": 88888.8, "cpu_pct": 1999.9, "threads": 12345, "fds": 99999,
+                        "children": kids, "children_rss_mb": 12345.6, "elapsed_s": 400000.0,
+                        "engine": engine}, tr)
+    widths = {len(ln) for ln in small + big}
+    assert widths == {view.PANEL_WIDTH}, widths
+
+
+def test_log_lines_go_through_the_console_while_a_panel_is_up(tmp_path):
+    import io
+    import logging
+
+    from rich.console import Console
+    from rich.live import Live
+
+    root = logging.getLogger()
+    stream = io.StringIO()
+    plain = logging.StreamHandler(stream)  # what the CLI's logging.basicConfig sets up
+    plain.setFormatter(logging.Formatter("dhlive: %(levelname)s %(name)s: %(message)s"))
+    others = list(root.handlers)  # pytest's own capture handlers, put back afterwards
+    for h in others:
+        root.removeHandler(h)
+    root.addHandler(plain)
+    try:
+        out = io.StringIO()
+        con = Console(file=out, width=80, force_terminal=True, color_system=None)
+        with Live("panel", console=con, auto_refresh=False) as ui, logs_through(ui.console):
+            logging.getLogger("dhlive_cli.test").warning("encoder restarted")
+            ui.refresh()
+        assert "dhlive: WARNING dhlive_cli.test: encoder restarted" in out.getvalue()
+        assert stream.getvalue() == ""  # not written across the panel by the plain handler
+        logging.getLogger("dhlive_cli.test").warning("after")
+        assert "after" in stream.getvalue()  # the old handler is back
+    finally:
+        root.removeHandler(plain)
+        for h in others:
+            root.addHandler(h)
 
 
 # ----------------------------------------------------------------------------- 2. the fake engine
@@ -235,9 +331,10 @@ def test_monitor_json_once_shows_engine_figures_that_match_metrics(runtime):
         e = snap["engine"]
         assert snap["engine_url"] == server.url
         direct_text = _get(server.url)
-        direct = mon.parse_metrics(direct_text)
+        direct = sampler.parse_metrics(direct_text)
         # the snapshot has no rss_mb, so the server reads its own RSS live at each scrape
         assert e.pop("rss_mb") == pytest.approx(direct.pop("rss_mb"), rel=0.05)
+        assert e.pop("fps_now") is None  # one sample: no interval to measure a rate over
         assert e == direct
         assert e["fps"] == 24.5 and e["frames"] == 1234 and e["late_frames"] == 7
         assert e["frame_ms_p50"] == pytest.approx(12.5) and e["frame_ms_p99"] == pytest.approx(38.0)
@@ -268,11 +365,11 @@ def test_servers_are_independent_and_survive_odd_snapshots(runtime):
     bad = MetricsServer(broken)
     try:
         assert len({render.port, empty.port, bad.port}) == 3
-        r = mon.parse_metrics(_get(render.url))
+        r = sampler.parse_metrics(_get(render.url))
         assert r["frames"] == 5 and r["frames_planned"] == 10 and r["command"] == "render"
         assert r["queues"] == {"blocks": 1.0, "frames": 3.0} and r["queue_capacity"]["frames"] == 3.0
         assert r["rss_mb"] == pytest.approx(100.0) and "state" not in r
-        e = mon.parse_metrics(_get(empty.url))
+        e = sampler.parse_metrics(_get(empty.url))
         assert "fps" not in e and e["rss_mb"] > 0  # missing keys: nothing invented
         assert "dhlive_snapshot_ok 0.0" in _get(bad.url)
         # the file names the newest server; closing an older one leaves it alone
@@ -336,7 +433,7 @@ def test_csv_rows_and_plot_from_the_leak_run(watched):
     with open(r["csv"], newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == summary["samples"] == len([s for s in r["lines"] if s["type"] == "sample"])
-    assert set(mon.CSV_FIELDS) == set(rows[0])
+    assert set(view.CSV_FIELDS) == set(rows[0])
     assert float(rows[-1]["rss_mb"]) > float(rows[0]["rss_mb"]) + 10
     assert rows[-1]["engine_fps"] == ""  # no engine: empty, not a made-up 0
     img = cv2.imread(str(r["png"]))
@@ -345,7 +442,7 @@ def test_csv_rows_and_plot_from_the_leak_run(watched):
 
 
 def test_plain_lines_when_not_a_terminal_and_summary_on_exit(tmp_path):
-    target = subprocess.Popen(["sleep", "2.5"])
+    target = subprocess.Popen(["sleep", "6"])  # outlives the monitor's start on a busy machine
     try:
         r = subprocess.Popen(monitor_argv() + ["--pid", str(target.pid), "--interval", "0.25", "--csv",
                                                str(tmp_path / "s.csv")],
@@ -373,7 +470,7 @@ def test_alert_rss_prints_a_line_and_exits_3():
 
 
 def test_history_for_the_plot_stays_bounded():
-    h = mon.History(max_points=100)
+    h = chart.History(max_points=100)
     for i in range(10_000):
         h.add(float(i), 1.0, None, None)
     assert len(h.t) < 100 and h.t[0] == 0.0 and h.t[-1] > 9_000

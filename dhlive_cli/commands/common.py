@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 
 import typer
@@ -80,3 +81,39 @@ def start_metrics(spec: str | None, snapshot, command: str):
         return MetricsServer(snap, host=host, port=int(port), command=command)
     except OSError as e:
         raise InputError(f"--metrics {spec}: cannot listen: {e.strerror or e}") from e
+
+
+class ConsoleLogHandler(logging.Handler):
+    """A logging handler that prints through a rich Console, so log lines appear above a live
+    panel (rich Live, Progress) instead of being written across it."""
+
+    def __init__(self, console: Console):
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.console.print(self.format(record), markup=False, highlight=False, emoji=False)
+        except Exception:  # noqa: BLE001 - a log line must never break the command
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def logs_through(console):
+    """While a rich Live/Progress panel is up on `console`, route the root logger's output
+    through it (same format as before); the previous handlers come back afterwards."""
+    root = logging.getLogger()
+    old = list(root.handlers)
+    handler = ConsoleLogHandler(console)
+    fmt = next((h.formatter for h in old if h.formatter is not None), None)
+    if fmt is not None:
+        handler.setFormatter(fmt)
+    for h in old:
+        root.removeHandler(h)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for h in old:
+            root.addHandler(h)
