@@ -67,6 +67,8 @@ class Stats:
     started_at: float = 0.0
     rss_bytes: int = 0
     peak_rss_bytes: int = 0
+    children_rss_bytes: int = 0  # the encoder/decoder ffmpeg children together
+    peak_children_rss_bytes: int = 0
     over_budget: bool = False
     queue_fill: dict = field(default_factory=dict)
     inference_calls: int = 0
@@ -80,6 +82,8 @@ class Stats:
                 "samples_done": self.samples_done, "elapsed_s": elapsed,
                 "fps": self.frames_done / elapsed if elapsed else 0.0,
                 "rss_mb": self.rss_bytes / 2**20, "peak_rss_mb": self.peak_rss_bytes / 2**20,
+                "children_rss_mb": self.children_rss_bytes / 2**20,
+                "peak_children_rss_mb": self.peak_children_rss_bytes / 2**20,
                 "over_budget": self.over_budget, "queue_fill": dict(self.queue_fill),
                 "inference_calls": self.inference_calls,
             }
@@ -98,10 +102,28 @@ class RenderResult:
     width: int
     height: int
     fps: int
+    peak_children_rss_mb: float = 0.0  # the ffmpeg children (encoder, decoder) together, at their peak
 
     @property
     def realtime_factor(self) -> float:
         return self.duration_s / self.elapsed_s if self.elapsed_s else 0.0
+
+
+def _children_rss(proc) -> int:
+    """Bytes resident in proc's child processes (the ffmpeg encoder and decoder), summed."""
+    import psutil
+
+    total = 0
+    try:
+        kids = proc.children(recursive=True)
+    except psutil.Error:
+        return 0
+    for c in kids:
+        try:
+            total += c.memory_info().rss
+        except psutil.Error:  # exited between the listing and the read
+            pass
+    return total
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -369,9 +391,12 @@ class RenderSession:
             while encoder.is_alive():
                 encoder.join(tick_s)
                 rss = proc.memory_info().rss
+                kids = _children_rss(proc)
                 with self.stats._lock:
                     self.stats.rss_bytes = rss
                     self.stats.peak_rss_bytes = max(self.stats.peak_rss_bytes, rss)
+                    self.stats.children_rss_bytes = kids
+                    self.stats.peak_children_rss_bytes = max(self.stats.peak_children_rss_bytes, kids)
                     self.stats.queue_fill = {q.name: q.fill() for q in (self._blocks, self._frames)}
                     if rss > budget and not self.stats.over_budget:
                         self.stats.over_budget = True
@@ -398,7 +423,8 @@ class RenderSession:
         return RenderResult(
             output=str(self.output) if self.output else self.STDOUT if self.to_stdout else None, frames=snap["frames_done"],
             samples=snap["samples_done"], duration_s=snap["samples_done"] / 16000.0,
-            elapsed_s=time.monotonic() - t0, peak_rss_mb=snap["peak_rss_mb"], model=self.pool.name,
+            elapsed_s=time.monotonic() - t0, peak_rss_mb=snap["peak_rss_mb"],
+            peak_children_rss_mb=snap["peak_children_rss_mb"], model=self.pool.name,
             provider=self.pool.provider, width=self.width, height=self.height, fps=self.tb.fps,
         )
 

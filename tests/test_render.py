@@ -239,6 +239,10 @@ def test_stdin_to_stdout(speech_10s, tmp_path, fmt):
         out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err.decode()
     assert err.decode().strip().startswith("wrote stdout")
+    import re
+
+    kids = re.search(r"peak (\d+) MB \+ (\d+) MB in ffmpeg children", err.decode())
+    assert kids and int(kids.group(2)) > 10, err.decode()  # the encoder and decoder are counted
     assert sorted(x.name for x in tmp_path.iterdir()) == ["in.mp3"], "no file named '-'"
     if fmt == "mkv":
         assert out[:4] == b"\x1a\x45\xdf\xa3"  # EBML: Matroska

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, fail, start_metrics, user_errors
+from dhlive_cli.commands.common import err_console, fail, logs_through, start_metrics, user_errors
 
 EXAMPLES = """
 Examples:
@@ -208,7 +208,9 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         else:
             from rich.live import Live
 
-            with Live(_panel(snapshot()), console=err_console, refresh_per_second=4, transient=False) as ui:
+            # log lines (reconnects, warnings) print above the panel instead of across it
+            with logs_through(err_console), Live(_panel(snapshot()), console=err_console, refresh_per_second=4,
+                                                 transient=False) as ui:
                 while not stop.wait(0.25) and keep_going():
                     ui.update(_panel(snapshot()))
     finally:

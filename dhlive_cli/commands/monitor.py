@@ -57,7 +57,7 @@ def monitor(
 ):
     """Watch a process: RSS/USS, CPU, threads, children, RSS leak slope, and dhlive engine figures.
 
-    A leak is suspected, after --warmup, when the robust (Theil-Sen) RSS slope over --window rises consistently above max(2 MB/h, 5 % of RSS per hour), the fitted rise reaches max(4 MB, 1 % of RSS), and both hold for min(10 s, window/4). Exit status: 0 when the target exits or you stop watching, 2 for a bad --pid, 3 when --alert-rss fired.
+    A leak is suspected, after --warmup, when the robust (Theil-Sen) RSS slope over --window rises consistently above max(2 MB/h, 5 % of RSS per hour), the fitted rise reaches max(6 MB, 1 % of RSS), and both hold for min(10 s, window/4). Exit status: 0 when the target exits or you stop watching, 2 for a bad --pid, 3 when --alert-rss fired.
     """
     if pid <= 0:
         fail(f"--pid {pid}: must be a positive process id")

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, start_metrics, user_errors
+from dhlive_cli.commands.common import err_console, logs_through, start_metrics, user_errors
 
 EXAMPLES = """
 Examples:
@@ -51,7 +51,8 @@ def render(
         err_console.print(
             f"[green]wrote[/] {'stdout' if result['output'] == '-' else result['output']}  {result['frames']} frames, {result['duration_s']:.2f} s "
             f"at {result['width']}x{result['height']}@{result['fps']}  in {result['elapsed_s']:.1f} s "
-            f"({result['realtime_factor']:.1f}x real time, peak {result['peak_rss_mb']:.0f} MB)"
+            f"({result['realtime_factor']:.1f}x real time, peak {result['peak_rss_mb']:.0f} MB"
+            f" + {result['peak_children_rss_mb']:.0f} MB in ffmpeg children)"
         )
 
 
@@ -107,7 +108,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
         if quiet or json_out or not err_console.is_terminal:
             result = session.run()
         else:
-            with Progress(
+            with logs_through(err_console), Progress(
                 TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
                 TextColumn("{task.fields[fps]:>6.1f} fps"), TextColumn("{task.fields[mem]:>5.0f} MB"),
                 TimeRemainingColumn(), console=err_console, transient=True,
@@ -128,6 +129,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
         "output": result.output, "frames": result.frames, "samples": result.samples,
         "duration_s": round(result.duration_s, 3), "elapsed_s": round(result.elapsed_s, 3),
         "realtime_factor": round(result.realtime_factor, 2), "peak_rss_mb": round(result.peak_rss_mb, 1),
+        "peak_children_rss_mb": round(result.peak_children_rss_mb, 1),
         "width": result.width, "height": result.height, "fps": result.fps,
         "model": result.model, "provider": result.provider,
     }

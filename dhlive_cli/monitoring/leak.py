@@ -2,17 +2,17 @@
 verdict.
 
 Rule ("leak suspected"). Every sample refits the RSS trend over the last `window_s` seconds (600 by
-default: the window bounds the slowest leak the minimum growth lets through, 4 MB in 10 min =
-24 MB/h on a small process) with
+default: the window bounds the slowest leak the minimum growth lets through, 6 MB in 10 min =
+36 MB/h on a small process) with
 Theil-Sen (median of pairwise slopes; a seeded subset of at most 3000 pairs keeps one fit near a
 millisecond in pure Python). A leak is suspected when, for every fit during the last `hold_s`:
 
   * warm-up: the watch has run `warmup_s` (20 s) and the fit spans at least `min_span_s` =
     min(15 s, window/2) with at least 8 samples; the figures are shown meanwhile, no verdict;
   * minimum absolute growth: the fitted rise over the fit's span (slope x span) is at least
-    max(4 MB, 1 % of RSS). A process that settles after start-up (buffers filled, allocator
-    arenas grown: half a MB on a live session) has a steep-looking slope over a short span but
-    never grows this much; a 1 MB/s leak passes it within 5 s;
+    max(6 MB, 1 % of RSS). A process that settles after start-up (buffers filled, allocator
+    arenas grown: 0.5-3 MB on a live session watched from its start) has a steep-looking slope
+    over a short span but never grows this much; a 1 MB/s leak passes it within 6 s;
   * the slope is above max(2 MB/h, 5 % of the current RSS per hour), so a big process is not
     flagged for noise-level growth and a small one not for a few pages;
   * Kendall's tau over the same pairs is >= 0.6 (pairs agree on "up" at least 4:1), so a GC
@@ -84,7 +84,7 @@ class LeakRule:
     warmup_s: float = 20.0
     abs_mb_per_h: float = 2.0
     rel_per_h: float = 0.05
-    min_growth_mb: float = 4.0
+    min_growth_mb: float = 6.0
     min_growth_rel: float = 0.01
     min_tau: float = 0.6
     min_samples: int = 8
