@@ -64,6 +64,7 @@ def resolve_format(fmt: str, output: Path) -> str:
 
 
 def centis(t: float) -> int:
+    """Seconds -> whole centiseconds, rounded."""
     return int(round(t * 100))
 
 
@@ -95,6 +96,7 @@ def quantised(cues: Sequence[MouthCue], duration_s: float) -> list[tuple[int, in
 
 
 def write_rhubarb_tsv(f: TextIO, cues: Sequence[MouthCue], duration_s: float, closed: str) -> None:
+    """Rhubarb's TSV: `start<TAB>shape` per cue, then `duration<TAB>closed` (closed: X or A)."""
     q = quantised(cues, duration_s)
     for s, _e, shape in q:
         f.write(f"{_cs(s)}\t{shape}\n")
@@ -102,6 +104,7 @@ def write_rhubarb_tsv(f: TextIO, cues: Sequence[MouthCue], duration_s: float, cl
 
 
 def write_rhubarb_xml(f: TextIO, cues: Sequence[MouthCue], duration_s: float, sound_file: str) -> None:
+    """Rhubarb's XML: rhubarbResult/metadata(soundFile, duration) and mouthCues/mouthCue(start, end)."""
     f.write('<?xml version="1.0" encoding="utf-8"?>\n<rhubarbResult>\n  <metadata>\n')
     f.write(f"    <soundFile>{escape(sound_file)}</soundFile>\n")
     f.write(f"    <duration>{_cs(truncated_duration(duration_s))}</duration>\n  </metadata>\n  <mouthCues>\n")
@@ -111,6 +114,7 @@ def write_rhubarb_xml(f: TextIO, cues: Sequence[MouthCue], duration_s: float, so
 
 
 def write_rhubarb_json(f: TextIO, cues: Sequence[MouthCue], duration_s: float, sound_file: str) -> None:
+    """Rhubarb's JSON: {"metadata": {soundFile, duration}, "mouthCues": [{start, end, value}]}."""
     # one cue per line, the numbers with their two decimals (json.dumps would write 0.0 and 1.2)
     f.write('{\n  "metadata": {\n')
     f.write(f'    "soundFile": {json.dumps(sound_file)},\n')
@@ -124,7 +128,7 @@ def write_rhubarb_json(f: TextIO, cues: Sequence[MouthCue], duration_s: float, s
 
 def write_moho_dat(f: TextIO, cues: Sequence[MouthCue], duration_s: float, dat_fps: int, closed: str,
                    preston_blair: bool = False) -> None:
-    """Frame numbers: a cue starting at t seconds switches on frame floor(t * dat_fps) + 1; when
+    """Moho/OpenToonz switch data at dat_fps frames per second. Frame numbers: a cue starting at t seconds switches on frame floor(t * dat_fps) + 1; when
     two cues fall on one frame the later one wins; the closed mouth follows on the frame after
     the audio's end."""
     name = (lambda c: PRESTON_BLAIR[c]) if preston_blair else (lambda c: c)

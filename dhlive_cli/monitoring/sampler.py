@@ -46,6 +46,10 @@ class ProcessProbe:
         self._kids: dict[int, object] = {}
 
     def sample(self) -> dict:
+        """One reading: rss_mb, uss_mb (None without ptrace rights), cpu_pct (since the last
+        reading; 100 = one core), threads, fds (None when denied), children (list of pid, name,
+        rss_mb, cpu_pct) and children_rss_mb (their sum). Raises TargetGone when the process
+        exited or its pid was reused."""
         psutil = self._psutil
         p = self.proc
         try:
