@@ -2,7 +2,8 @@
 
     python benchmarks/bench_monitor_healthy.py [--seconds 600]
 
-Starts a live session (preset low, the bundled sample looped, recorded to a temporary .mkv) and
+Starts a live session (--preset, default 720p; the bundled sample looped, recorded to a temporary
+.mkv) and
 a real `dhlive monitor --json` on it with the default leak rule, takes --seconds samples at 1 Hz,
 stops both and prints one JSON object: whether any sample or the summary said "leak suspected",
 the largest fitted slope and rise, the RSS at the start and end, the children's peak RSS, and the
@@ -36,11 +37,12 @@ def _wait_for_discovery(runtime: Path, proc: subprocess.Popen, timeout_s: float 
         time.sleep(0.2)
 
 
-def watch_healthy_live(samples: int, workdir: Path) -> dict:
-    """Watch a healthy live session for `samples` monitor samples (1 s apart); see the module doc."""
+def watch_healthy_live(samples: int, workdir: Path, preset: str = "default") -> dict:
+    """Watch a healthy live session (720p with the default preset) for `samples` monitor samples
+    (1 s apart), the monitor started as soon as the session serves metrics; see the module doc."""
     env = dict(os.environ, XDG_RUNTIME_DIR=str(workdir))
     live = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "live", "-o", str(workdir / "rec.mkv"), "--input",
-                             str(SAMPLE), "--loop", "--preset", "low", "--quiet"],
+                             str(SAMPLE), "--loop", "--preset", preset, "--quiet"],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     mon = None
     try:
@@ -84,9 +86,11 @@ def watch_healthy_live(samples: int, workdir: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=600)
+    ap.add_argument("--preset", default="default", help="live preset (default: 720p)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="dhlive-bench-") as d:
-        res = watch_healthy_live(a.seconds, Path(d))
+        res = watch_healthy_live(a.seconds, Path(d), a.preset)
+        res["preset"] = a.preset
     print(json.dumps(res))
 
 

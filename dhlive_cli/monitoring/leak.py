@@ -15,6 +15,10 @@ millisecond in pure Python). A leak is suspected when, for every fit during the 
     over a short span but never grows this much; a 1 MB/s leak passes it within 6 s;
   * the slope is above max(2 MB/h, 5 % of the current RSS per hour), so a big process is not
     flagged for noise-level growth and a small one not for a few pages;
+  * the rise is not slowing down: the slope over the later half of the fit's span is at least
+    a third of the slope over the whole span. A process settling after start-up (a live session
+    watched from its first second: +50 MB in 7 s while it loads, +1 MB in the next 10 s, then
+    flat) grows fast, then slower and slower; a leak keeps its pace;
   * Kendall's tau over the same pairs is >= 0.6 (pairs agree on "up" at least 4:1), so a GC
     sawtooth (tau near 0) or a lone step (a cache filled once: only the pairs that span it go
     up, and at most about half of them do, so tau <= ~0.5) does not count as a trend, while a
@@ -87,6 +91,7 @@ class LeakRule:
     min_growth_mb: float = 6.0
     min_growth_rel: float = 0.01
     min_tau: float = 0.6
+    min_later_ratio: float = 1 / 3  # a start-up measured from its first second: <= 0.17
     min_samples: int = 8
 
     @property
@@ -120,6 +125,7 @@ class LeakTracker:
         self.tau = 0.0
         self.span_s = 0.0
         self.growth_mb = 0.0  # slope x span: the fitted rise over the window
+        self.later_slope_mb_per_h: float | None = None  # over the later half, when it was checked
         self.warming_up = True
         self.suspected = False
         self.first_suspected_s: float | None = None
@@ -141,6 +147,12 @@ class LeakTracker:
         self.warming_up = t < r.warmup_s or not fit_ready
         cond = (fit_ready and self.growth_mb >= r.min_growth(rss_mb)
                 and self.slope_mb_per_h > r.threshold_mb_per_h(rss_mb) and self.tau >= r.min_tau)
+        if cond:  # only then is the second fit worth its millisecond
+            half = t - self.span_s / 2
+            k = next(i for i, x in enumerate(self.ts) if x >= half)
+            later, _ = theil_sen(list(self.ts)[k:], list(self.rss)[k:])
+            self.later_slope_mb_per_h = later * 3600.0
+            cond = self.later_slope_mb_per_h >= r.min_later_ratio * self.slope_mb_per_h
         if not cond:
             self._cond_since = None
         elif self._cond_since is None:
