@@ -42,7 +42,8 @@ def test_monitor_reads_engine_figures_that_agree_with_metrics(tmp_path):
     # read a moment apart: the frame counter advanced by at most the frames of that moment
     assert 0 <= direct[("dhlive_frames_total", ())] - eng["frames"] <= 50
     assert abs(direct[("dhlive_fps", ())] - eng["fps"]) < 0.5 and 23.5 < eng["fps"] < 26
-    assert eng["late_frames"] == direct[("dhlive_late_frames_total", ())]
+    # late frames, too, only grow between the two reads (on a busy machine they do)
+    assert 0 <= direct[("dhlive_late_frames_total", ())] - eng["late_frames"] <= 50
     talking = direct[(("dhlive_state"), (("state", "talking"),))]
     assert (eng["state"] == "talking") == (talking == 1.0)
     assert p.returncode == 0
