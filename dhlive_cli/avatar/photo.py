@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 
 from dhlive_cli.avatar import facerig as fr
+from dhlive_cli.avatar import inner_mouth as im
+from dhlive_cli.avatar.eyes import EyeGeometry, blink_closure
 from dhlive_cli.avatar.motion import breath as breath_offset
 from dhlive_cli.avatar.motion import idle_pose
 from dhlive_cli.errors import InputError
@@ -152,6 +154,14 @@ class _Scratch:
             self.m2 = np.zeros((h, w), np.uint16)
         return self.m1, self.m2
 
+    def cut(self, h, w):
+        """Buffers of the chin cut: source x, y and the grown face oval (see mouth_displacement)."""
+        self.cx_, self.cy_ = self._grow(getattr(self, "cx_", None), h, w), self._grow(getattr(self, "cy_", None), h, w)
+        if getattr(self, "oval", None) is None or self.oval.shape != self.cx_.shape:
+            self.oval = np.zeros(self.cx_.shape, np.uint8)
+            self.keep = np.zeros(self.cx_.shape, np.uint8)
+        return self.cx_[:h, :w], self.cy_[:h, :w], self.oval[:h, :w], self.keep[:h, :w]
+
     def eye(self, h, w):
         self.ex, self.ey = self._grow(self.ex, h, w), self._grow(self.ey, h, w)
         return self.ex[:h, :w], self.ey[:h, :w]
@@ -176,6 +186,18 @@ def mouth_displacement(g: fr.MouthGeometry, warp: fr.MouthWarp, sc: _Scratch):
         sx, sy = g.to_px(su, sv)
         _resize_into((sx.reshape(X.shape) - X).astype(np.float32), bx)
         _resize_into((sy.reshape(X.shape) - Y).astype(np.float32), by)
+    if warp.jaw0 > 0.0:
+        # the chin slides over the neck: an output pixel whose source lies outside the face oval
+        # (grown a little) keeps its own picture, so the neck, collar and background stay put
+        sx, sy, oval, keep = sc.cut(h, w)
+        np.add(lx, np.arange(w, dtype=np.float32)[None, :], out=sx)
+        np.add(ly, np.arange(h, dtype=np.float32)[:, None], out=sy)
+        oval[:] = 0
+        cv2.fillPoly(oval, [np.round((g.oval_px - (x0, y0)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+        cv2.remap(oval, sx, sy, cv2.INTER_NEAREST, dst=keep, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        np.subtract(1, keep, out=keep)
+        lx[keep > 0] = 0.0
+        ly[keep > 0] = 0.0
     mask[:] = 0
     poly = warp.lower_side_polygon() - (x0, y0)
     cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
@@ -206,7 +228,7 @@ class FaceAvatar:
             self.src_fps = float(frames.get("fps", fps))
             self.frames_file = self.dir / str(frames["file"])
             lm_file = self.dir / str(frames.get("landmarks", "landmarks.npy"))
-            self.palette = fr.MouthPalette.from_hex(spec["palette"])
+            self.palette = im.MouthPalette.from_hex(spec["palette"])
         except (KeyError, TypeError, ValueError) as e:
             raise InputError(f"{self.dir}/avatar.toml: bad or missing entry: {e}") from None
         if not self.frames_file.is_file():
@@ -338,7 +360,7 @@ class PhotoAvatar(FaceAvatar):
         return tilt, dx, dy - breath_offset(t, self._phases[6], 0.25, self._breath_px)
 
     def blink_closure(self, frame_index: int) -> float:
-        return fr.blink_closure(frame_index, self.fps, self._blink_starts, self._blink_period, self._blink_first,
+        return blink_closure(frame_index, self.fps, self._blink_starts, self._blink_period, self._blink_first,
                                 self.blink_ms)
 
     def frame_points(self, frame_index: int) -> np.ndarray:
@@ -389,7 +411,7 @@ class PhotoAvatar(FaceAvatar):
         closure = self.blink_closure(frame_index)
         if closure > 0.01:
             for up, lo, brow in _EYES:
-                eg = fr.EyeGeometry.from_points(pts[up], pts[lo], pts[brow], self.width, self.height)
+                eg = EyeGeometry.from_points(pts[up], pts[lo], pts[brow], self.width, self.height)
                 ex0, ey0, ex1, ey1 = eg.box
                 ex0, ey0, ex1, ey1 = max(ex0, hx0), max(ey0, hy0), min(ex1, hx1), min(ey1, hy1)
                 if ex1 <= ex0 or ey1 <= ey0:
@@ -402,7 +424,7 @@ class PhotoAvatar(FaceAvatar):
         m1, m2 = sc.fixed(h, w)
         cv2.convertMaps(mx, my, cv2.CV_16SC2, dstmap1=m1, dstmap2=m2)  # fixed-point remap is faster
         cv2.remap(self._base, m1, m2, cv2.INTER_LINEAR, dst=out[hy0:hy1, hx0:hx1], borderMode=cv2.BORDER_REPLICATE)
-        fr.draw_inner_mouth(out, warp, self.palette)
+        im.draw_inner_mouth(out, warp, self.palette, frame_index)
 
 
 # --------------------------------------------------------------------------- video
@@ -483,7 +505,7 @@ class VideoAvatar(FaceAvatar):
         np.add(dx, np.arange(x0, x1, dtype=np.float32)[None, :], out=mx)
         np.add(dy, np.arange(y0, y1, dtype=np.float32)[:, None], out=my)
         cv2.remap(frame, mx, my, cv2.INTER_LINEAR, dst=out[y0:y1, x0:x1], borderMode=cv2.BORDER_REPLICATE)
-        fr.draw_inner_mouth(out, warp, self.palette)
+        im.draw_inner_mouth(out, warp, self.palette, frame_index)
 
     def warm(self) -> None:
         """Start this thread's decoder child now: otherwise the first frame waits ~0.1 s for it."""

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from dhlive_cli.avatar import facerig as fr
+from dhlive_cli.avatar.inner_mouth import sample_palette
 from dhlive_cli.avatar.media import FrameEncoder, VideoFrames, fit_within, read_frames_at, read_image, sniff_image
 from dhlive_cli.errors import InputError, OutputError
 
@@ -207,7 +208,7 @@ def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions) -> PrepareResult:
         img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
     faces = _Faces()
     lm = faces.first(img, opts.min_face_px)
-    palette = fr.sample_palette(img, lm[fr.RIG_INDEX, :2].astype(np.float64))
+    palette = sample_palette(img, lm)
     if not cv2.imwrite(str(tmp / "frame.png"), img):
         raise OutputError(f"{tmp}: cannot write frame.png")
     np.save(tmp / "landmarks.npy", lm[None].astype(np.float32))
@@ -221,7 +222,7 @@ def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions) -> PrepareResult:
         "source": {"file": src.name, "width": w, "height": h},
         "frames": {"file": "frame.png", "width": img.shape[1], "height": img.shape[0], "fps": opts.fps, "count": 1,
                    "loop": "still", "landmarks": "landmarks.npy"},
-        "palette": palette.as_hex(),
+        "palette": palette.as_table(),
         "motion": {"seed": 7, "blink_interval_s": [2.4, 5.6], "blink_ms": 180, "sway": 1.0},
         "preview": {"file": "preview.png"},
     }
@@ -303,7 +304,7 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
     fwd_path.unlink(missing_ok=True)
     np.save(tmp / "landmarks.npy", lm_loop)
     first = read_frames_at(tmp / "frames.mp4", 0, 1, fps, tw, th)[0]
-    palette = fr.sample_palette(first, lm_loop[0, fr.RIG_INDEX, :2].astype(np.float64))
+    palette = sample_palette(first, lm_loop[0])
     name = opts.name or src.stem
     spec = {
         "kind": "video", "name": name, "version": 1,
@@ -312,7 +313,7 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
                    "seconds_used": round(n / fps, 3)},
         "frames": {"file": "frames.mp4", "width": tw, "height": th, "fps": fps, "count": count, "loop": loop,
                    "landmarks": "landmarks.npy"},
-        "palette": palette.as_hex(),
+        "palette": palette.as_table(),
         "preview": {"file": "preview.png"},
     }
     write_manifest(tmp / "avatar.toml", spec)
