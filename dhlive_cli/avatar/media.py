@@ -83,8 +83,9 @@ def _quiet_native_stderr():
         os.close(saved)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """A photo as BGR uint8, or InputError (missing, truncated, corrupt, unsupported)."""
+def read_image(path: Path, keep_alpha: bool = False) -> np.ndarray:
+    """A photo as BGR uint8 (BGRA when keep_alpha and the file has 8-bit alpha), or InputError
+    (missing, truncated, corrupt, unsupported)."""
     import cv2
 
     name = str(path)
@@ -97,7 +98,13 @@ def read_image(path: Path) -> np.ndarray:
     elif kind == "jpeg" and b"\xff\xd9" not in data[-64:]:
         raise InputError(f"{name}: truncated JPEG (no end-of-image marker)")
     with _quiet_native_stderr():
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        img = None
+        if keep_alpha:
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+            if img is not None and not (img.ndim == 3 and img.shape[2] == 4 and img.dtype == np.uint8):
+                img = None  # no 8-bit alpha: read it as plain colour below
+        if img is None:
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
         raise InputError(f"{name}: corrupt {kind.upper()} image (cannot decode it)")
     if min(img.shape[:2]) < 32:
@@ -144,7 +151,9 @@ class VideoFrames:
             cap.release()
             raise InputError(f"{path}: no video frame could be decoded (corrupt or unsupported file)")
         self._next = first
+        self.first = first.copy()  # the first frame, for checks made before iterating
         self._src_index = 0
+        self._t_first = self._timestamp(0)
         self.height, self.width = first.shape[:2]
 
     @property
@@ -153,18 +162,42 @@ class VideoFrames:
             return None
         return min(self.max_frames, int(self.src_frames_hint * self.fps / self.src_fps))
 
+    def _timestamp(self, index: int) -> float:
+        """Seconds of the frame just read, from its timestamp; index / fps where there is none."""
+        import cv2
+
+        ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+        if ms is None or not math.isfinite(ms) or (ms <= 0.0 and index > 0):
+            return index / self.src_fps
+        return ms / 1000.0
+
     def __iter__(self):
-        """Yields (k, bgr) for output frames k = 0, 1, ...; a frame object may be reused."""
+        """Yields (k, bgr) for output frames k = 0, 1, ...; a frame object may be reused.
+
+        Output frame k shows the last source frame whose timestamp is at or before k / fps
+        (half an output frame of tolerance), so a variable-frame-rate clip plays at its real
+        speed throughout instead of at its average rate.
+        """
         k = 0
         cur = self._next
+        t0 = self._t_first
+        nxt, t_next = None, None
+        half = 0.5 / self.fps
         while k < self.max_frames and cur is not None:
-            want = int(round(k * self.src_fps / self.fps))
-            while self._src_index < want:
-                ok, nxt = self._cap.read()
-                if not ok:
-                    return
-                cur = nxt
-                self._src_index += 1
+            t_k = k / self.fps
+            while True:
+                if nxt is None:
+                    ok, frame = self._cap.read()
+                    if not ok:
+                        nxt = False
+                        break
+                    self._src_index += 1
+                    nxt, t_next = frame, self._timestamp(self._src_index) - t0
+                if nxt is False or t_next > t_k + half:
+                    break
+                cur, nxt = nxt, None
+            if nxt is False and t_k > (t_next if t_next is not None else 0.0) + 1.0 / self.src_fps + half:
+                return  # past the last frame's display time
             yield k, cur
             k += 1
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 import weakref
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,6 +241,8 @@ class FaceAvatar:
         if lm.ndim != 3 or lm.shape[0] != self.count or lm.shape[1] != 468 or lm.shape[2] < 2:
             raise InputError(f"{lm_file}: expected ({self.count}, 468, 2|3) landmarks, found {lm.shape}")
         rig = np.asarray(lm[:, fr.RIG_INDEX, :2], np.float64)
+        # the avatar's identity: its own face geometry, so two avatars never share blinks and sway
+        self.identity = zlib.crc32(np.ascontiguousarray(rig[0], np.float32).tobytes())
         oval = rig[:, fr.rig_slots(fr.FACE_OVAL)]
         face_box = (oval[..., 0].min(), oval[..., 1].min(), oval[..., 0].max(), oval[..., 1].max())
         self.fit = compute_fit(self.src_w, self.src_h, face_box, self.width, self.height)
@@ -304,7 +307,7 @@ class PhotoAvatar(FaceAvatar):
             raise InputError(f"{self.dir}/avatar.toml: bad [motion] value: {e}") from None
         if not (1.0 <= lo <= hi <= 20.0) or not (60.0 <= self.blink_ms <= 400.0):
             raise InputError(f"{self.dir}/avatar.toml: [motion] blink_interval_s or blink_ms out of range")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng([seed & 0xFFFFFFFF, self.identity])
         fps = self.fps
         gaps = np.clip(np.round(rng.uniform(lo, hi, 64) * fps).astype(np.int64), max(2, int(fps * 0.5)), None)
         self._blink_first = int(round(rng.uniform(0.8, 2.0) * fps))

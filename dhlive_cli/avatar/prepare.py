@@ -201,25 +201,33 @@ def smooth_landmarks(lm: np.ndarray, fps: float) -> np.ndarray:
 
 
 def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions) -> PrepareResult:
-    img = read_image(src)
+    from dhlive_cli.avatar.orientation import find_upright, flatten_alpha, rotate
+
+    warnings = []
+    img, note = flatten_alpha(read_image(src, keep_alpha=True))
+    if note:
+        warnings.append(note)
     h, w = img.shape[:2]
-    tw, th = fit_within(w, h, opts.size)
-    if (tw, th) != (w, h):
-        img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
     faces = _Faces()
+    up = find_upright(img, faces.detector)
+    if up.turns:
+        img = rotate(img, up.turns)
+        warnings.append(up.note)
+    tw, th = fit_within(img.shape[1], img.shape[0], opts.size)
+    if (tw, th) != img.shape[1::-1]:
+        img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
     lm = faces.first(img, opts.min_face_px)
     palette = sample_palette(img, lm)
     if not cv2.imwrite(str(tmp / "frame.png"), img):
         raise OutputError(f"{tmp}: cannot write frame.png")
     np.save(tmp / "landmarks.npy", lm[None].astype(np.float32))
     name = opts.name or src.stem
-    warnings = []
     if _mouth_gap(lm) > 0.12:
         warnings.append("the mouth is open in the photo: it is closed by the warp at rest; a closed-mouth photo looks best")
     spec = {
         "kind": "photo", "name": name, "version": 1,
         "description": f"prepared by dhlive avatar prepare from {src.name} on {date.today().isoformat()}",
-        "source": {"file": src.name, "width": w, "height": h},
+        "source": {"file": src.name, "width": w, "height": h, "quarter_turns": up.turns},
         "frames": {"file": "frame.png", "width": img.shape[1], "height": img.shape[0], "fps": opts.fps, "count": 1,
                    "loop": "still", "landmarks": "landmarks.npy"},
         "palette": palette.as_table(),
@@ -236,21 +244,26 @@ def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions) -> PrepareResult:
 
 def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> PrepareResult:
     fps = int(opts.fps)
-    faces = None
     lms: list[np.ndarray] = []
     thumbs: list[np.ndarray] = []
     fwd_path = tmp / "forward.mp4"
+    from dhlive_cli.avatar.orientation import find_upright, rotate
+
     with VideoFrames(src, fps, opts.max_seconds) as vf:
-        tw, th = fit_within(vf.width, vf.height, opts.size)
+        faces = _Faces()
+        # the clip's first frame says which way is up (a rotated phone clip without its tag)
+        up = find_upright(vf.first, faces.detector)
+        sw, sh = (vf.height, vf.width) if up.turns % 2 else (vf.width, vf.height)
+        tw, th = fit_within(sw, sh, opts.size)
         total = vf.expected_frames
         enc = None
         try:
             prev = None
             for k, frame in vf:
+                frame = rotate(frame, up.turns)
                 if frame.shape[1] != tw or frame.shape[0] != th:
                     frame = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA)
                 if prev is None:
-                    faces = _Faces()
                     lm = faces.first(frame, opts.min_face_px)
                     enc = FrameEncoder(fwd_path, tw, th, fps, crf=10, preset="veryfast", gop=_CHUNK, pix_fmt="yuv444p")
                 else:
@@ -274,7 +287,7 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
     if n < 2:
         raise InputError(f"{src}: needs at least 2 video frames, found {n} (use a photo for a still)")
     lm_all = smooth_landmarks(np.stack(lms), fps)
-    warnings = []
+    warnings = [up.note] if up.turns else []
     gaps = np.array([_mouth_gap(x) for x in lm_all])
     if np.mean(gaps > 0.12) > 0.25:
         warnings.append(f"the mouth is open in {np.mean(gaps > 0.12):.0%} of the clip: pick a stretch where the "
@@ -310,6 +323,7 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
         "kind": "video", "name": name, "version": 1,
         "description": f"prepared by dhlive avatar prepare from {src.name} on {date.today().isoformat()}",
         "source": {"file": src.name, "width": vf.width, "height": vf.height, "fps": round(vf.src_fps, 3),
+                   "quarter_turns": up.turns,
                    "seconds_used": round(n / fps, 3)},
         "frames": {"file": "frames.mp4", "width": tw, "height": th, "fps": fps, "count": count, "loop": loop,
                    "landmarks": "landmarks.npy"},
