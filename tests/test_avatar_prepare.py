@@ -124,7 +124,7 @@ def test_rendered_lips_follow_the_speech(photo_avatar, speech_10s, tmp_path):
 
 def test_video_avatar_loops_seamlessly_and_renders(tmp_path):
     clip = pan_zoom_video(tmp_path / "clip.mp4", frames=50)
-    r = cli("avatar", "prepare", clip, "-o", tmp_path / "vid", "--json")
+    r = cli("avatar", "prepare", clip, "-o", tmp_path / "vid", "--loop", "pingpong", "--json")
     res = json.loads(r.stdout.strip().splitlines()[-1])
     spec = tomllib.loads((tmp_path / "vid" / "avatar.toml").read_text())
     assert spec["kind"] == "video" and spec["frames"]["loop"] == "pingpong"

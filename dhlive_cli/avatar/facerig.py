@@ -194,6 +194,12 @@ class MouthGeometry:
         return self.cx + uh * self.ex[0] + v * self.ey[0], self.cy + uh * self.ex[1] + v * self.ey[1]
 
 
+def effective_open(open_, close):
+    """The opening drawn for mouth parameters open and close (both 0..1, scalars or arrays):
+    lips pressed for b/m/p shut completely, from close = 1/2 on nothing is left open."""
+    return np.clip(open_, 0.0, 1.0) * np.clip(1.0 - 2.0 * np.asarray(close, np.float64), 0.0, 1.0)
+
+
 @dataclass(frozen=True, slots=True)
 class MouthPose:
     """Amplitudes (px) derived from the mouth parameters for one geometry."""
@@ -207,7 +213,7 @@ class MouthPose:
 
     @classmethod
     def from_shape(cls, g: MouthGeometry, open_: float, spread: float, round_: float, close: float) -> "MouthPose":
-        o = min(1.0, max(0.0, open_)) * (1.0 - min(1.0, max(0.0, close)))
+        o = effective_open(open_, close)
         sp, rd, cl = (min(1.0, max(0.0, x)) for x in (spread, round_, close))
         return cls(
             gap=0.85 * o * g.hw,
@@ -354,5 +360,5 @@ class MouthWarp:
 
 
 __all__ = [
-    "RIG_INDEX", "MouthGeometry", "MouthPose", "MouthWarp", "rig_slots", "smoothstep",
+    "RIG_INDEX", "MouthGeometry", "MouthPose", "MouthWarp", "effective_open", "rig_slots", "smoothstep",
 ]

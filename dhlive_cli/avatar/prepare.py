@@ -10,8 +10,9 @@ A video is read once, in order: each frame is tracked from the previous frame's 
 detector only starts the track), written to a temporary high-quality file and forgotten. Jitter
 is then removed offline with a one-euro filter run forwards and backwards (zero lag, which a
 live filter cannot have), the loop is built from the temporary file a few frames at a time
-(ping-pong: forwards then backwards; best: cut where the picture comes back closest to the
-start and cross-fade the seam), and encoded to frames.mp4. Memory holds a few frames at most.
+(best, the default: cut where the picture comes back closest to the start and cross-fade the
+seam, so head motion never visibly rewinds; ping-pong: forwards then backwards), and encoded to
+frames.mp4. Memory holds a few frames at most.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 
 from dhlive_cli.avatar import facerig as fr
 from dhlive_cli.avatar.inner_mouth import sample_palette
+from dhlive_cli.avatar.neutral import NEEDS_NEUTRAL_GAP, MouthNeutraliser, rest_frame_index
 from dhlive_cli.avatar.media import FrameEncoder, VideoFrames, fit_within, read_frames_at, read_image, sniff_image
 from dhlive_cli.errors import InputError, OutputError
 
@@ -43,7 +45,7 @@ _XFADE = 8  # frames cross-faded at a "best" loop point
 
 @dataclass
 class PrepareOptions:
-    loop: str = "pingpong"
+    loop: str = "best"  # no visible rewind; clips too short for it fall back to pingpong
     max_seconds: float = 10.0
     size: tuple[int, int] = (1920, 1080)  # stored frames fit in this box (either orientation)
     fps: int = 25
@@ -289,9 +291,20 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
     lm_all = smooth_landmarks(np.stack(lms), fps)
     warnings = [up.note] if up.turns else []
     gaps = np.array([_mouth_gap(x) for x in lm_all])
-    if np.mean(gaps > 0.12) > 0.25:
-        warnings.append(f"the mouth is open in {np.mean(gaps > 0.12):.0%} of the clip: pick a stretch where the "
-                        "presenter listens with the mouth closed")
+    fix = None
+    rest = rest_frame_index(lm_all)
+    if float(gaps.max()) > float(gaps[rest]) + NEEDS_NEUTRAL_GAP:
+        # the presenter talks in the clip: every frame gets the rest frame's mouth (neutral.py)
+        neutral = MouthNeutraliser(read_frames_at(fwd_path, rest, 1, fps, tw, th)[0].copy(), lm_all[rest])
+        plans = [neutral.plan(x) for x in lm_all]
+        lm_all = np.stack([np.concatenate([p[2][:, :2], x[:, 2:]], axis=1) for p, x in zip(plans, lm_all)]).astype(np.float32)
+
+        def fix(j: int, frame: np.ndarray) -> np.ndarray:
+            a, mask, _ = plans[j]
+            return neutral.apply(frame, a, mask)
+
+        warnings.append(f"the mouth moves in the clip (open in {np.mean(gaps > 0.12):.0%} of the frames): "
+                        f"every frame was given the resting mouth of frame {rest}")
 
     loop = opts.loop
     if loop == "best" and n < 3 * _XFADE + fps:
@@ -313,7 +326,7 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
             lm_loop[i] = (1 - a) * lm_all[j] + a * lm_all[k]
         else:
             lm_loop[i] = lm_all[j]
-    _write_loop(fwd_path, tmp / "frames.mp4", order, blends, n, tw, th, fps, progress)
+    _write_loop(fwd_path, tmp / "frames.mp4", order, blends, n, tw, th, fps, progress, fix)
     fwd_path.unlink(missing_ok=True)
     np.save(tmp / "landmarks.npy", lm_loop)
     first = read_frames_at(tmp / "frames.mp4", 0, 1, fps, tw, th)[0]
@@ -361,8 +374,9 @@ def best_loop_end(thumbs: np.ndarray, lm: np.ndarray, fps: int) -> int:
 
 
 def _write_loop(fwd: Path, dst: Path, order: list[int], blends: dict, n: int, w: int, h: int, fps: int,
-                progress) -> None:
-    """Encode frames fwd[order[i]] (cross-faded where blends says) to dst, a few frames at a time."""
+                progress, fix=None) -> None:
+    """Encode frames fwd[order[i]] (cross-faded where blends says) to dst, a few frames at a time;
+    fix(j, frame) -> frame, when given, changes each source frame first (the neutral mouth)."""
     chunk_of: dict[int, np.ndarray] = {}
 
     def frame(j: int) -> np.ndarray:
@@ -371,7 +385,8 @@ def _write_loop(fwd: Path, dst: Path, order: list[int], blends: dict, n: int, w:
             chunk_of.clear()
             start = c * _CHUNK
             chunk_of[c] = read_frames_at(fwd, start, min(_CHUNK, n - start), fps, w, h)
-        return chunk_of[c][j - c * _CHUNK]
+        f = chunk_of[c][j - c * _CHUNK]
+        return fix(j, f) if fix is not None else f
 
     starts = {}
     # fastdecode (no CABAC, no deblocking): a third less decoder CPU at run time for ~10 % more bytes

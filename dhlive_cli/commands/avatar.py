@@ -20,22 +20,24 @@ Examples:
 
   dhlive avatar prepare anna.jpg -o avatars/anna
 
-  dhlive avatar prepare presenter.mp4 -o avatars/tom --max-seconds 8 --loop best
+  dhlive avatar prepare presenter.mp4 -o avatars/tom --max-seconds 8 --loop pingpong
 
   dhlive render speech.wav -o out.mp4 --avatar avatars/anna
 
-The input needs exactly one face, at least 64 px across, facing the camera. A video should show
-the presenter listening (mouth closed, a little natural motion); its first --max-seconds become
-a seamless loop: ping-pong (forwards then backwards, always seamless) or best (cut where the
-picture comes back closest to the start, with a short cross-fade). DIR/preview.png shows the
-mouth shapes the avatar will make.
+The input needs exactly one face, at least 64 px across, facing the camera (a picture turned by
+a quarter or half turn is turned upright, with a note). In a video where the presenter talks,
+every frame is given the resting mouth of its most closed frame, so only the speech drives the
+lips. Its first --max-seconds become a seamless loop: best (cut where the picture comes back
+closest to the start, with a short cross-fade; the default) or ping-pong (forwards then
+backwards). DIR/preview.png shows the mouth shapes the avatar will make.
 """
 
 
 def prepare(
     input: Annotated[Path, typer.Argument(help="A photo (PNG, JPEG, BMP, TIFF, WebP) or a video ffmpeg reads.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Avatar directory to write (created; an old avatar there is replaced).", show_default=False)],
-    loop: Annotated[str, typer.Option(help="Video idle loop: pingpong or best.")] = "pingpong",
+    loop: Annotated[str, typer.Option(help="Video idle loop: best (cut where the clip comes back to its start, "
+                                      "cross-faded; falls back to pingpong on clips under ~2 s) or pingpong.")] = "best",
     max_seconds: Annotated[float, typer.Option(help="Use at most this many seconds of a video.")] = 10.0,
     size: Annotated[str, typer.Option(help="Largest stored frame size (the box it must fit in, either orientation): 720p, 1080p or WxH.")] = "1080p",
     fps: Annotated[int, typer.Option(help="Frame rate of the stored loop (the render frame rate).")] = 25,
