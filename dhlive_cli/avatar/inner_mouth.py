@@ -28,7 +28,7 @@ import numpy as np
 
 from dhlive_cli.avatar.facerig import MouthWarp, _monotone, smoothstep
 
-__all__ = ["MouthPalette", "sample_palette", "draw_inner_mouth", "lab_of", "bgr_of"]
+__all__ = ["MouthPalette", "MouthBank", "sample_palette", "draw_inner_mouth", "lab_of", "bgr_of"]
 
 # MediaPipe face-mesh indices: cheek centres below each eye, and the eye outlines
 CHEEKS = (50, 280, 205, 425, 187, 411)
@@ -198,14 +198,30 @@ def sample_palette(bgr: np.ndarray, lm: np.ndarray) -> MouthPalette:
                         grain=min(20.0, grain))
 
 
+@dataclass(frozen=True, slots=True)
+class MouthBank:
+    """A talking clip's own mouth insides (neutral.mouth_crop): crops (k, rows, cols, 3) float32
+    BGR, rows from the upper inner lip edge to the lower, columns corner to corner; openings (k,)
+    centre gap over inner half-width of each."""
+
+    crops: np.ndarray
+    openings: np.ndarray
+
+    def pick(self, opening: float) -> np.ndarray:
+        return self.crops[int(np.argmin(np.abs(self.openings - opening)))]
+
+
 # --------------------------------------------------------------------------- drawing
 
 
-def draw_inner_mouth(out: np.ndarray, w: MouthWarp, pal: MouthPalette, frame_index: int = 0) -> None:
+def draw_inner_mouth(out: np.ndarray, w: MouthWarp, pal: MouthPalette, frame_index: int = 0,
+                     bank: MouthBank | None = None) -> None:
     """Paint the opened inner mouth of warp `w` into out (H, W, 3) uint8 BGR, in place.
 
     Only the pixels of the opening (plus a feathered edge of ~2 px) change; a closed or pressed
-    mouth gets the soft line where the lips meet instead. frame_index moves the grain.
+    mouth gets the soft line where the lips meet instead. frame_index moves the grain. With a
+    bank (a talking clip's own mouths), the crop nearest in opening is laid into the opening
+    instead of the painted teeth, cavity and tongue.
     """
     g = w.g
     poly = w.inner_polygon()
@@ -243,6 +259,14 @@ def draw_inner_mouth(out: np.ndarray, w: MouthWarp, pal: MouthPalette, frame_ind
     un = np.abs(u) * (1.0 / half)  # 0 in the middle, 1 at the corners of the opening
     g0 = gt_c
 
+    if bank is not None:
+        crop = bank.pick(g0 / g.hw)
+        rows, cols = crop.shape[:2]
+        mx = ((np.clip(u * (1.0 / half), -0.96, 0.96) * (1.0 / 0.96) + 1.0) * (0.5 * (cols - 1))).astype(np.float32)
+        my = (a * (rows - 1)).astype(np.float32)
+        img = cv2.remap(crop, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        _blend(out, x0, y0, x1, y1, img, mask)
+        return
     # cavity: darkest at the back (the middle of the gap) and the sides; light reaches the front
     cav = np.array(pal.cavity, np.float32)
     img = np.empty((ph, pw, 3), np.float32)
@@ -293,6 +317,10 @@ def draw_inner_mouth(out: np.ndarray, w: MouthWarp, pal: MouthPalette, frame_ind
         noise = np.tile(_GRAIN, reps)[oy : oy + ph, ox : ox + pw]
         img += (pal.grain * noise)[..., None]
 
+    _blend(out, x0, y0, x1, y1, img, mask)
+
+
+def _blend(out, x0, y0, x1, y1, img, mask) -> None:
     dst = out[y0:y1, x0:x1]
     mf = mask[..., None]
     blended = dst.astype(np.float32)

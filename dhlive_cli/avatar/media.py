@@ -182,6 +182,7 @@ class VideoFrames:
         cur = self._next
         t0 = self._t_first
         nxt, t_next = None, None
+        t_cur, step = 0.0, 1.0 / self.src_fps  # shown frame's time, and the last gap between frames
         half = 0.5 / self.fps
         while k < self.max_frames and cur is not None:
             t_k = k / self.fps
@@ -195,9 +196,11 @@ class VideoFrames:
                     nxt, t_next = frame, self._timestamp(self._src_index) - t0
                 if nxt is False or t_next > t_k + half:
                     break
-                cur, nxt = nxt, None
-            if nxt is False and t_k > (t_next if t_next is not None else 0.0) + 1.0 / self.src_fps + half:
-                return  # past the last frame's display time
+                if t_next > t_cur:
+                    step = t_next - t_cur
+                cur, t_cur, nxt = nxt, t_next, None
+            if nxt is False and t_k >= t_cur + step - half:
+                return  # past the last frame's display time (as long as the gap before it)
             yield k, cur
             k += 1
 

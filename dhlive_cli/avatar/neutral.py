@@ -9,6 +9,12 @@ feathered mask over the mouth, jaw and chin (the union of both frames' lower fac
 jaw is covered down to its chin), with the mean colour of the mask's border matched so lighting
 changes over the clip do not leave a patch. The frame's mouth and jaw landmarks move the same
 way, weighted by the mask, so the rig sees the rest mouth.
+
+What the clip showed inside the mouth is kept: ``bank_frames`` picks frames whose openings span
+the clip's range and ``mouth_crop`` resamples each opening (upper inner lip edge to lower, corner
+to corner) to a small picture. At run time the inner mouth is drawn from the crop whose opening
+is nearest the one asked for (inner_mouth.draw_inner_mouth), so the teeth, tongue and lips are
+the presenter's own.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["MouthNeutraliser", "rest_frame_index", "mouth_gap", "NEEDS_NEUTRAL_GAP"]
+__all__ = ["MouthNeutraliser", "rest_frame_index", "mouth_gap", "NEEDS_NEUTRAL_GAP", "mouth_crop", "bank_frames"]
 
 # landmarks that speech does not move: nose bridge and tip, eye corners, cheekbones, face edges
 STABLE = (1, 4, 5, 6, 168, 197, 195, 33, 133, 362, 263, 50, 280, 234, 454, 98, 327, 116, 345)
@@ -96,3 +102,43 @@ class MouthNeutraliser:
         m = mask[..., None]
         out = f + (wf - f) * m
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- the real mouth bank
+
+BANK_SIZE = (48, 128)  # rows (upper lip -> lower lip), columns (corner -> corner) of a bank crop
+BANK_LEVELS = 6
+
+
+def mouth_crop(frame: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, float]:
+    """The inside of a frame's mouth resampled to BANK_SIZE, and its opening (centre gap over the
+    inner half-width). Rows run from the upper inner lip edge (0) to the lower one (1), columns
+    from the image-left inner corner to the image-right one, so a crop lays into any opening."""
+    from dhlive_cli.avatar.facerig import RIG_INDEX, MouthGeometry
+
+    h, w = frame.shape[:2]
+    g = MouthGeometry.from_points(np.asarray(lm, np.float64)[RIG_INDEX, :2], w, h)
+    rows, cols = BANK_SIZE
+    u = np.linspace(-0.96, 0.96, cols)[None, :]
+    a = np.linspace(0.0, 1.0, rows)[:, None]
+    vup = np.interp(u, g.us, g.vup)
+    vlo = np.interp(u, g.us, g.vlo)
+    v = vup + a * (vlo - vup)
+    x, y = g.to_px(np.broadcast_to(u, v.shape), v)
+    crop = cv2.remap(frame, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return crop, float(g.gap[len(g.gap) // 2] / g.hw)
+
+
+def bank_frames(lms: np.ndarray, levels: int = BANK_LEVELS) -> list[int]:
+    """Frames whose mouths span the clip's openings: one per level between a third of the widest
+    opening and the widest (only frames clearly open show teeth and tongue)."""
+    gaps = np.array([mouth_gap(x) for x in lms])
+    top = float(gaps.max())
+    if top < NEEDS_NEUTRAL_GAP:
+        return []
+    picks = []
+    for t in np.linspace(top / 3.0, top, levels):
+        i = int(np.argmin(np.abs(gaps - t)))
+        if i not in picks:
+            picks.append(i)
+    return picks

@@ -245,10 +245,24 @@ class FaceAvatar:
         self.identity = zlib.crc32(np.ascontiguousarray(rig[0], np.float32).tobytes())
         oval = rig[:, fr.rig_slots(fr.FACE_OVAL)]
         face_box = (oval[..., 0].min(), oval[..., 1].min(), oval[..., 0].max(), oval[..., 1].max())
+        self.bank = self._load_bank(spec.get("mouths"))
         self.fit = compute_fit(self.src_w, self.src_h, face_box, self.width, self.height)
         # (count, K, 2) rig landmarks in output pixels; float32 keeps a long loop's table small
         self.pts = self.fit.apply(rig).astype(np.float32)
         self._tls = threading.local()
+
+    def _load_bank(self, table) -> im.MouthBank | None:
+        """The clip's own mouth crops ([mouths] table, prepare.py), or None."""
+        if table is None:
+            return None
+        try:
+            crops = np.load(self.dir / str(table["file"]))
+            openings = np.asarray([float(v) for v in table["openings"]], np.float32)
+        except (KeyError, TypeError, ValueError, OSError) as e:
+            raise InputError(f"{self.dir}/avatar.toml: bad [mouths] entry: {e}") from None
+        if crops.ndim != 4 or crops.shape[0] != len(openings) or crops.shape[3] != 3 or crops.dtype != np.uint8:
+            raise InputError(f"{self.dir}/{table['file']}: expected (k, rows, cols, 3) uint8 crops, found {crops.shape}")
+        return im.MouthBank(crops.astype(np.float32), openings)
 
     def _scratch(self) -> _Scratch:
         sc = getattr(self._tls, "sc", None)
@@ -427,7 +441,7 @@ class PhotoAvatar(FaceAvatar):
         m1, m2 = sc.fixed(h, w)
         cv2.convertMaps(mx, my, cv2.CV_16SC2, dstmap1=m1, dstmap2=m2)  # fixed-point remap is faster
         cv2.remap(self._base, m1, m2, cv2.INTER_LINEAR, dst=out[hy0:hy1, hx0:hx1], borderMode=cv2.BORDER_REPLICATE)
-        im.draw_inner_mouth(out, warp, self.palette, frame_index)
+        im.draw_inner_mouth(out, warp, self.palette, frame_index, self.bank)
 
 
 # --------------------------------------------------------------------------- video
@@ -508,7 +522,7 @@ class VideoAvatar(FaceAvatar):
         np.add(dx, np.arange(x0, x1, dtype=np.float32)[None, :], out=mx)
         np.add(dy, np.arange(y0, y1, dtype=np.float32)[:, None], out=my)
         cv2.remap(frame, mx, my, cv2.INTER_LINEAR, dst=out[y0:y1, x0:x1], borderMode=cv2.BORDER_REPLICATE)
-        im.draw_inner_mouth(out, warp, self.palette, frame_index)
+        im.draw_inner_mouth(out, warp, self.palette, frame_index, self.bank)
 
     def warm(self) -> None:
         """Start this thread's decoder child now: otherwise the first frame waits ~0.1 s for it."""

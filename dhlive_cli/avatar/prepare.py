@@ -4,6 +4,7 @@
     DIR/frame.png      the still (photo), or
     DIR/frames.mp4     the whole idle loop, H.264 (video): streamed at run time, never loaded whole
     DIR/landmarks.npy  float32 (frames, 468, 3) face-mesh landmarks in frame pixels
+    DIR/mouths.npy     uint8 (k, 48, 128, 3) the inside of the mouth at k openings, when the clip talks
     DIR/preview.png    contact sheet: the avatar with a set of mouth shapes and a blink
 
 A video is read once, in order: each frame is tracked from the previous frame's landmarks (the
@@ -31,14 +32,14 @@ import numpy as np
 
 from dhlive_cli.avatar import facerig as fr
 from dhlive_cli.avatar.inner_mouth import sample_palette
-from dhlive_cli.avatar.neutral import NEEDS_NEUTRAL_GAP, MouthNeutraliser, rest_frame_index
+from dhlive_cli.avatar.neutral import NEEDS_NEUTRAL_GAP, MouthNeutraliser, bank_frames, mouth_crop, rest_frame_index
 from dhlive_cli.avatar.media import FrameEncoder, VideoFrames, fit_within, read_frames_at, read_image, sniff_image
 from dhlive_cli.errors import InputError, OutputError
 
 log = logging.getLogger(__name__)
 
 LOOP_MODES = ("pingpong", "best")
-AVATAR_FILES = ("avatar.toml", "frame.png", "frames.mp4", "landmarks.npy", "preview.png")
+AVATAR_FILES = ("avatar.toml", "frame.png", "frames.mp4", "landmarks.npy", "mouths.npy", "preview.png")
 _CHUNK = 12  # frames read back at a time when building the loop (also the temp file's GOP)
 _XFADE = 8  # frames cross-faded at a "best" loop point
 
@@ -291,12 +292,19 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
     lm_all = smooth_landmarks(np.stack(lms), fps)
     warnings = [up.note] if up.turns else []
     gaps = np.array([_mouth_gap(x) for x in lm_all])
-    fix = None
+    fix, bank = None, None
     rest = rest_frame_index(lm_all)
     if float(gaps.max()) > float(gaps[rest]) + NEEDS_NEUTRAL_GAP:
         # the presenter talks in the clip: every frame gets the rest frame's mouth (neutral.py)
         neutral = MouthNeutraliser(read_frames_at(fwd_path, rest, 1, fps, tw, th)[0].copy(), lm_all[rest])
         plans = [neutral.plan(x) for x in lm_all]
+
+        # what the clip showed inside the mouth, for drawing ours (neutral.py: the mouth bank)
+        picks = bank_frames(lm_all)
+        crops = [mouth_crop(read_frames_at(fwd_path, j, 1, fps, tw, th)[0], lm_all[j]) for j in picks]
+        if crops:
+            np.save(tmp / "mouths.npy", np.stack([c for c, _ in crops]))
+            bank = {"file": "mouths.npy", "openings": [round(o, 4) for _, o in crops]}
         lm_all = np.stack([np.concatenate([p[2][:, :2], x[:, 2:]], axis=1) for p, x in zip(plans, lm_all)]).astype(np.float32)
 
         def fix(j: int, frame: np.ndarray) -> np.ndarray:
@@ -343,6 +351,8 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
         "palette": palette.as_table(),
         "preview": {"file": "preview.png"},
     }
+    if bank:
+        spec["mouths"] = bank
     write_manifest(tmp / "avatar.toml", spec)
     return PrepareResult("", "video", name, tw, th, fps, count, loop, round(count / fps, 3), palette.as_hex(), warnings)
 
