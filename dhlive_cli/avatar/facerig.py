@@ -274,8 +274,22 @@ class MouthWarp:
             jaw = None
         return vals[:, 0], vals[:, 1], lp, prof, np.sign(su) * prof, jaw, su
 
-    def _step(self, P: tuple, sv: np.ndarray, lower: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(du, dv) forward at source points with profiles P (their u) and vertical positions sv."""
+    def _envelope(self, su: np.ndarray, sv: np.ndarray, lower: bool) -> np.ndarray:
+        """How much of the field acts at source points: 1 well inside the face oval, 0 outside it
+        (downward the chin keeps moving: see INNER_FADE), 0 above the nose bottom."""
+        g = self.g
+        rho, down = g.oval_ratio(su, sv)
+        inside = 1.0 - smoothstep((rho - INNER_FADE) * (1.0 / (1.0 - INNER_FADE)))
+        if lower and self.jaw0 < 0.0:
+            # a chin moving up drags the top of the neck with it (no second chin edge is left behind)
+            below = 1.0 - smoothstep((rho - 1.0) * (1.0 / NECK_STRETCH))
+        else:
+            below = 1.0  # beyond the grown oval the caller keeps the source (the chin covers the neck)
+        return np.maximum(inside, down * below) * smoothstep((sv - g.v_nose) * (1.0 / -g.v_nose))
+
+    def _step(self, P: tuple, sv: np.ndarray, lower: bool, env: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(du, dv) forward at source points with profiles P (their u) and vertical positions sv;
+        env: their envelope when already known (it varies slowly, so the inverse reuses it)."""
         g, p = self.g, self.p
         edge, d, lp, prof, sprof, jaw = P[:6]
         if lower:
@@ -292,14 +306,7 @@ class MouthWarp:
         hy = np.exp(-q * q)
         if p.corner_lift:
             dv = dv - p.corner_lift * prof * prof * hy
-        rho, down = g.oval_ratio(P[6], sv)
-        inside = 1.0 - smoothstep((rho - INNER_FADE) * (1.0 / (1.0 - INNER_FADE)))
-        if lower and self.jaw0 < 0.0:
-            # a chin moving up drags the top of the neck with it (no second chin edge is left behind)
-            below = 1.0 - smoothstep((rho - 1.0) * (1.0 / NECK_STRETCH))
-        else:
-            below = 1.0  # beyond the grown oval the caller keeps the source (the chin covers the neck)
-        e = np.maximum(inside, down * below) * smoothstep((sv - g.v_nose) * (1.0 / -g.v_nose))
+        e = self._envelope(P[6], sv, lower) if env is None else env
         du = (p.corner / g.hw) * sprof * hy * e if p.corner else np.zeros_like(sv)
         return du, dv * e
 
@@ -318,8 +325,9 @@ class MouthWarp:
         du, dv = self._step(P, v, lower)
         su, sv = u - du, v - dv
         P = self._profiles(su, lower)  # the corners moved: profiles where the point came from
+        env = self._envelope(su, sv, lower)
         for _ in range(2):
-            du, dv = self._step(P, sv, lower)
+            du, dv = self._step(P, sv, lower, env)
             sv = v - dv
         return u - du, sv
 

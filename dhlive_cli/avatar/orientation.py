@@ -1,9 +1,9 @@
 """Pictures the right way up, and transparent photos on a background, before a face is measured.
 
-``find_upright`` tries the picture as it is and turned by 90, 180 and 270 degrees; in each it asks
+``find_upright`` tries the picture as it is and turned by 180, 90 and 270 degrees; in each it asks
 the face detector for the face and reads the face's roll from its keypoints (the eyes' line and
-where the mouth lies from it). The turn that shows one face with the mouth below the eyes and
-the smallest roll wins. A picture in which no turn shows an upright face is refused with one
+where the mouth lies from it). The picture as it is wins when its face is upright; otherwise the
+turn whose face the mesh confirms with the mouth below the eyes and the best score wins. A picture in which no turn shows an upright face is refused with one
 line, so a mouth is never drawn between the eyes of an upside-down face.
 
 ``flatten_alpha`` composites a photo with an alpha channel onto the default avatar's background
@@ -61,14 +61,20 @@ def face_roll_degrees(keypoints: np.ndarray) -> float:
     return math.degrees(math.atan2(-down[0], down[1]))
 
 
-def find_upright(bgr: np.ndarray, detector) -> Upright:
+def find_upright(bgr: np.ndarray, detector, mesh=None) -> Upright:
     """The turn that shows the face upright (InputError when none does; no face at all is left
-    to the caller's own face check, which says so in its words)."""
+    to the caller's own face check, which says so in its words).
+
+    The picture as it is wins whenever it shows an upright face: a turned picture is only chosen
+    when it is not, and only for a face the mesh confirms (presence >= 0.5), because on a turned
+    picture the detector may take clothes or background for a face.
+    """
     best: Upright | None = None
     best_score = -1.0
     seen_face = False
-    for k in range(4):
-        faces = detector.detect(rotate(bgr, k))
+    for k in (0, 2, 1, 3):
+        img = rotate(bgr, k)
+        faces = detector.detect(img)
         if not faces:
             continue
         seen_face = True
@@ -76,6 +82,12 @@ def find_upright(bgr: np.ndarray, detector) -> Upright:
         roll = face_roll_degrees(f.keypoints)
         if abs(roll) > MAX_ROLL_DEGREES:
             continue
+        if k == 0:
+            return Upright(0, roll)
+        if mesh is not None:
+            _, presence = mesh.landmarks(img, mesh.roi_from_detection(f, img.shape))
+            if presence < 0.5:
+                continue
         score = float(f.score) - abs(roll) / 180.0
         if score > best_score:
             best, best_score = Upright(k, roll), score

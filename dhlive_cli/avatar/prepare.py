@@ -212,7 +212,7 @@ def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions) -> PrepareResult:
         warnings.append(note)
     h, w = img.shape[:2]
     faces = _Faces()
-    up = find_upright(img, faces.detector)
+    up = find_upright(img, faces.detector, faces.mesh)
     if up.turns:
         img = rotate(img, up.turns)
         warnings.append(up.note)
@@ -255,7 +255,7 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
     with VideoFrames(src, fps, opts.max_seconds) as vf:
         faces = _Faces()
         # the clip's first frame says which way is up (a rotated phone clip without its tag)
-        up = find_upright(vf.first, faces.detector)
+        up = find_upright(vf.first, faces.detector, faces.mesh)
         sw, sh = (vf.height, vf.width) if up.turns % 2 else (vf.width, vf.height)
         tw, th = fit_within(sw, sh, opts.size)
         total = vf.expected_frames
