@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 # MediaPipe face-mesh indices (468-point topology). Lip rings run from the image-left corner

@@ -30,10 +30,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dhlive_cli.avatar import facerig as fr
 from dhlive_cli.avatar.inner_mouth import sample_palette
-from dhlive_cli.avatar.neutral import NEEDS_NEUTRAL_GAP, MouthNeutraliser, bank_frames, mouth_crop, rest_frame_index
 from dhlive_cli.avatar.media import FrameEncoder, VideoFrames, fit_within, read_frames_at, read_image, sniff_image
+from dhlive_cli.avatar.neutral import (NEEDS_NEUTRAL_GAP, MouthNeutraliser, bank_frames, mouth_crop, mouth_gap,
+                                       rest_frame_index)
+from dhlive_cli.avatar.preview import write_preview
 from dhlive_cli.errors import InputError, OutputError
 
 log = logging.getLogger(__name__)
@@ -174,12 +175,6 @@ class _Faces:
         return np.asarray(lm, np.float32) if presence >= 0.5 else None
 
 
-def _mouth_gap(lm: np.ndarray) -> float:
-    """Inner lip gap over mouth width: about 0 closed, 0.3+ clearly open."""
-    w = np.linalg.norm(lm[308, :2] - lm[78, :2])
-    return float(np.linalg.norm(lm[14, :2] - lm[13, :2]) / max(w, 1e-6))
-
-
 def smooth_landmarks(lm: np.ndarray, fps: float) -> np.ndarray:
     """Zero-lag jitter removal: a one-euro filter forwards and backwards, averaged."""
     from dhlive_cli.face import OneEuroFilter
@@ -225,7 +220,7 @@ def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions) -> PrepareResult:
         raise OutputError(f"{tmp}: cannot write frame.png")
     np.save(tmp / "landmarks.npy", lm[None].astype(np.float32))
     name = opts.name or src.stem
-    if _mouth_gap(lm) > 0.12:
+    if mouth_gap(lm) > 0.12:
         warnings.append("the mouth is open in the photo: it is closed by the warp at rest; a closed-mouth photo looks best")
     spec = {
         "kind": "photo", "name": name, "version": 1,
@@ -291,7 +286,7 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
         raise InputError(f"{src}: needs at least 2 video frames, found {n} (use a photo for a still)")
     lm_all = smooth_landmarks(np.stack(lms), fps)
     warnings = [up.note] if up.turns else []
-    gaps = np.array([_mouth_gap(x) for x in lm_all])
+    gaps = np.array([mouth_gap(x) for x in lm_all])
     fix, bank = None, None
     rest = rest_frame_index(lm_all)
     if float(gaps.max()) > float(gaps[rest]) + NEEDS_NEUTRAL_GAP:
@@ -444,66 +439,3 @@ def write_manifest(path: Path, spec: dict) -> None:
         for k, v in table.items():
             lines.append(f"{k} = {_toml_value(v)}")
     path.write_text("\n".join(lines) + "\n")
-
-
-# --------------------------------------------------------------------------- preview
-
-
-PREVIEW_SHAPES = (
-    ("rest", (0.0, 0.0, 0.0, 0.0)),
-    ("open small", (0.25, 0.0, 0.0, 0.0)),
-    ("open mid", (0.5, 0.0, 0.0, 0.0)),
-    ("open wide", (0.9, 0.0, 0.0, 0.0)),
-    ("spread (ee)", (0.25, 1.0, 0.0, 0.0)),
-    ("round (oo)", (0.3, 0.0, 1.0, 0.0)),
-    ("pressed (m b p)", (0.0, 0.0, 0.0, 1.0)),
-)
-
-
-def write_preview(avatar_dir: Path, path: Path, tile_w: int = 240) -> None:
-    """A 4x2 contact sheet of the avatar's face with PREVIEW_SHAPES and a blink (or a later frame)."""
-    import tomllib
-
-    from dhlive_cli.avatar.drawn import MouthShape
-    from dhlive_cli.avatar.photo import PhotoAvatar, VideoAvatar
-
-    spec = tomllib.loads((avatar_dir / "avatar.toml").read_text())
-    fr_ = spec["frames"]
-    side = int(min(720, max(fr_["width"], fr_["height"]))) // 2 * 2
-    cls = PhotoAvatar if spec["kind"] == "photo" else VideoAvatar
-    av = cls(avatar_dir, spec, side, side, int(fr_.get("fps", 25)))
-    try:
-        pts = av.frame_points(0)
-        oval = pts[fr.rig_slots(fr.FACE_OVAL)]
-        x0, y0 = oval.min(axis=0)
-        x1, y1 = oval.max(axis=0)
-        cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1) + 0.08 * (y1 - y0)
-        half = 0.62 * max(x1 - x0, y1 - y0)
-        bx0, by0 = int(max(0, cx - half)), int(max(0, cy - half))
-        bx1, by1 = int(min(side, cx + half)), int(min(side, cy + half))
-        frame = np.zeros((side, side, 3), np.uint8)
-        tiles = []
-        items = [(label, 0, MouthShape(*m)) for label, m in PREVIEW_SHAPES]
-        if isinstance(av, PhotoAvatar):
-            k = next(i for i in range(av._blink_first, av._blink_first + 10 * av.fps) if av.blink_closure(i) >= 0.99)
-            items.append(("blink", k, MouthShape()))
-        else:
-            items.append((f"loop frame {av.count // 2}", av.count // 2, MouthShape()))
-        tile_h = int(round(tile_w * (by1 - by0) / max(1, bx1 - bx0)))
-        for label, idx, m in items:
-            av.render(frame, idx, m, fresh=True)
-            t = cv2.resize(frame[by0:by1, bx0:bx1], (tile_w, tile_h), interpolation=cv2.INTER_AREA)
-            bar = np.full((26, tile_w, 3), 245, np.uint8)
-            cv2.putText(bar, label, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (40, 40, 40), 1, cv2.LINE_AA)
-            tiles.append(np.concatenate([t, bar], axis=0))
-        gap = 4
-        th = tiles[0].shape[0]
-        sheet = np.full((2 * th + 3 * gap, 4 * tile_w + 5 * gap, 3), 255, np.uint8)
-        for i, t in enumerate(tiles):
-            r, c = divmod(i, 4)
-            y, x = gap + r * (th + gap), gap + c * (tile_w + gap)
-            sheet[y : y + th, x : x + tile_w] = t
-        if not cv2.imwrite(str(path), sheet):
-            raise OutputError(f"{path}: cannot write the preview")
-    finally:
-        av.close()
