@@ -2,8 +2,8 @@
 
 ``find_upright`` tries the picture as it is and turned by 180, 90 and 270 degrees; in each it asks
 the face detector for the face and reads the face's roll from its keypoints (the eyes' line and
-where the mouth lies from it). The picture as it is wins when its face is upright; otherwise the
-turn whose face the mesh confirms with the mouth below the eyes and the best score wins. A picture in which no turn shows an upright face is refused with one
+where the mouth lies from it) and has the face mesh confirm it. The picture as it is wins
+unless a turn shows an upright face clearly better. A picture in which no turn shows an upright face is refused with one
 line, so a mouth is never drawn between the eyes of an upside-down face.
 
 ``flatten_alpha`` composites a photo with an alpha channel onto the default avatar's background
@@ -61,16 +61,16 @@ def face_roll_degrees(keypoints: np.ndarray) -> float:
     return math.degrees(math.atan2(-down[0], down[1]))
 
 
-def find_upright(bgr: np.ndarray, detector, mesh=None) -> Upright:
+def find_upright(bgr: np.ndarray, detector, mesh) -> Upright:
     """The turn that shows the face upright (InputError when none does; no face at all is left
     to the caller's own face check, which says so in its words).
 
-    The picture as it is wins whenever it shows an upright face: a turned picture is only chosen
-    when it is not, and only for a face the mesh confirms (presence >= 0.5), because on a turned
-    picture the detector may take clothes or background for a face.
+    Each turn's best face counts only with its mouth below its eyes, and is scored by the
+    detector's score times the face mesh's presence (the detector alone may take clothes in a
+    turned picture, or an upside-down face, for an upright face; the mesh, cropped along the
+    detected eyes, does not). The picture as it is wins unless a turn scores clearly better.
     """
-    best: Upright | None = None
-    best_score = -1.0
+    scores: dict[int, tuple[float, float]] = {}
     seen_face = False
     for k in (0, 2, 1, 3):
         img = rotate(bgr, k)
@@ -82,17 +82,14 @@ def find_upright(bgr: np.ndarray, detector, mesh=None) -> Upright:
         roll = face_roll_degrees(f.keypoints)
         if abs(roll) > MAX_ROLL_DEGREES:
             continue
-        if k == 0:
-            return Upright(0, roll)
-        if mesh is not None:
-            _, presence = mesh.landmarks(img, mesh.roi_from_detection(f, img.shape))
-            if presence < 0.5:
-                continue
-        score = float(f.score) - abs(roll) / 180.0
-        if score > best_score:
-            best, best_score = Upright(k, roll), score
-    if best is not None:
-        return best
+        _, presence = mesh.landmarks(img, mesh.roi_from_detection(f, img.shape))
+        if presence >= 0.5:
+            scores[k] = (float(f.score) * float(presence), roll)
+    if scores:
+        best = max(scores, key=lambda k: scores[k][0])
+        if 0 in scores and scores[0][0] >= scores[best][0] - 0.1:
+            best = 0
+        return Upright(best, scores[best][1])
     if seen_face:
         raise InputError("the face is not upright in any quarter turn of the picture (tilted too far): "
                          "use a picture with the head upright")

@@ -127,11 +127,14 @@ def mouth_displacement(g: fr.MouthGeometry, warp: fr.MouthWarp, sc: _Scratch):
         np.add(lx, np.arange(w, dtype=np.float32)[None, :], out=sx)
         np.add(ly, np.arange(h, dtype=np.float32)[:, None], out=sy)
         oval[:] = 0
-        cv2.fillPoly(oval, [np.round((g.oval_px - (x0, y0)) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
-        cv2.remap(oval, sx, sy, cv2.INTER_NEAREST, dst=keep, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        np.subtract(1, keep, out=keep)
-        lx[keep > 0] = 0.0
-        ly[keep > 0] = 0.0
+        cv2.fillPoly(oval, [np.round((g.oval_px - (x0, y0)) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+        # sampled with interpolation, the oval's anti-aliased edge gives the chin's outline a
+        # one-pixel soft edge instead of a staircase
+        cv2.remap(oval, sx, sy, cv2.INTER_LINEAR, dst=keep, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        inside = sx  # reuse: the source x is no longer needed
+        np.multiply(keep, np.float32(1.0 / 255.0), out=inside, dtype=np.float32)
+        np.multiply(lx, inside, out=lx)
+        np.multiply(ly, inside, out=ly)
     mask[:] = 0
     poly = warp.lower_side_polygon() - (x0, y0)
     cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
