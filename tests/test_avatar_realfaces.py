@@ -359,3 +359,18 @@ def test_a_talking_clip_follows_our_track_not_its_own(speech_10s, tmp_path):
     # re-detected landmarks on an encoded 224-px clip scatter by a few % of the range: 9 in 10
     # pressed frames within 10 %, none beyond 15 %
     assert np.percentile(excess, 90) <= 0.10 and excess.max() <= 0.15, [(float(e), float(c), float(o), int(i)) for e, c, o, i in sorted(zip(excess.round(3), close[pressed].round(2), opening[pressed].round(2), pressed))[-6:]]
+
+
+def test_an_upside_down_clip_becomes_an_upright_video_avatar(tmp_path):
+    """A clip turned 180 degrees without a rotation tag: every frame is turned upright."""
+    img = face("astronaut")
+    clip = tmp_path / "flipped.mp4"
+    with FrameEncoder(clip, 320, 320, FPS, crf=18, preset="veryfast") as enc:
+        for k in range(30):
+            m = np.float32([[1.0, 0, -110 + 0.5 * k], [0, 1.0, -40]])
+            enc.write(rotate(cv2.warpAffine(img, m, (320, 320), borderMode=cv2.BORDER_REFLECT), 2))
+    res = prepare_avatar(clip, tmp_path / "av", PrepareOptions(preview=False))
+    assert any("180 degrees" in w for w in res.warnings), res.warnings
+    lm = np.load(tmp_path / "av" / "landmarks.npy")
+    eyes_y = 0.5 * (lm[:, 33, 1] + lm[:, 263, 1])
+    assert (lm[:, 13, 1] > eyes_y + 20).all()
