@@ -208,6 +208,7 @@ class MouthBank:
     openings: np.ndarray
 
     def pick(self, opening: float) -> np.ndarray:
+        """The crop whose opening (gap over inner half-width) is nearest the one asked for."""
         return self.crops[int(np.argmin(np.abs(self.openings - opening)))]
 
 
