@@ -305,7 +305,7 @@ def test_a_talking_clip_follows_our_track_not_its_own(speech_10s, tmp_path):
     r = runner.invoke(app, ["render", str(speech), "-o", str(out), "--avatar", str(tmp_path / "av"),
                             "--size", f"{size}x{size}", "--json", "--metrics", "off"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["lipsync", str(speech), "-o", str(tmp_path / "track.json")])
+    r = runner.invoke(app, ["lipsync", str(speech), "-o", str(tmp_path / "track.json"), "--format", "frames"])
     assert r.exit_code == 0, r.output
     track = json.loads((tmp_path / "track.json").read_text())["frames"]
     opening = np.array([f["open"] for f in track])
