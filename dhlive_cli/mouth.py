@@ -1,9 +1,16 @@
 """Mouth track: turns per-frame model output into the mouth the avatar shows.
 
 Per session and stateful across blocks, so a stream cut anywhere gives the same track. Two
-rules on top of the model: a silence gate (frame RMS below the gate closes the mouth whatever
-the model says, so breath noise does not mumble) and one-pole smoothing that opens fast and
+rules on top of the model: an adaptive silence gate and one-pole smoothing that opens fast and
 releases fast enough that the mouth is closed within 120 ms (3 frames) after speech stops.
+
+The gate follows the input's level instead of a fixed dBFS threshold, so speech recorded at low
+gain moves the lips as much as speech at full scale: a peak-hold of the frame level (dBFS, decaying
+by `peak_release_db_per_s`) tracks how loud this source's speech is, and a frame more than
+`gate_below_peak_db` under it, or under the absolute `gate_floor_dbfs`, is silence (the mouth
+closes whatever the model says, so breath and hiss between words do not mumble). Whether sound
+is a voice at all (music, noise) is the model's decision: lipsync-v2 is trained to keep the mouth
+closed on voiceless audio at any level.
 """
 
 from __future__ import annotations
@@ -19,7 +26,12 @@ REST_CLOSE = 0.8  # lips together but relaxed: the model's target at rest (1.0 i
 
 @dataclass(frozen=True, slots=True)
 class MouthTrackOptions:
-    gate_dbfs: float = -50.0  # frames quieter than this are silence
+    """Gate and smoothing settings. Levels are frame RMS in dBFS (40 ms frames, full scale = 1.0)."""
+
+    gate_floor_dbfs: float = -75.0  # frames quieter than this are always silence
+    gate_below_peak_db: float = 40.0  # ... and so are frames this far under the recent peak
+    peak_release_db_per_s: float = 3.0  # how fast the peak-hold forgets a loud passage
+    activity_dbfs: float = -50.0  # live's idle/talking state only (idle motion), not the mouth
     attack: float = 0.85  # share of the step toward a larger target taken per frame
     release: float = 0.6  # ... toward a smaller one: 0.4^3 = 6 % of an opening left after 3 frames
     shape_follow: float = 0.5  # spread/round/close follow more smoothly
@@ -28,20 +40,28 @@ class MouthTrackOptions:
 class MouthTrack:
     def __init__(self, options: MouthTrackOptions | None = None):
         self.o = options or MouthTrackOptions()
-        self._gate = 10.0 ** (self.o.gate_dbfs / 20.0)
+        self._floor = 10.0 ** (self.o.gate_floor_dbfs / 20.0)
+        self._below = 10.0 ** (-self.o.gate_below_peak_db / 20.0)
+        self._decay = 10.0 ** (-self.o.peak_release_db_per_s / 20.0 / 25.0)  # per 40 ms frame
         # start at rest (closed, relaxed lips), not at zeros: silence must show rest from frame 0
         self._state = np.array([0.0, 0.0, 0.0, REST_CLOSE], dtype=np.float32)
+        self._peak = 0.0  # peak-hold of frame RMS (linear)
 
     def reset(self) -> None:
         self._state[:] = (0.0, 0.0, 0.0, REST_CLOSE)
+        self._peak = 0.0
 
     def apply(self, raw: np.ndarray, rms: np.ndarray, out: np.ndarray) -> None:
-        """raw (n, 4) model output, rms (n,) frame RMS -> out (n, 4) smoothed, gated track."""
+        """raw (n, 4) float32 model output in [0, 1], rms (n,) float32 frame RMS (full scale 1.0)
+        -> out (n, 4) float32 smoothed, gated track (open, spread, round, close)."""
         s = self._state
         o = self.o
-        gate = self._gate
+        floor, below, decay = self._floor, self._below, self._decay
+        peak = self._peak
         for i in range(raw.shape[0]):
-            silent = rms[i] < gate
+            r = float(rms[i])
+            peak = r if r > peak else peak * decay
+            silent = r < floor or r < peak * below
             target_open = 0.0 if silent else float(raw[i, 0])
             a = o.attack if target_open > s[0] else o.release
             s[0] += a * (target_open - s[0])
@@ -50,6 +70,7 @@ class MouthTrack:
             s[2] += k * ((0.0 if silent else float(raw[i, 2])) - s[2])
             s[3] += k * ((REST_CLOSE if silent else float(raw[i, 3])) - s[3])
             out[i] = s
+        self._peak = peak
 
 
 def frame_rms(audio: np.ndarray, n_frames: int, samples_per_frame: int, out: np.ndarray) -> None:

@@ -178,3 +178,83 @@ def telephone_noisy(x: np.ndarray, active: np.ndarray, rng: np.random.Generator)
     kind = "white" if rng.random() < 0.5 else "pink"
     y = add_noise(x, colored_noise(x.shape[0], rng, kind), 10.0, active)
     return band_filter(y, 300.0, 3400.0, order=6)
+
+
+def _tone(f0: float, n: int, rng: np.random.Generator, n_harm: int, decay: float) -> np.ndarray:
+    """A harmonic tone (additive synthesis, random phases), partial k at amplitude k**-decay."""
+    t = np.arange(n) / SR
+    y = np.zeros(n)
+    for k in range(1, n_harm + 1):
+        if f0 * k > SR / 2 - 200:
+            break
+        y += k ** (-decay) * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi))
+    return y
+
+
+def _env(n: int, attack: float, release: float) -> np.ndarray:
+    t = np.arange(n) / SR
+    return np.minimum(1.0, t / max(attack, 1e-3)) * np.exp(-t / release)
+
+
+def synth_music(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n samples of random instrumental music: chords, bass line, kick, snare and hi-hat.
+
+    Training material for 'no voice' (its frames are labelled silence): harmonic sounds that are
+    not speech, so the model learns that harmony alone is no reason to open the mouth.
+    """
+    y = np.zeros(n)
+    bpm = rng.uniform(70, 160)
+    beat = int(SR * 60 / bpm)
+    root = 110.0 * 2 ** (rng.integers(-5, 7) / 12)
+    progression = rng.choice([0, 2, 3, 5, 7, 8, 9, 10], size=4)
+    chord_len = beat * int(rng.choice([2, 4]))
+    n_harm, decay = int(rng.integers(3, 14)), float(rng.uniform(0.6, 2.0))
+    for ci, start in enumerate(range(0, n, chord_len)):
+        seg = min(chord_len, n - start)
+        base = root * 2 ** (progression[ci % 4] / 12) * 2
+        minor = rng.random() < 0.4
+        for semis in (0, 3 if minor else 4, 7) + ((10,) if rng.random() < 0.3 else ()):
+            f = base * 2 ** (semis / 12)
+            y[start : start + seg] += 0.25 * _tone(f, seg, rng, n_harm, decay) * _env(seg, rng.uniform(0.005, 0.1), rng.uniform(0.4, 3.0))
+        # bass: root note on every beat
+        for b in range(start, start + seg, beat):
+            m = min(beat, n - b)
+            y[b : b + m] += 0.5 * _tone(base / 4, m, rng, 4, 1.5) * _env(m, 0.005, 0.25)
+    kick = rng.random() < 0.8
+    for b in range(0, n, beat):
+        m = min(beat // 2, n - b)
+        t = np.arange(m) / SR
+        if kick:
+            y[b : b + m] += 0.7 * np.sin(2 * np.pi * (50 + 80 * np.exp(-t / 0.03)) * t) * np.exp(-t / 0.12)
+        h = b + beat // 2
+        for pos in (b, h):
+            mm = min(int(0.08 * SR), n - pos)
+            if mm > 0:
+                hat = np.diff(rng.standard_normal(mm + 1)) * np.exp(-np.arange(mm) / SR / 0.02)
+                y[pos : pos + mm] += 0.15 * hat
+        if (b // beat) % 2 == 1 and rng.random() < 0.7:
+            mm = min(int(0.15 * SR), n - b)
+            y[b : b + mm] += 0.3 * rng.standard_normal(mm) * np.exp(-np.arange(mm) / SR / 0.05)
+    y = band_filter(y.astype(np.float32), None, rng.uniform(4000, 7900))
+    return (y / (np.max(np.abs(y)) + 1e-9) * 0.5).astype(np.float32)
+
+
+def novoice_clip(n: int, rng: np.random.Generator, music: list[np.ndarray]) -> tuple[np.ndarray, str]:
+    """n samples with no voice in them: synthetic or recorded music, noise, hum, or a mix."""
+    r = rng.random()
+    if r < 0.35:
+        y, desc = synth_music(n, rng), "synth-music"
+    elif r < 0.6 and music:
+        track = music[int(rng.integers(len(music)))]
+        s = int(rng.integers(0, max(1, track.shape[0] - n)))
+        y = np.resize(track[s : s + n], n)
+        desc = "recorded-music"
+    else:
+        kind = str(rng.choice(["white", "pink", "brown", "hum", "colored", "colored", "colored"]))
+        y, desc = colored_noise(n, rng, kind), f"noise-{kind}"
+    if rng.random() < 0.3:
+        y = y + colored_noise(n, rng, "colored") * rng.uniform(0.05, 0.5) * np.std(y) / 0.1
+        desc += "+noise"
+    if rng.random() < 0.3:
+        y = reverb(y.astype(np.float32), rng)
+    return (y / (np.max(np.abs(y)) + 1e-9) * 0.5).astype(np.float32), desc

@@ -1,6 +1,6 @@
 """Export the trained net to ONNX with the engine's metadata and check it against torch.
 
-    python -m training.export --ckpt build/lipsync/model.pt --out models/lipsync-v1.onnx
+    python -m training.export --ckpt build/lipsync/model.pt --out models/lipsync-v2.onnx
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default="build/lipsync/model.pt")
     ap.add_argument("--data", default="build/lipsync/data")
-    ap.add_argument("--out", default="models/lipsync-v1.onnx")
+    ap.add_argument("--out", default="models/lipsync-v2.onnx")
+    ap.add_argument("--name", default="lipsync-v2", help="dhlive.model metadata")
     a = ap.parse_args()
     torch.set_num_threads(2)
     ck = torch.load(a.ckpt, map_location="cpu")
@@ -41,7 +42,7 @@ def main() -> None:
         "dhlive.window_past": str(past),
         "dhlive.window_ahead": str(ahead),
         "dhlive.params": "open,spread,round,close",
-        "dhlive.model": "lipsync-v1",
+        "dhlive.model": a.name,
         "dhlive.kind": "trained",
     }
     del m.metadata_props[:]
@@ -49,7 +50,7 @@ def main() -> None:
         p = m.metadata_props.add()
         p.key, p.value = k, v
     m.producer_name = "dhlive-training"
-    m.doc_string = "dhlive lip-sync v1: log-mel window -> open, spread, round, close (see models/README.md)"
+    m.doc_string = f"dhlive {a.name}: log-mel window -> open, spread, round, close (see models/README.md)"
     onnx.checker.check_model(m)
     onnx.save(m, a.out)
     os.remove(tmp)

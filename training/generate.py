@@ -148,6 +148,27 @@ def _eval_item(args):
                 unknown=unknown, lang=lang, voice=voice, text=text)
 
 
+_MUSIC: list = []
+
+
+def _novoice_init(music: list) -> None:
+    _MUSIC[:] = music
+
+
+def _novoice_item(args):
+    """2-6 s with no voice (music, noise, hum) and sometimes digital silence around it: all silence."""
+    seed, i = args
+    rng = np.random.default_rng(_seed(seed, "novoice", i))
+    n_frames = int(rng.integers(50, 150))
+    audio = np.zeros(n_frames * SPF, np.float32)
+    lead = int(rng.integers(0, 10)) * SPF if rng.random() < 0.3 else 0
+    clip, desc = augment.novoice_clip(audio.shape[0] - lead, rng, _MUSIC)
+    audio[lead:] = clip
+    segs = mouth_table.segments([], audio.shape[0])
+    tgt = mouth_table.frame_targets(segs, audio.shape[0], n_frames, SPF)
+    return dict(mel=logmel(audio), tgt=tgt, silent=np.ones(n_frames, bool), bil=[], lang="none", voice=desc)
+
+
 def _pack(items, path: Path, keys=("mel",)) -> None:
     n_frames = np.array([it["tgt"].shape[0] for it in items])
     arrays = {k: np.concatenate([it[k] for it in items]).astype(np.float32) for k in keys}
@@ -171,10 +192,20 @@ def main() -> None:
     ap.add_argument("--n-eval", type=int, default=300, help="per evaluation split")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--n-novoice", type=int, default=800, help="music/noise clips labelled silence")
+    ap.add_argument("--cache", default="build/speech", help="where the recorded music is fetched to")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    if a.n_novoice:
+        from training import real_speech
+
+        with Pool(a.workers, initializer=_novoice_init, initargs=(real_speech.music(Path(a.cache)),)) as pool:
+            items = pool.map(_novoice_item, [(a.seed, i) for i in range(a.n_novoice)], chunksize=8)
+        _pack(items, out / "novoice.npz")
+        print(f"novoice: {len(items)} clips, {sum(it['tgt'].shape[0] for it in items)} frames "
+              f"({time.time() - t0:.0f}s)", flush=True)
     variants = train_variants()
     with Pool(a.workers) as pool:
         for split in ("voices", "langs"):

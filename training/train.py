@@ -1,12 +1,21 @@
-"""Train LipSyncNet on the generated set (CPU, 2 threads, fixed seed).
+"""Train LipSyncNet on eSpeak speech, real speech and voiceless audio (CPU, 2 threads, fixed seed).
 
-    python -m training.train --data build/lipsync/data --out build/lipsync/model.pt
+    python -m training.train --data build/lipsync/data --real build/lipsync/real --out build/lipsync/model.pt
+
+Sources, mixed in every epoch:
+- data/train.npz: eSpeak NG speech with exact phoneme timing (training.generate), minus the last
+  4 % of utterances kept as a validation split;
+- real/<speaker>.npz for training.real_speech.TRAIN_SPEAKERS: real voices labelled by forced
+  alignment (training.label_real), repeated `--real-repeat` times per epoch;
+- data/novoice.npz: music, noise and hum with no voice, every frame labelled silence.
+The dev speakers are never loaded here.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 
 import numpy as np
@@ -46,10 +55,13 @@ class WindowSet:
         return self.rows[self.start[idx, None] + self.offsets], self.tgt[idx]
 
 
+GAIN_DB = (-50.0, 8.0)  # data sits at peak -6 dBFS: this spans peaks of -56..+2 dBFS
+
+
 def level_eq_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random gain (+-20 dB) and a random smooth EQ across the mel bands, exact in power domain."""
+    """Random gain (GAIN_DB) and a random smooth EQ across the mel bands, exact in power domain."""
     n = x.shape[0]
-    gain_db = torch.rand(n, 1, 1, generator=gen) * 40 - 20
+    gain_db = torch.rand(n, 1, 1, generator=gen) * (GAIN_DB[1] - GAIN_DB[0]) + GAIN_DB[0]
     tilt_db = (torch.rand(n, 1, 1, generator=gen) * 2 - 1) * 8
     band = torch.linspace(-1, 1, N_MELS).view(1, 1, -1)
     knots = (torch.rand(n, 1, 4, generator=gen) * 2 - 1) * 4
@@ -81,6 +93,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--real", default="build/lipsync/real", help="labelled real speech ('' for none)")
+    ap.add_argument("--real-repeat", type=int, default=3, help="times each real frame is seen per epoch")
     a = ap.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(a.seed)
@@ -89,20 +103,40 @@ def main() -> None:
     n_frames = d["n_frames"]
     n_val_utt = max(1, len(n_frames) // 25)
     cut_f = int(n_frames[:-n_val_utt].sum())
-    train = WindowSet(d["mel"][: 4 * cut_f], n_frames[:-n_val_utt], d["tgt"][:cut_f], PAST, AHEAD)
+    # (name, mel, n_frames, tgt, repeat)
+    sources = [("espeak", d["mel"][: 4 * cut_f], n_frames[:-n_val_utt], d["tgt"][:cut_f], 1)]
+    if a.real:
+        from training.real_speech import TRAIN_SPEAKERS
+
+        for spk in TRAIN_SPEAKERS:
+            r = np.load(f"{a.real}/{spk}.npz")
+            sources.append((spk, r["mel"], r["n_frames"], r["tgt"], a.real_repeat))
+    if os.path.exists(f"{a.data}/novoice.npz"):
+        nv = np.load(f"{a.data}/novoice.npz")
+        sources.append(("novoice", nv["mel"], nv["n_frames"], nv["tgt"], 1))
+    train = WindowSet(np.concatenate([s[1] for s in sources]), np.concatenate([s[2] for s in sources]),
+                      np.concatenate([s[3] for s in sources]), PAST, AHEAD)
+    reps, off = [], 0
+    for name, _m, nf, _t, rep in sources:
+        n = int(nf.sum())
+        print(f"source {name}: {len(nf)} utterances, {n} frames ({n / 25 / 60:.1f} min) x{rep}", flush=True)
+        reps.append(torch.arange(off, off + n).repeat(rep))
+        off += n
+    epoch_idx = torch.cat(reps)
     val = WindowSet(d["mel"][4 * cut_f :], n_frames[-n_val_utt:], d["tgt"][cut_f:], PAST, AHEAD)
-    print(f"train frames {len(train)}, validation frames {len(val)} (last {n_val_utt} utterances)", flush=True)
+    print(f"train frames {len(epoch_idx)} per epoch, validation frames {len(val)} (last {n_val_utt} eSpeak utterances)",
+          flush=True)
     model = LipSyncNet()
     print(f"parameters: {sum(p.numel() for p in model.parameters())}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-2)
-    steps_per_epoch = len(train) // a.batch
+    steps_per_epoch = len(epoch_idx) // a.batch
     total = steps_per_epoch * a.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 300) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
     t0 = time.time()
     for ep in range(a.epochs):
-        perm = torch.randperm(len(train), generator=gen)
+        perm = epoch_idx[torch.randperm(len(epoch_idx), generator=gen)]
         run = 0.0
         for s in range(steps_per_epoch):
             idx = perm[s * a.batch : (s + 1) * a.batch]

@@ -90,7 +90,7 @@ class LiveSession:
         self._pending_latency: list[tuple[int, int]] = []  # (frame of an utterance's first sample, push ns)
         self._hang = max(1, self.opts.hangover_ms * tb.fps // 1000)
         self._fade_frames = max(1, self.opts.crossfade_ms * tb.fps // 1000)
-        self._gate_energy = tb.samples_per_frame * (10 ** (self.analyzer.track.o.gate_dbfs / 20)) ** 2
+        self._gate_energy = tb.samples_per_frame * (10 ** (self.analyzer.track.o.activity_dbfs / 20)) ** 2
         self._conductor = conductor
         self._own_conductor = conductor is None
         self._thread = threading.Thread(target=self._draw, name=f"dhlive-draw-{name}", daemon=True)

@@ -1,0 +1,81 @@
+"""Label the real-speech prompts (training.real_speech) by forced alignment and store features.
+
+    python -m training.label_real --cache build/speech --out build/lipsync/real --workers 2
+
+One .npz per speaker with the same fields as the eSpeak sets (mel, tgt, silent, bil, n_frames)
+plus the prompt names. Each recording gets 200 ms of digital silence on both sides (the aligner
+and the model both see it). Prompts the aligner cannot fit to their transcript are dropped and
+counted: that is where the recording says something else than the text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+from dhlive_cli.features import logmel
+from training import align, real_speech
+
+PAD = 3200  # 200 ms at 16 kHz
+
+_STATE: dict = {}
+
+
+def _label(p: real_speech.Prompt):
+    if not _STATE:
+        from training.espeak_synth import Espeak
+
+        _STATE["eng"] = Espeak()
+        _STATE["al"] = align.Aligner()
+    eng, al = _STATE["eng"], _STATE["al"]
+    eng.set_voice(p.lang)
+    words = align.espeak_words(eng, p.text)
+    x = real_speech.load_audio(p.path)
+    if not words or x.size < 1600:
+        return None
+    n = x.size + 2 * PAD
+    n = -(-n // 640) * 640
+    audio = np.zeros(n, np.float32)
+    audio[PAD : PAD + x.size] = x
+    phones = al.align(audio, words)
+    if phones is None:
+        return None
+    tgt, silent, bil, n_frames = align.targets_from_alignment(phones, n, audio)
+    return dict(mel=logmel(audio), tgt=tgt, silent=silent, bil=bil, name=p.name, speaker=p.speaker, lang=p.lang,
+                seconds=x.size / 16000)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cache", default="build/speech")
+    ap.add_argument("--out", default="build/lipsync/real")
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    prompts = real_speech.prompts(Path(a.cache))
+    t0 = time.time()
+    for spk in real_speech.SPEAKERS:
+        sel = [p for p in prompts if p.speaker == spk]
+        with Pool(a.workers) as pool:
+            items = pool.map(_label, sel, chunksize=8)
+        ok = [it for it in items if it is not None]
+        bil = [(u, s, e) for u, it in enumerate(ok) for s, e in it["bil"]]
+        np.savez(out / f"{spk}.npz", mel=np.concatenate([it["mel"] for it in ok]),
+                 tgt=np.concatenate([it["tgt"] for it in ok]), silent=np.concatenate([it["silent"] for it in ok]),
+                 bil=np.array(bil, np.int64).reshape(-1, 3), n_frames=np.array([it["tgt"].shape[0] for it in ok]),
+                 name=np.array([it["name"] for it in ok]), lang=np.array([it["lang"] for it in ok]),
+                 voice=np.array([spk] * len(ok)))
+        secs = sum(it["seconds"] for it in ok)
+        print(f"{spk}: {len(ok)}/{len(sel)} prompts aligned, {secs / 60:.1f} min of speech ({time.time() - t0:.0f}s)",
+              flush=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()
