@@ -16,7 +16,7 @@ help:
 	@echo "make demo   - set up, then render the default avatar speaking a bundled sample"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make bench  - set up, then run the benchmarks (prints figures)"
-	@echo "make model  - retrain the lip-sync model from scratch (CPU, < 60 min)"
+	@echo "make model  - retrain the lip-sync model from scratch (CPU, < 90 min)"
 
 FACE_MODELS := models/face/face_detection_short_range.onnx models/face/face_landmark.onnx
 

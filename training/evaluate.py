@@ -173,7 +173,7 @@ def metrics(pred: np.ndarray, tgt: np.ndarray, silent: np.ndarray, bil: np.ndarr
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="models/lipsync-v1.onnx")
+    ap.add_argument("--model", default="models/lipsync-v2.onnx")
     ap.add_argument("--data", default="build/lipsync/data")
     ap.add_argument("--json", default=None)
     ap.add_argument("--real", default=None, help="labelled real-speech dir (training.label_real)")

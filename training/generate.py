@@ -194,11 +194,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--n-novoice", type=int, default=800, help="music/noise clips labelled silence")
     ap.add_argument("--cache", default="build/speech", help="where the recorded music is fetched to")
+    ap.add_argument("--reuse", action="store_true", help="keep evaluation and novoice sets already in --out")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    if a.n_novoice:
+    if a.n_novoice and not (a.reuse and (out / "novoice.npz").exists()):
         from training import real_speech
 
         with Pool(a.workers, initializer=_novoice_init, initargs=(real_speech.music(Path(a.cache)),)) as pool:
@@ -209,6 +210,8 @@ def main() -> None:
     variants = train_variants()
     with Pool(a.workers) as pool:
         for split in ("voices", "langs"):
+            if a.reuse and (out / f"eval_{split}.npz").exists():
+                continue
             items = pool.map(_eval_item, [(a.seed, split, i) for i in range(a.n_eval)], chunksize=8)
             _pack(items, out / f"eval_{split}.npz", keys=("mel", "mel_deg"))
             print(f"eval_{split}: {len(items)} utterances, {sum(it['tgt'].shape[0] for it in items)} frames "

@@ -2,7 +2,8 @@
 
     python -m training.label_real --cache build/speech --out build/lipsync/real --workers 2
 
-One .npz per speaker with the same fields as the eSpeak sets (mel, tgt, silent, bil, n_frames)
+One .npz per speaker (dev speakers: every `--dev-every`-th prompt, which keeps the dev set over
+10 minutes at a fraction of the labelling time) with the same fields as the eSpeak sets (mel, tgt, silent, bil, n_frames)
 plus the prompt names. Each recording gets 200 ms of digital silence on both sides (the aligner
 and the model both see it). Prompts the aligner cannot fit to their transcript are dropped and
 counted: that is where the recording says something else than the text.
@@ -26,7 +27,8 @@ PAD = 3200  # 200 ms at 16 kHz
 _STATE: dict = {}
 
 
-def _label(p: real_speech.Prompt):
+def _label(args):
+    p, x = args
     if not _STATE:
         from training.espeak_synth import Espeak
 
@@ -35,7 +37,6 @@ def _label(p: real_speech.Prompt):
     eng, al = _STATE["eng"], _STATE["al"]
     eng.set_voice(p.lang)
     words = align.espeak_words(eng, p.text)
-    x = real_speech.load_audio(p.path)
     if not words or x.size < 1600:
         return None
     n = x.size + 2 * PAD
@@ -55,15 +56,20 @@ def main() -> None:
     ap.add_argument("--cache", default="build/speech")
     ap.add_argument("--out", default="build/lipsync/real")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--dev-every", type=int, default=3, help="label every n-th prompt of a dev speaker")
+    ap.add_argument("--speakers", default=",".join(real_speech.SPEAKERS), help="comma-separated speakers")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     prompts = real_speech.prompts(Path(a.cache))
     t0 = time.time()
-    for spk in real_speech.SPEAKERS:
+    for spk in a.speakers.split(","):
         sel = [p for p in prompts if p.speaker == spk]
+        if spk in real_speech.DEV_SPEAKERS:
+            sel = sel[:: a.dev_every]
+        audio = real_speech.load_many([p.path for p in sel])
         with Pool(a.workers) as pool:
-            items = pool.map(_label, sel, chunksize=8)
+            items = pool.map(_label, list(zip(sel, audio)), chunksize=8)
         ok = [it for it in items if it is not None]
         bil = [(u, s, e) for u, it in enumerate(ok) for s, e in it["bil"]]
         np.savez(out / f"{spk}.npz", mel=np.concatenate([it["mel"] for it in ok]),

@@ -133,6 +133,34 @@ def music(cache: Path) -> list[np.ndarray]:
     return [load_audio(p) for p in sorted((root / "usr/share/asterisk/moh").glob("*.g722"))]
 
 
+def load_many(paths: list[Path], batch: int = 64) -> list[np.ndarray]:
+    """Decode many prompts (16 kHz mono float32 each) with one ffmpeg run per `batch` files.
+
+    One ffmpeg process per prompt costs more CPU than the decoding itself; one process with many
+    inputs, each mapped to its own raw output, decodes every file with a fresh decoder.
+    """
+    import tempfile
+
+    out: list[np.ndarray] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for s0 in range(0, len(paths), batch):
+            chunk = paths[s0 : s0 + batch]
+            cmd = ["ffmpeg", "-v", "error"]
+            for p in chunk:
+                cmd += ["-i", str(p)]
+            for i in range(len(chunk)):
+                cmd += ["-map", f"{i}:a", "-f", "f32le", "-ac", "1", "-ar", str(SR), f"{tmp}/{i}.f32"]
+            if subprocess.run(cmd, capture_output=True).returncode == 0:
+                out += [np.fromfile(f"{tmp}/{i}.f32", np.float32) for i in range(len(chunk))]
+                continue
+            for p in chunk:  # a file ffmpeg cannot read: decode one by one, that one comes back empty
+                try:
+                    out.append(load_audio(p))
+                except subprocess.CalledProcessError:
+                    out.append(np.zeros(0, np.float32))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cache", default="build/speech")

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Regenerates the lip-sync model from nothing: venv, data, training, export, evaluation, card.
+# Regenerates the lip-sync model from nothing: venv, data, labels, training, export, evaluation, card.
 #
-#   bash training/run_all.sh            (from anywhere; works in the repository root)
+#   bash training/run_all.sh            (from anywhere; works in the repository root; `make model`)
 #
 # CPU only, 2 threads, fixed seed. Heavy steps run under `nice -n 10` because the machine is
-# shared. Writes models/lipsync-v1.onnx and models/README.md; scratch goes to build/lipsync/.
+# shared. Writes models/lipsync-v2.onnx and models/README.md; scratch goes to build/lipsync/ and
+# the fetched Debian packages to build/speech/ (never committed).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 SEED="${SEED:-1234}"
-N_TRAIN="${N_TRAIN:-8000}"
+N_TRAIN="${N_TRAIN:-3000}"
 EPOCHS="${EPOCHS:-20}"
 WORK=build/lipsync
 export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 PYTHONHASHSEED=0
@@ -25,19 +26,23 @@ mkdir -p "$WORK" models
 start=$(date +%s)
 stamp() { echo "[run_all] $1 done at +$(( $(date +%s) - start ))s"; }
 
+nice -n 10 $PY -m training.align --check 100 | tee "$WORK/align_check.log"
+stamp "label check"
+nice -n 10 $PY -m training.label_real --cache build/speech --out "$WORK/real" --workers 2 | tee "$WORK/label_real.log"
+stamp "real speech labels"
 nice -n 10 $PY -m training.generate --out "$WORK/data" --n-train "$N_TRAIN" --workers 2 --seed "$SEED" \
-    | tee "$WORK/generate.log"
+    --cache build/speech | tee "$WORK/generate.log"
 stamp generate
-nice -n 10 $PY -m training.train --data "$WORK/data" --out "$WORK/model.pt" --epochs "$EPOCHS" --seed "$SEED" \
-    | tee "$WORK/train.log"
+nice -n 10 $PY -m training.train --data "$WORK/data" --real "$WORK/real" --out "$WORK/model.pt" \
+    --epochs "$EPOCHS" --seed "$SEED" | tee "$WORK/train.log"
 stamp train
-nice -n 10 $PY -m training.export --ckpt "$WORK/model.pt" --data "$WORK/data" --out models/lipsync-v1.onnx \
-    | tee "$WORK/export.log"
+nice -n 10 $PY -m training.export --ckpt "$WORK/model.pt" --data "$WORK/data" --out models/lipsync-v2.onnx \
+    --name lipsync-v2 | tee "$WORK/export.log"
 stamp export
-nice -n 10 $PY -m training.evaluate --model models/lipsync-v1.onnx --data "$WORK/data" --json "$WORK/eval.json" \
-    | tee "$WORK/eval.log"
+nice -n 10 $PY -m training.evaluate --model models/lipsync-v2.onnx --data "$WORK/data" --real "$WORK/real" \
+    --compare models/lipsync-v1.onnx --json "$WORK/eval.json" | tee "$WORK/eval.log"
 stamp evaluate
-nice -n 10 $PY benchmarks/bench_lipsync_model.py --model models/lipsync-v1.onnx | tee "$WORK/bench.log"
+nice -n 10 $PY benchmarks/bench_lipsync_model.py --model models/lipsync-v2.onnx | tee "$WORK/bench.log"
 $PY -m training.model_card --work "$WORK" --out models/README.md \
     --command "bash training/run_all.sh  (SEED=$SEED N_TRAIN=$N_TRAIN EPOCHS=$EPOCHS)" \
     --wall-seconds "$(( $(date +%s) - start ))"
