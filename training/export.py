@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--out", default="models/lipsync-v2.onnx")
     ap.add_argument("--name", default="lipsync-v2", help="dhlive.model metadata")
     a = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     ck = torch.load(a.ckpt, map_location="cpu")
     past, ahead = ck["past"], ck["ahead"]
     model = LipSyncNet(past, ahead)

@@ -225,9 +225,12 @@ def main() -> None:
             items.append(it)
             if (k + 1) % 1000 == 0:
                 print(f"train: {k + 1}/{a.n_train} ({time.time() - t0:.0f}s)", flush=True)
-        _pack(items, out / "train.npz")
+        if items:
+            _pack(items, out / "train.npz")
     n = sum(it["tgt"].shape[0] for it in items)
     print(f"train: {len(items)} utterances, {n} frames = {n / 25 / 3600:.2f} h, {time.time() - t0:.0f}s")
+    if not items:
+        (out / "train.npz").unlink(missing_ok=True)
     print("augmentations:", dict(descs.most_common(12)))
     if unknown:
         print("IPA symbols not in the table (neutral target):", dict(unknown.most_common(20)))

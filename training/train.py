@@ -3,12 +3,13 @@
     python -m training.train --data build/lipsync/data --real build/lipsync/real --out build/lipsync/model.pt
 
 Sources, mixed in every epoch:
-- data/train.npz: eSpeak NG speech with exact phoneme timing (training.generate), minus the last
-  4 % of utterances kept as a validation split;
+- data/train.npz (when made): eSpeak NG speech with exact phoneme timing (training.generate);
 - real/<speaker>.npz for training.real_speech.TRAIN_SPEAKERS: real voices labelled by forced
   alignment (training.label_real), repeated `--real-repeat` times per epoch;
 - data/novoice.npz: music, noise and hum with no voice, every frame labelled silence.
-The dev speakers are never loaded here.
+The last 4 % of each source's utterances are the validation split. With --init the weights start
+from an exported model (lipsync-v2 starts from lipsync-v1, which learnt eSpeak speech in 8000
+utterances). The dev speakers are never loaded here.
 """
 
 from __future__ import annotations
@@ -71,6 +72,29 @@ def level_eq_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.log(power * torch.pow(10.0, db / 10.0) + LOG_EPS)
 
 
+def load_onnx_weights(model: LipSyncNet, path: str) -> None:
+    """Copy the weights of an exported LipSyncNet (training/export.py) back into `model`.
+
+    torch.onnx keeps parameter names except the shared projection, which it folds into a
+    MatMul initializer holding the transposed weight."""
+    import onnx
+    from onnx import numpy_helper
+
+    init = {t.name: numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+    state = model.state_dict()
+    for name in state:
+        if name in init:
+            arr = init[name]
+        elif name == "proj.weight":
+            (arr,) = [v.T for v in init.values() if v.shape == tuple(state[name].shape[::-1])]
+        else:
+            raise ValueError(f"{path} has no weight for {name}")
+        if tuple(arr.shape) != tuple(state[name].shape):
+            raise ValueError(f"{path}: {name} has shape {arr.shape}, model wants {tuple(state[name].shape)}")
+        state[name] = torch.from_numpy(np.array(arr, dtype=np.float32))
+    model.load_state_dict(state)
+
+
 def evaluate_loss(model, ds: WindowSet, bs: int = 4096) -> float:
     model.eval()
     tot, n = 0.0, 0
@@ -94,48 +118,67 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--real", default="build/lipsync/real", help="labelled real speech ('' for none)")
+    ap.add_argument("--speakers", default="", help="comma-separated real training speakers (default all)")
+    ap.add_argument("--novoice-max", type=int, default=None, help="use only the first N voiceless clips")
     ap.add_argument("--real-repeat", type=int, default=3, help="times each real frame is seen per epoch")
     # one thread: on a busy shared machine two OpenMP threads spin against each other (measured
     # here: 4.7 s per step with 2 threads against 0.5 s with 1, same work)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--init", default=None, help="start from the weights of an exported model (same architecture)")
+    ap.add_argument("--warmup", type=int, default=300, help="steps of linear learning-rate warm-up")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
-    d = np.load(f"{a.data}/train.npz")
-    n_frames = d["n_frames"]
-    n_val_utt = max(1, len(n_frames) // 25)
-    cut_f = int(n_frames[:-n_val_utt].sum())
-    # (name, mel, n_frames, tgt, repeat)
-    sources = [("espeak", d["mel"][: 4 * cut_f], n_frames[:-n_val_utt], d["tgt"][:cut_f], 1)]
+    # (name, mel, n_frames, tgt, repeat); the last 4 % of each source's utterances validate
+    sources = []
+    if os.path.exists(f"{a.data}/train.npz"):
+        d = np.load(f"{a.data}/train.npz")
+        sources.append(("espeak", d["mel"], d["n_frames"], d["tgt"], 1))
     if a.real:
         from training.real_speech import TRAIN_SPEAKERS
 
-        for spk in TRAIN_SPEAKERS:
+        for spk in a.speakers.split(",") if a.speakers else TRAIN_SPEAKERS:
+            if not os.path.exists(f"{a.real}/{spk}.npz"):
+                print(f"source {spk}: not labelled, left out", flush=True)
+                continue
             r = np.load(f"{a.real}/{spk}.npz")
             sources.append((spk, r["mel"], r["n_frames"], r["tgt"], a.real_repeat))
     if os.path.exists(f"{a.data}/novoice.npz"):
         nv = np.load(f"{a.data}/novoice.npz")
-        sources.append(("novoice", nv["mel"], nv["n_frames"], nv["tgt"], 1))
-    train = WindowSet(np.concatenate([s[1] for s in sources]), np.concatenate([s[2] for s in sources]),
-                      np.concatenate([s[3] for s in sources]), PAST, AHEAD)
+        k = len(nv["n_frames"]) if a.novoice_max is None else a.novoice_max
+        nf = nv["n_frames"][:k]
+        f = int(nf.sum())
+        sources.append(("novoice", nv["mel"][: 4 * f], nf, nv["tgt"][:f], 1))
+    tr, va = [], []
+    for name, mel, nf, tgt, rep in sources:
+        n_val = max(1, len(nf) // 25)
+        cut = int(nf[:-n_val].sum())
+        tr.append((name, mel[: 4 * cut], nf[:-n_val], tgt[:cut], rep))
+        va.append((mel[4 * cut :], nf[-n_val:], tgt[cut:]))
+    train = WindowSet(np.concatenate([s[1] for s in tr]), np.concatenate([s[2] for s in tr]),
+                      np.concatenate([s[3] for s in tr]), PAST, AHEAD)
+    val = WindowSet(np.concatenate([v[0] for v in va]), np.concatenate([v[1] for v in va]),
+                    np.concatenate([v[2] for v in va]), PAST, AHEAD)
     reps, off = [], 0
-    for name, _m, nf, _t, rep in sources:
+    for name, _m, nf, _t, rep in tr:
         n = int(nf.sum())
         print(f"source {name}: {len(nf)} utterances, {n} frames ({n / 25 / 60:.1f} min) x{rep}", flush=True)
         reps.append(torch.arange(off, off + n).repeat(rep))
         off += n
     epoch_idx = torch.cat(reps)
-    val = WindowSet(d["mel"][4 * cut_f :], n_frames[-n_val_utt:], d["tgt"][cut_f:], PAST, AHEAD)
-    print(f"train frames {len(epoch_idx)} per epoch, validation frames {len(val)} (last {n_val_utt} eSpeak utterances)",
+    print(f"train frames {len(epoch_idx)} per epoch, validation frames {len(val)} (last 4 % of each source)",
           flush=True)
     model = LipSyncNet()
+    if a.init:
+        load_onnx_weights(model, a.init)
+        print(f"initialised from {a.init}", flush=True)
     print(f"parameters: {sum(p.numel() for p in model.parameters())}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-2)
     steps_per_epoch = len(epoch_idx) // a.batch
     total = steps_per_epoch * a.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 300) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+        opt, lambda s: min(1.0, (s + 1) / a.warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
     t0 = time.time()
     for ep in range(a.epochs):
