@@ -38,8 +38,9 @@ def real_data_md(w: Path) -> str:
     for spk, (lang, pkg, _tp, _f, _e) in real_speech.SPEAKERS.items():
         m = re.search(rf"{spk}: (\d+)/(\d+) prompts aligned, ([\d.]+) min", label_log)
         use = "dev (never trained on)" if spk in real_speech.DEV_SPEAKERS else "training"
-        got = f"{m.group(1)} of {m.group(2)}" if m else "?"
-        mins = f"{m.group(3)} min" if m else "?"
+        got = f"{m.group(1)} of {m.group(2)}" if m else "not labelled in this build"
+        mins = f"{m.group(3)} min" if m else "-"
+        use = use if m else "not used"
         rows.append(f"| {spk} (`{pkg}`) | {lang} | {got} | {mins} | {use} |")
     check = re.search(r"label check on (\d+) eSpeak utterances \((\d+) not aligned\): opening r ([\d.]+) over (\d+)",
                       check_log)
