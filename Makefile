@@ -1,7 +1,10 @@
 # dhlive: `make demo` and `make test` do all set-up on a fresh machine.
 SHELL := /bin/bash
 PYTHON ?= python3.11
-VENV := .venv
+EXTRA ?= cpu
+# The CPU and GPU onnxruntime wheels both install the `onnxruntime` module and overwrite each
+# other, so each EXTRA gets its own virtualenv: .venv (cpu) or .venv-gpu. Never both in one.
+VENV ?= $(if $(filter gpu,$(EXTRA)),.venv-gpu,.venv)
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMPS := .stamps
@@ -9,14 +12,15 @@ STAMPS := .stamps
 # fixtures), nginx + rtmp module (live streaming tests), sox (audio checks), PortAudio (mic
 # input) and PulseAudio with its ALSA plugin (a virtual microphone for the mic tests).
 APT_PACKAGES := ffmpeg espeak-ng nginx libnginx-mod-rtmp sox libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
-EXTRA ?= cpu
 
-.PHONY: setup demo test bench model clean help
+.PHONY: setup demo test bench model dist clean help
 help:
 	@echo "make demo   - set up, then render the default avatar speaking a bundled sample"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make bench  - set up, then run the benchmarks (prints figures)"
+	@echo "make dist   - set up, then build the sdist and the wheel (models included) into dist/"
 	@echo "make model  - retrain the lip-sync model from scratch (CPU, < 90 min)"
+	@echo "EXTRA=gpu   - any target with onnxruntime-gpu, in its own .venv-gpu"
 
 FACE_MODELS := models/face/face_detection_short_range.onnx models/face/face_landmark.onnx
 
@@ -42,6 +46,7 @@ $(VENV)/bin/python:
 $(STAMPS)/venv-$(EXTRA): $(VENV)/bin/python pyproject.toml
 	@mkdir -p $(STAMPS)
 	$(PIP) install -q -e ".[$(EXTRA),dev]"
+	$(PY) -m dhlive_cli.runtime_check
 	@touch $@
 
 models/baseline.onnx: models/build_baseline.py dhlive_cli/features.py | $(STAMPS)/venv-$(EXTRA)
@@ -67,6 +72,12 @@ demo: setup
 test: setup $(STAMPS)/farm-$(EXTRA)
 	$(VENV)/bin/pytest -q -ra
 
+# The wheel is the product: models, presets, the default avatar, the sample and the converted
+# face models inside it (dhlive_cli/resources.py finds them). .ci/run installs it elsewhere and uses it.
+dist: setup
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+
 bench: setup $(STAMPS)/farm-$(EXTRA)
 	$(PY) benchmarks/run_all.py
 
@@ -74,4 +85,4 @@ model:
 	bash training/run_all.sh
 
 clean:
-	rm -rf $(STAMPS) out build *.egg-info
+	rm -rf $(STAMPS) out build dist *.egg-info

@@ -15,6 +15,7 @@ from dhlive_cli.commands import live as live_cmd
 from dhlive_cli.commands import monitor as monitor_cmd
 from dhlive_cli.commands import render as render_cmd
 from dhlive_cli.commands.common import escape_line, print_error
+from dhlive_cli.commands.helptext import hoist_global_options, tidy_help
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -29,6 +30,7 @@ app.command("lipsync", no_args_is_help=True)(lipsync_cmd.lipsync)
 app.command("live", no_args_is_help=True)(live_cmd.live)
 app.command("monitor", no_args_is_help=True)(monitor_cmd.monitor)
 app.add_typer(avatar_cmd.app, name="avatar")
+tidy_help(app)
 
 
 def _version(value: bool):
@@ -56,7 +58,7 @@ def main() -> None:
     """Run the app; a mistake on the command line is one `error:` line and exit 2, like every
     other input error, instead of Typer's usage box (help is still shown for a bare command)."""
     try:
-        code = app(standalone_mode=False)
+        code = app(args=hoist_global_options(sys.argv[1:]), prog_name="dhlive", standalone_mode=False)
     except _CLICK_ERROR as e:
         ctx = getattr(e, "ctx", None)
         if type(e).__name__ == "NoArgsIsHelpError":

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dhlive_cli import resources
 from dhlive_cli.errors import InputError
 from dhlive_cli.queues import BoundedQueue
 
-DEFAULT_AVATAR = Path(__file__).resolve().parent.parent / "presets" / "avatars" / "default"
+DEFAULT_AVATAR = resources.default_avatar_dir()
 
 
 class FrameRing:

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dhlive_cli import resources
 from dhlive_cli.errors import DependencyError, InputError
 from dhlive_cli.features import FEATURE_SPEC, N_MELS
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = resources.models_dir()
 PARAMS = ("open", "spread", "round", "close")
 
 
@@ -33,10 +34,15 @@ def default_model_path() -> Path:
         p = MODELS_DIR / name
         if p.is_file():
             return p
-    raise DependencyError(f"no mouth model in {MODELS_DIR}: run `make setup`")
+    fix = "run `make setup`" if resources.in_checkout() else "reinstall dhlive (the wheel carries the models)"
+    raise DependencyError(f"no mouth model in {MODELS_DIR}: {fix}")
 
 
 def _import_ort():
+    from dhlive_cli.runtime_check import installed_onnxruntime, mixed_install_message
+
+    if len(installed_onnxruntime()) > 1:  # both wheels: the module on disk may match neither
+        raise DependencyError(mixed_install_message())
     try:
         import onnxruntime as ort
     except ImportError as e:

@@ -179,6 +179,12 @@ def main() -> None:
     ap.add_argument("--real", default=None, help="labelled real-speech dir (training.label_real)")
     ap.add_argument("--compare", default=None, help="a second model scored beside it on real speech")
     a = ap.parse_args()
+    # Without `make model` there is no held-out data (and maybe no model): say so in one line.
+    missing = [f for f in (a.model, *(os.path.join(a.data, f"eval_{s}.npz") for s in ("voices", "langs")))
+               if not os.path.isfile(f)]
+    if missing:
+        raise SystemExit(f"error: {missing[0]} not found: run `make model` first (it generates the "
+                         f"held-out data in {a.data} and trains the model), or pass --model and --data")
     import onnxruntime as ort
 
     def load(path):

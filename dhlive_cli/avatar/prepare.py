@@ -92,10 +92,13 @@ def prepare_avatar(input_path: str | os.PathLike, out_dir: str | os.PathLike, op
         raise InputError(f"{src}: file is empty")
     _check_out_dir(out)
     parent = out.resolve().parent
+    made = _make_parents(out, parent)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.dhlive-partial-", dir=parent))
     except OSError as e:
+        _remove_made(made)
         raise OutputError(f"{out}: cannot write in {parent}: {e.strerror or e}") from e
+    done = False
     try:
         if sniff_image(src) is not None:
             res = _prepare_photo(src, tmp, opts)
@@ -107,9 +110,38 @@ def prepare_avatar(input_path: str | os.PathLike, out_dir: str | os.PathLike, op
             write_preview(tmp, tmp / "preview.png")
         _commit(tmp, out)
         res.dir = str(out)
+        done = True
         return res
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not done:
+            _remove_made(made)
+
+
+def _make_parents(out: Path, parent: Path) -> list[Path]:
+    """Create the missing folders above `out` (`-o avatars/anna` with no avatars/ yet); returns
+    them deepest first so a failed prepare can remove exactly those and leave nothing behind."""
+    missing = []
+    p = parent
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    if missing and not p.is_dir():
+        raise OutputError(f"{out}: {p} is not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        _remove_made(missing)
+        raise OutputError(f"{out}: cannot create {parent}: {e.strerror or e}") from e
+    return missing
+
+
+def _remove_made(made: list[Path]) -> None:
+    for p in made:  # deepest first; a folder something else wrote into meanwhile stays
+        try:
+            p.rmdir()
+        except OSError:
+            break
 
 
 def _check_out_dir(out: Path) -> None:
@@ -119,9 +151,6 @@ def _check_out_dir(out: Path) -> None:
         extra = [p.name for p in out.iterdir() if p.name not in AVATAR_FILES]
         if extra and not (out / "avatar.toml").exists():
             raise OutputError(f"{out}: directory is not empty (and is not an avatar directory)")
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise OutputError(f"{out}: directory {parent} does not exist")
 
 
 def _commit(tmp: Path, out: Path) -> None:

@@ -35,7 +35,7 @@ backwards). DIR/preview.png shows the mouth shapes the avatar will make.
 
 def prepare(
     input: Annotated[Path, typer.Argument(help="A photo (PNG, JPEG, BMP, TIFF, WebP) or a video ffmpeg reads.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Avatar directory to write (created; an old avatar there is replaced).", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Avatar directory to write (created with any missing parent folders; an old avatar there is replaced).", show_default=False)],
     loop: Annotated[str, typer.Option(help="Video idle loop: best (cut where the clip comes back to its start, "
                                       "cross-faded; falls back to pingpong on clips under ~2 s) or pingpong.")] = "best",
     max_seconds: Annotated[float, typer.Option(help="Use at most this many seconds of a video.")] = 10.0,

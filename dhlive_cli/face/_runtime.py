@@ -1,8 +1,10 @@
 """Finding the converted face models and opening them on onnxruntime.
 
 The .onnx files are generated at set-up time (`python -m dhlive_cli.face.convert`, run by
-`make setup`), so a missing file means set-up did not run: that is a DependencyError with the
-command that fixes it, not an InputError about the user's avatar.
+`make setup`) and a wheel built by `make dist` carries them (dhlive_cli/models/face), so no
+download or conversion happens at run time. A missing file means set-up did not run or the
+wheel was built without them: that is a DependencyError with the command that fixes it, not an
+InputError about the user's avatar.
 """
 
 from __future__ import annotations
@@ -10,22 +12,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dhlive_cli import resources
 from dhlive_cli.errors import DependencyError, EngineError
 
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models" / "face"
+DEFAULT_MODELS_DIR = resources.face_models_dir()
 DETECTOR_FILE = "face_detection_short_range.onnx"
 MESH_FILE = "face_landmark.onnx"
 
 
 def model_path(models_dir: str | os.PathLike | None, filename: str) -> Path:
-    """The model file in `models_dir` (default <repo>/models/face); DependencyError if absent."""
+    """The model file in `models_dir` (default: resources.face_models_dir()); DependencyError if absent."""
     folder = Path(models_dir) if models_dir is not None else DEFAULT_MODELS_DIR
     path = folder / filename
     if not path.is_file():
-        raise DependencyError(
-            f"face models missing: run `make setup` (or `python -m dhlive_cli.face.convert --out {folder}`); "
-            f"{path} not found"
-        )
+        if models_dir is None and not resources.in_checkout():
+            fix = "this dhlive wheel was built without them: build it with `make dist` and reinstall"
+        else:
+            fix = f"run `make setup` (or `python -m dhlive_cli.face.convert --out {folder}`)"
+        raise DependencyError(f"face models missing: {fix}; {path} not found")
     return path
 
 

@@ -1,0 +1,33 @@
+"""Package layout that pyproject.toml cannot express: models/ and presets/ ship inside the wheel.
+
+The source tree keeps models/ and presets/ at the top (the tree reads as the data flow); in the
+wheel they become the subpackages dhlive_cli.bundled_models and dhlive_cli.bundled_presets
+(not .presets: that is the module dhlive_cli/presets.py), which
+dhlive_cli/resources.py finds with importlib.resources. Packages are discovered, so a new
+dhlive_cli subpackage or a new data folder is picked up without editing this file; which files
+ship is the package-data globs in pyproject.toml. Everything else is in pyproject.toml.
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+DATA_FOLDERS = {"dhlive_cli.bundled_models": "models", "dhlive_cli.bundled_presets": "presets"}
+
+
+def data_packages(package: str, folder: str) -> list[str]:
+    """`package` and one package per subfolder whose name Python could import (setuptools
+    warns about each such folder left out, since it would be an importable namespace)."""
+    names = [package]
+    for sub in sorted(Path(folder).rglob("*")):
+        parts = sub.relative_to(folder).parts
+        if sub.is_dir() and all(p.isidentifier() for p in parts) and "__pycache__" not in parts:
+            names.append(".".join((package, *parts)))
+    return names
+
+
+setup(
+    packages=find_packages(include=["dhlive_cli", "dhlive_cli.*"])
+    + [name for package, folder in DATA_FOLDERS.items() for name in data_packages(package, folder)],
+    package_dir=DATA_FOLDERS,
+)
