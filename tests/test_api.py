@@ -23,6 +23,7 @@ from dhlive_cli.errors import InputError
 from dhlive_cli.live import LiveOptions, LiveSession
 from dhlive_cli.timebase import SAMPLE_RATE, Timebase
 from tests.conftest import tone
+from tests.loadcheck import Starvation
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -229,6 +230,16 @@ def test_unknown_type_415_and_garbage_audio_400(make_session, serve):
     assert not spooled()
 
 
+@pytest.fixture(autouse=True)
+def private_tempdir(tmp_path, monkeypatch):
+    """The API spools uploads under tempfile.gettempdir(): give each test its own, so checking
+    that nothing is left behind never sees another process's files."""
+    d = tmp_path / "spool"
+    d.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
+    return d
+
+
 def spooled() -> list[str]:
     return glob.glob(os.path.join(tempfile.gettempdir(), "dhlive-api-*.upload"))
 
@@ -347,8 +358,10 @@ def test_burst_of_1000_requests_keeps_memory_and_responsiveness(make_session, se
 
     run(burst(100))  # warm up: imports, allocator pools, thread pool
     rss0 = proc.memory_info().rss
+    late0 = status(srv)["late_frames"]
     t0 = time.monotonic()
-    codes = run(burst(1000))
+    with Starvation(threads=("dhlive-tick", "dhlive-draw")) as starved:
+        codes = run(burst(1000))
     took = time.monotonic() - t0
     rss1 = proc.memory_info().rss
     assert set(codes) <= {200, 202, 429}, codes
@@ -357,12 +370,15 @@ def test_burst_of_1000_requests_keeps_memory_and_responsiveness(make_session, se
     assert codes.get(429, 0) > 0  # 25 s of speech into a 10 s buffer: the refusals are exercised too
     assert rss1 - rss0 < 30 * 2**20, f"RSS grew {(rss1 - rss0) / 2**20:.1f} MB"
     t1 = time.monotonic()
-    st = status(srv)
-    assert time.monotonic() - t1 < 0.5
+    with Starvation(threads=("dhlive-api",)) as starved_status:
+        st = status(srv)
+    assert time.monotonic() - t1 < 0.5 + starved_status.seconds  # (time the machine kept us waiting is not ours)
     assert st["api"]["requests"] >= 1100
-    # late frames depend on how busy the machine's cores are, not on the API: printed, not bounded
+    # the burst did not starve the clock: a frame is late only when other work took the CPU
+    # (tests/loadcheck.py); on an idle machine the bound is the strict 5
+    assert st["late_frames"] - late0 <= starved.allowed(5), (st, starved.seconds)
     print(f"1000 requests in {took:.2f} s, codes {codes}, RSS {rss0 / 2**20:.0f} -> {rss1 / 2**20:.0f} MB, "
-          f"late frames {st['late_frames']}")
+          f"late frames {st['late_frames'] - late0}, CPU wait {starved.seconds:.2f} s")
 
 
 @pytest.mark.reliability

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from dhlive_cli.ffmpeg_bin import ffmpeg_path
+from tests.rtmp_server import free_port
 
 PULSE = shutil.which("pulseaudio")
 pytestmark = pytest.mark.skipif(PULSE is None or shutil.which("pactl") is None,
@@ -49,18 +50,45 @@ def test_mic_speech_drives_the_mouth_and_reaches_the_recording(tmp_path, virtual
     env, fifo = virtual_mic
     src, _ = speech_10s
     rec = tmp_path / "rec.mkv"
-    feeder = subprocess.Popen(f"sleep 1.5; '{ffmpeg_path()}' -v error -re -t 6 -i '{src}' -f s16le -ac 1 -ar 16000 - > '{fifo}'",
-                              shell=True, env=env)
-    p = subprocess.run([sys.executable, "-m", "dhlive_cli", "live", "--input", "mic", "-o", str(rec), "--size", "320x240",
-                        "--duration", "8", "--quiet"], env=env, capture_output=True, timeout=60)
+    api = free_port()
+    p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "live", "--input", "mic", "-o", str(rec), "--size", "320x240",
+                          "--duration", "10", "--quiet", "--listen", f"127.0.0.1:{api}"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # the mic speaks once the session has recorded 1 s (25 ticks) of its silence: an event,
+        # not a guess of how long start-up takes on a busy machine
+        deadline = time.monotonic() + 60
+        while _frames(api) < 25:
+            assert p.poll() is None, p.stderr.read().decode()
+            assert time.monotonic() < deadline, "the live session did not start within 60 s"
+            time.sleep(0.05)
+        feeder = subprocess.Popen(f"'{ffmpeg_path()}' -v error -re -t 6 -i '{src}' -f s16le -ac 1 -ar 16000 - > '{fifo}'",
+                                  shell=True, env=env)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
     feeder.wait(10)
-    assert p.returncode == 0, p.stderr.decode()
+    assert p.returncode == 0, err.decode()
     pcm = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(rec), "-f", "f32le", "-ac", "1", "-ar", "16000",
                           "pipe:1"], capture_output=True, check=True).stdout
     a = np.frombuffer(pcm, np.float32)
     rms = np.sqrt(np.mean(a[: len(a) // 640 * 640].reshape(-1, 640) ** 2, axis=1))
     assert (rms > 0.02).sum() > 25, "the mic's speech is in the recorded audio"
     assert rms[:20].max() < 0.01, "silence before the mic speaks"
+
+
+def _frames(port: int) -> int:
+    """Ticks the live session has done (its /v1/status), 0 while the API is not up yet."""
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/status", timeout=2) as r:
+            return int(json.loads(r.read())["frames"])
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def test_no_audio_server_is_a_clear_error(tmp_path):

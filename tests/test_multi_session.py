@@ -30,6 +30,7 @@ from dhlive_cli.ffmpeg_bin import ffmpeg_path
 from dhlive_cli.timebase import SAMPLE_RATE
 from tests import rtmp_server
 from tests.conftest import ESPEAK, FFPROBE, dhlive_threads, speak
+from tests.loadcheck import Starvation
 from tests.rtmp_server import RtmpServer
 
 pytestmark = pytest.mark.skipif(not rtmp_server.available() or FFPROBE is None or ESPEAK is None,
@@ -218,6 +219,7 @@ def test_killing_one_sessions_encoder_leaves_the_others_streaming(tmp_path):
         try:
             time.sleep(1.5)
             before = {n: api(port, f"/v1/sessions/{n}/status")[1] for n in "abc"}
+            starved = Starvation(pid=p.pid, children=True, poll_s=0.2).start()
             readers = {n: record(srv.url(n), tmp_path / f"got-{n}.mkv", 10) for n in "bc"}
             time.sleep(3.0)
             victim = [c for c in psutil.Process(p.pid).children() if "/live/a" in " ".join(cmdline(c))]
@@ -228,6 +230,7 @@ def test_killing_one_sessions_encoder_leaves_the_others_streaming(tmp_path):
                 r.wait(40)
             time.sleep(max(0.0, 4.0 - (time.time() - killed_at)))  # let `a` reconnect (1 s backoff)
             after = {n: api(port, f"/v1/sessions/{n}/status")[1] for n in "abc"}
+            starved.stop()
             probe_a = subprocess.run([FFPROBE, "-v", "error", "-rw_timeout", "10000000", "-read_intervals", "%+1",
                                       "-show_entries", "stream=codec_type", "-of", "json", srv.url("a")],
                                      capture_output=True, timeout=40)
@@ -243,13 +246,16 @@ def test_killing_one_sessions_encoder_leaves_the_others_streaming(tmp_path):
         # starts at the first keyframe, <= 2 s in, before the kill at 3 s)
         t = _arrivals(tmp_path / f"got-{n}.mkv")
         assert t[0] < 2.5 and t[-1] > 9.5, (n, t[0], t[-1])
-        assert len(t) >= (t[-1] - t[0]) * 25 * 0.97, (n, len(t), t[-1] - t[0])
-        assert np.diff(t).max() < 0.5, (n, np.diff(t).max())
+        # (less what the machine's other work kept dhlive and its encoders from: tests/loadcheck.py)
+        assert len(t) >= (t[-1] - t[0]) * 25 * 0.97 - 25 * starved.seconds, (n, len(t), t[-1] - t[0], starved.seconds)
+        assert np.diff(t).max() < 0.5 + starved.seconds, (n, np.diff(t).max(), starved.seconds)
         frames = after[n]["frames"] - before[n]["frames"]
         late = after[n]["late_frames"] - before[n]["late_frames"]
-        assert late <= max(2, 0.01 * frames), (n, late, frames)  # (a loaded CI machine may slip a frame)
+        # late only where other work kept dhlive from a CPU (tests/loadcheck.py)
+        assert late <= starved.allowed(max(2, 0.01 * frames)), (n, late, frames, starved.seconds)
         assert after[n]["outputs"][0]["reconnects"] == 0
-        assert after[n]["outputs"][0]["frames_dropped"] == before[n]["outputs"][0]["frames_dropped"]
+        dropped = after[n]["outputs"][0]["frames_dropped"] - before[n]["outputs"][0]["frames_dropped"]
+        assert dropped <= starved.allowed(0), (n, dropped, starved.seconds)  # none on an idle machine
 
 
 def test_create_and_stop_a_session_100_times_leaves_nothing_behind(tmp_path, speech_10s):
@@ -293,8 +299,9 @@ def test_create_and_stop_a_session_100_times_leaves_nothing_behind(tmp_path, spe
         base_rss = proc.memory_info().rss
         base_threads = set(dhlive_threads())
         anchor0 = studio.get("anchor").snapshot()
-        for i in range(100):
-            cycle(i)
+        with Starvation(threads=("dhlive-tick", "dhlive-draw-anchor")) as starved:
+            for i in range(100):
+                cycle(i)
         grown = (proc.memory_info().rss - base_rss) / 2**20
         threads = set(dhlive_threads())
         kids = [" ".join(cmdline(c)) for c in proc.children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
@@ -318,7 +325,11 @@ def test_create_and_stop_a_session_100_times_leaves_nothing_behind(tmp_path, spe
     assert body["sessions"] == ["anchor"]
     assert len(studio.avatars) == 0  # the last session's stop released its avatar
     frames = anchor1["frames"] - anchor0["frames"]
-    assert anchor1["late_frames"] - anchor0["late_frames"] <= 0.005 * frames, (anchor0, anchor1)
+    late = anchor1["late_frames"] - anchor0["late_frames"]
+    print(f"anchor: {late} late of {frames} frames, clock + draw threads waited {starved.seconds:.2f} s for a CPU")
+    # the neighbour kept its pace: late frames only where other work kept its threads from a
+    # CPU (tests/loadcheck.py); on an idle machine the strict 0.5 %
+    assert late <= starved.allowed(0.005 * frames), (anchor0, anchor1, starved.seconds)
     assert not [t for t in dhlive_threads() if t.startswith(("dhlive-draw", "dhlive-out", "dhlive-tick"))]
 
 
