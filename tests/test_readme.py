@@ -63,6 +63,7 @@ def test_sh_blocks_are_found_and_background_ones_marked():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 @from_scratch
 def test_every_readme_command_works_in_a_fresh_clone(tmp_path):
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
