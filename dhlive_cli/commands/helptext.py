@@ -14,6 +14,7 @@ unless its module set one. Flags get none: `--json` takes no value.
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def _base_type(annotation):
         origin = typing.get_origin(annotation)
         if origin is typing.Annotated:
             annotation = typing.get_args(annotation)[0]
-        elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        elif origin in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(annotation) if a is not type(None)]
             annotation = args[0] if len(args) == 1 else str
         elif origin in (list, tuple):
@@ -63,7 +64,7 @@ def _metavar(name: str, annotation) -> str:
         return "MS"
     if name in ("duration", "interval", "window", "max_seconds"):
         return "SECONDS"
-    if name in NAMED_METAVARS and not (name == "loop" and base is bool):
+    if name in NAMED_METAVARS:
         return NAMED_METAVARS[name]
     if base is Path and "dir" in name:
         return "DIR"
