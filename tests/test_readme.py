@@ -6,7 +6,8 @@ A block whose first line is a comment saying it runs "in a second/third/another 
 "keeps running" is started in the background in its own process group (a second terminal) and
 killed at the end. The RTMP and API ports of the README (1935, 8765) are swapped for free ports,
 HOME is a temp folder (the wheel's venv goes there), SDL uses its dummy drivers so ffplay runs
-headless; nothing else is changed. Output of each block is kept in the test's temp folder.
+headless; nothing else is changed. A background step that ends by itself (the live runs with
+--duration) must end with status 0; those still running at the end (nginx, ffplay) are stopped. Output of each block is kept in the test's temp folder.
 
 It installs everything from scratch (make demo, make dist, a venv for the wheel): several
 minutes, so it runs when DHLIVE_TEST_README=1 (.ci/run sets it), not in every `make test`.
@@ -48,7 +49,8 @@ def session_script(blocks: list[tuple[str, bool]], logs: Path) -> str:
         if background:
             script = logs / f"block{i}.sh"
             script.write_text("set -euo pipefail\n" + code)
-            lines.append(f"setsid bash {script} > {logs}/block{i}.log 2>&1 &")
+            # its exit status goes to its log: a background step that fails fails the test
+            lines.append(f"setsid bash -c 'bash {script}; echo \"exit status $?\"' > {logs}/block{i}.log 2>&1 &")
             lines.append(f"echo $! >> {logs}/pgids")
         else:
             lines.append(code.rstrip("\n"))
@@ -59,7 +61,7 @@ def test_sh_blocks_are_found_and_background_ones_marked():
     blocks = sh_blocks((ROOT / "README.md").read_text())
     assert len(blocks) >= 10
     assert blocks[0][0].startswith("make demo")
-    assert sum(bg for _, bg in blocks) >= 3  # nginx, the live stream, the API session
+    assert sum(bg for _, bg in blocks) >= 4  # nginx, the live stream, ffplay, the API session
 
 
 @pytest.mark.slow
@@ -85,6 +87,8 @@ def test_every_readme_command_works_in_a_fresh_clone(tmp_path):
     script.write_text(session_script(sh_blocks(readme), logs))
     try:
         r = subprocess.run(["bash", str(script)], cwd=clone, env=env, capture_output=True, text=True, timeout=1500)
+        # read before the background steps are stopped: what ended by itself ended well
+        background = "\n".join(f"--- {p.name}\n{p.read_text()[-800:]}" for p in sorted(logs.glob("block*.log")))
     finally:
         pgids = (logs / "pgids").read_text().split() if (logs / "pgids").exists() else []
         for pgid in pgids:
@@ -92,8 +96,10 @@ def test_every_readme_command_works_in_a_fresh_clone(tmp_path):
                 os.killpg(int(pgid), signal.SIGTERM)
             except ProcessLookupError:
                 pass
-    background = "\n".join(f"--- {p.name}\n{p.read_text()[-800:]}" for p in sorted(logs.glob("block*.log")))
     assert r.returncode == 0, f"{r.stderr[-3000:]}\n{background}"
+    failed = re.findall(r"exit status (?!0\b)\d+", background)
+    assert not failed, background
+    assert re.search(r"exit status 0\b", background), background  # the 15 s live stream ended by itself, well
     try_dir = clone / "try"
     for made in ("hello.mp4", "hello.json", "story.mp4", "astronaut.mp4", "avatars/astronaut/preview.png",
                  "baseline.mp4", "ffmpeg.mp4"):
