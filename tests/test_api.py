@@ -367,7 +367,8 @@ def test_burst_of_1000_requests_keeps_memory_and_responsiveness(make_session, se
     assert set(codes) <= {200, 202, 429}, codes
     speaks = sum(1 for i in range(1000) if i % 50 == 0 or i % 4 == 0)
     assert codes.get(200, 0) == 1000 - speaks and codes.get(202, 0) + codes.get(429, 0) == speaks, codes
-    assert codes.get(429, 0) > 0  # 25 s of speech into a 10 s buffer: the refusals are exercised too
+    if took < 12.0:  # 25 s of speech into a 10 s buffer that plays out at 1 s/s: some must be refused
+        assert codes.get(429, 0) > 0
     assert rss1 - rss0 < 30 * 2**20, f"RSS grew {(rss1 - rss0) / 2**20:.1f} MB"
     t1 = time.monotonic()
     with Starvation(threads=("dhlive-api",)) as starved_status:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 
 from dhlive_cli.ffmpeg_bin import ffmpeg_path
+from tests.loadcheck import Starvation
 from tests.rtmp_server import free_port
 
 PULSE = shutil.which("pulseaudio")
@@ -52,30 +55,46 @@ def test_mic_speech_drives_the_mouth_and_reaches_the_recording(tmp_path, virtual
     rec = tmp_path / "rec.mkv"
     api = free_port()
     p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "live", "--input", "mic", "-o", str(rec), "--size", "320x240",
-                          "--duration", "10", "--quiet", "--listen", f"127.0.0.1:{api}"],
+                          "--quiet", "--listen", f"127.0.0.1:{api}"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        # the mic speaks once the session has recorded 1 s (25 ticks) of its silence: an event,
-        # not a guess of how long start-up takes on a busy machine
-        deadline = time.monotonic() + 60
-        while _frames(api) < 25:
+    feeder = None
+
+    def wait_frames(n: int, what: str) -> None:
+        deadline = time.monotonic() + 120  # an event timeout, not a speed bound
+        while _frames(api) < n:
             assert p.poll() is None, p.stderr.read().decode()
-            assert time.monotonic() < deadline, "the live session did not start within 60 s"
+            assert time.monotonic() < deadline, f"no {what} within 120 s"
             time.sleep(0.05)
+
+    try:
+        # the mic speaks once the session has recorded 1 s (25 ticks) of its silence, and the
+        # session stops 2 s of ticks after the mic fell silent: events, not guesses of how long
+        # start-up or the feeder take on a busy machine
+        wait_frames(25, "start")
+        starved = Starvation(pid=p.pid, poll_s=0.1).start()
         feeder = subprocess.Popen(f"'{ffmpeg_path()}' -v error -re -t 6 -i '{src}' -f s16le -ac 1 -ar 16000 - > '{fifo}'",
                                   shell=True, env=env)
+        feeder.wait(120)
+        starved.stop()
+        wait_frames(_frames(api) + 50, "2 s after the speech")
+        p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait(10)
-    feeder.wait(10)
+        if feeder is not None and feeder.poll() is None:
+            feeder.kill()
+            feeder.wait(10)
     assert p.returncode == 0, err.decode()
     pcm = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(rec), "-f", "f32le", "-ac", "1", "-ar", "16000",
                           "pipe:1"], capture_output=True, check=True).stdout
     a = np.frombuffer(pcm, np.float32)
     rms = np.sqrt(np.mean(a[: len(a) // 640 * 640].reshape(-1, 640) ** 2, axis=1))
-    assert (rms > 0.02).sum() > 25, "the mic's speech is in the recorded audio"
+    # A mic runs on its own clock: when dhlive is kept from the CPU, more than 250 ms queued is
+    # trimmed (live/inputs), so on a busy machine less of the speech is kept (tests/loadcheck.py)
+    need = max(1, 25 - math.ceil(25 * starved.seconds))
+    assert (rms > 0.02).sum() >= need, ("the mic's speech is in the recorded audio", need, starved.seconds)
     assert rms[:20].max() < 0.01, "silence before the mic speaks"
 
 

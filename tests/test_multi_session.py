@@ -258,6 +258,7 @@ def test_killing_one_sessions_encoder_leaves_the_others_streaming(tmp_path):
         assert dropped <= starved.allowed(0), (n, dropped, starved.seconds)  # none on an idle machine
 
 
+@pytest.mark.timeout(1200)  # 100 cycles of real work: on a busy machine far more than the default 300 s
 def test_create_and_stop_a_session_100_times_leaves_nothing_behind(tmp_path, speech_10s):
     from dataclasses import replace
 
