@@ -26,12 +26,18 @@ def start_live(*args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def probe_stream(url: str, seconds: float = 4.0) -> dict:
-    """ffprobe the live stream: codecs, rate, and keyframe times of the first seconds."""
-    out = subprocess.run(
-        [FFPROBE, "-v", "error", "-rw_timeout", "10000000", "-read_intervals", f"%+{seconds}",
-         "-show_streams", "-show_entries", "packet=pts_time,flags,stream_index", "-of", "json", url],
-        capture_output=True, timeout=40)
+def probe_stream(url: str, seconds: float = 4.0, within: float = 120.0) -> dict:
+    """ffprobe the live stream: codecs, rate, and keyframe times of the first seconds. Tries
+    again until the stream is there (`within` seconds): on a busy machine dhlive may start
+    publishing later than a fixed wait would guess."""
+    deadline = time.monotonic() + within
+    while True:
+        out = subprocess.run(
+            [FFPROBE, "-v", "error", "-rw_timeout", "10000000", "-read_intervals", f"%+{seconds}",
+             "-show_streams", "-show_entries", "packet=pts_time,flags,stream_index", "-of", "json", url],
+            capture_output=True, timeout=60)
+        if out.returncode == 0 or time.monotonic() > deadline:
+            break
     assert out.returncode == 0, out.stderr.decode()[-300:]
     return json.loads(out.stdout)
 

@@ -94,7 +94,7 @@ def api(port: int, path: str, method: str = "GET", body: bytes | None = None) ->
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method,
                                  headers={"Content-Type": "application/json"} if body else {})
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=60) as r:  # a busy machine answers late, not never
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
@@ -245,7 +245,7 @@ def test_killing_one_sessions_encoder_leaves_the_others_streaming(tmp_path):
         # (arrival times, shifted by the muxer to start at 0 with the first audio packet; video
         # starts at the first keyframe, <= 2 s in, before the kill at 3 s)
         t = _arrivals(tmp_path / f"got-{n}.mkv")
-        assert t[0] < 2.5 and t[-1] > 9.5, (n, t[0], t[-1])
+        assert t[0] < 2.5 + starved.seconds and t[-1] > 9.5, (n, t[0], t[-1], starved.seconds)
         # (less what the machine's other work kept dhlive and its encoders from: tests/loadcheck.py)
         assert len(t) >= (t[-1] - t[0]) * 25 * 0.97 - 25 * starved.seconds, (n, len(t), t[-1] - t[0], starved.seconds)
         assert np.diff(t).max() < 0.5 + starved.seconds, (n, np.diff(t).max(), starved.seconds)
