@@ -38,6 +38,7 @@ def probe_stream(url: str, seconds: float = 4.0, within: float = 120.0) -> dict:
             capture_output=True, timeout=60)
         if out.returncode == 0 or time.monotonic() > deadline:
             break
+        time.sleep(0.5)
     assert out.returncode == 0, out.stderr.decode()[-300:]
     return json.loads(out.stdout)
 
