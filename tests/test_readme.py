@@ -65,7 +65,7 @@ def test_sh_blocks_are_found_and_background_ones_marked():
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(3000)
 @from_scratch
 def test_every_readme_command_works_in_a_fresh_clone(tmp_path):
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
@@ -86,7 +86,7 @@ def test_every_readme_command_works_in_a_fresh_clone(tmp_path):
     script = logs / "session.sh"
     script.write_text(session_script(sh_blocks(readme), logs))
     try:
-        r = subprocess.run(["bash", str(script)], cwd=clone, env=env, capture_output=True, text=True, timeout=1500)
+        r = subprocess.run(["bash", str(script)], cwd=clone, env=env, capture_output=True, text=True, timeout=2700)
         # read before the background steps are stopped: what ended by itself ended well
         background = "\n".join(f"--- {p.name}\n{p.read_text()[-800:]}" for p in sorted(logs.glob("block*.log")))
     finally:
