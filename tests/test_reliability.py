@@ -539,9 +539,11 @@ def test_sigterm_mid_render_removes_everything(tmp_path, cli, long_speech):
     out.parent.mkdir()
     c = _start_render(cli, long_speech, out)
     t0 = time.monotonic()
-    c.signal(signal.SIGTERM)
-    r = c.finish(timeout=15)
-    assert time.monotonic() - t0 < 3
+    with Starvation(pid=c.pid, children=True, poll_s=0.05) as starved:
+        c.signal(signal.SIGTERM)
+        r = c.finish(timeout=15 + 60)
+    # 3 s, plus the CPU time other work on the machine kept dhlive and its children waiting
+    assert time.monotonic() - t0 < 3 + starved.seconds, starved.seconds
     assert r.rc == 130 and "Traceback" not in r.err and r.orphans == [], r
     assert not any(out.parent.iterdir())
 
@@ -582,10 +584,12 @@ def _file_encoder(c: Cli, name: str) -> psutil.Process | None:
 
 def _stop_live(c: Cli, sig=signal.SIGTERM, limit: float = 4.0) -> Result:
     t0 = time.monotonic()
-    c.signal(sig)
-    r = c.finish(timeout=20)
+    with Starvation(pid=c.pid, children=True, poll_s=0.05) as starved:
+        c.signal(sig)
+        r = c.finish(timeout=20 + 60)
     took = time.monotonic() - t0
-    assert took < limit, f"took {took:.1f} s to stop"
+    # the limit, plus the CPU time other work on the machine kept dhlive and its children waiting
+    assert took < limit + starved.seconds, f"took {took:.1f} s to stop ({starved.seconds:.1f} s of it waiting for a CPU)"
     return r
 
 
