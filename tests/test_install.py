@@ -136,7 +136,7 @@ def test_help_keeps_brackets_defaults_and_readable_metavars():
     flags = [ln for ln in out.splitlines() if re.search(r"--(quiet|loop|json)\b", ln)]
     assert flags and not [ln for ln in flags if "<bool>" in ln], flags  # a flag takes no value
     r = runner.invoke(app, ["avatar", "prepare", "--help"], env={"COLUMNS": "200"})
-    assert re.search(r"--output\s+-o\s+DIR\s", r.output) and "[default: pingpong]" in r.output
+    assert re.search(r"--output\s+-o\s+DIR\s", r.output) and "[default: best]" in r.output
 
 
 def test_verbose_is_accepted_after_the_subcommand(tmp_path):
