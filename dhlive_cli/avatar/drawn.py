@@ -943,6 +943,12 @@ class DrawnAvatar:
             min(self.height, int(math.ceil(y1))),
         )
 
+    @property
+    def dynamic_boxes(self) -> tuple[tuple[int, int, int, int], ...]:
+        """Pixel boxes (x0, y0, x1, y1) outside of which render(fresh=False) changes nothing:
+        the breathing body and the moving head (the mouth and eyes lie inside the head's box)."""
+        return (tuple(self._brect), tuple(self._hrect))
+
     def mouth_box(self) -> tuple[int, int, int, int]:
         """x0, y0, x1, y1 covering everything the mouth can draw, at any pose."""
         return self._mouth_box
