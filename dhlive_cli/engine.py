@@ -104,6 +104,7 @@ class RenderResult:
     height: int
     fps: int
     peak_children_rss_mb: float = 0.0  # the ffmpeg children (encoder, decoder) together, at their peak
+    cpu_s: float = 0.0  # CPU seconds (user + system) of this process and its children during run()
 
     @property
     def realtime_factor(self) -> float:
@@ -125,6 +126,13 @@ def _children_rss(proc) -> int:
         except psutil.Error:  # exited between the listing and the read
             pass
     return total
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its children that have been waited for
+    (the decoder and encoder ffmpeg, once they exit)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -376,6 +384,7 @@ class RenderSession:
         proc = psutil.Process()
         budget = self.preset.memory_budget_mb * 2**20
         t0 = time.monotonic()
+        cpu0 = _cpu_seconds()
         self.stats.started_at = t0
         try:
             self.source.open()
@@ -425,7 +434,7 @@ class RenderSession:
         return RenderResult(
             output=str(self.output) if self.output else self.STDOUT if self.to_stdout else None, frames=snap["frames_done"],
             samples=snap["samples_done"], duration_s=snap["samples_done"] / 16000.0,
-            elapsed_s=time.monotonic() - t0, peak_rss_mb=snap["peak_rss_mb"],
+            elapsed_s=time.monotonic() - t0, cpu_s=_cpu_seconds() - cpu0, peak_rss_mb=snap["peak_rss_mb"],
             peak_children_rss_mb=snap["peak_children_rss_mb"], model=self.pool.name,
             provider=self.pool.provider, width=self.width, height=self.height, fps=self.tb.fps,
         )

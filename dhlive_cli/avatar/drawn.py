@@ -285,6 +285,7 @@ class DrawnAvatar:
         self._motion_tables()
         self._prerender()
         self._mouth_bounds()
+        self._mouth_tables()
 
     @classmethod
     def load(cls, avatar_dir: str | os.PathLike, width: int, height: int, fps: int = 25) -> "DrawnAvatar":
@@ -969,20 +970,45 @@ class DrawnAvatar:
             min(self.height, int(np.max(ys) + d) + 1),
         )
 
+    def _mouth_tables(self) -> None:
+        """Per-frame constants of _draw_mouth, computed once: colours, unit circles, the crease's
+        parameter. Drawing a mouth is ~30 small polygons; without these the numpy call overhead,
+        not the pixels, was most of its cost."""
+        col = self.style.colors
+        lips = col["lips"]
+        self._mc = {
+            "crease": _mul(col["skin"], 0.92), "upper": _mul(lips, 0.8), "lower": lips,
+            "hl": _mul(lips, 1.05, 8), "seam": _mul(lips, 0.42), "corner": _mul(lips, 0.5),
+        }
+        self._crease_u = np.linspace(-1, 1, 9)
+        t12 = np.linspace(0.0, 2 * math.pi, 12, endpoint=False)
+        t32 = np.linspace(0.0, 2 * math.pi, 32, endpoint=False)
+        self._circle12 = np.stack([np.cos(t12), np.sin(t12)], axis=1)
+        self._circle32 = (np.cos(t32), np.sin(t32))
+        self._seam_thick = max(1, int(round(0.0032 * self.S)))
+        self._crease_thick = max(1, int(round(0.004 * self.S)))
+        self._corner_r = max(1.0, 0.0022 * self.S)
+
     def _draw_mouth(self, out: np.ndarray, M: np.ndarray, mouth: MouthShape) -> None:
-        S, col = self.S, self.style.colors
+        S = self.S
+        mc = self._mc
         x, yui, yli, yuo, ylo, gap, w_in = self._mouth_curves(mouth)
-        my = self._mouth_y
-        A = M[:, :2].T
-        b = M[:, 2]
+        # T: head-local (x, y) in units of S -> this frame's pixels, i.e. P(x, y + mouth_y) then
+        # the head's affine M, folded into one 2x2 matrix and an offset
+        A = M[:, :2]
+        a00, a01, a10, a11 = S * A[0, 0], S * A[0, 1], S * A[1, 0], S * A[1, 1]
+        px, py = self.cx, self.fy + self._mouth_y * S
+        c0 = A[0, 0] * px + A[0, 1] * py + M[0, 2]
+        c1 = A[1, 0] * px + A[1, 1] * py + M[1, 2]
 
         def T(xx, yy):
-            return self.P(xx, yy + my) @ A + b
+            pts = np.empty((xx.shape[0], 2))
+            pts[:, 0] = xx * a00 + yy * a01 + c0
+            pts[:, 1] = xx * a10 + yy * a11 + c1
+            return pts
 
-        lips = col["lips"]
-        upper_c = _mul(lips, 0.8)
-        lower_c = lips
-        outer = T(np.concatenate([x, x[::-1]]), np.concatenate([yuo, ylo[::-1]]))
+        xx = np.concatenate([x, x[::-1]])
+        outer = T(xx, np.concatenate([yuo, ylo[::-1]]))
         # everything is drawn inside a small box of out; sub-pixel fixed point keeps motion smooth
         hx0, hy0, hx1, hy1 = self._hrect
         bx0 = max(hx0, int(outer[:, 0].min()) - 3)
@@ -996,24 +1022,24 @@ class DrawnAvatar:
         aa = cv2.LINE_AA
 
         # soft crease under the lower lip
-        u = np.linspace(-1, 1, 9)
+        u = self._crease_u
         crease = T(u * 0.35 * x[-1], ylo.max() + 0.011 - 0.003 * u**2)
-        cv2.polylines(roi, [_fix(crease - o)], False, _mul(col["skin"], 0.92), max(1, int(round(0.004 * S))), aa, _SHIFT)
+        cv2.polylines(roi, [_fix(crease - o)], False, mc["crease"], self._crease_thick, aa, _SHIFT)
 
-        cv2.fillPoly(roi, [_fix(outer - o)], lower_c, aa, _SHIFT)
-        upper = T(np.concatenate([x, x[::-1]]), np.concatenate([yuo, yui[::-1]]))
-        cv2.fillPoly(roi, [_fix(upper - o)], upper_c, aa, _SHIFT)
+        cv2.fillPoly(roi, [_fix(outer - o)], mc["lower"], aa, _SHIFT)
+        upper = T(xx, np.concatenate([yuo, yui[::-1]]))
+        cv2.fillPoly(roi, [_fix(upper - o)], mc["upper"], aa, _SHIFT)
         # a highlight on the lower lip
         k = len(x)
-        hl_x = x[k // 2 - k // 5 : k // 2 + k // 5 + 1]
-        hl_top = (yli + 0.4 * (ylo - yli))[k // 2 - k // 5 : k // 2 + k // 5 + 1]
-        hl_bot = (yli + 0.6 * (ylo - yli))[k // 2 - k // 5 : k // 2 + k // 5 + 1]
-        hl = T(np.concatenate([hl_x, hl_x[::-1]]), np.concatenate([hl_top, hl_bot[::-1]]))
-        cv2.fillPoly(roi, [_fix(hl - o)], _mul(lips, 1.05, 8), aa, _SHIFT)
+        lo, hi = k // 2 - k // 5, k // 2 + k // 5 + 1
+        hl_x = x[lo:hi]
+        d = ylo[lo:hi] - yli[lo:hi]
+        hl = T(np.concatenate([hl_x, hl_x[::-1]]), np.concatenate([yli[lo:hi] + 0.4 * d, (yli[lo:hi] + 0.6 * d)[::-1]]))
+        cv2.fillPoly(roi, [_fix(hl - o)], mc["hl"], aa, _SHIFT)
 
         gap_px = gap * S
         if gap_px >= 0.8:
-            inner = T(np.concatenate([x, x[::-1]]), np.concatenate([yui, yli[::-1]]))
+            inner = T(xx, np.concatenate([yui, yli[::-1]]))
             ix0 = max(0, int(inner[:, 0].min()) - bx0 - 1)
             iy0 = max(0, int(inner[:, 1].min()) - by0 - 1)
             ix1 = min(roi.shape[1], int(inner[:, 0].max()) - bx0 + 3)
@@ -1027,35 +1053,35 @@ class DrawnAvatar:
                 content[:] = (38, 26, 62)
                 open_t = min(1.0, gap / 0.05)
                 # tongue and lower teeth sit low, upper teeth hang from the upper lip
-                tongue = T(*_ellipse(0.0, float(yli.max()) - 0.12 * gap, w_in * 0.62, 0.3 * gap + 0.004, 32).T)
+                cs, sn = self._circle32
+                tongue = T(w_in * 0.62 * cs, float(yli.max()) - 0.12 * gap + (0.3 * gap + 0.004) * sn)
                 cv2.fillPoly(content, [_fix(tongue - oo)], (92, 84, 186), aa, _SHIFT)
                 if open_t > 0.3:
-                    lt = x[np.abs(x) < w_in * 0.55]
-                    ylt = np.interp(lt, x, yli)
+                    sel = np.abs(x) < w_in * 0.55
+                    lt = x[sel]
+                    ylt = yli[sel]  # x is a grid of the curves themselves: interp at x is a lookup
                     lteeth = T(np.concatenate([lt, lt[::-1]]), np.concatenate([ylt - 0.006 * open_t, ylt[::-1] + 0.01]))
                     cv2.fillPoly(content, [_fix(lteeth - oo)], (200, 204, 210), aa, _SHIFT)
-                ut = x[np.abs(x) < w_in * 0.82]
-                yut = np.interp(ut, x, yui)
+                sel = np.abs(x) < w_in * 0.82
+                ut = x[sel]
+                yut = yui[sel]
                 th = min(0.016, 0.45 * gap + 0.003)
                 prof = np.clip(1 - (ut / (w_in * 0.82)) ** 2, 0, 1) ** 0.3
-                teeth = T(np.concatenate([ut, ut[::-1]]), np.concatenate([yut - 0.01, (yut + th * prof)[::-1]]))
+                edge_y = yut + th * prof
+                teeth = T(np.concatenate([ut, ut[::-1]]), np.concatenate([yut - 0.01, edge_y[::-1]]))
                 cv2.fillPoly(content, [_fix(teeth - oo)], (236, 241, 246), aa, _SHIFT)
                 # a faint line where teeth meet the gum shadow
-                edge = T(ut, yut + th * prof)
-                cv2.polylines(content, [_fix(edge - oo)], False, (196, 202, 210), 1, aa, _SHIFT)
+                cv2.polylines(content, [_fix(T(ut, edge_y) - oo)], False, (196, 202, 210), 1, aa, _SHIFT)
                 a = mask.astype(np.float32) * (1.0 / 255.0)
                 cv2.blendLinear(content, sub, a, 1.0 - a, dst=sub)
         # the line where the lips meet (and a dark corner) reads at any size
         seam = T(x, (yui + yli) * 0.5)
-        thick = max(1, int(round(0.0032 * S)))
-        seam_c = _mul(lips, 0.42)
         if gap_px < 1.5:
-            cv2.polylines(roi, [_fix(seam - o)], False, seam_c, thick, aa, _SHIFT)
+            cv2.polylines(roi, [_fix(seam - o)], False, mc["seam"], self._seam_thick, aa, _SHIFT)
+        r = self._corner_r
         for end in (0, -1):
-            cx_, cy_ = seam[end]
-            r = max(1.0, 0.0022 * S)
-            pts = _ellipse(cx_, cy_, r, r, 12)
-            cv2.fillPoly(roi, [_fix(pts - o)], _mul(lips, 0.5), aa, _SHIFT)
+            pts = seam[end] + r * self._circle12
+            cv2.fillPoly(roi, [_fix(pts - o)], mc["corner"], aa, _SHIFT)
 
     # ------------------------------------------------------------------ per frame
 
