@@ -12,8 +12,11 @@ ramp stops after the first count that fails; the result is the largest count tha
 Per count it also splits the CPU of the measured window between dhlive itself (clock,
 inference, drawing, I420 conversion, pipes) and its encoder children (x264 + aac + flv on
 exactly the frames dhlive delivered): per session, and as encoder / (dhlive + encoders), the
-share of the CPU that goes to the encoder it cannot avoid. Encoder memory is the RSS of each
-ffmpeg child (median and max over the sessions); the load average is printed beside each row.
+share of the CPU that goes to the encoder it cannot avoid. Encoder memory per session is each
+ffmpeg child's PSS (its private pages plus its share of the pages it shares with the other
+encoders: ffmpeg's libraries, about 42 MB of RSS in every child but in memory once), median
+and max over the sessions, criterion <= 40 MB; RSS, which counts the shared libraries in
+every child again, is printed beside it. The load average is printed beside each row.
 """
 
 from __future__ import annotations
@@ -94,7 +97,13 @@ def run_count(n: int, size: str, seconds: float, warmup: float, every: float, ta
             cpu = proc.cpu_percent(None)
             cpu_end = _cpu_split(proc)
             rss = proc.memory_info().rss / 2**20
-            kids = [c.memory_info().rss / 2**20 for c in proc.children()]
+            kids, pss = [], []
+            for c in proc.children():
+                try:
+                    kids.append(c.memory_info().rss / 2**20)
+                    pss.append(c.memory_full_info().pss / 2**20)
+                except psutil.Error:
+                    pass
             enc_rss = sum(kids)
             load = os.getloadavg()[0]
         finally:
@@ -114,8 +123,9 @@ def run_count(n: int, size: str, seconds: float, warmup: float, every: float, ta
     ticks = clock["ticks"] - clock0["ticks"]
     calls = clock["inference_calls"] - clock0["inference_calls"]
     ok = all(p["delivered_fps"] >= MIN_FPS and p["late_pct"] <= 100 * MAX_LATE for p in per)
+    mem_ok = bool(pss) and max(pss) <= MAX_ENCODER_MB
     return {
-        "sessions": n, "ok": ok, "seconds": round(wall, 1),
+        "sessions": n, "ok": ok, "encoder_memory_ok": mem_ok, "seconds": round(wall, 1),
         "min_delivered_fps": min(p["delivered_fps"] for p in per),
         "max_late_pct": max(p["late_pct"] for p in per),
         "inference_calls_per_tick": round(calls / max(1, ticks), 4),
@@ -123,6 +133,8 @@ def run_count(n: int, size: str, seconds: float, warmup: float, every: float, ta
         "process_cpu_pct": round(cpu, 1), "rss_mb": round(rss, 1), "encoders_rss_mb": round(enc_rss, 1),
         "encoder_rss_mb_median": round(statistics.median(kids), 1) if kids else None,
         "encoder_rss_mb_max": round(max(kids), 1) if kids else None,
+        "encoder_pss_mb_median": round(statistics.median(pss), 1) if pss else None,
+        "encoder_pss_mb_max": round(max(pss), 1) if pss else None,
         "dhlive_cpu_ms_per_frame": round(1000 * own / max(1, n * wall * 25), 3),
         "encoder_cpu_ms_per_frame": round(1000 * enc / max(1, n * wall * 25), 3),
         "encoder_cpu_share": round(enc / max(1e-9, own + enc), 3), "load_avg_1min": round(load, 2),
@@ -150,7 +162,9 @@ def main() -> None:
         print(f"{n:3d} sessions: {'ok  ' if r['ok'] else 'FAIL'} min fps {r['min_delivered_fps']:.3f}, "
               f"max late {r['max_late_pct']:.2f} %, inference calls/tick {r['inference_calls_per_tick']:.3f}, "
               f"CPU {r['process_cpu_pct']:.0f} %, RSS {r['rss_mb']:.0f} MB (+ encoders {r['encoders_rss_mb']:.0f} MB, "
-              f"each median {r['encoder_rss_mb_median']} / max {r['encoder_rss_mb_max']} MB); per frame dhlive "
+              f"each RSS median {r['encoder_rss_mb_median']} / max {r['encoder_rss_mb_max']} MB, PSS median "
+              f"{r['encoder_pss_mb_median']} / max {r['encoder_pss_mb_max']} MB "
+              f"{'ok' if r['encoder_memory_ok'] else 'OVER'} <= {MAX_ENCODER_MB:.0f}); per frame dhlive "
               f"{r['dhlive_cpu_ms_per_frame']} ms CPU, encoder {r['encoder_cpu_ms_per_frame']} ms "
               f"(encoder share {r['encoder_cpu_share']:.2f})  [load {r['load_avg_1min']}]",
               flush=True)
