@@ -61,8 +61,7 @@ class DrawnAvatar(BodyPainter, HeadPainter):
         self._tls = threading.local()
         self._layout()
         self._motion_tables()
-        self._prerender()
-        self._mouth_bounds()
+        self._layers(spec or {})
         self._mouth_tables()
 
     @classmethod
@@ -78,6 +77,46 @@ class DrawnAvatar(BodyPainter, HeadPainter):
         if spec.get("kind", "drawn") != "drawn":
             raise InputError(f"{path}: kind={spec.get('kind')!r} is not a drawn avatar")
         return cls(spec, width, height, fps)
+
+    # ------------------------------------------------------------------ painted layers, cached
+
+    _PAINT_SOURCES = ("drawn.py", "drawn_style.py", "drawn_paint.py", "drawn_head.py")
+
+    def _layers(self, spec: dict) -> None:
+        """The prerendered layers from the disk cache (avatar/layer_cache.py), else painted and stored."""
+        from dhlive_cli.avatar import layer_cache
+
+        here = Path(__file__).resolve().parent
+        key = layer_cache.layer_key([here / n for n in self._PAINT_SOURCES], spec, self.width, self.height)
+        got = layer_cache.load(key)
+        if got is not None and self._adopt_layers(got):
+            return
+        self._prerender()
+        self._mouth_bounds()
+        meta = np.array([self._pad, *self._hrect, *self._brect, *self._eye_rect, self._eye_margin, *self._eye_area,
+                         *self._mouth_box], np.int64)
+        arrays = {"static": self._static, "base": self._base, "sprite": self._sprite, "alpha": self._alpha,
+                  "meta": meta}
+        arrays.update({f"eye{i}": v for i, v in enumerate(self._eye_variants)})
+        layer_cache.save(key, arrays)
+
+    def _adopt_layers(self, z: dict) -> bool:
+        try:
+            meta = [int(v) for v in z["meta"]]
+            eyes = tuple(z[f"eye{i}"] for i in range(_EYE_LEVELS))
+            static, base, sprite, alpha = z["static"], z["base"], z["sprite"], z["alpha"]
+        except KeyError:
+            return False
+        if len(meta) != 22 or static.shape != (self.height, self.width, 3) or static.dtype != np.uint8:
+            return False
+        self._pad = meta[0]
+        self._hrect, self._brect, self._eye_rect = tuple(meta[1:5]), tuple(meta[5:9]), tuple(meta[9:13])
+        self._eye_margin, self._eye_area = meta[13], tuple(meta[14:18])
+        self._mouth_y, self._mouth_box = self._mouth_level(), tuple(meta[18:22])
+        self._static, self._base, self._sprite, self._alpha, self._eye_variants = static, base, sprite, alpha, eyes
+        for arr in (static, base, sprite, alpha, *eyes):
+            arr.flags.writeable = False
+        return True
 
     # ------------------------------------------------------------------ layout and motion
 
@@ -196,9 +235,12 @@ class DrawnAvatar(BodyPainter, HeadPainter):
         ylo = yli + tl * g ** 0.8
         return x, yui, yli, yuo, ylo, gap, w_in
 
+    def _mouth_level(self) -> float:
+        """The mouth's line below the face centre, in units of S."""
+        return 0.122 * self.style.face_length
+
     def _mouth_bounds(self) -> None:
-        my = 0.122 * self.style.face_length
-        self._mouth_y = my
+        my = self._mouth_y = self._mouth_level()
         xs, ys = [], []
         vals = (0.0, 0.5, 1.0)
         for o in vals:
