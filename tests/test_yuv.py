@@ -72,3 +72,25 @@ def test_odd_sizes_are_refused_for_yuv420p():
 
     with pytest.raises(InputError, match="even"):
         i420_shape(361, 640)
+
+
+def test_drawing_and_converting_allocate_nothing_frame_sized():
+    """After warm-up, drawing + region conversion into ring slots allocates no frame buffers:
+    memory cannot grow with input length (tracemalloc sees numpy's allocations)."""
+    import tracemalloc
+
+    w, h = 640, 360
+    comp = Composer(load_avatar(None, w, h, 25))
+    ring = FrameRing(4, h, w)
+    for k in range(8):  # warm-up: every slot converted whole once, per-thread scratch made
+        comp.draw(ring.frames[k % 4], k, _mouth(k), fresh=not ring.drawn[k % 4])
+        ring.drawn[k % 4] = True
+    tracemalloc.start()
+    base, _ = tracemalloc.get_traced_memory()
+    for k in range(8, 208):
+        comp.draw(ring.frames[k % 4], k, _mouth(k), fresh=False)
+    now, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    frame_bytes = w * h * 3 // 2
+    assert now - base < 64 * 1024, now - base
+    assert peak - base < frame_bytes, peak - base  # transient polygon arrays only
