@@ -252,8 +252,8 @@ class RenderSession:
             self.sink = sink
         elif self.to_stdout:
             fmt = self.STREAM_FORMATS[stream_format]
-            self.sink = FfmpegSink("pipe:1", self.width, self.height, self.tb.fps, encoder or self._encoder_options(preset),
-                                   fmt=fmt, fragmented=fmt == "mp4")
+            self.sink = FfmpegSink("pipe:1", self.width, self.height, self.tb.fps,
+                                   encoder or self._encoder_options(preset), fmt=fmt, fragmented=fmt == "mp4")
         elif self.output is not None:
             fmt = "mp4" if self.output.suffix.lower() in (".mp4", ".m4v", ".mov", "") else None
             if fmt is None and self.output.suffix.lower() == ".mkv":
