@@ -80,7 +80,8 @@ def _probe_sndfile(p: Path) -> AudioInfo | None:
     if info.format not in ("WAV", "FLAC") or info.frames <= 0 or not 4000 <= info.samplerate <= 384000:
         return None
     dur = info.frames / info.samplerate
-    return AudioInfo(path=p, duration_s=dur, estimated_samples=int(round(dur * SAMPLE_RATE)))
+    return AudioInfo(path=p, duration_s=dur, estimated_samples=int(round(dur * SAMPLE_RATE)),
+                     two_channels=info.channels == 2)
 
 
 # demuxers for audio files nobody vouches for (API uploads and API-chosen inputs): plain audio
