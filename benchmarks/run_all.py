@@ -2,9 +2,9 @@
 
     python benchmarks/run_all.py [--quick]
 
---quick shortens every input (render speed 10 s x 1, memory 1 vs 10 min, soak 1.5 min, memory floor
-20 s, avatar memory 0.5 vs 1.5 min, concurrency 4 and 8 sessions x 15 s, monitor 10 s) for a
-smoke run; the figures in the README come from a full run (about 50 minutes).
+--quick shortens every input (render speed 10 s x 1, memory 1 vs 10 min, start-up 3 runs, soak
+1.5 min, memory floor 20 s, avatar memory 0.5 vs 1.5 min, concurrency 4 and 8 sessions x 15 s,
+monitor 10 s) for a smoke run; the figures in the README come from a full run (about 50 minutes).
 """
 
 from __future__ import annotations
@@ -49,12 +49,13 @@ def main() -> None:
     else:
         result["render_speed"] = run("bench_render.py", "speed")
         result["render_memory"] = run("bench_render.py", "memory")
+    result["startup"] = run("bench_startup.py", "--repeats", "3" if a.quick else "5")
     result["live_soak"] = run("bench_live.py", "--minutes", "1.5" if a.quick else "10")
     result["memory_floor"] = run("bench_memory_floor.py", "--seconds", "20" if a.quick else "60")
     result["avatar_compose"] = run("bench_avatar.py", "compose", "--frames", "200" if a.quick else "600")
     result["avatar_memory"] = run("bench_avatar.py", "memory", *(["--short", "30", "--long", "90"] if a.quick else []))
     result["concurrency"] = run("bench_sessions.py", *(["--counts", "4,8", "--seconds", "15"] if a.quick
-                                                      else ["--counts", "4,8,10,12,14,16", "--seconds", "40"]))
+                                                      else ["--counts", "4,8,16,20,24,28", "--seconds", "40"]))
     result["batch"] = run("bench_batch.py", "--jobs", "12" if a.quick else "40")
     print(f"\n$ bench_monitor.py", flush=True)
     p = subprocess.run([sys.executable, str(HERE / "bench_monitor.py"), "--seconds", "10" if a.quick else "30"],
@@ -72,10 +73,15 @@ def main() -> None:
     (HERE / "results" / "latest.json").write_text(json.dumps(result, indent=2))
     sp, mem = result["render_speed"], result["render_memory"]
     print(f"\n## dhlive benchmarks  {result['date']}  ({result['machine']}, git {result['git']})\n")
-    print(f"| render ({sp['seconds']:.0f} s speech, x264 {sp['x264_preset']}) | dhlive | encode-only floor | ratio |")
-    print("| --- | --- | --- | --- |")
+    print(f"| render ({sp['seconds']:.0f} s speech, x264 {sp['x264_preset']}) | dhlive | x264 alone, same frames | "
+          f"render / floor | CPU floor / render | load avg |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for size, r in sp["sizes"].items():
-        print(f"| {size} | {r['render_rtf']}x real time ({r['render_fps']} fps) | {r['floor_rtf']}x ({r['floor_fps']} fps) | {r['ratio']} |")
+        print(f"| {size} | {r['render_rtf']}x real time ({r['render_fps']} fps) | {r['floor_rtf']}x ({r['floor_fps']} fps) | "
+              f"**{r['ratio']}** | {r['cpu_ratio']} | {r['load_avg_1min'][0]} -> {r['load_avg_1min'][1]} |")
+    st = result["startup"]
+    print(f"\nstart-up: `dhlive render` of a 1 s input {st['render_1s_wall_s']} s wall median ({st['render_1s_cpu_s']} s CPU), "
+          f"`dhlive --help` {st['help_wall_s']} s ({st['help_cpu_s']} s CPU), load {st['load_avg_1min'][0]} -> {st['load_avg_1min'][1]}")
     print(f"\n| render memory | input | peak RSS dhlive | peak RSS ffmpeg child |")
     print("| --- | --- | --- | --- |")
     for k in ("short", "long"):
@@ -106,11 +112,13 @@ def main() -> None:
             print(f"| {label} | {r['input_s'] / 60:g} min | {r['loop']} | {r['peak_rss_mb']} MB | {r['peak_children_rss_mb']} MB |")
     print(f"\nvideo avatar peak RSS long/short input: {am['long_over_short']}, long/short loop: {am['long_loop_over_short_loop']}")
     cc = result["concurrency"]
-    print(f"\n| live sessions in one process ({cc['size']}, speech every few s) | min delivered fps | max late | inference calls/tick | CPU (dhlive) |")
-    print("| --- | --- | --- | --- | --- |")
+    print(f"\n| live sessions in one process ({cc['size']}, speech every few s) | min delivered fps | max late | "
+          f"inference calls/tick | CPU per frame: dhlive / encoder (encoder share) | encoder PSS (RSS) median | load avg |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in cc["steps"]:
         print(f"| {r['sessions']} {'' if r['ok'] else '(fails)'} | {r['min_delivered_fps']} | {r['max_late_pct']} % | "
-              f"{r['inference_calls_per_tick']} | {r['process_cpu_pct']} % |")
+              f"{r['inference_calls_per_tick']} | {r['dhlive_cpu_ms_per_frame']} / {r['encoder_cpu_ms_per_frame']} ms "
+              f"({r['encoder_cpu_share']}) | {r['encoder_pss_mb_median']} ({r['encoder_rss_mb_median']}) MB | {r['load_avg_1min']} |")
     print(f"\nmax sustained: {cc['max_sessions_sustained']} sessions ({cc['criteria']})")
     b = result["batch"]
     print(f"\n| batch: {b['jobs']} jobs x {b['seconds_per_job']:g} s, {b['size']} {b['preset']} | jobs/min | vs sequential (run / end to end) | start-up | overhead/job |")

@@ -1,8 +1,14 @@
-"""Compositor: avatar frames drawn into a preallocated ring of frame buffers.
+"""Compositor: avatar frames drawn into a preallocated ring of I420 frames, the encoder's format.
 
-The ring is the only place frames live. A slot goes free -> drawn -> encoded -> free again;
-nothing frame-sized is allocated after start. Avatars are loaded once per (avatar, size) and
-may be shared by several sessions: their render() is pure in (frame index, mouth).
+An avatar draws BGR into one canvas per drawing thread (its static parts stay there between
+frames); the Composer converts only the regions the avatar may change into the ring slot as
+I420 (planar YUV 4:2:0: Y plane, then U, then V, BT.601 limited range, the same as ffmpeg's
+swscale gives for bgr24 -> yuv420p). x264 takes those bytes as they are: half the bytes of BGR
+through the pipe and no conversion in the encoder's process.
+
+The ring is the only place encoded frames live. A slot goes free -> drawn -> encoded -> free
+again; nothing frame-sized is allocated after start. Avatars are loaded once per (avatar, size)
+and may be shared by several sessions: their render() is pure in (frame index, mouth).
 """
 
 from __future__ import annotations
@@ -21,10 +27,85 @@ from dhlive_cli.queues import BoundedQueue
 DEFAULT_AVATAR = resources.default_avatar_dir()
 
 
+def i420_shape(height: int, width: int) -> tuple[int, int]:
+    """Rows x columns of one I420 frame as a 2-D uint8 array: (height * 3 / 2, width)."""
+    if height % 2 or width % 2:
+        raise InputError(f"frame size {width}x{height}: width and height must be even for yuv420p")
+    return height * 3 // 2, width
+
+
+def _even_box(box, width: int, height: int) -> tuple[int, int, int, int]:
+    """box (x0, y0, x1, y1) grown outwards to even coordinates (a chroma sample covers 2x2 pixels)."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    x0, y0 = max(0, x0 - x0 % 2), max(0, y0 - y0 % 2)
+    x1, y1 = min(width, x1 + x1 % 2), min(height, y1 + y1 % 2)
+    return x0, y0, x1, y1
+
+
+class Composer:
+    """Draws one avatar's frames into I420 ring slots; one per drawing thread.
+
+    draw(out, k, mouth, fresh) renders frame k into this composer's BGR canvas (height, width,
+    3) uint8, then writes out, an I420 frame of i420_shape(height, width) uint8: converted
+    whole when `fresh` (the slot has never held this avatar), otherwise only inside the boxes
+    the avatar declares in `dynamic_boxes` (pixels it may change between frames; an avatar
+    without them is converted whole every frame). The conversion is OpenCV's
+    COLOR_BGR2YUV_I420, which gives the same bytes for an even-aligned region as for the whole
+    frame; against ffmpeg's swscale (the old path) it differs by at most 1 in Y, PSNR above
+    45 dB (tests/test_yuv.py).
+    """
+
+    def __init__(self, avatar):
+        import cv2
+
+        self._cv2 = cv2
+        self.avatar = avatar
+        self.width, self.height = w, h = avatar.width, avatar.height
+        i420_shape(h, w)
+        self.canvas = np.zeros((h, w, 3), dtype=np.uint8)
+        self._canvas_fresh = True
+        boxes = getattr(avatar, "dynamic_boxes", None)
+        self.boxes = None if boxes is None else [_even_box(b, w, h) for b in boxes]
+        # one preallocated I420 scratch per box: cvtColor writes there, the planes are copied out
+        self._scratch = [np.empty(((y1 - y0) * 3 // 2, x1 - x0), np.uint8) for x0, y0, x1, y1 in self.boxes or ()
+                         if x1 > x0 and y1 > y0]
+        if self.boxes is not None:
+            self.boxes = [b for b in self.boxes if b[2] > b[0] and b[3] > b[1]]
+
+    def draw(self, out: np.ndarray, frame_index: int, mouth, fresh: bool) -> None:
+        self.avatar.render(self.canvas, frame_index, mouth, fresh=self._canvas_fresh)
+        self._canvas_fresh = False
+        self.convert(out, fresh)
+
+    def convert(self, out: np.ndarray, fresh: bool = True) -> None:
+        """The canvas (or its dynamic boxes, when not fresh) into the I420 frame out."""
+        cv2 = self._cv2
+        if fresh or self.boxes is None:
+            cv2.cvtColor(self.canvas, cv2.COLOR_BGR2YUV_I420, dst=out)
+            return
+        h, w = self.height, self.width
+        flat = out.reshape(-1)
+        q = h * w // 4
+        u_plane = flat[h * w : h * w + q].reshape(h // 2, w // 2)
+        v_plane = flat[h * w + q : h * w + 2 * q].reshape(h // 2, w // 2)
+        for (x0, y0, x1, y1), tmp in zip(self.boxes, self._scratch):
+            bh, bw = y1 - y0, x1 - x0
+            cv2.cvtColor(self.canvas[y0:y1, x0:x1], cv2.COLOR_BGR2YUV_I420, dst=tmp)
+            t = tmp.reshape(-1)
+            bq = bh * bw // 4
+            out[y0:y1, x0:x1] = tmp[:bh]
+            u_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = t[bh * bw : bh * bw + bq].reshape(bh // 2, bw // 2)
+            v_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = t[bh * bw + bq :].reshape(bh // 2, bw // 2)
+
+
 class FrameRing:
+    """slots preallocated I420 frames (slots, height * 3 / 2, width) uint8 with a free list that
+    blocks when empty (render: nothing is dropped, the drawing waits for the encoder)."""
+
     def __init__(self, slots: int, height: int, width: int, cancel: threading.Event | None = None):
-        self.frames = np.zeros((slots, height, width, 3), dtype=np.uint8)
-        # a slot drawn once already holds this avatar's static parts: later draws may skip them
+        self.frames = np.zeros((slots, *i420_shape(height, width)), dtype=np.uint8)
+        # a slot drawn once already holds this avatar's static parts: later draws convert only
+        # the avatar's dynamic boxes
         self.drawn = np.zeros(slots, dtype=bool)
         self._free: BoundedQueue[int] = BoundedQueue("frame-ring", slots, "block", cancel)
         for i in range(slots):

@@ -1,8 +1,9 @@
 """The engine: one render session = analysis -> compose -> encode threads over bounded queues.
 
     source --(audio blocks)--> analyse: log-mel -> windows -> InferencePool -> MouthTrack
-           --blocks queue--> compose: avatar.render into FrameRing slots
-           --frames queue--> encode: sink.write(frame, that frame's audio)
+           --blocks queue--> compose: avatar.render into a BGR canvas, its changed regions
+                             converted to I420 into FrameRing slots (compositor.Composer)
+           --frames queue--> encode: sink.write(I420 frame, that frame's audio)
 
 Shared between sessions (passed in, never global): the InferencePool and the AvatarCache.
 Owned by a session: its clock (the sample count), mouth track, blocks, frame ring, sink.
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from dhlive_cli.analysis import MouthAnalyzer
-from dhlive_cli.compositor import FrameRing
+from dhlive_cli.compositor import Composer, FrameRing
 from dhlive_cli.errors import Cancelled, EngineError, InputError, OutputError
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.presets import Preset
@@ -103,6 +104,7 @@ class RenderResult:
     height: int
     fps: int
     peak_children_rss_mb: float = 0.0  # the ffmpeg children (encoder, decoder) together, at their peak
+    cpu_s: float = 0.0  # CPU seconds (user + system) of this process and its children during run()
 
     @property
     def realtime_factor(self) -> float:
@@ -124,6 +126,13 @@ def _children_rss(proc) -> int:
         except psutil.Error:  # exited between the listing and the read
             pass
     return total
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its children that have been waited for
+    (the decoder and encoder ffmpeg, once they exit)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -197,10 +206,11 @@ class RenderSession:
 
     def __init__(self, input_path: str | os.PathLike, output: str | os.PathLike | None, *, avatar,
                  pool: InferencePool, preset: Preset, fps: int | None = None, sink=None,
-                 stream_format: str = "mkv"):
+                 stream_format: str = "mkv", encoder: EncoderOptions | None = None):
         """input_path: an audio file, or "-" for any container ffmpeg reads on stdin. output: an
         .mp4/.mkv path, "-" for stdout (stream_format "mkv", or "mp4" written as fragmented mp4),
-        or None for the null sink. Raises InputError/OutputError before anything is written."""
+        or None for the null sink. encoder: the video/audio encoder settings (default: from the
+        preset, x264). Raises InputError/OutputError before anything is written."""
         self.state = State.NULL
         self.tb = Timebase(fps or preset.fps)
         self.preset = preset
@@ -242,8 +252,8 @@ class RenderSession:
             self.sink = sink
         elif self.to_stdout:
             fmt = self.STREAM_FORMATS[stream_format]
-            self.sink = FfmpegSink("pipe:1", self.width, self.height, self.tb.fps, self._encoder_options(preset),
-                                   fmt=fmt, fragmented=fmt == "mp4")
+            self.sink = FfmpegSink("pipe:1", self.width, self.height, self.tb.fps,
+                                   encoder or self._encoder_options(preset), fmt=fmt, fragmented=fmt == "mp4")
         elif self.output is not None:
             fmt = "mp4" if self.output.suffix.lower() in (".mp4", ".m4v", ".mov", "") else None
             if fmt is None and self.output.suffix.lower() == ".mkv":
@@ -254,8 +264,8 @@ class RenderSession:
             if not is_special_file(self.output):  # a device (/dev/null, /dev/full) is written in place
                 self._tmp_path = sibling_name(self.output, "dhlive-partial", self.output.suffix or ".mp4")
                 target = self._tmp_path
-            self.sink = FfmpegSink(str(target), self.width, self.height, self.tb.fps, self._encoder_options(preset),
-                                   fmt=fmt)
+            self.sink = FfmpegSink(str(target), self.width, self.height, self.tb.fps,
+                                   encoder or self._encoder_options(preset), fmt=fmt)
         else:
             self.sink = NullSink()
         self.state = State.READY
@@ -314,8 +324,8 @@ class RenderSession:
     def _compose(self) -> None:
         from dhlive_cli.avatar.drawn import MouthShape
 
-        render = self.avatar.render
         ring = self.ring
+        draw = Composer(self.avatar).draw
         warm = getattr(self.avatar, "warm", None)
         if warm is not None:
             warm()  # per-thread resources (a video avatar's decoder) start before the first frame
@@ -327,8 +337,8 @@ class RenderSession:
             for i in range(block.n_frames):
                 slot = ring.acquire()
                 m = block.mouth[i]
-                render(ring.frames[slot], block.first_frame + i,
-                       MouthShape(float(m[0]), float(m[1]), float(m[2]), float(m[3])), fresh=not ring.drawn[slot])
+                draw(ring.frames[slot], block.first_frame + i,
+                     MouthShape(float(m[0]), float(m[1]), float(m[2]), float(m[3])), fresh=not ring.drawn[slot])
                 ring.drawn[slot] = True
                 self._frames.put((slot, block, i))
 
@@ -374,6 +384,7 @@ class RenderSession:
         proc = psutil.Process()
         budget = self.preset.memory_budget_mb * 2**20
         t0 = time.monotonic()
+        cpu0 = _cpu_seconds()
         self.stats.started_at = t0
         try:
             self.source.open()
@@ -423,7 +434,7 @@ class RenderSession:
         return RenderResult(
             output=str(self.output) if self.output else self.STDOUT if self.to_stdout else None, frames=snap["frames_done"],
             samples=snap["samples_done"], duration_s=snap["samples_done"] / 16000.0,
-            elapsed_s=time.monotonic() - t0, peak_rss_mb=snap["peak_rss_mb"],
+            elapsed_s=time.monotonic() - t0, cpu_s=_cpu_seconds() - cpu0, peak_rss_mb=snap["peak_rss_mb"],
             peak_children_rss_mb=snap["peak_children_rss_mb"], model=self.pool.name,
             provider=self.pool.provider, width=self.width, height=self.height, fps=self.tb.fps,
         )

@@ -1,9 +1,14 @@
 """Sinks: where finished frames and their audio go.
 
-FfmpegSink runs one ffmpeg child fed raw BGR frames on stdin and float32 PCM on a second pipe,
-so the audio written is exactly the samples the engine clocked. NullSink counts and discards
-(benchmarks). A sink is a context manager; close() flushes and waits so the file is valid,
-abort() kills the child at once.
+FfmpegSink runs one ffmpeg child fed raw frames on stdin -- I420 (yuv420p), the format x264
+encodes, so ffmpeg converts nothing -- and float32 PCM on a second pipe, so the audio written is
+exactly the samples the engine clocked. NullSink counts and discards (benchmarks). A sink is a
+context manager; close() flushes and waits so the file is valid, abort() kills the child at once.
+
+Why a child process and not libav* in-process (PyAV): the child keeps x264's threads and
+memory out of our process (a crash or a leak in the encoder cannot take the engine with it, a
+live output restarts it alone on reconnect), writes RTMP/flv/mp4 with ffmpeg's own muxers, and
+the pipe costs little once frames are I420; see BENCHMARKS.md ("encoder input") for figures.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ _F_SETPIPE_SZ = 1031  # Linux: grow a pipe so the audio can run ahead of the vid
 # write or close blocked this long before it is killed.
 WEDGED_GRACE_S = 3.0
 
+# x264 speed presets -> NVENC's p1 (fastest) .. p7 (slowest), nearest in intent
+_NVENC_PRESET = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p3",
+                 "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7"}
+
 
 class _Lines:
     """A child's stderr as StderrTail iterates it, calling on_line as each line arrives."""
@@ -48,26 +57,62 @@ class _Lines:
 
 @dataclass(frozen=True, slots=True)
 class EncoderOptions:
-    preset: str = "veryfast"  # x264 speed/size trade-off
+    """Video/audio encoder settings of one FfmpegSink.
+
+    codec: "libx264" (CPU) or "h264_nvenc" (NVIDIA GPU; see hwenc.pick_video_codec).
+    preset: x264 speed/size trade-off (mapped to NVENC p1..p7). crf: x264 quality (NVENC -cq).
+    threads: encoder threads, 0 = x264 picks (1.5 x cores, frame threads plus look-ahead).
+    tune: x264 --tune, e.g. "zerolatency" for live: no B-frames, no rate-control look-ahead, so
+    no frames are held back (less latency, far less memory per encoder).
+    lookahead: x264 rc-lookahead in frames (None = the preset's/tune's own).
+    input_queue: packets ffmpeg may buffer per input (raw frames are large: 64 at 720p is 88 MB
+    of address space if the encoder stalls; live keeps it small).
+    """
+
+    preset: str = "veryfast"
     crf: int = 23
-    threads: int = 0  # 0 = x264 picks
+    threads: int = 0
     audio_bitrate: str = "128k"
     gop_seconds: float = 2.0  # keyframe interval; live needs <= 2 s so late joiners start fast
+    codec: str = "libx264"
+    tune: str | None = None
+    lookahead: int | None = None
+    input_queue: int = 64
+
+
+def video_args(enc: EncoderOptions, fps: int) -> dict:
+    """ffmpeg output options (ffmpeg-python keyword form) for the video stream of enc."""
+    g = max(1, int(round(enc.gop_seconds * fps)))
+    if enc.codec == "h264_nvenc":
+        args = {"vcodec": "h264_nvenc", "preset": _NVENC_PRESET.get(enc.preset, "p4"), "rc": "vbr",
+                "cq": enc.crf, "b:v": 0, "g": g, "pix_fmt": "yuv420p"}
+        if enc.tune == "zerolatency":
+            args.update({"tune": "ll", "zerolatency": 1, "bf": 0, "rc-lookahead": 0})
+        return args
+    if enc.codec != "libx264":
+        raise EngineError(f"unknown video codec {enc.codec!r}")
+    args = {"vcodec": "libx264", "pix_fmt": "yuv420p", "preset": enc.preset, "crf": enc.crf, "g": g,
+            "threads": enc.threads}
+    if enc.tune:
+        args["tune"] = enc.tune
+    if enc.lookahead is not None:
+        args["rc-lookahead"] = enc.lookahead
+    return args
 
 
 def build_encode_command(target: str, fmt: str, width: int, height: int, fps: int, audio_fd: int,
-                         enc: EncoderOptions, movflags: str | None) -> list[str]:
+                         enc: EncoderOptions, movflags: str | None, pix_fmt: str = "yuv420p") -> list[str]:
+    """The ffmpeg argument list: raw `pix_fmt` frames on stdin, f32le 16 kHz mono on fd audio_fd."""
     import ffmpeg  # ffmpeg-python: only builds the argument list; we own the process
 
-    video = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt="bgr24", s=f"{width}x{height}",
-                         framerate=fps, thread_queue_size=64, probesize=32, analyzeduration=0)
+    video = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}",
+                         framerate=fps, thread_queue_size=enc.input_queue, probesize=32, analyzeduration=0)
     # Raw inputs need no probing; without these limits ffmpeg reads seconds of audio before it
     # takes the first frame, while we wait to write that frame: a deadlock.
-    audio = ffmpeg.input(f"pipe:{audio_fd}", format="f32le", ar=SAMPLE_RATE, ac=1, thread_queue_size=64,
-                         probesize=32, analyzeduration=0)
+    audio = ffmpeg.input(f"pipe:{audio_fd}", format="f32le", ar=SAMPLE_RATE, ac=1,
+                         thread_queue_size=enc.input_queue, probesize=32, analyzeduration=0)
     out_kwargs = {
-        "vcodec": "libx264", "pix_fmt": "yuv420p", "preset": enc.preset, "crf": enc.crf,
-        "g": max(1, int(round(enc.gop_seconds * fps))), "threads": enc.threads,
+        **video_args(enc, fps),
         "acodec": "aac", "audio_bitrate": enc.audio_bitrate, "ar": 48000 if fmt == "flv" else SAMPLE_RATE,
         "format": fmt,
     }
@@ -82,6 +127,15 @@ def build_encode_command(target: str, fmt: str, width: int, height: int, fps: in
     args = ffmpeg.compile(stream, cmd=ffmpeg_path(), overwrite_output=True)
     # -nostdin would close our video pipe; quiet logging keeps stderr small and useful
     return [args[0], "-hide_banner", "-loglevel", "error"] + args[1:]
+
+
+def frame_bytes(width: int, height: int, pix_fmt: str) -> int:
+    """Bytes of one raw frame: yuv420p 1.5 per pixel, bgr24 3."""
+    if pix_fmt == "yuv420p":
+        return width * height * 3 // 2
+    if pix_fmt == "bgr24":
+        return width * height * 3
+    raise ValueError(f"unsupported raw pixel format {pix_fmt!r}")
 
 
 class NullSink:
@@ -118,13 +172,19 @@ class NullSink:
 class FfmpegSink:
     """Encodes frames + PCM to a file or URL with one ffmpeg child.
 
-    write() sends a frame's audio first, then its picture, so ffmpeg never waits for audio it
-    needs to interleave the video it already holds.
+    write(frame, audio): frame is one picture in `pix_fmt` -- yuv420p: a C-contiguous uint8
+    array of (height * 3 / 2, width) (compositor.i420_shape); bgr24: (height, width, 3), kept
+    for comparisons with the old path -- and audio that frame's float32 samples at 16 kHz
+    (640 at 25 fps). The audio goes first, then the picture, so ffmpeg never waits for audio it
+    needs to interleave the video it already holds. Errors: OutputError (disk full),
+    EngineError (the encoder failed or was killed), ValueError (a frame of the wrong size).
     """
 
     def __init__(self, target: str, width: int, height: int, fps: int, enc: EncoderOptions | None = None,
-                 fmt: str = "mp4", fragmented: bool = False):
+                 fmt: str = "mp4", fragmented: bool = False, pix_fmt: str = "yuv420p"):
         self.target, self.width, self.height, self.fps = target, width, height, fps
+        self.pix_fmt = pix_fmt
+        self.frame_bytes = frame_bytes(width, height, pix_fmt)
         self.enc = enc or EncoderOptions()
         self.fmt = fmt
         # a finished mp4 gets its index up front (faststart); a recording that may be cut off at
@@ -152,7 +212,7 @@ class FfmpegSink:
         except OSError:  # pragma: no cover - not Linux, or over /proc/sys/fs/pipe-max-size
             pass
         cmd = build_encode_command(self.target, self.fmt, self.width, self.height, self.fps, r, self.enc,
-                                   movflags=self.movflags)
+                                   movflags=self.movflags, pix_fmt=self.pix_fmt)
         log.debug("encoder: %s", " ".join(cmd))
         try:
             self._proc = subprocess.Popen(
@@ -228,6 +288,8 @@ class FfmpegSink:
     def write(self, frame: np.ndarray, audio: np.ndarray) -> None:
         if self._proc is None or self._audio_w is None:
             raise EngineError("encoder is closed")
+        if frame.nbytes != self.frame_bytes:
+            raise ValueError(f"frame of {frame.shape} is not one {self.width}x{self.height} {self.pix_fmt} picture")
         self._blocked_since = time.monotonic()
         try:
             if audio.shape[0]:

@@ -185,3 +185,34 @@ def test_render_allocates_no_frame_sized_memory():
 def test_bad_buffer_rejected(av360):
     with pytest.raises(ValueError):
         av360.render(np.empty((360, 640, 4), np.uint8), 0, MouthShape())
+
+
+def test_layers_from_the_disk_cache_draw_the_same_pixels(tmp_path, monkeypatch):
+    """The second load of a size reads the painted layers back (no repaint) and renders byte for
+    byte what the painting gave; a damaged cache entry is painted again, never an error."""
+    from dhlive_cli.avatar import drawn as drawn_mod
+    from dhlive_cli.avatar import layer_cache
+    from dhlive_cli.compositor import load_avatar
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    painted = load_avatar(None, 320, 180, 25)
+    entries = list(layer_cache.cache_dir().glob("*.npz"))
+    assert len(entries) == 1
+    calls = []
+    monkeypatch.setattr(drawn_mod.DrawnAvatar, "_prerender", lambda self: calls.append(1))
+    cached = load_avatar(None, 320, 180, 25)
+    assert calls == []
+    a, b = np.zeros((180, 320, 3), np.uint8), np.zeros((180, 320, 3), np.uint8)
+    for k in (0, 40, 77, 130):
+        m = MouthShape(0.8, 0.3, 0.1, 0.0)
+        painted.render(a, k, m)
+        cached.render(b, k, m)
+        assert np.array_equal(a, b)
+    assert cached.dynamic_boxes == painted.dynamic_boxes
+    entries[0].write_bytes(entries[0].read_bytes()[:1000])  # truncated: a miss, painted again
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    again = load_avatar(None, 320, 180, 25)
+    again.render(b, 40, MouthShape(0.8, 0.3, 0.1, 0.0))
+    painted.render(a, 40, MouthShape(0.8, 0.3, 0.1, 0.0))
+    assert np.array_equal(a, b)

@@ -554,12 +554,12 @@ def test_encoder_that_reports_an_error_and_stops_reading_is_not_waited_on_foreve
     from dhlive_cli.errors import OutputError
     from dhlive_cli.sinks import EncoderOptions, FfmpegSink
 
-    frame, audio = np.zeros((360, 640, 3), np.uint8), np.zeros(640, np.float32)
+    frame, audio = np.zeros((540, 640), np.uint8), np.zeros(640, np.float32)  # one 640x360 I420 picture
     for _ in range(2):  # it hangs in most runs, not all
         sink = FfmpegSink("/dev/full", 640, 360, 25, EncoderOptions(preset="ultrafast")).open()
         t0 = time.monotonic()
         with pytest.raises(OutputError, match="no space left"):
-            for _ in range(200):  # 140 MB of frames: far past what the pipes hold
+            for _ in range(400):  # 140 MB of frames: far past what the pipes hold
                 sink.write(frame, audio)
             sink.close()
         sink.abort()

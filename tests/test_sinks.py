@@ -7,7 +7,7 @@ from tests.conftest import ffprobe_json, needs_ffprobe
 @needs_ffprobe
 def test_ffmpeg_sink_writes_exact_frames_and_samples(tmp_path):
     out = tmp_path / "s.mp4"
-    frame = np.zeros((120, 160, 3), np.uint8)
+    frame = np.zeros((180, 160), np.uint8)  # one 160x120 I420 picture
     audio = np.zeros(640, np.float32)
     with FfmpegSink(str(out), 160, 120, 25, EncoderOptions(preset="ultrafast")) as sink:
         for k in range(50):
@@ -31,6 +31,16 @@ def test_abort_kills_encoder_now(tmp_path):
 
     sink = FfmpegSink(str(tmp_path / "a.mp4"), 160, 120, 25).open()
     pid = sink.pids[0]
-    sink.write(np.zeros((120, 160, 3), np.uint8), np.zeros(640, np.float32))
+    sink.write(np.zeros((180, 160), np.uint8), np.zeros(640, np.float32))
     sink.abort()
     assert not psutil.pid_exists(pid)
+
+
+def test_a_frame_of_the_wrong_size_is_refused_before_it_reaches_ffmpeg(tmp_path):
+    import pytest
+
+    with FfmpegSink(str(tmp_path / "w.mp4"), 160, 120, 25, EncoderOptions(preset="ultrafast")) as sink:
+        with pytest.raises(ValueError, match="160x120 yuv420p"):
+            sink.write(np.zeros((120, 160, 3), np.uint8), np.zeros(640, np.float32))  # BGR, not I420
+        sink.write(np.zeros((180, 160), np.uint8), np.zeros(640, np.float32))
+    assert sink.frames == 1

@@ -58,7 +58,7 @@ def live(
     sessions: Annotated[Optional[Path], typer.Option(help="Run several avatars at once: a TOML file of [[session]] tables (name, avatar, rtmp, output, input, loop, size).")] = None,
     preset: Annotated[Optional[str], typer.Option(help="Preset name (low, default, high) or a .toml path.  [default: default]")] = None,
     size: Annotated[Optional[str], typer.Option(help="Stream size: 360p, 720p, 1080p or WxH.")] = None,
-    device: Annotated[str, typer.Option(help="Inference device: auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="Inference and H.264 encoder device: auto (the GPU where it works), cpu or cuda.")] = "auto",
     crossfade_ms: Annotated[int, typer.Option(help="Idle <-> talking crossfade length.")] = 160,
     hangover_ms: Annotated[int, typer.Option(help="Pauses shorter than this do not flip to idle.")] = 400,
     duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (default: run until Ctrl+C).")] = None,
@@ -113,6 +113,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     from dataclasses import replace
 
     from dhlive_cli.errors import InputError
+    from dhlive_cli.hwenc import pick_video_codec
     from dhlive_cli.inference import InferenceOptions, InferencePool
     from dhlive_cli.memtune import pin_mmap_threshold
     from dhlive_cli.presets import load_preset, parse_size
@@ -156,7 +157,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
                                                 intra_threads=preset.inference_threads))
     # several sessions from a file, or any number through the API: one x264 thread each
     many = sessions_file is not None and len(specs) > 1 or (listen is not None and sessions_file is None and not specs)
-    enc = live_encoder(preset, sessions=max_sessions if many else 1)
+    enc = live_encoder(preset, sessions=max_sessions if many else 1, codec=pick_video_codec(device))
     studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)), stdin=sys.stdin.buffer,
                     grants=grants, pixel_budget=int(pixel_budget * 1e6))
     single = sessions_file is None and len(specs) == 1

@@ -36,7 +36,7 @@ def render(
     preset: Annotated[str, typer.Option(help="Preset name in presets/ (low, default, high) or a .toml path.")] = "default",
     size: Annotated[Optional[str], typer.Option(help="Output size: 360p, 720p, 1080p or WxH (overrides the preset).")] = None,
     fps: Annotated[Optional[int], typer.Option(help="Frame rate (10, 20, 25 or 50; default from the preset).")] = None,
-    device: Annotated[str, typer.Option(help="Inference device: auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="Inference and H.264 encoder device: auto (the GPU where it works), cpu or cuda.")] = "auto",
     model: Annotated[Optional[Path], typer.Option(help="Mouth model .onnx (default: the bundled model).")] = None,
     metrics: Annotated[str, typer.Option(help="Prometheus metrics on HOST:PORT (loopback; port 0 = any free port), or off.")] = "127.0.0.1:0",
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")] = False,
@@ -68,6 +68,8 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     from dhlive_cli.compositor import load_avatar
     from dhlive_cli.engine import RenderSession
     from dhlive_cli.errors import InputError
+    from dhlive_cli.hwenc import pick_video_codec
+    from dhlive_cli.sinks import EncoderOptions
     from dhlive_cli.inference import InferenceOptions, InferencePool
     from dhlive_cli.presets import load_preset, parse_size
     from dhlive_cli.timebase import Timebase
@@ -94,9 +96,12 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
         preset = replace(preset, fps=fps)
     pool = InferencePool(model, InferenceOptions(device=device, sessions=preset.inference_sessions,
                                                   intra_threads=preset.inference_threads))
+    enc = EncoderOptions(preset=preset.encoder_preset, crf=preset.crf, threads=preset.encoder_threads,
+                         audio_bitrate=preset.audio_bitrate, gop_seconds=preset.gop_seconds,
+                         codec=pick_video_codec(device))
     av = load_avatar(avatar, preset.width, preset.height, preset.fps)
     session = RenderSession(input, output, avatar=av, pool=pool, preset=preset,
-                            stream_format=(stream_format or "mkv").lower())
+                            stream_format=(stream_format or "mkv").lower(), encoder=enc)
 
     # SIGTERM behaves like Ctrl+C: stop cleanly, remove the partial file
     def on_term(signum, frame):
@@ -128,8 +133,9 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     return {
         "output": result.output, "frames": result.frames, "samples": result.samples,
         "duration_s": round(result.duration_s, 3), "elapsed_s": round(result.elapsed_s, 3),
+        "cpu_s": round(result.cpu_s, 3),
         "realtime_factor": round(result.realtime_factor, 2), "peak_rss_mb": round(result.peak_rss_mb, 1),
         "peak_children_rss_mb": round(result.peak_children_rss_mb, 1),
         "width": result.width, "height": result.height, "fps": result.fps,
-        "model": result.model, "provider": result.provider,
+        "model": result.model, "provider": result.provider, "encoder": enc.codec,
     }

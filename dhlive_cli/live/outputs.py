@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from dhlive_cli.compositor import i420_shape
 from dhlive_cli.errors import DhliveError
 from dhlive_cli.live.options import LiveOptions
 from dhlive_cli.queues import BoundedQueue
@@ -20,11 +21,12 @@ log = logging.getLogger(__name__)
 
 
 class HoldRing:
-    """Preallocated frames whose slots are reference-counted: a frame may sit in several output
-    queues at once. Unlike render's FrameRing, acquiring never waits: the clock must not block."""
+    """Preallocated I420 frames (slots, height * 3 / 2, width) uint8 whose slots are
+    reference-counted: a frame may sit in several output queues at once. Unlike render's
+    FrameRing, acquiring never waits: the clock must not block."""
 
     def __init__(self, slots: int, height: int, width: int):
-        self.frames = np.zeros((slots, height, width, 3), dtype=np.uint8)
+        self.frames = np.zeros((slots, *i420_shape(height, width)), dtype=np.uint8)
         self.drawn = np.zeros(slots, dtype=bool)  # see FrameRing.drawn
         self._refs = np.zeros(slots, dtype=np.int32)
         self._lock = threading.Lock()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dhlive_cli.analysis import MouthAnalyzer
+from dhlive_cli.compositor import Composer
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.live.options import LiveOptions
 from dhlive_cli.live.outputs import HoldRing, Output
@@ -167,6 +168,7 @@ class LiveSession:
         from dhlive_cli.avatar.drawn import MouthShape
 
         prev_slot = -1
+        draw = Composer(self.avatar).draw  # this thread's BGR canvas -> I420 ring slots
         warm = getattr(self.avatar, "warm", None)
         if warm is not None:
             warm()  # e.g. start this thread's video decoder before the first frame is due
@@ -192,9 +194,9 @@ class LiveSession:
                     if late:
                         slot = prev_slot
                     else:
-                        self.avatar.render(self.ring.frames[slot], f,
-                                           MouthShape(float(sh[0]), float(sh[1]), float(sh[2]), float(sh[3])),
-                                           fresh=not self.ring.drawn[slot])
+                        draw(self.ring.frames[slot], f,
+                             MouthShape(float(sh[0]), float(sh[1]), float(sh[2]), float(sh[3])),
+                             fresh=not self.ring.drawn[slot])
                         self.ring.drawn[slot] = True
                 draw_ms = (time.perf_counter() - t_draw) * 1000
                 if slot >= 0:
