@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import threading
@@ -11,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, fail, logs_through, start_metrics, user_errors
+from dhlive_cli.commands.common import err_console, escape_line, fail, logs_through, start_metrics, user_errors
 
 EXAMPLES = """
 Examples:
@@ -88,6 +89,8 @@ def live(
              "DHLIVE_API_TOKEN environment variable or in a file given with --token-file")
     if not (pixel_budget > 0 and pixel_budget < 1e6):  # also refuses nan
         fail("--pixel-budget must be a number of megapixels per second above 0")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        fail("--duration must be a number of seconds above 0 (leave it out to run until stopped)")
     with user_errors():
         grants = _grants(listen, output_dir, media_dir, allow_rtmp)
         _live(rtmp, output, input or [], loop, avatar, preset, size, device, crossfade_ms, hangover_ms, duration, quiet,
@@ -125,7 +128,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         size = size or top.get("size")
     else:
         if rtmp and not rtmp.startswith(("rtmp://", "rtmps://")):
-            raise InputError(f"--rtmp {rtmp!r}: must start with rtmp:// or rtmps://")
+            raise InputError("--rtmp must start with rtmp:// or rtmps://")  # not echoed: it may hold a key
         mics = [i for i in inputs if i == "mic" or i.startswith("mic:")]
         if len(mics) > 1:
             raise InputError("--input mic can be given once")
@@ -168,7 +171,9 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     def on_signal(signum, frame):
         stop.set()
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP (the terminal closed, or a service manager's "reload") ends the stream as SIGTERM
+    # does: fade out, finish every recording, exit 0. Sessions are not reloaded from their file.
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     t_start = time.monotonic()
     try:
         # ports first: a port in use must fail before any session has started an encoder (and
@@ -197,9 +202,11 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
             if duration is not None and time.monotonic() - t_start >= duration:
                 return False
             for name, why in studio.supervise():
-                if not single:  # a single session's failure is the command's error, said once below
-                    err_console.print(f"session {name} stopped: {why}")
-            # one session from the command line: when it cannot stream any more, neither can we
+                if single and name == specs[0].name:
+                    # the command line's session cannot stream any more: neither can we, even
+                    # with API sessions still running (the error line below says why)
+                    return False
+                err_console.print(f"session {name} stopped: {escape_line(why)}")
             return not (single and not studio.sessions())
 
         if quiet or not err_console.is_terminal:
@@ -222,11 +229,12 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         studio.close()
         for s, h in old.items():
             signal.signal(s, h)
-    if single and studio.removed:
-        fail(studio.removed[0][1], 1)
+    why = next((w for n, w in studio.removed if single and n == specs[0].name), None)
+    if why is not None:
+        fail(escape_line(why), 1)
     for name, snap in last.items():
         err_console.print(
-            f"stopped{'' if single else ' ' + name}: {snap['frames']} frames ({snap['fps']:.2f} fps), "
+            f"stopped{'' if len(last) == 1 else ' ' + name}: {snap['frames']} frames ({snap['fps']:.2f} fps), "
             f"late {snap['late_frames']}, reconnects {sum(o['reconnects'] for o in snap['outputs'])}")
 
 
