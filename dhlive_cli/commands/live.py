@@ -174,7 +174,6 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     # SIGHUP (the terminal closed, or a service manager's "reload") ends the stream as SIGTERM
     # does: fade out, finish every recording, exit 0. Sessions are not reloaded from their file.
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    t_start = time.monotonic()
     try:
         # ports first: a port in use must fail before any session has started an encoder (and
         # left a recording behind); the API itself opens once its sessions exist
@@ -197,6 +196,9 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
             server.start()
             if not quiet:
                 err_console.print(f"ingest API on {server.url}")
+
+        # --duration counts from here: models, avatars and encoders are up, the stream runs
+        t_start = time.monotonic()
 
         def keep_going() -> bool:
             if duration is not None and time.monotonic() - t_start >= duration:
