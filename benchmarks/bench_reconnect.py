@@ -132,7 +132,7 @@ def run(cycles: int, down: float, up: float, size: str, verbose: bool, extra: li
     growth = last["rss_mb"] - base["rss_mb"]
     per = growth / max(1, last["cycle"] - base["cycle"])
     return {
-        "cycles": len(rows), "size": size, "down_s": down, "up_s": up,
+        "cycles": len(rows) - 1, "size": size, "down_s": down, "up_s": up,
         "reconnects": last["reconnects"],
         "rss_before_first_cycle_mb": round(rows[0]["rss_mb"], 1),
         f"rss_after_cycle_{base['cycle']}_mb": round(base["rss_mb"], 1),
