@@ -263,11 +263,11 @@ def test_rtmp_server_restarts_cost_no_memory_per_cycle(tmp_path):
     from dhlive_cli.compositor import load_avatar
     from dhlive_cli.inference import InferencePool
     from dhlive_cli.live import LiveOptions, LiveSession
-    from dhlive_cli.memtune import pin_mmap_threshold
+    from dhlive_cli.memtune import tune_allocator
     from dhlive_cli.sinks import EncoderOptions
     from dhlive_cli.timebase import Timebase
 
-    pin_mmap_threshold()  # as `dhlive live` does
+    tune_allocator()  # as `dhlive live` does
     me = psutil.Process()
     cycles, base_cycle = 14, 4
 

@@ -117,11 +117,11 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
 
     from dhlive_cli.errors import InputError
     from dhlive_cli.inference import InferenceOptions, InferencePool
-    from dhlive_cli.memtune import pin_mmap_threshold
+    from dhlive_cli.memtune import tune_allocator
     from dhlive_cli.presets import load_preset, parse_size
     from dhlive_cli.studio import SessionSpec, Studio, live_encoder, load_sessions_file
 
-    pin_mmap_threshold()  # sessions come and go for days: their buffers must go back to the system
+    tune_allocator()  # runs for days, threads and sessions come and go: memory must go back, not pile up
     if sessions_file is not None:
         top, specs = load_sessions_file(sessions_file)
         preset_name = preset_name or top.get("preset")
