@@ -217,7 +217,8 @@ def test_main_encoder_death_with_api_sessions_ends_the_process(tmp_path, cli):
     rec = tmp_path / "main.mkv"
     api = rtmp_server.free_port()
     with RtmpServer(tmp_path / "nginx") as srv:
-        c = cli([*LIVE, "-o", rec, "--input", SAMPLE, "--loop", "--listen", f"127.0.0.1:{api}"])
+        c = cli([*LIVE, "-o", rec, "--input", SAMPLE, "--loop", "--listen", f"127.0.0.1:{api}",
+                 "--allow-rtmp", f"127.0.0.1:{srv.port}"])
         enc = c.wait_for(lambda: _file_encoder(c, str(rec)), 30, "the encoder")
         c.wait_for(lambda: up(api), 30, "the API")
         code, body = http(api, "/v1/sessions", "POST", json.dumps({"name": "b", "rtmp": srv.url("b")}).encode())
