@@ -26,6 +26,7 @@ import numpy as np
 
 from dhlive_cli.errors import EngineError, OutputError
 from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path
+from dhlive_cli.redact import redact_text, redact_url, secrets_of
 from dhlive_cli.timebase import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ _F_SETPIPE_SZ = 1031  # Linux: grow a pipe so the audio can run ahead of the vid
 # blocks forever. Once it has printed an error (it runs with -loglevel error), it may keep a
 # write or close blocked this long before it is killed.
 WEDGED_GRACE_S = 3.0
+# A live recording (mp4 fragments, Matroska clusters) reaches the disk at least this often: what a
+# kill leaves behind is playable up to about this long before it
+LIVE_FLUSH_S = 0.5
 
 # x264 speed presets -> NVENC's p1 (fastest) .. p7 (slowest), nearest in intent
 _NVENC_PRESET = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p3",
@@ -101,8 +105,17 @@ def video_args(enc: EncoderOptions, fps: int) -> dict:
 
 
 def build_encode_command(target: str, fmt: str, width: int, height: int, fps: int, audio_fd: int,
-                         enc: EncoderOptions, movflags: str | None, pix_fmt: str = "yuv420p") -> list[str]:
-    """The ffmpeg argument list: raw `pix_fmt` frames on stdin, f32le 16 kHz mono on fd audio_fd."""
+                         enc: EncoderOptions, movflags: str | None, pix_fmt: str = "yuv420p",
+                         flush_s: float | None = None) -> list[str]:
+    """The ffmpeg argument list: raw `pix_fmt` frames (yuv420p or bgr24) on stdin, float32 PCM at
+    16 kHz on `audio_fd`,
+    H.264 + AAC into `target` as `fmt` (an ffmpeg muxer name: mp4, matroska, flv).
+
+    flush_s: for a recording that may be cut off at any moment (a kill, a power loss), write
+    what is muxed to the file at least this often (seconds), so all but that much stays
+    playable: mp4 in fragments of at most flush_s (movflags must ask for fragments), Matroska
+    in clusters of at most flush_s, each packet written out at once. None: the muxer's own
+    buffering (a Matroska file stays empty for tens of seconds at low bit rates)."""
     import ffmpeg  # ffmpeg-python: only builds the argument list; we own the process
 
     video = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}",
@@ -118,11 +131,12 @@ def build_encode_command(target: str, fmt: str, width: int, height: int, fps: in
     }
     if movflags:
         out_kwargs["movflags"] = movflags
-        if "frag_" in movflags:
-            # a fragment at least every second, written out at once: a recording cut off by a
-            # kill or a power loss keeps everything up to the last second
-            out_kwargs["frag_duration"] = 1_000_000
-            out_kwargs["flush_packets"] = 1
+    if flush_s is not None:
+        if fmt == "mp4":
+            out_kwargs["frag_duration"] = int(flush_s * 1_000_000)  # microseconds
+        elif fmt == "matroska":
+            out_kwargs["cluster_time_limit"] = int(flush_s * 1000)  # milliseconds
+        out_kwargs["flush_packets"] = 1
     stream = ffmpeg.output(video, audio, target, **out_kwargs)
     args = ffmpeg.compile(stream, cmd=ffmpeg_path(), overwrite_output=True)
     # -nostdin would close our video pipe; quiet logging keeps stderr small and useful
@@ -185,12 +199,16 @@ class FfmpegSink:
         self.target, self.width, self.height, self.fps = target, width, height, fps
         self.pix_fmt = pix_fmt
         self.frame_bytes = frame_bytes(width, height, pix_fmt)
+        # what messages show of the target: an RTMP stream key never leaves this object
+        self.label = redact_url(target)
+        self._secrets = secrets_of(target)
         self.enc = enc or EncoderOptions()
         self.fmt = fmt
         # a finished mp4 gets its index up front (faststart); a recording that may be cut off at
         # any moment (live) is written in fragments, so whatever was recorded stays playable
         self.movflags = (("+frag_keyframe+empty_moov+default_base_moof" if fragmented else "+faststart")
                          if fmt == "mp4" else None)
+        self.flush_s = LIVE_FLUSH_S if fragmented and fmt in ("mp4", "matroska") else None
         self._proc: subprocess.Popen | None = None
         self._audio_w: int | None = None
         self._stderr: StderrTail | None = None
@@ -212,8 +230,8 @@ class FfmpegSink:
         except OSError:  # pragma: no cover - not Linux, or over /proc/sys/fs/pipe-max-size
             pass
         cmd = build_encode_command(self.target, self.fmt, self.width, self.height, self.fps, r, self.enc,
-                                   movflags=self.movflags, pix_fmt=self.pix_fmt)
-        log.debug("encoder: %s", " ".join(cmd))
+                                   movflags=self.movflags, pix_fmt=self.pix_fmt, flush_s=self.flush_s)
+        log.debug("encoder: %s", redact_text(" ".join(cmd), self._secrets))
         try:
             self._proc = subprocess.Popen(
                 # target pipe:1 streams to our own stdout (`render -o -`): the child writes it directly
@@ -258,11 +276,15 @@ class FfmpegSink:
             self._watch.join(1.0)
 
     def _why(self) -> str:
-        return self._stderr.last("ffmpeg exited") if self._stderr else "ffmpeg exited"
+        # ffmpeg names its output in its messages ("Error closing file rtmp://host/app/KEY: ...")
+        why = self._stderr.last("ffmpeg exited") if self._stderr else "ffmpeg exited"
+        return redact_text(why, self._secrets)
 
     def _first_error(self) -> str:
         why = self._why()  # waits for the stderr thread to read what is left
-        return self._stderr.lines[0] if self._stderr is not None and self._stderr.lines else why
+        if self._stderr is not None and self._stderr.lines:
+            return redact_text(self._stderr.lines[0], self._secrets)
+        return why
 
     def _no_space(self) -> bool:
         # ffmpeg's last line is often a consequence ("Error initializing output stream",
@@ -278,7 +300,7 @@ class FfmpegSink:
                 rc = self._proc.poll()
         why = self._why()
         if self._no_space() or getattr(exc, "errno", None) == 28:
-            raise OutputError(f"{self.target}: no space left on device") from exc
+            raise OutputError(f"{self.label}: no space left on device") from exc
         if self._wedged:
             raise EngineError(f"encoder failed: {self._first_error()}") from exc
         if rc is not None and rc < 0:
@@ -333,7 +355,7 @@ class FfmpegSink:
             proc.stderr.close()
         if rc != 0:
             if "No space left" in why or self._no_space():
-                raise OutputError(f"{self.target}: no space left on device")
+                raise OutputError(f"{self.label}: no space left on device")
             if self._wedged:
                 raise EngineError(f"encoder failed: {self._first_error()}")
             raise EngineError(f"encoder failed (exit {rc}): {why}")

@@ -18,6 +18,7 @@ import os
 import re
 import threading
 import tomllib
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from dhlive_cli.grants import Grants, clean_text, output_identity, same_output
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.live import LiveOptions, LiveSession, TickConductor
 from dhlive_cli.presets import Preset, parse_size
+from dhlive_cli.redact import redact_url
 from dhlive_cli.sources import SAFE_AUDIO_DEMUXERS
 from dhlive_cli.sinks import EncoderOptions
 from dhlive_cli.timebase import Timebase
@@ -91,7 +93,7 @@ class SessionSpec:
         rtmp = strings("rtmp")
         for url in rtmp:
             if not url.startswith(("rtmp://", "rtmps://")):
-                raise InputError(f"{where}: rtmp {url!r} must start with rtmp:// or rtmps://")
+                raise InputError(f"{where}: rtmp must start with rtmp:// or rtmps://")  # not echoed: it may hold a key
             if grants is not None:
                 grants.rtmp_url(url, where)
         inputs = []
@@ -246,6 +248,7 @@ class Studio:
         self._removing: set[str] = set()
         self._lock = threading.Lock()
         self.removed: list[tuple[str, str]] = []  # (name, why) of sessions stopped by supervise()
+        self._told: weakref.WeakSet = weakref.WeakSet()  # outputs whose failure supervise() logged
 
     # ------------------------------------------------------------------ sessions
     def sessions(self) -> dict[str, LiveSession]:
@@ -331,7 +334,7 @@ class Studio:
                 if clash is None and any(same_output(a, b) for a in outputs_ids for b in ids):
                     clash = spec.output.name if spec.from_api else str(spec.output)
                 if clash:
-                    raise InputError(f"session {name!r} already streams to {clash}")
+                    raise InputError(f"session {name!r} already streams to {redact_url(clash)}")
             if spec.from_api and self.pixel_budget is not None:
                 used = (sum(c.width * c.height for c in self._claims.values())
                         + sum(self._pending.values())) * self.tb.fps
@@ -410,9 +413,15 @@ class Studio:
         raised). Returns [(name, why)] of the sessions stopped now."""
         gone = []
         for name, s in self.sessions().items():
+            for o in s.outputs:
+                if o.failed and not s.failed and o not in self._told:
+                    # one recording of several died: the session streams on, but say so once
+                    self._told.add(o)
+                    log.warning("session %s: output %s stopped (%s); its other outputs go on", name, o.label,
+                                o.last_error)
             if s.failed:
                 why = "crashed" if s.crashed else "; ".join(
-                    o.last_error if o.last_error and o.target in o.last_error else f"{o.target}: {o.last_error}"
+                    o.last_error if o.last_error and o.label in o.last_error else f"{o.label}: {o.last_error}"
                     for o in s.outputs)
                 try:
                     self.remove(name)

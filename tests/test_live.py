@@ -44,8 +44,22 @@ def probe_stream(url: str, seconds: float = 4.0, within: float = 120.0) -> dict:
 
 
 def wait_publishing(p, secs=2.5):
+    """Wait for dhlive's encoder child (so its signal handlers are in place), then `secs` more
+    of streaming."""
+    deadline = time.monotonic() + 60
+    while not any("pipe:0" in " ".join(_cmdline(c)) for c in psutil.Process(p.pid).children()):
+        assert p.poll() is None, p.stderr.read().decode()
+        assert time.monotonic() < deadline, "no encoder started"
+        time.sleep(0.05)
     time.sleep(secs)
     assert p.poll() is None, p.stderr.read().decode()
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
 
 
 def stop(p, sig=signal.SIGINT, limit=3.0):

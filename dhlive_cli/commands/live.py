@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import threading
@@ -11,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, fail, logs_through, start_metrics, user_errors
+from dhlive_cli.commands.common import err_console, escape_line, fail, logs_through, start_metrics, user_errors
 
 EXAMPLES = """
 Examples:
@@ -50,7 +51,7 @@ Examples:
 
 
 def live(
-    rtmp: Annotated[Optional[str], typer.Option(help="Stream to this RTMP URL (flv, H.264 + AAC); reconnects with backoff.")] = None,
+    rtmp: Annotated[Optional[str], typer.Option(help="Stream to this RTMP URL (flv, H.264 + AAC); reconnects with backoff. Shown everywhere as rtmp://host/app/****.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also record to this file (.mp4/.mkv).")] = None,
     input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Speech: a file (repeatable, played in order), - for raw s16le 16 kHz mono PCM on stdin, or mic[:DEVICE].")] = None,
     loop: Annotated[bool, typer.Option(help="Replay the input files forever.")] = False,
@@ -61,7 +62,7 @@ def live(
     device: Annotated[str, typer.Option(help="Inference and H.264 encoder device: auto (the GPU where it works), cpu or cuda.")] = "auto",
     crossfade_ms: Annotated[int, typer.Option(help="Idle <-> talking crossfade length.")] = 160,
     hangover_ms: Annotated[int, typer.Option(help="Pauses shorter than this do not flip to idle.")] = 400,
-    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (default: run until Ctrl+C).")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds, > 0 (default: run until Ctrl+C, SIGTERM or SIGHUP).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live panel (for services).")] = False,
     listen: Annotated[Optional[str], typer.Option(help="Serve the ingest API (speak, stream, interrupt, status, metrics, sessions) on HOST:PORT, e.g. 127.0.0.1:8765.")] = None,
     token_file: Annotated[Optional[str], typer.Option(help="Read the API's bearer token from this file (else from $DHLIVE_API_TOKEN). Required off loopback, 16+ characters.")] = None,
@@ -88,6 +89,8 @@ def live(
              "DHLIVE_API_TOKEN environment variable or in a file given with --token-file")
     if not (pixel_budget > 0 and pixel_budget < 1e6):  # also refuses nan
         fail("--pixel-budget must be a number of megapixels per second above 0")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        fail("--duration must be a number of seconds above 0 (leave it out to run until stopped)")
     with user_errors():
         grants = _grants(listen, output_dir, media_dir, allow_rtmp)
         _live(rtmp, output, input or [], loop, avatar, preset, size, device, crossfade_ms, hangover_ms, duration, quiet,
@@ -115,18 +118,18 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     from dhlive_cli.errors import InputError
     from dhlive_cli.hwenc import pick_video_codec
     from dhlive_cli.inference import InferenceOptions, InferencePool
-    from dhlive_cli.memtune import pin_mmap_threshold
+    from dhlive_cli.memtune import tune_allocator
     from dhlive_cli.presets import load_preset, parse_size
     from dhlive_cli.studio import SessionSpec, Studio, live_encoder, load_sessions_file
 
-    pin_mmap_threshold()  # sessions come and go for days: their buffers must go back to the system
+    tune_allocator()  # runs for days, threads and sessions come and go: memory must go back, not pile up
     if sessions_file is not None:
         top, specs = load_sessions_file(sessions_file)
         preset_name = preset_name or top.get("preset")
         size = size or top.get("size")
     else:
         if rtmp and not rtmp.startswith(("rtmp://", "rtmps://")):
-            raise InputError(f"--rtmp {rtmp!r}: must start with rtmp:// or rtmps://")
+            raise InputError("--rtmp must start with rtmp:// or rtmps://")  # not echoed: it may hold a key
         mics = [i for i in inputs if i == "mic" or i.startswith("mic:")]
         if len(mics) > 1:
             raise InputError("--input mic can be given once")
@@ -169,8 +172,9 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     def on_signal(signum, frame):
         stop.set()
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    t_start = time.monotonic()
+    # SIGHUP (the terminal closed, or a service manager's "reload") ends the stream as SIGTERM
+    # does: fade out, finish every recording, exit 0. Sessions are not reloaded from their file.
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         # ports first: a port in use must fail before any session has started an encoder (and
         # left a recording behind); the API itself opens once its sessions exist
@@ -194,13 +198,18 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
             if not quiet:
                 err_console.print(f"ingest API on {server.url}")
 
+        # --duration counts from here: models, avatars and encoders are up, the stream runs
+        t_start = time.monotonic()
+
         def keep_going() -> bool:
             if duration is not None and time.monotonic() - t_start >= duration:
                 return False
             for name, why in studio.supervise():
-                if not single:  # a single session's failure is the command's error, said once below
-                    err_console.print(f"session {name} stopped: {why}")
-            # one session from the command line: when it cannot stream any more, neither can we
+                if single and name == specs[0].name:
+                    # the command line's session cannot stream any more: neither can we, even
+                    # with API sessions still running (the error line below says why)
+                    return False
+                err_console.print(f"session {name} stopped: {escape_line(why)}")
             return not (single and not studio.sessions())
 
         if quiet or not err_console.is_terminal:
@@ -223,11 +232,12 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         studio.close()
         for s, h in old.items():
             signal.signal(s, h)
-    if single and studio.removed:
-        fail(studio.removed[0][1], 1)
+    why = next((w for n, w in studio.removed if single and n == specs[0].name), None)
+    if why is not None:
+        fail(escape_line(why), 1)
     for name, snap in last.items():
         err_console.print(
-            f"stopped{'' if single else ' ' + name}: {snap['frames']} frames ({snap['fps']:.2f} fps), "
+            f"stopped{'' if len(last) == 1 else ' ' + name}: {snap['frames']} frames ({snap['fps']:.2f} fps), "
             f"late {snap['late_frames']}, reconnects {sum(o['reconnects'] for o in snap['outputs'])}")
 
 

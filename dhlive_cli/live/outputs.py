@@ -14,6 +14,7 @@ from dhlive_cli.errors import DhliveError
 from dhlive_cli.live.options import LiveOptions
 from dhlive_cli.queues import BoundedQueue
 from dhlive_cli.queues import Cancelled as QueueCancelled
+from dhlive_cli.redact import redact_text, redact_url, secrets_of
 from dhlive_cli.sinks import EncoderOptions, FfmpegSink
 from dhlive_cli.timebase import SAMPLE_RATE
 
@@ -58,10 +59,12 @@ class Output:
     def __init__(self, target: str, fmt: str, width: int, height: int, fps: int, enc: EncoderOptions,
                  ring: HoldRing, opts: LiveOptions, cancel: threading.Event, reconnect: bool):
         self.target, self.fmt = target, fmt
+        self.label = redact_url(target)  # what status, metrics, panels and logs show (no stream key)
+        self._secrets = secrets_of(target)
         self.width, self.height, self.fps, self.enc = width, height, fps, enc
         self.ring, self.opts, self.cancel = ring, opts, cancel
         self.reconnect = reconnect
-        self.queue: BoundedQueue[tuple] = BoundedQueue(f"out:{target}", opts.queue_frames, "drop_oldest", cancel)
+        self.queue: BoundedQueue[tuple] = BoundedQueue(f"out:{self.label}", opts.queue_frames, "drop_oldest", cancel)
         self.sink: FfmpegSink | None = None
         self.connected = False
         self.reconnects = 0
@@ -86,7 +89,7 @@ class Output:
                                    fragmented=True).open()
             return True
         except DhliveError as e:
-            self.last_error = str(e)
+            self.last_error = redact_text(str(e), self._secrets)
             return False
 
     def _run(self) -> None:
@@ -124,16 +127,16 @@ class Output:
                 if since_open == 250:  # 10 s up again: the next loss starts from the short wait
                     backoff = self.opts.reconnect_min_s
             except DhliveError as e:
-                self.last_error = str(e)
+                self.last_error = redact_text(str(e), self._secrets)
                 self.connected = False
                 self.sink.abort()
                 self.sink = None
                 if not self.reconnect:
                     self.failed = True  # the studio stops the session and says why, once
-                    log.debug("output %s failed: %s", self.target, e)
+                    log.debug("output %s failed: %s", self.label, self.last_error)
                     break
                 self.reconnects += 1
-                log.warning("output %s lost (%s); reconnecting in %.0f s", self.target, e, backoff)
+                log.warning("output %s lost (%s); reconnecting in %.0f s", self.label, self.last_error, backoff)
                 retry_at = time.monotonic() + backoff
                 backoff = min(backoff * 2, self.opts.reconnect_max_s)
             finally:
@@ -153,7 +156,7 @@ class Output:
             try:
                 self.sink.close(timeout=timeout)
             except DhliveError as e:
-                self.last_error = str(e)
+                self.last_error = redact_text(str(e), self._secrets)
             self.sink = None
 
     def abort(self) -> None:

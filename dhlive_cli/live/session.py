@@ -303,7 +303,7 @@ class LiveSession:
                                       if st.latencies else None),
                 "latency_samples": st.latencies,
                 "size": f"{self.avatar.width}x{self.avatar.height}",
-                "outputs": [{"target": o.target, "connected": o.connected, "reconnects": o.reconnects,
+                "outputs": [{"target": o.label, "connected": o.connected, "reconnects": o.reconnects,
                              "frames_written": o.frames_written, "frames_dropped": o.frames_dropped,
                              "queue_fill": len(o.queue), "error": o.last_error} for o in self.outputs],
             }
