@@ -38,7 +38,9 @@ class ProcessProbe:
         except psutil.NoSuchProcess:
             raise InputError(f"--pid {pid}: no such process") from None
         try:
-            self.cmdline = " ".join(self.proc.cmdline())
+            # shown on the panel and in --json: a stream key on the watched command line stays hidden
+            from dhlive_cli.redact import redact_text
+            self.cmdline = redact_text(" ".join(self.proc.cmdline()))
         except psutil.Error:
             self.cmdline = ""
         self.uss_ok = True
