@@ -116,7 +116,7 @@ def test_both_onnxruntime_wheels_in_one_environment_are_refused(tmp_path):
 
 @pytest.mark.parametrize("extra, venv", [("cpu", ".venv"), ("gpu", ".venv-gpu")])
 def test_make_setup_gives_each_extra_its_own_venv(extra, venv):
-    r = subprocess.run(["make", "-n", "-C", str(ROOT), f"EXTRA={extra}", "setup"], capture_output=True, text=True)
+    r = subprocess.run(["make", "-n", "-B", "-C", str(ROOT), f"EXTRA={extra}", "setup"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     installs = [ln for ln in r.stdout.splitlines() if "pip install" in ln and "-e" in ln]
     assert installs and all(ln.startswith(f"{venv}/bin/pip ") and f".[{extra},dev]" in ln for ln in installs), installs
