@@ -70,7 +70,8 @@ def _archive(source: str) -> Path:
     if found:
         return found[0]
     # the sample pictures are only in the source archive: ask for it, not for a wheel
-    form = ["--no-binary", ":all:"] if pattern.endswith(".tar.gz") else ["--only-binary", ":all:"]
+    name = req.split("==")[0]
+    form = ["--no-binary", name] if pattern.endswith(".tar.gz") else ["--only-binary", name]
     p = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *form, "-q", "-d", str(d), req],
                        capture_output=True, text=True, timeout=600)
     found = sorted(d.glob(pattern))
