@@ -195,13 +195,17 @@ class FfmpegSink:
     """
 
     def __init__(self, target: str, width: int, height: int, fps: int, enc: EncoderOptions | None = None,
-                 fmt: str = "mp4", fragmented: bool = False, pix_fmt: str = "yuv420p"):
+                 fmt: str = "mp4", fragmented: bool = False, pix_fmt: str = "yuv420p", fd: int | None = None):
         self.target, self.width, self.height, self.fps = target, width, height, fps
         self.pix_fmt = pix_fmt
         self.frame_bytes = frame_bytes(width, height, pix_fmt)
         # what messages show of the target: an RTMP stream key never leaves this object
         self.label = redact_url(target)
         self._secrets = secrets_of(target)
+        # fd: a file we already opened (created O_EXCL|O_NOFOLLOW in a granted folder). ffmpeg
+        # gets that descriptor and opens /dev/fd/N, i.e. the same inode through /proc, never the
+        # path again: a link swapped in at the path after we created it cannot redirect the write
+        self.fd = fd
         self.enc = enc or EncoderOptions()
         self.fmt = fmt
         # a finished mp4 gets its index up front (faststart); a recording that may be cut off at
@@ -229,7 +233,8 @@ class FfmpegSink:
             fcntl.fcntl(w, _F_SETPIPE_SZ, 1 << 20)
         except OSError:  # pragma: no cover - not Linux, or over /proc/sys/fs/pipe-max-size
             pass
-        cmd = build_encode_command(self.target, self.fmt, self.width, self.height, self.fps, r, self.enc,
+        dest = self.target if self.fd is None else f"/dev/fd/{self.fd}"
+        cmd = build_encode_command(dest, self.fmt, self.width, self.height, self.fps, r, self.enc,
                                    movflags=self.movflags, pix_fmt=self.pix_fmt, flush_s=self.flush_s)
         log.debug("encoder: %s", redact_text(" ".join(cmd), self._secrets))
         try:
@@ -237,7 +242,7 @@ class FfmpegSink:
                 # target pipe:1 streams to our own stdout (`render -o -`): the child writes it directly
                 cmd, stdin=subprocess.PIPE, stdout=None if self.target == "pipe:1" else subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                pass_fds=(r,), start_new_session=True, bufsize=0,
+                pass_fds=(r,) if self.fd is None else (r, self.fd), start_new_session=True, bufsize=0,
             )
         finally:
             os.close(r)

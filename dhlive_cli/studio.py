@@ -356,7 +356,7 @@ class Studio:
                 p.output_ids = [(outputs_ids[0][0], (st.st_dev, st.st_ino))]
             outs = [(u, "flv") for u in spec.rtmp]
             if spec.output is not None:
-                outs.append((str(spec.output), "matroska" if spec.output.suffix.lower() == ".mkv" else "mp4"))
+                outs.append((str(spec.output), "matroska" if spec.output.suffix.lower() == ".mkv" else "mp4", p.fd))
             p.avatar = self.avatars.get(spec.avatar, w, h, self.preset.fps)
             session = LiveSession(avatar=p.avatar, pool=self.pool, tb=self.tb, enc=self.enc, outputs=outs,
                                   opts=LiveOptions(crossfade_ms=spec.crossfade_ms, hangover_ms=spec.hangover_ms,

@@ -65,14 +65,14 @@ def one_error_line(p: subprocess.CompletedProcess, needle: str = "") -> bool:
 class Live:
     """`dhlive live --listen` as a child process (its own process group)."""
 
-    def __init__(self, root: Path, *extra):
+    def __init__(self, root: Path, *extra, env: dict | None = None):
         self.root = root
         self.port = rtmp_server.free_port()
         args = [sys.executable, "-m", "dhlive_cli", "live", "--listen", f"127.0.0.1:{self.port}", "--quiet",
                 "--preset", "low", "--size", "320x180", *map(str, extra)]
         self.log = open(root / "server.log", "w+")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log, cwd=root,
-                                     start_new_session=True)
+                                     start_new_session=True, env={**os.environ, **(env or {})})
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -171,7 +171,8 @@ def world(tmp_path_factory):
     (media / "escape.flac").symlink_to(home / "private.flac")  # a link out of the grant
     (out / "link.mkv").symlink_to(home / ".bashrc")
     srv = Live(root, "-o", out / "main.mkv", "--output-dir", out, "--media-dir", media,
-               "--allow-rtmp", "127.0.0.1:1", "--pixel-budget", "5")
+               "--allow-rtmp", "127.0.0.1:1", "--pixel-budget", "5",
+               env={"DHLIVE_TEST_ENCODER_GATE": str(root / "gate")})  # a FIFO only while test_7 runs
     deadline = time.monotonic() + 60
     while not (out / "main.mkv").exists():  # the encoder creates it once it has its first frames
         assert time.monotonic() < deadline and srv.proc.poll() is None, srv.stderr()
@@ -562,3 +563,47 @@ def test_6_sessions_file_types_are_checked(tmp_path):
             f"exit {p.returncode}", one_error_line(p, needle))
         assert one_error_line(p, needle), p.stderr
         assert not (tmp_path / "a.mkv").exists()
+
+
+# --------------------------------------------------------- 7. races a local user could try (part C)
+
+def test_7_a_link_swapped_in_after_create_cannot_redirect_the_recording(world):
+    """The output file is created O_EXCL|O_NOFOLLOW, then the encoder starts: between the two a
+    local user who can write in the output folder renames our file away and puts a link to a
+    victim at its name. The encoder writes through our descriptor, so the victim is untouched and
+    our (renamed) file grows. The server's encoder waits on a FIFO gate so the swap is certain to
+    fall in that window."""
+    import threading
+
+    port, out, root = world["port"], world["out"], world["root"]
+    victim = root / "victim.txt"
+    victim.write_text("precious\n")
+    gate = root / "gate"
+    os.mkfifo(gate)
+    answer = []
+    t = threading.Thread(target=lambda: answer.append(post_session(port, {"name": "race", "output": "take.mkv"})))
+    t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "take.mkv").exists():  # created by the server, empty, before the encoder
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.05)
+        os.rename(out / "take.mkv", out / "moved.mkv")
+        (out / "take.mkv").symlink_to(victim)
+    finally:
+        with open(gate, "wb"):  # opens once the encoder thread waits on it: let it start
+            pass
+        gate.unlink()
+    t.join(60)
+    assert answer and answer[0][0] == 201, answer
+    deadline = time.monotonic() + 120
+    while (out / "moved.mkv").stat().st_size == 0:
+        assert time.monotonic() < deadline, world["srv"].stderr()[-2000:]
+        time.sleep(0.2)
+    assert req(port, "DELETE", "/v1/sessions/race")[0] == 200
+    ok = victim.read_text() == "precious\n" and (out / "moved.mkv").stat().st_size > 0
+    row("7 output path swapped for a link before the encoder opens it",
+        f"victim {'untouched' if ok else 'CHANGED'}, real file {(out / 'moved.mkv').stat().st_size} B", ok)
+    assert ok
+    (out / "take.mkv").unlink()
+    (out / "moved.mkv").unlink()

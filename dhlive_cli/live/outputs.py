@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -53,14 +54,29 @@ class HoldRing:
                 self._free_list.append(slot)
 
 
+def _test_gate() -> None:
+    """Security tests only: with DHLIVE_TEST_ENCODER_GATE naming a FIFO that exists, wait until
+    a writer opens and closes it before an API recording's encoder starts, so a test can swap the
+    path for a link in that window deterministically. Unset (always, outside tests): nothing."""
+    gate = os.environ.get("DHLIVE_TEST_ENCODER_GATE")
+    if gate and os.path.exists(gate):
+        try:
+            with open(gate, "rb") as f:
+                f.read()
+        except OSError:
+            pass
+
+
 class Output:
     """One destination (RTMP URL or file) with its own encode thread, queue and reconnect loop."""
 
     def __init__(self, target: str, fmt: str, width: int, height: int, fps: int, enc: EncoderOptions,
-                 ring: HoldRing, opts: LiveOptions, cancel: threading.Event, reconnect: bool):
+                 ring: HoldRing, opts: LiveOptions, cancel: threading.Event, reconnect: bool,
+                 fd: int | None = None):
         self.target, self.fmt = target, fmt
         self.label = redact_url(target)  # what status, metrics, panels and logs show (no stream key)
         self._secrets = secrets_of(target)
+        self.fd = fd  # a recording file already open (API sessions): ffmpeg writes through it
         self.width, self.height, self.fps, self.enc = width, height, fps, enc
         self.ring, self.opts, self.cancel = ring, opts, cancel
         self.reconnect = reconnect
@@ -84,9 +100,11 @@ class Output:
             self.ring.unhold(dropped[0])
 
     def _open(self) -> bool:
+        if self.fd is not None:
+            _test_gate()
         try:
             self.sink = FfmpegSink(self.target, self.width, self.height, self.fps, self.enc, fmt=self.fmt,
-                                   fragmented=True).open()
+                                   fragmented=True, fd=self.fd).open()
             return True
         except DhliveError as e:
             self.last_error = redact_text(str(e), self._secrets)

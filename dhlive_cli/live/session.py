@@ -53,7 +53,7 @@ class LiveSession:
     """
 
     def __init__(self, *, avatar, pool: InferencePool, tb: Timebase, enc: EncoderOptions,
-                 outputs: list[tuple[str, str]], opts: LiveOptions | None = None, name: str = "main",
+                 outputs: list[tuple], opts: LiveOptions | None = None, name: str = "main",
                  conductor: "TickConductor | None" = None):
         self.name = name
         self.avatar, self.pool, self.tb, self.enc = avatar, pool, tb, enc
@@ -65,8 +65,10 @@ class LiveSession:
         n_out = max(1, len(outputs))
         # every output may hold its whole queue, plus the frame on screen and the one being drawn
         self.ring = HoldRing(n_out * (self.opts.queue_frames + 1) + 3, avatar.height, avatar.width)
-        self.outputs = [Output(t, f, avatar.width, avatar.height, tb.fps, enc, self.ring, self.opts, self.cancel,
-                               reconnect=(f == "flv")) for t, f in outputs]
+        # outputs: (target, format) or (target, format, open file descriptor of the recording)
+        self.outputs = [Output(o[0], o[1], avatar.width, avatar.height, tb.fps, enc, self.ring, self.opts,
+                               self.cancel, reconnect=(o[1] == "flv"), fd=o[2] if len(o) > 2 else None)
+                        for o in outputs]
         self.feeders: list = []  # input threads pushing into self.speech; stopped with the session
         self.stats = LiveStats()
         # Audio of the last ticks, indexed by tick: the look-ahead delay line, what the draw thread
