@@ -151,6 +151,24 @@ class Grants:
         """A client's input name -> a regular file inside --media-dir. Raises InputError."""
         return self._media(name, where, "input", want_dir=False)
 
+    def media_identity(self, path: Path, where: str) -> tuple[int, int]:
+        """(st_dev, st_ino) of a file media_file() accepted, taken from a descriptor opened with
+        O_NOFOLLOW whose real location (/proc/self/fd) is checked to lie inside --media-dir: the
+        identity a player compares against when it opens the file later. Raises InputError."""
+        refused = InputError(f"{where}: input {path.name!r}: no such media file in the media folder")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            raise refused from None
+        try:
+            st = os.fstat(fd)
+            real = Path(os.readlink(f"/proc/self/fd/{fd}"))
+            if not stat.S_ISREG(st.st_mode) or self.media_dir is None or self.media_dir not in real.parents:
+                raise refused
+            return st.st_dev, st.st_ino
+        finally:
+            os.close(fd)
+
     def avatar_dir(self, name, where: str) -> Path:
         """A client's avatar name -> a folder inside --media-dir. Raises InputError."""
         return self._media(name, where, "avatar", want_dir=True)

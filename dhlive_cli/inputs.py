@@ -8,13 +8,14 @@ buffer makes a pushing thread wait: backpressure, never memory growth.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from dhlive_cli.errors import DhliveError
+from dhlive_cli.errors import DhliveError, InputError
 from dhlive_cli.live import SpeechBuffer
 from dhlive_cli.sources import FileAudioSource, probe
 
@@ -25,15 +26,46 @@ CHUNK = 3200  # 200 ms
 
 class FileFeeder:
     def __init__(self, paths: list[Path], speech: SpeechBuffer, cancel: threading.Event, loop: bool = False,
-                 formats: str | None = None):
-        """formats: the only demuxers ffmpeg may use for these files (see sources.probe); None: any."""
+                 formats: str | None = None, identities: dict | None = None):
+        """formats: the only demuxers ffmpeg may use for these files (see sources.probe); None: any.
+        identities: {path: (st_dev, st_ino)} of files checked earlier (an API client's inputs, see
+        Grants.media_identity): each is then opened O_NOFOLLOW when played, and decoded through
+        that descriptor only if it is still the same file; one that changed is skipped with one
+        log line, so a link swapped in later cannot make the session read outside the grant."""
+        self.identities = identities
         for p in paths:
-            probe(p, formats)  # bad files fail at start, not an hour in
+            self._probe(p, formats)  # bad files fail at start, not an hour in
         self.paths, self.speech, self.cancel, self.loop = paths, speech, cancel, loop
         self.formats = formats
         self.done = threading.Event()
         self.error: str | None = None
         self.thread = threading.Thread(target=self._run, name="dhlive-in-files", daemon=True)
+
+    def _open_checked(self, p) -> int | None:
+        """The file at p, opened read-only, if it is still the one checked; None (logged) if not."""
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            fd = None
+        if fd is not None:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == self.identities.get(str(p)):
+                return fd
+            os.close(fd)
+        log.warning("input %s: no longer the file that was checked: skipped", Path(p).name)
+        return None
+
+    def _probe(self, p, formats) -> None:
+        if self.identities is None:
+            probe(p, formats)
+            return
+        fd = self._open_checked(p)
+        if fd is None:
+            raise InputError(f"input {Path(p).name!r}: changed while being checked")
+        try:
+            probe(f"/dev/fd/{fd}", formats, keep_fds=(fd,))
+        finally:
+            os.close(fd)
 
     def start(self) -> "FileFeeder":
         self.thread.start()
@@ -44,12 +76,23 @@ class FileFeeder:
         try:
             while not self.cancel.is_set():
                 for p in self.paths:
-                    with FileAudioSource(p, self.formats) as src:
-                        while not self.cancel.is_set():
-                            n = src.read_into(buf)
-                            if n == 0:
-                                break
-                            self.speech.push(buf[:n], block=True, cancel=self.cancel)
+                    fd = None
+                    if self.identities is not None:
+                        fd = self._open_checked(p)
+                        if fd is None:
+                            continue
+                    try:
+                        src = (FileAudioSource(p, self.formats) if fd is None
+                               else FileAudioSource(f"/dev/fd/{fd}", self.formats, keep_fds=(fd,)))
+                        with src:
+                            while not self.cancel.is_set():
+                                n = src.read_into(buf)
+                                if n == 0:
+                                    break
+                                self.speech.push(buf[:n], block=True, cancel=self.cancel)
+                    finally:
+                        if fd is not None:
+                            os.close(fd)
                 if not self.loop:
                     break
         except DhliveError as e:

@@ -95,11 +95,12 @@ def _restrict(formats: str | None) -> list[str]:
     return ["-protocol_whitelist", "file,pipe", "-format_whitelist", formats] if formats else []
 
 
-def probe(path: str | os.PathLike, formats: str | None = None) -> AudioInfo:
+def probe(path: str | os.PathLike, formats: str | None = None, keep_fds: tuple[int, ...] = ()) -> AudioInfo:
     """Check the input is a readable audio file; read its duration. Raises InputError.
 
     formats: a comma-separated list of the only demuxers ffmpeg may use (untrusted files: no
-    playlist or concat demuxer that would open other files), None for any."""
+    playlist or concat demuxer that would open other files), None for any. keep_fds: our open
+    descriptors ffmpeg inherits (a path `/dev/fd/N` names a file we already opened)."""
     p = Path(path)
     try:
         st = p.stat()
@@ -121,7 +122,7 @@ def probe(path: str | os.PathLike, formats: str | None = None) -> AudioInfo:
         return quick
     proc = subprocess.run(
         [ffmpeg_path(), "-hide_banner", "-nostdin", *_restrict(formats), "-i", str(p)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60, pass_fds=keep_fds,
     )
     err = proc.stderr.decode("utf-8", "replace")
     if "Audio:" not in err:
@@ -164,11 +165,12 @@ class FileAudioSource:
 
     STDIN = "-"  # the path that means: read the stream from this process's standard input
 
-    def __init__(self, path: str | os.PathLike, formats: str | None = None):
+    def __init__(self, path: str | os.PathLike, formats: str | None = None, keep_fds: tuple[int, ...] = ()):
         self.from_stdin = str(path) == self.STDIN
+        self.keep_fds = keep_fds  # our descriptors the decoder inherits (path `/dev/fd/N`)
         # stdin can be read once only: no probe; the stream's layout comes from a WAV header
         # that the decoder writes in front of the samples (see _read_layout)
-        self.info = AudioInfo(Path("stdin"), None, None) if self.from_stdin else probe(path, formats)
+        self.info = AudioInfo(Path("stdin"), None, None) if self.from_stdin else probe(path, formats, keep_fds)
         self.path = self.info.path
         self.formats = formats
         self._proc: subprocess.Popen | None = None
@@ -198,6 +200,7 @@ class FileAudioSource:
         self._proc = subprocess.Popen(
             cmd, stdin=None if self.from_stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True,  # Ctrl+C goes to us; we stop the child ourselves
+            pass_fds=self.keep_fds,
         )
         self._stderr = StderrTail(self._proc.stderr, "dhlive-decode-err")
         return self

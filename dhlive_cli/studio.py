@@ -364,8 +364,11 @@ class Studio:
                                   name=spec.name, conductor=self.conductor)
             p.session = session
             if files:
+                ids = ({str(f): self.grants.media_identity(f, f"session {spec.name!r}") for f in files}
+                       if spec.from_api else None)
                 session.feeders.append(FileFeeder(files, session.speech, session.cancel, loop=spec.loop,
-                                                  formats=SAFE_AUDIO_DEMUXERS if spec.from_api else None))
+                                                  formats=SAFE_AUDIO_DEMUXERS if spec.from_api else None,
+                                                  identities=ids))
             if "-" in spec.inputs:
                 if self._stdin is None:
                     raise InputError(f"session {spec.name!r}: no stdin to read")

@@ -607,3 +607,30 @@ def test_7_a_link_swapped_in_after_create_cannot_redirect_the_recording(world):
     assert ok
     (out / "take.mkv").unlink()
     (out / "moved.mkv").unlink()
+
+
+def test_7_an_input_swapped_for_a_link_after_its_check_is_skipped(world):
+    """Inputs are checked when the session is created and played later: b.wav, checked, is
+    replaced by a link out of the grant while a.wav plays. The player opens each file O_NOFOLLOW
+    and compares it with the checked (st_dev, st_ino): b is skipped with one log line."""
+    port, media, home, srv = world["port"], world["media"], world["home"], world["srv"]
+    sf.write(media / "a.wav", tone(40.0), SAMPLE_RATE, subtype="PCM_16")  # over the 30 s buffer: a plays on
+    sf.write(media / "b.wav", tone(1.0), SAMPLE_RATE, subtype="PCM_16")
+    try:
+        a = post_session(port, {"name": "swap", "rtmp": "rtmp://127.0.0.1:1/live/k", "input": ["a.wav", "b.wav"]})
+        assert a[0] == 201, a
+        (media / "b.wav").unlink()
+        (media / "b.wav").symlink_to(home / "private.flac")
+        line = "input b.wav: no longer the file that was checked: skipped"
+        deadline = time.monotonic() + 120
+        while line not in srv.stderr():  # drop what is queued so the player gets on to b
+            assert time.monotonic() < deadline, srv.stderr()[-2000:]
+            req(port, "POST", "/v1/sessions/swap/interrupt")
+            time.sleep(0.5)
+        n = srv.stderr().count(line)
+        row("7 input swapped for a link out of the grant while playing", f"skipped, {n} log line", n == 1)
+        assert n == 1
+        assert req(port, "DELETE", "/v1/sessions/swap")[0] == 200
+    finally:
+        for n in ("a.wav", "b.wav"):
+            (media / n).unlink(missing_ok=True)
