@@ -12,6 +12,7 @@ a file that exists, its (st_dev, st_ino), so `/d/../d/a.mkv`, `//d/a.mkv` and a 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -54,6 +55,41 @@ def same_output(a: tuple[str, tuple[int, int] | None], b: tuple[str, tuple[int, 
     return a[0] == b[0] or (a[1] is not None and a[1] == b[1])
 
 
+PORT_RE = re.compile(r"[1-9][0-9]{0,4}")  # a port as written plainly: no sign, no leading zero
+
+
+def rtmp_key(url: str) -> tuple[str, str, int, str]:
+    """An RTMP URL -> (scheme, host, port, path?query) that compares equal for every spelling of
+    the same stream: scheme and host in lower case without a trailing dot, an IP address in its
+    canonical form, the port as an int (1935 for rtmp, 443 for rtmps when absent). A port written
+    oddly (leading zero, sign, empty, out of range) is refused. Raises InputError."""
+    odd = InputError(f"rtmp {url[:120]!r}: expected rtmp[s]://HOST[:PORT]/APP/KEY with a plain port number")
+    try:
+        u = urlsplit(url)
+        host = u.hostname
+    except ValueError:
+        raise odd from None
+    scheme = u.scheme.lower()
+    if scheme not in RTMP_DEFAULT_PORTS or not host:
+        raise odd
+    hostport = u.netloc.rpartition("@")[2]
+    after = hostport.rpartition("]")[2] if hostport.startswith("[") else hostport
+    if ":" in after:
+        raw = after.rpartition(":")[2]
+        if not PORT_RE.fullmatch(raw) or int(raw) > 65535:
+            raise odd
+        port = int(raw)
+    else:
+        port = RTMP_DEFAULT_PORTS[scheme]
+    host = host.lower().rstrip(".")
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    path = u.path + (f"?{u.query}" if u.query else "")
+    return scheme, host, port, path
+
+
 def parse_rtmp_hosts(spec: str | None) -> frozenset[tuple[str, int]]:
     """`--allow-rtmp HOST[:PORT],...` -> {(host, port)}; a HOST alone means port 1935."""
     out = set()
@@ -68,7 +104,12 @@ def parse_rtmp_hosts(spec: str | None) -> frozenset[tuple[str, int]]:
             host, _, port = item.partition(":") if item.count(":") <= 1 else (item, "", "")
         if not host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
             raise InputError(f"--allow-rtmp {item!r}: expected HOST or HOST:PORT")
-        out.add((host.lower().rstrip("."), int(port) if port else 1935))
+        host = host.lower().rstrip(".")
+        try:
+            host = str(ipaddress.ip_address(host))  # as rtmp_key() writes it
+        except ValueError:
+            pass
+        out.add((host, int(port) if port else 1935))
     return frozenset(out)
 
 
@@ -180,14 +221,14 @@ class Grants:
         clean_text(url, where)
         try:
             u = urlsplit(url)
-            port = u.port or RTMP_DEFAULT_PORTS.get(u.scheme)
-        except ValueError:
+            _, host, port, _ = rtmp_key(url)
+        except (ValueError, InputError):
             raise refused from None
-        if u.scheme not in RTMP_DEFAULT_PORTS or u.username or u.password or "@" in u.netloc or not u.hostname:
+        if u.username or u.password or "@" in u.netloc:
             raise refused
-        if (u.hostname.lower().rstrip("."), port) not in self.rtmp_hosts:
+        if (host, port) not in self.rtmp_hosts and (u.hostname.lower().rstrip("."), port) not in self.rtmp_hosts:
             raise refused
         return url
 
 
-__all__ = ["Grants", "clean_text", "output_identity", "same_output", "parse_rtmp_hosts", "FILE_NAME_RE"]
+__all__ = ["Grants", "clean_text", "output_identity", "same_output", "parse_rtmp_hosts", "rtmp_key", "FILE_NAME_RE"]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from dhlive_cli.compositor import AvatarCache
 from dhlive_cli.errors import EngineError, InputError
-from dhlive_cli.grants import Grants, clean_text, output_identity, same_output
+from dhlive_cli.grants import Grants, clean_text, output_identity, rtmp_key, same_output
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.live import LiveOptions, LiveSession, TickConductor
 from dhlive_cli.presets import Preset, parse_size
@@ -96,6 +96,11 @@ class SessionSpec:
                 raise InputError(f"{where}: rtmp must start with rtmp:// or rtmps://")  # not echoed: it may hold a key
             if grants is not None:
                 grants.rtmp_url(url, where)
+            else:
+                try:
+                    rtmp_key(url)  # an odd port spelling is refused here too
+                except InputError as e:
+                    raise InputError(f"{where}: {e}") from None
         inputs = []
         for i in strings("input"):
             if i == "-" or i == "mic" or i.startswith("mic:"):
@@ -199,6 +204,14 @@ def live_encoder(preset: Preset, sessions: int = 1, codec: str = "libx264") -> E
 MAX_API_PIXELS = 1920 * 1080  # the largest frame an API client may ask for
 
 
+def _rtmp_key_or_url(url: str):
+    """grants.rtmp_key(url), or the URL itself when it does not parse (compared as a string)."""
+    try:
+        return rtmp_key(url)
+    except InputError:
+        return url
+
+
 @dataclass(eq=False)
 class _Prepared:
     """A session built but maybe not started, with what it claims: name, size, outputs."""
@@ -258,6 +271,15 @@ class Studio:
     def get(self, name: str) -> LiveSession | None:
         with self._lock:
             return self._sessions.get(name)
+
+    def started_by_operator(self, name: str) -> bool:
+        """True for a running session that the command line or the sessions file started (not an
+        API client): the API may not stop those."""
+        with self._lock:
+            if name not in self._sessions:
+                return False
+            claim = self._claims.get(name)
+            return claim is None or not claim.spec.from_api
 
     def create(self, spec: SessionSpec) -> LiveSession:
         """Start a session; raises InputError/OutputError/EngineError for a bad spec or a full
@@ -330,7 +352,9 @@ class Studio:
                     ids.append(output_identity(c.spec.output))
                 others.append((c.spec.name, c.rtmp, ids))
             for name, rtmp, ids in others:
-                clash = next((u for u in spec.rtmp if u in rtmp), None)
+                # compared as (scheme, host, port, path): rtmp://h:01936/a and rtmp://H.:1936/a are one stream
+                theirs = {_rtmp_key_or_url(x) for x in rtmp}
+                clash = next((u for u in spec.rtmp if _rtmp_key_or_url(u) in theirs), None)
                 if clash is None and any(same_output(a, b) for a in outputs_ids for b in ids):
                     clash = spec.output.name if spec.from_api else str(spec.output)
                 if clash:

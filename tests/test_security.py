@@ -634,3 +634,76 @@ def test_7_an_input_swapped_for_a_link_after_its_check_is_skipped(world):
     finally:
         for n in ("a.wav", "b.wav"):
             (media / n).unlink(missing_ok=True)
+
+
+def test_7_one_rtmp_stream_is_one_claim_however_it_is_spelled(world):
+    port = world["port"]
+    assert post_session(port, {"name": "r1", "rtmp": "rtmp://127.0.0.1:1/live/k"})[0] == 201
+    try:
+        for url, want in (("rtmp://127.0.0.1:01/live/k", 400), ("rtmp://127.0.0.1:+1/live/k", 400),
+                          ("rtmp://127.0.0.1.:1/live/k", 409), ("rtmp://127.0.0.1:1/live/k", 409)):
+            a = post_session(port, {"name": "r2", "rtmp": url})
+            ok = is_json_error(a, want)
+            row(f"7 second session to {url}", str(a[0]), ok)
+            assert ok, (url, a)
+        a = post_session(port, {"name": "r2", "rtmp": "rtmp://127.0.0.1:1/live/other"})
+        assert a[0] == 201, a  # another stream key on the same server is another stream
+        assert req(port, "DELETE", "/v1/sessions/r2")[0] == 200
+    finally:
+        assert req(port, "DELETE", "/v1/sessions/r1")[0] == 200
+
+
+def test_7_empty_websocket_frames_do_not_keep_a_socket_active(world):
+    """8 clients (the per-session cap) each send an empty binary frame twice a second: no audio,
+    so after the eviction threshold a new client with speech still gets in."""
+    port = world["port"]
+
+    async def go():
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            squat = [await http.ws_connect(f"http://127.0.0.1:{port}/v1/stream") for _ in range(8)]
+            stop = asyncio.Event()
+
+            async def keep_sending(w):
+                while not stop.is_set() and not w.closed:
+                    try:
+                        await w.send_bytes(b"")
+                    except (ConnectionError, RuntimeError):
+                        return
+                    await asyncio.sleep(0.5)
+
+            senders = [asyncio.create_task(keep_sending(w)) for w in squat]
+            await asyncio.sleep(3.0)  # past the 2 s eviction threshold, empty frames all along
+            try:
+                fresh = await http.ws_connect(f"http://127.0.0.1:{port}/v1/stream")
+                code = 101
+            except aiohttp.WSServerHandshakeError as e:
+                fresh, code = None, e.status
+            stop.set()
+            await asyncio.gather(*senders)
+            row("7 8 WebSockets sending empty frames, then a client with audio", str(code), code == 101)
+            assert code == 101
+            await fresh.send_bytes((tone(0.04) * 32767).astype("<i2").tobytes())
+            for w in (*squat, fresh):
+                await w.close()
+
+    asyncio.run(go())
+
+
+def test_7_the_operators_session_cannot_be_deleted_through_the_api(world):
+    port, out = world["port"], world["out"]
+    size0 = (out / "main.mkv").stat().st_size
+    a = req(port, "DELETE", "/v1/sessions/main")
+    ok = is_json_error(a, 403)
+    row("7 DELETE /v1/sessions/main (the operator's session)", str(a[0]), ok)
+    assert ok, a
+    st = req(port, "GET", "/v1/sessions/main/status")[1]
+    assert st["outputs"][0]["connected"]
+    deadline = time.monotonic() + 60
+    while (out / "main.mkv").stat().st_size <= size0:  # still recording
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    # an API client's own session is still its to delete
+    assert post_session(port, {"name": "mine", "rtmp": "rtmp://127.0.0.1:1/live/k"})[0] == 201
+    assert req(port, "DELETE", "/v1/sessions/mine")[0] == 200

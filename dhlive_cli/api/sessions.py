@@ -61,6 +61,10 @@ class SessionRoutes:
     async def _delete_session(self, request: web.Request) -> web.Response:
         studio = self._need_studio()
         name = request.match_info["name"]
+        if studio.started_by_operator(name):
+            # the operator's own recording/stream: only the operator stops it (SIGTERM, Ctrl+C)
+            raise ApiError(403, f"session {name!r} was started by the operator (command line or sessions "
+                                "file): it cannot be deleted through the API")
         try:
             snap = await self._run(studio.remove, name)
         except KeyError:

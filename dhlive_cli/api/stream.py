@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 WS_MAX_MSG_BYTES = 256 * 2**10
 MAX_WS_CLIENTS = 32
 MAX_WS_PER_SESSION = 8
-WS_IDLE_S = 30.0  # a client that sends nothing (no audio, no message) this long is closed
+WS_IDLE_S = 30.0  # a client that sends no audio bytes this long is closed (empty frames and text do not count)
 WS_EVICT_IDLE_S = 2.0  # at a limit, a client idle this long gives its place to a new one
 WS_POLL_S = 0.5  # how often a quiet socket checks its session and its idle time
 NOTICE_INTERVAL_S = 1.0  # at most one backpressure notice per WebSocket client per second
@@ -38,7 +38,8 @@ class StreamRoute:
     """The WebSocket handler of ApiServer (a mixin).
 
     Sockets are a bounded resource: at most max_ws_clients in all and MAX_WS_PER_SESSION per
-    session. A client that sends nothing for ws_idle_s is closed; when a limit is reached, a new
+    session. A client that sends no audio bytes for ws_idle_s is closed (empty binary frames,
+    pings and text messages do not count as activity); when a limit is reached, a new
     client takes the place of the one idle longest (if idle over WS_EVICT_IDLE_S), so idle
     clients cannot lock ingest out. A session's sockets close when the session stops."""
 
@@ -102,7 +103,6 @@ class StreamRoute:
                         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"idle")
                         break
                     continue
-                client.last_active = now
                 if msg.type == WSMsgType.BINARY:
                     data = msg.data
                     if len(data) % 2:
@@ -110,7 +110,8 @@ class StreamRoute:
                         break
                     n = len(data) // 2
                     if n == 0:
-                        continue
+                        continue  # empty frames are not speech: they keep no socket "active"
+                    client.last_active = now  # idle means: no audio bytes for that long
                     if n > scratch.shape[0]:
                         self.ws_dropped_chunks += 1
                         await ws.send_str(json.dumps({"type": "error", "error":
