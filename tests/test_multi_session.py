@@ -320,9 +320,11 @@ def test_create_and_stop_a_session_100_times_leaves_nothing_behind(tmp_path, spe
     assert sum(t.startswith("dhlive-out") for t in left) == 1 and left.count("dhlive-in-files") == 1, left
     assert left.count("dhlive-tick") == 1 and len(left) <= 6, left
     # only the anchor's encoder is left
-    encoders = [k for k in kids if "anchor.mkv" in k]
-    others = [k for k in kids if k not in encoders and "speech10" not in k]  # (its looped decoder)
-    assert len(encoders) == 1 and not others, kids
+    # (API files are handed to ffmpeg as /dev/fd/N, so the children are told apart by role: the
+    # encoder reads raw video, a decoder writes f32le PCM to its stdout)
+    encoders = [k for k in kids if "-f rawvideo" in k]
+    decoders = [k for k in kids if k not in encoders and k.endswith("pipe:1")]  # the anchor's looped one
+    assert len(encoders) == 1 and len(decoders) <= 1 and len(kids) == len(encoders) + len(decoders), kids
     assert body["sessions"] == ["anchor"]
     assert len(studio.avatars) == 0  # the last session's stop released its avatar
     frames = anchor1["frames"] - anchor0["frames"]
