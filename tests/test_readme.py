@@ -19,6 +19,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -87,8 +88,17 @@ def test_every_readme_command_works_in_a_fresh_clone(tmp_path):
     script.write_text(session_script(sh_blocks(readme), logs))
     try:
         r = subprocess.run(["bash", str(script)], cwd=clone, env=env, capture_output=True, text=True, timeout=2700)
+
+        def background_logs() -> str:
+            return "\n".join(f"--- {p.name}\n{p.read_text()[-800:]}" for p in sorted(logs.glob("block*.log")))
+
+        # the 15 s live stream ends by itself; with warm caches the foreground steps can finish
+        # first, so wait for that event (bounded) before reading what the background steps said
+        deadline = time.monotonic() + 180
+        while r.returncode == 0 and not re.search(r"exit status \d", background_logs()) and time.monotonic() < deadline:
+            time.sleep(0.5)
         # read before the background steps are stopped: what ended by itself ended well
-        background = "\n".join(f"--- {p.name}\n{p.read_text()[-800:]}" for p in sorted(logs.glob("block*.log")))
+        background = background_logs()
     finally:
         pgids = (logs / "pgids").read_text().split() if (logs / "pgids").exists() else []
         for pgid in pgids:
