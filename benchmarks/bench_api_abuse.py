@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.slow_clients import trickle  # noqa: E402  (the same slow client as the security suite)
 
 
 def free_port() -> int:
@@ -44,26 +46,6 @@ def request(port: int, method: str, path: str, body: bytes | None = None, ctype:
         return r.status, r.read()
     finally:
         c.close()
-
-
-async def trickle(port: int, stop: asyncio.Event, head: bytes, every: float) -> None:
-    while not stop.is_set():
-        w = eof = None
-        try:
-            r, w = await asyncio.open_connection("127.0.0.1", port)
-            eof = asyncio.ensure_future(r.read())
-            w.write(head)
-            while not stop.is_set() and not eof.done():
-                await asyncio.wait([eof], timeout=every)
-                w.write(b"X")
-                await w.drain()
-        except OSError:
-            await asyncio.sleep(0.2)
-        finally:
-            if eof is not None:
-                eof.cancel()
-            if w is not None:
-                w.transport.abort()
 
 
 async def attack(port: int, seconds: float) -> tuple[list[int], list[float]]:

@@ -28,6 +28,7 @@ import soundfile as sf
 from dhlive_cli.timebase import SAMPLE_RATE
 from tests import rtmp_server
 from tests.conftest import tone
+from tests.slow_clients import trickle
 
 pytestmark = [pytest.mark.security, pytest.mark.timeout(600)]
 
@@ -366,35 +367,14 @@ def test_4_slow_clients_cannot_lock_out_speech(world):
     st0 = req(port, "GET", "/v1/status")[1]
     pcm = (tone(0.5) * 32767).astype("<i2").tobytes()
 
-    async def trickle(stop: asyncio.Event, head: bytes, every: float):
-        """One connection after another: send `head`, then a byte every `every` s until the
-        server hangs up (then reconnect) or the test ends."""
-        while not stop.is_set():
-            w = eof = None
-            try:
-                r, w = await asyncio.open_connection("127.0.0.1", port)
-                eof = asyncio.ensure_future(r.read())  # done when the server drops us
-                w.write(head)
-                while not stop.is_set() and not eof.done():
-                    await asyncio.wait([eof], timeout=every)
-                    w.write(b"X")
-                    await w.drain()
-            except OSError:
-                await asyncio.sleep(0.2)
-            finally:
-                if eof is not None:
-                    eof.cancel()
-                if w is not None:
-                    w.transport.abort()
-
     body_head = (f"POST /v1/speak HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: audio/wav\r\n"
                  "Content-Length: 1000000\r\n\r\n").encode()
     header_head = f"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
 
     async def go():
         stop = asyncio.Event()
-        attackers = [asyncio.create_task(trickle(stop, body_head, 2.0)) for _ in range(64)]
-        attackers += [asyncio.create_task(trickle(stop, header_head, 5.0)) for _ in range(136)]
+        attackers = [asyncio.create_task(trickle(port, stop, body_head, 2.0)) for _ in range(64)]
+        attackers += [asyncio.create_task(trickle(port, stop, header_head, 5.0)) for _ in range(136)]
         await asyncio.sleep(3.0)
         codes, worst = [], 0.0
         t_end = time.monotonic() + 60
