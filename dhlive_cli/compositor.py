@@ -65,12 +65,10 @@ class Composer:
         self.canvas = np.zeros((h, w, 3), dtype=np.uint8)
         self._canvas_fresh = True
         boxes = getattr(avatar, "dynamic_boxes", None)
-        self.boxes = None if boxes is None else [_even_box(b, w, h) for b in boxes]
+        self.boxes = None if boxes is None else [
+            b for b in (_even_box(b, w, h) for b in boxes) if b[2] > b[0] and b[3] > b[1]]
         # one preallocated I420 scratch per box: cvtColor writes there, the planes are copied out
-        self._scratch = [np.empty(((y1 - y0) * 3 // 2, x1 - x0), np.uint8) for x0, y0, x1, y1 in self.boxes or ()
-                         if x1 > x0 and y1 > y0]
-        if self.boxes is not None:
-            self.boxes = [b for b in self.boxes if b[2] > b[0] and b[3] > b[1]]
+        self._scratch = [np.empty(((y1 - y0) * 3 // 2, x1 - x0), np.uint8) for x0, y0, x1, y1 in self.boxes or ()]
 
     def draw(self, out: np.ndarray, frame_index: int, mouth, fresh: bool) -> None:
         self.avatar.render(self.canvas, frame_index, mouth, fresh=self._canvas_fresh)
