@@ -190,6 +190,17 @@ def test_bad_job_files_are_one_line_errors_and_change_nothing(media, tmp_path):
         ("empty.jsonl", "\n\n", "no jobs"),
         ("notjson.jsonl", "{audio: 1}\n", "not a JSON object"),
         ("jobs.txt", "audio,output\n", "must be .csv or .jsonl"),
+        # a column or key given twice would silently take the last value
+        ("twice.csv", f"audio,output,output\n{clip},a.mp4,b.mp4\n", "column 'output' appears twice"),
+        ("twice.jsonl", f'{{"audio": "{clip}", "output": "a.mp4", "output": "b.mp4"}}\n', "key 'output' appears twice"),
+        # a newline or NUL in a name: a file name no one can type, or a crash in the worker
+        ("newline.jsonl", f'{{"audio": "{clip}", "output": "a\\nb.mp4"}}\n', "control character"),
+        ("nul.jsonl", f'{{"audio": "{clip}", "output": "a\\u0000b.mp4"}}\n', "control character"),
+        # one job's output is another job's folder: one of them could only fail at run time
+        ("nested.jsonl", f'{{"audio": "{clip}", "output": "a.mp4"}}\n{{"audio": "{clip}", "output": "A.mp4/b.mp4"}}\n',
+         "job on line 1 would need one name as both a file and a folder"),
+        ("nested3.jsonl", f'{{"audio": "{clip}", "output": "v.mkv/b.mp4"}}\n{{"audio": "{clip}", "output": "v.mkv"}}\n',
+         "job on line 1 would need one name as both a file and a folder"),
     ]
     for name, text, expected in cases:
         f = tmp_path / name

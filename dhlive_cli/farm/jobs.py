@@ -52,6 +52,8 @@ def _output_name(raw: str, where: str) -> str:
     text = raw.strip()
     if not text:
         raise InputError(f"{where}: `output` is empty")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise InputError(f"{where}: output {raw!r} contains a control character")
     p = PurePosixPath(text.replace("\\", "/"))
     if p.is_absolute() or any(part in ("..", "") for part in p.parts) or text.startswith("~"):
         raise InputError(f"{where}: output {raw!r} must be a relative name inside --out-dir (no '..')")
@@ -64,6 +66,19 @@ def _output_name(raw: str, where: str) -> str:
     if any(len(part.encode()) > 200 for part in p.parts):
         raise InputError(f"{where}: output {raw!r}: a name part is longer than 200 bytes")
     return str(p)
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _no_repeated_keys(pairs: list[tuple]) -> dict:
+    # json.loads keeps the last of two equal keys; a job line that names its output twice is a mistake
+    keys = [k for k, _ in pairs]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise _RepeatedKey(k)
+    return dict(pairs)
 
 
 def _rows(path: Path):
@@ -85,6 +100,9 @@ def _rows(path: Path):
                 unknown = [h for h in header if h not in KEYS]
                 if unknown:
                     raise InputError(f"{path}: unknown column {unknown[0]!r} (columns: {', '.join(KEYS)})")
+                twice = [h for h in KEYS if header.count(h) > 1]
+                if twice:
+                    raise InputError(f"{path}: column {twice[0]!r} appears twice in the header")
                 missing = [k for k in REQUIRED if k not in header]
                 if missing:
                     raise InputError(f"{path}: the header has no {missing[0]!r} column")
@@ -101,7 +119,9 @@ def _rows(path: Path):
                     if not text.strip():
                         continue
                     try:
-                        obj = json.loads(text)
+                        obj = json.loads(text, object_pairs_hook=_no_repeated_keys)
+                    except _RepeatedKey as e:
+                        raise InputError(f"{path}:{n}: key {e.args[0]!r} appears twice") from None
                     except ValueError as e:
                         raise InputError(f"{path}:{n}: not a JSON object: {e}") from None
                     if not isinstance(obj, dict):
@@ -134,6 +154,7 @@ def read_jobs(path: str | os.PathLike, *, default_preset: str = "default",
     presets: dict[str, object] = {}
     avatars_ok: set[str] = set()
     seen: dict[str, int] = {}
+    used_as_folder: dict[str, int] = {}  # lower-cased folder names of outputs -> first line using them
     jobs: list[Job] = []
     for line, row in _rows(path):
         where = f"{path}:{line}"
@@ -144,7 +165,15 @@ def read_jobs(path: str | os.PathLike, *, default_preset: str = "default",
         key = output.lower()  # two names that differ only in case collide on some filesystems
         if key in seen:
             raise InputError(f"{where}: output {output!r} is already written by the job on line {seen[key]}")
+        parts = PurePosixPath(key).parts
+        folders = ["/".join(parts[:k]) for k in range(1, len(parts))]  # a/b/c.mp4 -> a, a/b
+        other = used_as_folder.get(key) or next((seen[f] for f in folders if f in seen), None)
+        if other is not None:
+            raise InputError(f"{where}: output {output!r} and the output of the job on line {other} "
+                             "would need one name as both a file and a folder")
         seen[key] = line
+        for f in folders:
+            used_as_folder.setdefault(f, line)
         audio = str((base / os.path.expanduser(row["audio"].strip())).absolute())
         avatar = (row.get("avatar") or "").strip() or None
         if avatar is not None:
