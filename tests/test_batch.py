@@ -458,3 +458,75 @@ def test_ray_local_starts_a_private_cluster_for_the_run(media, tmp_path):
     assert summary["failed_jobs"] == [{"output": "bad.mp4", "error": f"{media['text']}: not an audio file ffmpeg can read"}]
     for row in rows:
         check_output(out / row["output"], row["_samples"])
+
+
+@needs_ray
+def test_sigterm_stops_a_ray_run_cleanly(media, tmp_path):
+    """ray.init installs Ray's own SIGTERM handler (a stack dump and exit 1); the run must still
+    stop like Ctrl+C: exit 130, finished jobs kept, nothing half-written."""
+    rows = good_jobs(media, 5)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", strip(rows))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--ray", "local", "--workers", "1", "--quiet",
+                                      "--metrics", "off"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    try:
+        wait_for(lambda: len(results(out)) >= 1, 300, proc, "a finished job")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "SIGTERM received" not in err and "Traceback" not in err and "--resume" in err, err
+    done = {r["output"]: r for r in results(out)}
+    assert 1 <= len(done) < 5 and all(r["status"] == "ok" for r in done.values())
+    assert leftovers(out, set(done)) == []
+    for name, r in done.items():
+        assert (out / name).stat().st_size == r["bytes"]
+
+
+def test_symlinked_folder_in_out_dir_does_not_lead_outside(media, tmp_path):
+    clip = str(media["clips"][0][0])
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    out.mkdir()
+    outside.mkdir()
+    (out / "link").symlink_to(outside, target_is_directory=True)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [{"audio": clip, "output": "link/a.mp4"},
+                                                {"audio": clip, "output": "link/new/b.mp4"},
+                                                {"audio": clip, "output": "in.mp4", "size": "360p", "preset": "low"}])
+    res = runner.invoke(app, ["batch", str(jobs), "--out-dir", str(out), "--workers", "1", "--json",
+                              "--metrics", "off"])
+    assert res.exit_code == 1, res.output
+    recs = {r["output"]: r for r in results(out)}
+    assert recs["in.mp4"]["status"] == "ok"
+    for name in ("link/a.mp4", "link/new/b.mp4"):
+        assert recs[name]["status"] == "failed" and "symlink" in recs[name]["error"], recs[name]
+    assert list(outside.iterdir()) == []  # not a file, not a folder
+
+
+def test_a_run_that_cannot_start_leaves_nothing_behind(media, tmp_path):
+    """A refused start (an option checked late, a cluster that does not answer) creates no
+    results file, so the same command works once the mistake is fixed; no --overwrite needed."""
+    jobs = write_jobs(tmp_path / "jobs.csv", strip(good_jobs(media, 1)))
+    out = tmp_path / "new" / "out"
+    res = runner.invoke(app, ["batch", str(jobs), "--out-dir", str(out), "--metrics", "0.0.0.0:9"])
+    assert res.exit_code == 2 and "loopback" in res.output, res.output
+    assert not out.exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    if HAVE_RAY:
+        import socket
+
+        with socket.socket() as s:  # a port where nothing listens
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        for where in (out, existing):
+            res = runner.invoke(app, ["batch", str(jobs), "--out-dir", str(where), "--ray", f"127.0.0.1:{port}",
+                                      "--metrics", "off"])
+            lines = [ln for ln in res.output.splitlines() if ln.strip()]
+            assert res.exit_code == 1 and len(lines) == 1 and lines[0].count("cannot connect") == 1, res.output
+        assert not out.exists() and not (existing / "results.jsonl").exists()
+    res = runner.invoke(app, ["batch", str(jobs), "--out-dir", str(existing), "--workers", "1", "--metrics", "off"])
+    assert res.exit_code == 0, res.output
+    assert [r["status"] for r in results(existing)] == ["ok"]

@@ -117,6 +117,9 @@ def _batch(jobs_file, out_dir, ray, workers, cpus_per_worker, resume, overwrite,
 
             pool = RayPool(ray, out_dir, workers=workers or (os.cpu_count() if ray == "local" else None),
                            cpus=cpus_per_worker, model=model, device=device)
+            # ray.init puts Ray's own SIGTERM handler in place (it dumps a stack and exits 1):
+            # a stop by SIGTERM must stay the clean stop that Ctrl+C is
+            signal.signal(signal.SIGTERM, on_term)
         run = BatchRun(jobs, pool, log, skip)
         metrics_server = start_metrics(metrics, run.tally.snapshot, "batch")
         try:

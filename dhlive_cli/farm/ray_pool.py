@@ -16,8 +16,11 @@ and its output appears only by an atomic rename of a finished file, so a job ren
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import sys
 import time
 from collections import deque
 
@@ -76,6 +79,7 @@ class RayPool:
         ray = self.ray = import_ray()
         import logging as _logging
 
+        held = _Held()  # what Ray wrote to stderr while connecting (read for a hint on failure)
         self._own = address == "local"
         self.cpus = float(cpus)
         if self.cpus <= 0:
@@ -83,8 +87,6 @@ class RayPool:
         gpus = 1 if device == "cuda" else 0
         try:
             if self._own:
-                import os
-
                 n = workers or os.cpu_count() or 1
                 # a private one-node cluster: small object store (only records pass), no
                 # dashboard, and every Ray port on loopback
@@ -94,9 +96,20 @@ class RayPool:
                          logging_level=_logging.ERROR)  # a private cluster: its notices are ours to keep
             else:
                 _check_reachable(address)
-                ray.init(address=address, log_to_driver=False, logging_level=_logging.WARNING)
-        except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
-            raise EngineError(f"--ray {address}: cannot connect: {one_line(e)}") from None
+                with _stderr_held() as held:
+                    ray.init(address=address, log_to_driver=False, logging_level=_logging.WARNING)
+        except EngineError:
+            raise
+        except Exception as e:  # noqa: BLE001 - ray.init raises bare Exception too (a node slow to start)
+            with contextlib.suppress(Exception):
+                ray.shutdown()  # whatever part of a private cluster did start
+            if self._own:
+                raise EngineError(f"--ray local: cannot start Ray on this machine: {one_line(e)}") from None
+            hint = ""
+            if "InvalidAuthToken" in held.text:
+                hint = (" (the cluster uses token authentication: set RAY_AUTH_MODE=token and give this "
+                        "machine the cluster's token, see `ray get-auth-token`)")
+            raise EngineError(f"--ray {address}: cannot connect: {one_line(e)}{hint}") from None
         if workers is None:  # an existing cluster: as many workers as its CPUs hold
             total = ray.cluster_resources().get("CPU", 1.0)
             workers = max(1, int(total // self.cpus))
@@ -238,6 +251,39 @@ class RayPool:
         """Stop now: running jobs are killed with their workers (work files are swept by the
         results log), queued ones are dropped."""
         self.close()
+
+
+class _Held:
+    text = ""
+
+
+@contextlib.contextmanager
+def _stderr_held():
+    """Keep what is written to file descriptor 2 (by Ray's C++ core too) inside the block; let it
+    through afterwards when the block succeeds, drop it when it raises.
+
+    ray.init to a head that does not answer as expected logs one warning line a second for about
+    20 s before it gives up; the one `error:` line we print says it instead (see RayPool)."""
+    import tempfile
+
+    held = _Held()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), 2)
+        ok = False
+        try:
+            yield held
+            ok = True
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            f.seek(0)
+            held.text = f.read().decode("utf-8", "replace")
+            if ok and held.text:
+                sys.stderr.write(held.text)
+                sys.stderr.flush()
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

@@ -9,6 +9,7 @@ still complete and drops the rest before new lines are added.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -68,8 +69,11 @@ class ResultsLog:
         self._f = None
         self._lock_fd: int | None = None
         self.kept: dict[str, dict] = {}
+        self._made_dir = False  # this run created out_dir
+        self._made_file = False  # this run created the results file
 
     def open(self, *, resume: bool, overwrite: bool) -> set[str]:
+        self._made_dir = not os.path.lexists(self.out_dir)
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -103,6 +107,7 @@ class ResultsLog:
             for rec in read_results(self.path):
                 last[rec["output"]] = rec
         self.kept = {name: rec for name, rec in last.items() if is_complete(self.out_dir, rec)}
+        self._made_file = not self.path.exists()
         # rewrite with the kept lines only (temp + rename: a crash leaves the old file or the new)
         tmp = self.out_dir / f".{RESULTS_NAME}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
@@ -122,11 +127,22 @@ class ResultsLog:
         os.fsync(self._f.fileno())
 
     def close(self) -> None:
+        """Release the folder. A run that finished no job (it could not start, or was stopped
+        first) takes back the results file and folder it created, so trying again needs no
+        --resume or --overwrite."""
         if self._f is not None:
             self._f.close()
             self._f = None
         work = self.out_dir / WORK_DIR
         shutil.rmtree(work, ignore_errors=True)
+        if self._lock_fd is not None and self._made_file and _size(self.path) == 0:
+            # (the file's size, not a count of write() calls: a stop can land inside write())
+            _unlink(self.path)
+            if self._made_dir:
+                with contextlib.suppress(OSError):
+                    if {p.name for p in self.out_dir.iterdir()} <= {LOCK_NAME}:
+                        _unlink(self.out_dir / LOCK_NAME)
+                        self.out_dir.rmdir()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -136,6 +152,18 @@ class ResultsLog:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return -1
+
+
+def _unlink(p: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        p.unlink()
 
 
 __all__ = ["RESULTS_NAME", "ResultsLog", "is_complete", "read_results"]

@@ -92,6 +92,7 @@ class JobRenderer:
         node, pid}. `seconds` is this job's wall time on the worker, frames are at the preset's
         fps, samples at 16 kHz, bytes the output file's size."""
         from dhlive_cli.engine import RenderSession
+        from dhlive_cli.errors import OutputError
 
         t0 = time.monotonic()
         final = self.out_dir / job["output"]
@@ -100,6 +101,9 @@ class JobRenderer:
                "frames": 0, "samples": 0, "bytes": 0, "error": None, "node": self.node, "pid": os.getpid()}
         session = None
         try:
+            # a symlinked folder inside out_dir would put the output elsewhere (the name has no '..')
+            if not final.parent.resolve().is_relative_to(self.out_dir.resolve()):
+                raise OutputError(f"output {job['output']!r} leads out of the output folder through a symlink")
             work.parent.mkdir(parents=True, exist_ok=True)
             final.parent.mkdir(parents=True, exist_ok=True)
             preset = self._preset(job)
