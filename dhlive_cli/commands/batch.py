@@ -32,7 +32,7 @@ Each finished job adds a line to OUT_DIR/results.jsonl. Exit code 0 when every j
 def batch(
     jobs_file: Annotated[Path, typer.Argument(metavar="JOBS", help="Job list: .csv with a header row, or .jsonl.", show_default=False)],
     out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the outputs and results.jsonl (created if missing).", show_default=False)],
-    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS|local", help="Run on Ray: `local` starts one on this machine, else a cluster address (HOST:PORT, ray://..., auto). Default: worker processes on this machine.")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS|local", help="Run on Ray: `local` starts one on this machine, else a cluster address (HOST:PORT of its head, auto; ray://HOST:PORT needs `pip install ray[client]`). Default: worker processes on this machine.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes/actors (default: CPU count here; with a cluster address, its CPUs / --cpus-per-worker).", min=1)] = None,
     cpus_per_worker: Annotated[float, typer.Option(help="CPUs each Ray worker reserves (a job's resource request).")] = 1.0,
     resume: Annotated[bool, typer.Option(help="Skip jobs whose output is complete in results.jsonl; render the rest.")] = False,
