@@ -513,6 +513,11 @@ def test_a_run_that_cannot_start_leaves_nothing_behind(media, tmp_path):
     res = runner.invoke(app, ["batch", str(jobs), "--out-dir", str(out), "--metrics", "0.0.0.0:9"])
     assert res.exit_code == 2 and "loopback" in res.output, res.output
     assert not out.exists()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("notes\n")
+    res = runner.invoke(app, ["batch", str(jobs), "--out-dir", str(a_file), "--metrics", "off"])
+    assert res.exit_code == 2 and res.output.strip() == f"error: {a_file}: not a folder", res.output
+    assert a_file.read_text() == "notes\n"
     existing = tmp_path / "existing"
     existing.mkdir()
     if HAVE_RAY:

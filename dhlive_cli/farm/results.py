@@ -74,6 +74,8 @@ class ResultsLog:
 
     def open(self, *, resume: bool, overwrite: bool) -> set[str]:
         self._made_dir = not os.path.lexists(self.out_dir)
+        if not self._made_dir and not self.out_dir.is_dir():
+            raise OutputError(f"{self.out_dir}: not a folder")
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
