@@ -120,20 +120,29 @@ def wait_for(pred, timeout: float, step: float = 0.02) -> float:
 
 
 def test_speak_wav_queues_then_plays_in_real_time(make_session, serve):
+    """The speech plays at one frame of audio per tick of the session clock, and that clock keeps
+    wall time except for what the machine took from its threads (tests/loadcheck.py)."""
     s = make_session()
     srv = serve(s)
+    t_req = time.monotonic()
     code, _, text = run(request(srv, "POST", "/v1/speak", wav_bytes(3.0), {"Content-Type": "audio/wav"}))
+    took = time.monotonic() - t_req
     assert code == 202, text
     body = json.loads(text)
     assert body["utterance_s"] == pytest.approx(3.0, abs=0.01)
-    assert 2.5 < body["queued_s"] <= 3.0
-    q0, t0 = status(srv)["queued_speech_s"], time.monotonic()
-    time.sleep(1.0)
+    # queued when answered: all 3 s less what played between the enqueue and the answer
+    assert 3.0 - took - 0.08 <= body["queued_s"] <= 3.0
+    with Starvation(threads=("dhlive-tick",)) as starved:
+        k0, q0, t0 = s._k, s.speech.queued(), time.monotonic()
+        wait_for(lambda: s._k >= k0 + 25, 30.0)  # one second of the session clock
+        k1, q1, t1 = s._k, s.speech.queued(), time.monotonic()
+    # one frame of audio (640 samples at 16 kHz) per tick; the reads race the clock by one tick
+    assert abs((q0 - q1) - (k1 - k0) * 640) <= 640, (q0 - q1, k1 - k0)
+    # and the ticks kept wall time: 25 ticks took 1 s, give or take one tick and the CPU wait
+    assert (k1 - k0) * 0.04 == pytest.approx(t1 - t0, abs=0.08 + starved.seconds)
     st = status(srv)
-    consumed = q0 - st["queued_speech_s"]
-    assert consumed == pytest.approx(time.monotonic() - t0, abs=0.25)  # played at 1 s per second
     assert st["state"] == "talking"
-    assert st["api"]["requests"] >= 3
+    assert st["api"]["requests"] >= 2
 
 
 def test_raw_pcm_at_16k_and_other_rates(make_session, serve):
@@ -161,6 +170,7 @@ def test_websocket_chunks_make_it_talk_fast_and_interrupt(make_session, serve):
         async with aiohttp.ClientSession() as http:
             async with http.ws_connect(srv.url + "/v1/stream") as ws:
                 assert status_now()["state"] == "idle"
+                starved = Starvation(threads=("dhlive-tick", "dhlive-api")).start()
                 t0 = time.monotonic()
                 talking_after = None
                 for i in range(50):  # 2 s, paced a little faster than real time
@@ -168,29 +178,35 @@ def test_websocket_chunks_make_it_talk_fast_and_interrupt(make_session, serve):
                     if talking_after is None and s.snapshot()["state"] == "talking":
                         talking_after = time.monotonic() - t0
                     await asyncio.sleep(0.03)
-                assert talking_after is not None and talking_after < 0.5, talking_after
+                starved.stop()
+                # talking within a few ticks of the first chunk; the figure itself is a benchmark
+                # (bench_live), here only the CPU the machine denied the clock is allowed on top
+                assert talking_after is not None, "never talked"
+                assert talking_after < 0.5 + starved.seconds, (talking_after, starved.seconds)
                 assert s.speech.queued() > 0
                 await ws.send_str(json.dumps({"type": "interrupt"}))
-                reply = await ws.receive_json(timeout=2)
+                reply = await ws.receive_json(timeout=20)
                 assert reply["type"] == "interrupted" and reply["dropped_s"] > 0
                 assert s.speech.queued() == 0
 
     status_now = s.snapshot
     run(go())
-    wait_for(lambda: srv.stats()["ws_clients"] == 0, 1.0)
+    wait_for(lambda: srv.stats()["ws_clients"] == 0, 20.0)
 
 
 def test_http_interrupt_empties_queue_and_mouth_goes_idle(make_session, serve):
     s = make_session()
     srv = serve(s)
+    t0 = time.monotonic()
     code, _, _ = run(request(srv, "POST", "/v1/speak", pcm16(tone(5.0)), {"Content-Type": "audio/L16; rate=16000"}))
     assert code == 202
-    wait_for(lambda: s.snapshot()["state"] == "talking", 1.0)
+    wait_for(lambda: s.snapshot()["state"] == "talking", 20.0)
     code, _, text = run(request(srv, "POST", "/v1/interrupt"))
     assert code == 200
-    assert json.loads(text)["dropped_s"] > 4.0
+    # all that had not played yet: at most the seconds since the push have been played
+    assert json.loads(text)["dropped_s"] >= 5.0 - (time.monotonic() - t0) - 0.04
     assert status(srv)["queued_speech_s"] == 0
-    wait_for(lambda: s.snapshot()["state"] == "idle", 1.5)
+    wait_for(lambda: s.snapshot()["state"] == "idle", 20.0)
 
 
 @pytest.mark.reliability
