@@ -196,6 +196,17 @@ def test_three_sessions_each_stream_carries_its_own_avatar_and_audio(tmp_path):
         assert status[n]["session"] == n and status[n]["outputs"][0]["connected"]
 
 
+def wait_for_value(pred, timeout: float, step: float = 0.02):
+    """Poll `pred` until it returns something true (returned) or `timeout` seconds pass (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(step)
+
+
 def fmt(d: dict) -> str:
     return " ".join(f"{k}={v:.2f}" for k, v in d.items())
 
@@ -400,16 +411,21 @@ def test_one_inference_call_per_tick_however_many_sessions(tmp_path, speech_10s)
     try:
         for i in range(4):
             studio.create(SessionSpec(name=f"s{i}", output=tmp_path / f"s{i}.mkv", inputs=(str(speech_10s[0]),)))
-        time.sleep(1.0)
+        # all four on the clock, then 3 s of it (75 ticks): waits on the clock, not on spare CPU
+        wait_for_value(lambda: studio.conductor.snapshot()["sessions"] == 4, 60)
         c0, p0 = studio.conductor.snapshot(), pool.calls
-        time.sleep(3.0)
+        f0 = {s["session"]: s["frames"] for s in studio.snapshot()["sessions"]}
+        wait_for_value(lambda: studio.conductor.snapshot()["ticks"] >= c0["ticks"] + 75, 120)
         c1, p1 = studio.conductor.snapshot(), pool.calls
         snap = studio.snapshot()
     finally:
         studio.close()
     ticks = c1["ticks"] - c0["ticks"]
     calls = c1["inference_calls"] - c0["inference_calls"]
-    assert ticks >= 70 and abs(calls - ticks) <= 1, (ticks, calls)
-    assert p1 - p0 == calls  # nobody else called the model: 4 sessions, one batched call per tick
-    assert len(snap["sessions"]) == 4 and all(s["fps"] > 20 for s in snap["sessions"])
+    assert ticks >= 75 and abs(calls - ticks) <= 1, (ticks, calls)
+    # nobody else called the model: 4 sessions, one batched call per tick (the two counters are
+    # read one after the other while the clock runs: a tick may fall between the reads)
+    assert abs((p1 - p0) - calls) <= 1, (p1 - p0, calls)
+    # every session drew pictures in that window (its frame rate is a benchmark figure: bench_sessions)
+    assert len(snap["sessions"]) == 4 and all(s["frames"] > f0[s["session"]] for s in snap["sessions"])
     assert not [t for t in dhlive_threads() if t.startswith(("dhlive-draw", "dhlive-out", "dhlive-tick", "dhlive-in"))]
