@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import io
 import json
 import os
@@ -198,3 +199,148 @@ def test_page_plays_the_session_and_shows_its_status(make_session, serve, tmp_pa
         shutil.copyfile(shot, os.environ["DHLIVE_SCREENSHOT"])
     # the viewer left with the browser: the server hung up and let go of the tap
     wait_for(lambda: status(srv, token=token)["viewers"] == 0, 60)
+
+
+def _session_window(srv: ApiServer, seconds: float, token: str | None = None):
+    """The session's counters over a measured window, with the CPU its frame-making threads
+    were denied meanwhile (loadcheck.py)."""
+    a = status(srv, token=token)
+    t0 = time.monotonic()
+    with Starvation(threads=DRAW_THREADS) as starved:
+        time.sleep(seconds)  # the measurement window itself
+    b = status(srv, token=token)
+    dt = time.monotonic() - t0
+    return {"fps": (b["frames"] - a["frames"]) / dt, "late": b["late_frames"] - a["late_frames"],
+            "skipped": b["skipped_ticks"] - a["skipped_ticks"], "starved": starved, "seconds": dt}
+
+
+JS_CYCLES = """
+const [name, n] = [arguments[0], arguments[1]];
+const done = arguments[arguments.length - 1];
+(async () => {
+  const st = window.dhlivePreview;
+  for (let i = 0; i < n; i++) {
+    await connect(name);
+    const pc = st.pc;
+    const t0 = performance.now();
+    while (pc.connectionState !== 'connected') {
+      if (performance.now() - t0 > 30000 || pc.connectionState === 'failed') { done('cycle ' + i + ': ' + pc.connectionState); return; }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await hangUp();
+  }
+  done('ok');
+})().catch((e) => done('error: ' + e));
+"""
+
+
+def test_four_viewers_keep_the_session_on_time_and_cycles_leave_nothing(make_session, serve):
+    """Must hold 3: four browser viewers of one 360p session, the session keeps 25 fps with no
+    skipped tick; 100 connect/disconnect cycles leave RSS within +10 MB, no thread, no socket."""
+    s = make_session()
+    srv = serve(s)
+    request(srv, "POST", "/v1/speak", wav_bytes(tone(50.0)), {"Content-Type": "audio/wav"})
+    with browser.chromium() as d:
+        tabs = []
+        for i in range(4):
+            if i:
+                d.switch_to.new_window("window")
+            open_page(d, srv)
+            tabs.append(d.current_window_handle)
+        assert status(srv)["viewers"] == 4
+        before = []
+        for h in tabs:
+            d.switch_to.window(h)
+            before.append(page_stats(d))
+        w = _session_window(srv, 20.0)
+        decoded = []
+        for h, a in zip(tabs, before):
+            d.switch_to.window(h)
+            b = page_stats(d)
+            decoded.append((b["framesDecoded"] - a["framesDecoded"]) * 1000.0 / (b["t"] - a["t"]))
+        print(f"\nfour viewers, 360p: session {w['fps']:.2f} fps, late {w['late']}, skipped {w['skipped']}, "
+              f"starved {w['starved'].seconds:.2f} s; decoded fps per viewer {[round(x, 1) for x in decoded]}")
+        assert w["skipped"] == 0, w
+        assert w["fps"] >= 24.5, w  # the clock's own rate: frames are emitted (repeated if late) every tick
+        assert w["late"] <= w["starved"].allowed(0, FPS), w
+        assert all(x > 10 for x in decoded), decoded  # every viewer is served, none starved out
+        for h in tabs[1:]:
+            d.switch_to.window(h)
+            d.close()
+        d.switch_to.window(tabs[0])
+        d.execute_script("return hangUp()")
+        wait_for(lambda: status(srv)["viewers"] == 0, 30)
+
+        # connect/disconnect cycles from the page: 10 to warm up (codecs, executor threads), then 100
+        assert d.execute_async_script(JS_CYCLES, "main", 10) == "ok"
+        wait_for(lambda: status(srv)["viewers"] == 0 and status(srv)["api"]["webrtc_viewers"] == 0, 30)
+        proc = psutil.Process()
+        import gc
+
+        gc.collect()
+        rss0, socks0 = proc.memory_info().rss, len(proc.net_connections("inet"))
+        threads0 = sorted(t.name for t in threading.enumerate())
+        t0 = time.monotonic()
+        d.set_script_timeout(900)
+        assert d.execute_async_script(JS_CYCLES, "main", 100) == "ok"
+        cycles_s = time.monotonic() - t0
+        wait_for(lambda: status(srv)["viewers"] == 0 and status(srv)["api"]["webrtc_viewers"] == 0, 30)
+        gc.collect()
+        # aiortc closes a connection's sockets in tasks that end just after close() returns
+        wait_for(lambda: len(proc.net_connections("inet")) <= socks0, 10)
+        rss1, socks1 = proc.memory_info().rss, len(proc.net_connections("inet"))
+        threads1 = sorted(t.name for t in threading.enumerate())
+    print(f"100 cycles in {cycles_s:.0f} s: RSS {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MB, "
+          f"inet sockets {socks0} -> {socks1}, threads {len(threads0)} -> {len(threads1)}")
+    assert rss1 - rss0 <= 10 * 2**20, (rss0, rss1)
+    assert socks1 <= socks0
+    # the encoder pool may have grown to its bound; no other thread is new
+    others0 = [n for n in threads0 if not n.startswith("dhlive-api-rtc")]
+    others1 = [n for n in threads1 if not n.startswith("dhlive-api-rtc")]
+    assert others1 == others0, (others0, others1)
+    from dhlive_cli.api.server import ENCODE_WORKERS
+
+    assert len(threads1) - len(others1) <= ENCODE_WORKERS
+
+
+def test_a_stalled_viewer_does_not_make_the_session_late(make_session, serve):
+    """Must hold 4: a browser that stops reading (its processes stopped with SIGSTOP), and even
+    the API's own loop frozen, leave the session's clock on time."""
+    s = make_session()
+    srv = serve(s)
+    request(srv, "POST", "/v1/speak", wav_bytes(tone(40.0)), {"Content-Type": "audio/wav"})
+    with browser.chromium() as d:
+        open_page(d, srv)
+        pids = browser_pids(d)
+        assert pids
+        base = _session_window(srv, 5.0)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            stalled = _session_window(srv, 10.0)
+            assert status(srv)["viewers"] == 1  # still connected as far as the server knows: it keeps sending
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        # the server's side stalled too: its event loop (which runs the tracks and encoders'
+        # hand-off) blocked for 3 s; the draw thread only posts wake-ups to it
+        frozen = threading.Event()
+        srv._loop.call_soon_threadsafe(lambda: (frozen.set(), time.sleep(3.0)))
+        assert frozen.wait(10)
+        t0 = time.monotonic()
+        with Starvation(threads=DRAW_THREADS) as starved_loop:
+            a = s.snapshot()
+            time.sleep(2.5)  # inside the 3 s freeze
+            b = s.snapshot()
+        loop_late = b["late_frames"] - a["late_frames"]
+        # and the viewer recovers: it decodes again
+        n0 = page_stats(d)["framesDecoded"]
+        wait_for(lambda: page_stats(d)["framesDecoded"] > n0 + 25, 30)
+    print(f"\nstalled viewer: baseline late {base['late']} (starved {base['starved'].seconds:.2f} s), "
+          f"stalled 10 s: late {stalled['late']}, skipped {stalled['skipped']}, {stalled['fps']:.2f} fps "
+          f"(starved {stalled['starved'].seconds:.2f} s); API loop frozen 2.5 s: late {loop_late}, "
+          f"{b['frames'] - a['frames']} frames (starved {starved_loop.seconds:.2f} s)")
+    assert stalled["skipped"] == 0 and stalled["fps"] >= 24.5, stalled
+    assert stalled["late"] <= stalled["starved"].allowed(0, FPS), stalled
+    assert loop_late <= starved_loop.allowed(0, FPS), (loop_late, starved_loop.seconds)
+    assert b["frames"] - a["frames"] >= 2.5 * FPS - 2 - math.ceil(starved_loop.seconds * FPS)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DECODE_WORKERS = 4  # ffmpeg children at once; also bounds the decode buffers alive at once
 THREAD_NAME = "dhlive-api"
+ENCODE_WORKERS = 4  # threads encoding WebRTC preview frames and audio (aiortc), over all viewers
 HEADER_TIMEOUT_S = 10.0  # a connection's request line and headers, or the next request on it
 
 
@@ -50,6 +51,17 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as e:
             raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
+
+
+def _quiet_hangups(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """A viewer that hangs up while its connection is being set up leaves aiortc tasks that end
+    with InvalidStateError or ConnectionError nobody awaits: expected, logged at debug level;
+    anything else goes to asyncio's default handler."""
+    exc = context.get("exception")
+    if exc is not None and type(exc).__module__.startswith(("aiortc", "aioice")) or isinstance(exc, ConnectionError):
+        log.debug("background task ended: %s: %s", type(exc).__name__, exc)
+        return
+    loop.default_exception_handler(context)
 
 
 class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes, WebRtcRoutes, PageRoutes):
@@ -192,6 +204,11 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes, We
 
     async def _serve(self) -> None:
         self._stop_evt = asyncio.Event()
+        # aiortc encodes each viewer's frames on the loop's default executor: a bounded, named one,
+        # ended with the loop (_thread_main)
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(ENCODE_WORKERS, thread_name_prefix=f"{THREAD_NAME}-rtc"))
+        loop.set_exception_handler(_quiet_hangups)
         app = web.Application(middlewares=[self._errors_mw, self._browser_mw, self._auth_mw],
                               client_max_size=self.max_body_bytes)
         for prefix in ("/v1", "/v1/sessions/{name}"):

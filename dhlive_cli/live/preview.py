@@ -72,7 +72,7 @@ class PreviewTap:
         with self._lock:
             if on_tick not in self._listeners:
                 return
-            self._listeners = [f for f in self._listeners if f is not on_tick]
+            self._listeners = [f for f in self._listeners if f != on_tick]  # bound methods: equal, not identical
             self._viewers -= 1
             self.active = self._viewers > 0
 
