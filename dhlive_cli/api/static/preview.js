@@ -81,7 +81,12 @@ async function connect(name) {
   else pc.addTransceiver("audio", { direction: "recvonly" });
   const stream = new MediaStream();
   $("avatar").srcObject = stream;
-  pc.ontrack = (ev) => { stream.addTrack(ev.track); };
+  pc.ontrack = (ev) => {
+    // a preview is live: ask for the smallest playout delay the network allows (the default
+    // favours smoothness and lets the audio jitter buffer, which the video waits for, grow)
+    if ("jitterBufferTarget" in ev.receiver) ev.receiver.jitterBufferTarget = 0;
+    stream.addTrack(ev.track);
+  };
   pc.onconnectionstatechange = () => {
     const s = pc.connectionState;
     setConn(s, s === "connected" ? "ok" : (s === "failed" || s === "closed") ? "bad" : "");
