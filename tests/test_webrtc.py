@@ -344,3 +344,27 @@ def test_a_stalled_viewer_does_not_make_the_session_late(make_session, serve):
     assert stalled["late"] <= stalled["starved"].allowed(0, FPS), stalled
     assert loop_late <= starved_loop.allowed(0, FPS), (loop_late, starved_loop.seconds)
     assert b["frames"] - a["frames"] >= 2.5 * FPS - 2 - math.ceil(starved_loop.seconds * FPS)
+
+
+def test_the_browser_microphone_speaks_through_webrtc(make_session, serve, tmp_path):
+    """The page's Talk button: the fake microphone (a WAV file) goes up the same connection and
+    becomes the session's speech (resampled to 16 kHz); the avatar talks, nothing else feeds it."""
+    s = make_session()
+    srv = serve(s)
+    mic = tmp_path / "mic.wav"
+    sf.write(mic, tone(4.0, 48000), 48000, subtype="PCM_16")
+    with browser.chromium(fake_mic_wav=str(mic)) as d:
+        open_page(d, srv)
+        assert status(srv)["state"] == "idle"
+        d.find_element("id", "mic").click()
+        wait_for(lambda: d.execute_script("return !!window.dhlivePreview.mic"), 20)
+        wait_for(lambda: status(srv)["api"]["webrtc_mic_seconds"] > 1.0, 60)
+        wait_for(lambda: status(srv)["state"] == "talking", 30)
+        # and the preview still plays on the renegotiated connection
+        n0 = page_stats(d).get("framesDecoded") or 0
+        wait_for(lambda: (page_stats(d).get("framesDecoded") or 0) > n0 + 25, 30)
+        d.find_element("id", "mic").click()  # stop talking: reconnects without the microphone
+        wait_for(lambda: not d.execute_script("return !!window.dhlivePreview.mic"), 10)
+        sent = status(srv)["api"]["webrtc_mic_seconds"]
+        wait_for(lambda: status(srv)["viewers"] == 1 and status(srv)["state"] == "idle", 30)
+        assert status(srv)["api"]["webrtc_mic_seconds"] - sent < 1.0

@@ -19,6 +19,7 @@ from dhlive_cli.api.speech import SpeechRoutes
 from dhlive_cli.api.stream import MAX_WS_CLIENTS, WS_IDLE_S, StreamRoute, WsClient
 from dhlive_cli.api.webrtc import MAX_VIEWERS_TOTAL, Viewer, WebRtcRoutes
 from dhlive_cli.errors import InputError
+from dhlive_cli.timebase import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from dhlive_cli.live import LiveSession
@@ -109,6 +110,7 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes, We
         self._uploads: set[Upload] = set()
         self._ws: dict[asyncio.Task, WsClient] = {}
         self._viewers: dict[str, Viewer] = {}  # WebRTC previews by id (API loop only)
+        self.mic_samples = 0  # speech pushed from browser microphones (16 kHz samples)
         self.max_viewers_total = int(max_viewers_total)
         self.public_paths = frozenset(PAGE_FILES)
         self._thread: threading.Thread | None = None
@@ -174,7 +176,8 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes, We
     def stats(self) -> dict:
         return {"requests": self.requests, "rejected_429": self.rejected_429, "ws_clients": self.ws_clients,
                 "ws_dropped_chunks": self.ws_dropped_chunks, "dropped_slow_clients": self.dropped_slow,
-                "uploads_in_progress": len(self._uploads), "webrtc_viewers": len(self._viewers)}
+                "uploads_in_progress": len(self._uploads), "webrtc_viewers": len(self._viewers),
+                "webrtc_mic_seconds": round(self.mic_samples / SAMPLE_RATE, 3)}
 
     def _thread_main(self) -> None:
         loop = asyncio.new_event_loop()

@@ -163,7 +163,7 @@ def _tracks(viewer: Viewer):
     return SessionVideo(), SessionAudio()
 
 
-async def _feed_microphone(viewer: Viewer, track) -> None:
+async def _feed_microphone(viewer: Viewer, track, server) -> None:
     """Decoded audio from the browser (Opus, 48 kHz) -> 16 kHz mono float32 -> the session's
     speech buffer, like any other input. A full buffer refuses the chunk (counted), it never
     grows. Ends when the track or the viewer does."""
@@ -179,6 +179,7 @@ async def _feed_microphone(viewer: Viewer, track) -> None:
                 pcm = out.to_ndarray().reshape(-1)
                 if speech.push(pcm):
                     viewer.mic_samples += pcm.shape[0]
+                    server.mic_samples += pcm.shape[0]
                 else:
                     viewer.mic_dropped += pcm.shape[0]
     except MediaStreamError:
@@ -230,7 +231,7 @@ class WebRtcRoutes:
             @pc.on("track")
             def on_track(track):
                 if track.kind == "audio":  # the browser's microphone: speech for the session
-                    viewer.mic_task = asyncio.ensure_future(_feed_microphone(viewer, track))
+                    viewer.mic_task = asyncio.ensure_future(_feed_microphone(viewer, track, self))
 
             @pc.on("connectionstatechange")
             async def on_state():
