@@ -46,7 +46,7 @@ $(VENV)/bin/python:
 
 $(STAMPS)/venv-$(EXTRA): $(VENV)/bin/python pyproject.toml
 	@mkdir -p $(STAMPS)
-	$(PIP) install -q -e ".[$(EXTRA),dev]"
+	$(PIP) install -q -e ".[$(EXTRA),dev,webrtc]"
 	$(PY) -m dhlive_cli.runtime_check
 	@touch $@
 
@@ -60,7 +60,7 @@ $(FACE_MODELS) &: dhlive_cli/face/convert.py dhlive_cli/face/tflite.py | $(STAMP
 
 # The optional Ray extra (dhlive batch --ray): the tests start a real two-node Ray cluster and the
 # benchmarks measure it, so test and bench install it; demo and plain setup do not need it.
-# Likewise the webrtc extra (aiortc), which the preview page's tests and benchmark drive.
+# (The webrtc extra, aiortc for the browser preview, is in every checkout venv: `make demo` shows it.)
 $(STAMPS)/farm-$(EXTRA): $(STAMPS)/venv-$(EXTRA) pyproject.toml
 	$(PIP) install -q -e ".[$(EXTRA),dev,farm,webrtc]"
 	@touch $@

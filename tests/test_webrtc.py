@@ -165,6 +165,8 @@ def test_page_plays_the_session_and_shows_its_status(make_session, serve, tmp_pa
         fps = (b["framesDecoded"] - a["framesDecoded"]) * 1000.0 / (b["t"] - a["t"])
         # every second this process waited for a CPU may cost a frame's encode (loadcheck.py)
         allowance = starved.seconds * FPS / ((b["t"] - a["t"]) / 1000.0)
+        print(f"\npage: {fps:.2f} fps decoded over {(b['t'] - a['t']) / 1000:.1f} s (starved {starved.seconds:.2f} s), "
+              f"audio energy {b['energy'] - a['energy']:.3f}")
         assert fps >= 24.0 - allowance, (fps, starved.seconds)
         # audio: the tone's energy arrives (a silent track has totalAudioEnergy 0)
         assert b["energy"] - a["energy"] > 0.01, (a, b)
