@@ -14,7 +14,9 @@ The mouth region and the dark-pixel counts per opening come from the avatar draw
 open. Between trials the session is interrupted and returns to idle.
 
 Two kinds of push: raw PCM (audio/L16, queued as it arrives) and a WAV file (decoded by the
-API's ffmpeg child first). Prints the median, min and max per kind, when the POST was answered
+API's ffmpeg child first). Then the page's Talk button: the fake microphone plays an utterance
+and 3 s of silence, looped; the page times each onset it hears on its own captured track to the
+first frame with an open mouth (the audio goes up the same WebRTC connection). Prints the median, min and max per kind, when the POST was answered
 (the speech is queued by then), and the session-side figure (queued -> first frame drawn,
 /v1/status latency_ms_median) to show where the time goes.
 """
@@ -110,6 +112,36 @@ bench.listeners = [(now, s) => {
 """
 
 
+# Microphone trials: the fake microphone plays a file of speech then silence, looped; the page
+# hears each onset itself (an AnalyserNode on the captured track, 10 ms windows polled every
+# 5 ms) and times it to the first presented frame with an open mouth.
+JS_MIC = """
+const [threshold, trials, level] = [arguments[0], arguments[1], arguments[2]];
+const done = arguments[arguments.length - 1];
+const bench = window.dhliveBench;
+const ctx = new AudioContext();
+const an = ctx.createAnalyser();
+an.fftSize = 512;
+ctx.createMediaStreamSource(window.dhlivePreview.mic).connect(an);
+const buf = new Float32Array(an.fftSize);
+const out = [];
+let quietSince = performance.now(), onset = null, waitingQuiet = false;
+const poll = setInterval(() => {
+  an.getFloatTimeDomainData(buf);
+  let e = 0; for (let i = 0; i < buf.length; i++) e += buf[i] * buf[i];
+  const loud = Math.sqrt(e / buf.length) > level, now = performance.now();
+  if (loud) { if (onset === null && !waitingQuiet && now - quietSince > 1000) onset = now; quietSince = now; }
+  else if (waitingQuiet && now - quietSince > 1000) waitingQuiet = false;
+}, 5);
+const timer = setTimeout(() => { clearInterval(poll); bench.listeners = []; done({ms: out, error: 'timeout'}); }, 60000 + trials * 8000);
+bench.listeners = [(now, s) => {
+  if (onset !== null && s < threshold) {
+    out.push(now - onset); onset = null; waitingQuiet = true;
+    if (out.length >= trials) { clearInterval(poll); clearTimeout(timer); bench.listeners = []; ctx.close(); done({ms: out}); }
+  }
+}];
+"""
+
 PAD = 12  # pixels around the mouth box: the head's idle sway stays inside
 DARKEST = 8  # pixels averaged for the score (as JS_SETUP)
 
@@ -179,10 +211,15 @@ def main() -> None:
     # raw PCM is pushed as it comes; a WAV file goes through the API's decoder (an ffmpeg child) first
     kinds = {"audio/L16; rate=16000": pcm_b64, "audio/wav": wav_b64}
     results: dict[str, list[float]] = {k: [] for k in kinds}
-    answered: dict[str, list[float]] = {k: [] for k in kinds}  # POST -> its 202, when it came first
+    answered: dict[str, list[float]] = {k: [] for k in [*kinds, "microphone"]}  # POST -> its 202, when it came first
     drawn = None
     try:
-        with browser.chromium() as d:
+        mic = tmp / "mic.wav"
+        import soundfile as sf
+
+        # what the fake microphone says, looped: an utterance, then 3 s of silence
+        sf.write(mic, np.concatenate([speech[0], np.zeros(48000, np.float32)]), 16000, subtype="PCM_16")
+        with browser.chromium(fake_mic_wav=str(mic)) as d:
             d.set_script_timeout(60)
             d.get(srv.url + "/?session=main")
             t0 = time.monotonic()
@@ -210,6 +247,21 @@ def main() -> None:
                     if not d.execute_async_script(JS_IDLE, threshold + 2.0, 25):
                         sys.exit("error: the mouth did not return to idle within 15 s")
             drawn = s.snapshot()["latency_ms_median"]
+            # the browser's microphone: Talk, then every onset of the looped file is one trial
+            d.find_element("id", "mic").click()
+            t0 = time.monotonic()
+            while not d.execute_script("const p = window.dhlivePreview; return !!(p.mic && p.pc && "
+                                       "p.pc.connectionState === 'connected' && (p.received.framesDecoded || 0) > 25)"):
+                if time.monotonic() - t0 > 60:
+                    sys.exit("error: the page did not reconnect with its microphone within 60 s")
+                time.sleep(0.2)
+            d.set_script_timeout(120 + 8 * a.trials)
+            r = d.execute_async_script(JS_MIC, threshold, a.trials, 0.01)
+            if r.get("error"):
+                sys.exit(f"error: microphone trials: {r}")
+            results["microphone"] = r["ms"]
+            for i, ms in enumerate(r["ms"]):
+                print(f"microphone trial {i + 1}: {ms:.0f} ms", flush=True)
     finally:
         srv.stop()
         s.stop()
@@ -217,12 +269,14 @@ def main() -> None:
     print()
     for kind, ms in results.items():
         med = statistics.median(ms)
-        key = "pcm" if "L16" in kind else "wav"
+        key = "pcm" if "L16" in kind else "wav" if "wav" in kind else "microphone"
         ans = statistics.median(answered[kind]) if answered[kind] else None
         out[key] = {"trials": len(ms), "median_ms": med, "min_ms": min(ms), "max_ms": max(ms), "answered_ms_median": ans}
-        print(f"/v1/speak ({kind}) -> mouth opening in the browser: median {med:.0f} ms over {len(ms)} "
-              f"(min {min(ms):.0f}, max {max(ms):.0f}); the POST's 202 (speech queued): "
-              + ("-" if ans is None else f"median {ans:.0f} ms"))
+        what = "speech into the browser's microphone" if kind == "microphone" else f"/v1/speak ({kind})"
+        tail = "" if kind == "microphone" else "; the POST's 202 (speech queued): " + (
+            "-" if ans is None else f"median {ans:.0f} ms")
+        print(f"{what} -> mouth opening in the browser: median {med:.0f} ms over {len(ms)} "
+              f"(min {min(ms):.0f}, max {max(ms):.0f}){tail}")
     print(f"push -> first frame drawn in the session (all trials): median {drawn:.0f} ms")
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))
