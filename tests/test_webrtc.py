@@ -203,6 +203,12 @@ def test_page_plays_the_session_and_shows_its_status(make_session, serve, tmp_pa
     wait_for(lambda: status(srv, token=token)["viewers"] == 0, 60)
 
 
+def thread_cpu(prefixes: tuple[str, ...]) -> float:
+    """CPU seconds (user + system) so far of this process's threads whose names start so."""
+    ids = {t.native_id for t in threading.enumerate() if t.name.startswith(prefixes)}
+    return sum(t.user_time + t.system_time for t in psutil.Process().threads() if t.id in ids)
+
+
 def _session_window(srv: ApiServer, seconds: float, token: str | None = None):
     """The session's counters over a measured window, with the CPU its frame-making threads
     were denied meanwhile (loadcheck.py)."""
@@ -254,14 +260,18 @@ def test_four_viewers_keep_the_session_on_time_and_cycles_leave_nothing(make_ses
         for h in tabs:
             d.switch_to.window(h)
             before.append(page_stats(d))
+        cpu0 = thread_cpu(("dhlive-api",)), thread_cpu(DRAW_THREADS)
         w = _session_window(srv, 20.0)
+        cpu1 = thread_cpu(("dhlive-api",)), thread_cpu(DRAW_THREADS)
         decoded = []
         for h, a in zip(tabs, before):
             d.switch_to.window(h)
             b = page_stats(d)
             decoded.append((b["framesDecoded"] - a["framesDecoded"]) * 1000.0 / (b["t"] - a["t"]))
         print(f"\nfour viewers, 360p: session {w['fps']:.2f} fps, late {w['late']}, skipped {w['skipped']}, "
-              f"starved {w['starved'].seconds:.2f} s; decoded fps per viewer {[round(x, 1) for x in decoded]}")
+              f"starved {w['starved'].seconds:.2f} s; decoded fps per viewer {[round(x, 1) for x in decoded]}; "
+              f"CPU per second: preview (API loop + encoders) {(cpu1[0] - cpu0[0]) / w['seconds']:.2f} s, "
+              f"session clock + drawing {(cpu1[1] - cpu0[1]) / w['seconds']:.2f} s")
         assert w["skipped"] == 0, w
         assert w["fps"] >= 24.5, w  # the clock's own rate: frames are emitted (repeated if late) every tick
         assert w["late"] <= w["starved"].allowed(0, FPS), w
