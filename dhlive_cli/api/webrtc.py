@@ -40,6 +40,9 @@ MAX_VIEWERS_TOTAL = 16  # per process, over all sessions (each session also has 
 CONNECT_TIMEOUT_S = 20.0  # an answered offer that has not connected by then is hung up
 VIDEO_CLOCK_HZ = 90000  # RTP video clock (RFC 3551); PyAV timestamps in this time base
 AUDIO_RATE = 16000  # the engine's sample rate: audio frames carry its ticks unchanged
+MIC_MAX_QUEUED_S = 0.12  # a browser microphone keeps at most this much speech queued (--input mic: 0.25;
+# WebRTC delivers 20 ms packets steadily, so less slack is needed and less delay is kept)
+MIC_KEEP_SAMPLES = int(MIC_MAX_QUEUED_S * AUDIO_RATE)
 
 
 def _aiortc():
@@ -68,7 +71,7 @@ class Viewer:
         self._attached = False
         self.mic_task: asyncio.Task | None = None
         self.mic_samples = 0  # 16 kHz samples of the browser's microphone pushed as speech
-        self.mic_dropped = 0  # samples refused by a full speech buffer
+        self.mic_dropped = 0  # samples trimmed (over MIC_MAX_QUEUED_S) or refused (buffer full)
 
     def _wake(self) -> None:  # API loop
         self._video_evt.set()
@@ -165,8 +168,9 @@ def _tracks(viewer: Viewer):
 
 async def _feed_microphone(viewer: Viewer, track, server) -> None:
     """Decoded audio from the browser (Opus, 48 kHz) -> 16 kHz mono float32 -> the session's
-    speech buffer, like any other input. A full buffer refuses the chunk (counted), it never
-    grows. Ends when the track or the viewer does."""
+    speech buffer, like `--input mic`: at most MIC_MAX_QUEUED_S stays queued (older samples are
+    dropped and counted), a full buffer refuses the chunk, nothing grows. Ends when the track or
+    the viewer does."""
     import av
     from aiortc.mediastreams import MediaStreamError
 
@@ -180,6 +184,10 @@ async def _feed_microphone(viewer: Viewer, track, server) -> None:
                 if speech.push(pcm):
                     viewer.mic_samples += pcm.shape[0]
                     server.mic_samples += pcm.shape[0]
+                    # a browser's clock is not ours and its packets come in bursts: as with
+                    # `--input mic`, speech queued beyond MIC_MAX_QUEUED_S goes, oldest first,
+                    # instead of becoming delay
+                    viewer.mic_dropped += speech.trim_to(MIC_KEEP_SAMPLES)
                 else:
                     viewer.mic_dropped += pcm.shape[0]
     except MediaStreamError:

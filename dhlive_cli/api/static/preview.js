@@ -90,6 +90,8 @@ async function connect(name) {
   pc.onconnectionstatechange = () => {
     const s = pc.connectionState;
     setConn(s, s === "connected" ? "ok" : (s === "failed" || s === "closed") ? "bad" : "");
+    // the server restarted or the network dropped: try again while this is still our connection
+    if (s === "failed") setTimeout(() => { if (state.pc === pc) connect(state.session); }, 3000);
   };
   await pc.setLocalDescription(await pc.createOffer());
   await waitForIce(pc, 3000);  // one request carries every candidate (no trickle)
