@@ -380,3 +380,23 @@ def test_the_browser_microphone_speaks_through_webrtc(make_session, serve, tmp_p
         sent = status(srv)["api"]["webrtc_mic_seconds"]
         wait_for(lambda: status(srv)["viewers"] == 1 and status(srv)["state"] == "idle", 30)
         assert status(srv)["api"]["webrtc_mic_seconds"] - sent < 1.0
+
+
+def test_the_page_lists_the_sessions_and_switches_between_them(make_session, serve):
+    a, b = make_session("a"), make_session("b")
+    srv = serve(lambda: {"a": a, "b": b})
+    with browser.chromium() as d:
+        open_page(d, srv, session="b")
+        names = d.execute_script("return [...document.querySelectorAll('#session option')].map((o) => o.value)")
+        assert names == ["a", "b"]
+        assert status(srv, "/v1/sessions/b/status")["viewers"] == 1
+        assert status(srv, "/v1/sessions/a/status")["viewers"] == 0
+        wait_for(lambda: d.execute_script("return window.dhlivePreview.status.session") == "b", 10)
+        from selenium.webdriver.support.ui import Select
+
+        Select(d.find_element("id", "session")).select_by_value("a")
+        wait_for(lambda: status(srv, "/v1/sessions/a/status")["viewers"] == 1
+                 and status(srv, "/v1/sessions/b/status")["viewers"] == 0, 30)
+        n0 = page_stats(d).get("framesDecoded") or 0
+        wait_for(lambda: (page_stats(d).get("framesDecoded") or 0) > n0 + 25, 30)
+        wait_for(lambda: d.execute_script("return window.dhlivePreview.status.session") == "a", 10)
