@@ -755,6 +755,19 @@ def test_8_the_preview_page_and_its_webrtc_endpoint_open_no_hole(tmp_path):
         a = req(port, "POST", "/v1/webrtc", b"v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nnonsense\r\n", {**sdp, **auth})
         row("8 malformed SDP", str(a[0]), is_json_error(a, 400))
         assert is_json_error(a, 400)
+        text = offer.decode()
+        lines = text.split("\r\n")
+        broken = {"truncated": text[: len(text) // 2], "lines reversed": "\r\n".join(lines[::-1]),
+                  "no fingerprint": "\r\n".join(ln for ln in lines if not ln.startswith("a=fingerprint")),
+                  "no ICE credentials": "\r\n".join(ln for ln in lines if not ln.startswith("a=ice-")),
+                  "NUL byte": text.replace("v=0", "v=0\x00"),
+                  "unknown codecs only": text.replace("VP8/", "X1/").replace("H264/", "X2/").replace("opus/", "X3/")
+                                             .replace("rtx/", "X4/").replace("PCMU/", "X5/").replace("PCMA/", "X6/")}
+        answers = {what: req(port, "POST", "/v1/webrtc", body.encode(), {**sdp, **auth}) for what, body in broken.items()}
+        ok = all(is_json_error(a, 400) for a in answers.values())
+        row("8 malformed offers (truncated, reordered, no fingerprint/ICE, NUL, no codec)",
+            " ".join(sorted({str(a[0]) for a in answers.values()})), ok)
+        assert ok, answers
         st = req(port, "GET", "/v1/status", headers=auth)[1]
         assert st["viewers"] == 0 and st["api"]["webrtc_viewers"] == 0  # refused offers hold nothing
         a = req(port, "POST", "/v1/sessions/nobody/webrtc", offer, {**sdp, **auth})

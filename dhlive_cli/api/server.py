@@ -55,11 +55,14 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def _quiet_hangups(loop: asyncio.AbstractEventLoop, context: dict) -> None:
-    """A viewer that hangs up while its connection is being set up leaves aiortc tasks that end
-    with InvalidStateError or ConnectionError nobody awaits: expected, logged at debug level;
-    anything else goes to asyncio's default handler."""
+    """A viewer that hangs up while its connection is being set up, or whose offer aiortc only
+    rejects once connecting, leaves aiortc tasks that end with an exception nobody awaits:
+    expected, logged at debug level; anything else goes to asyncio's default handler."""
     exc = context.get("exception")
-    if exc is not None and type(exc).__module__.startswith(("aiortc", "aioice")) or isinstance(exc, ConnectionError):
+    coro = getattr(context.get("future"), "get_coro", lambda: None)()
+    where = getattr(getattr(coro, "cr_code", None), "co_filename", "")
+    if exc is not None and (type(exc).__module__.startswith(("aiortc", "aioice")) or isinstance(exc, ConnectionError)
+                            or "aiortc" in where or "aioice" in where):
         log.debug("background task ended: %s: %s", type(exc).__name__, exc)
         return
     loop.default_exception_handler(context)
