@@ -339,7 +339,6 @@ def test_a_stalled_viewer_does_not_make_the_session_late(make_session, serve):
         frozen = threading.Event()
         srv._loop.call_soon_threadsafe(lambda: (frozen.set(), time.sleep(3.0)))
         assert frozen.wait(10)
-        t0 = time.monotonic()
         with Starvation(threads=DRAW_THREADS) as starved_loop:
             a = s.snapshot()
             time.sleep(2.5)  # inside the 3 s freeze
