@@ -10,8 +10,9 @@ PIP := $(VENV)/bin/pip
 STAMPS := .stamps
 # System packages: ffmpeg/ffprobe (encode, decode, read-back in tests), espeak-ng (speech
 # fixtures), nginx + rtmp module (live streaming tests), sox (audio checks), PortAudio (mic
-# input) and PulseAudio with its ALSA plugin (a virtual microphone for the mic tests).
-APT_PACKAGES := ffmpeg espeak-ng nginx libnginx-mod-rtmp sox libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
+# input), PulseAudio with its ALSA plugin (a virtual microphone for the mic tests) and Chromium
+# with its WebDriver (the WebRTC preview page tested in a real headless browser).
+APT_PACKAGES := ffmpeg espeak-ng nginx libnginx-mod-rtmp sox libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins chromium chromium-driver
 
 .PHONY: setup demo test bench model dist clean help
 help:
@@ -45,7 +46,7 @@ $(VENV)/bin/python:
 
 $(STAMPS)/venv-$(EXTRA): $(VENV)/bin/python pyproject.toml
 	@mkdir -p $(STAMPS)
-	$(PIP) install -q -e ".[$(EXTRA),dev]"
+	$(PIP) install -q -e ".[$(EXTRA),dev,webrtc]"
 	$(PY) -m dhlive_cli.runtime_check
 	@touch $@
 
@@ -59,8 +60,9 @@ $(FACE_MODELS) &: dhlive_cli/face/convert.py dhlive_cli/face/tflite.py | $(STAMP
 
 # The optional Ray extra (dhlive batch --ray): the tests start a real two-node Ray cluster and the
 # benchmarks measure it, so test and bench install it; demo and plain setup do not need it.
+# (The webrtc extra, aiortc for the browser preview, is in every checkout venv: `make demo` shows it.)
 $(STAMPS)/farm-$(EXTRA): $(STAMPS)/venv-$(EXTRA) pyproject.toml
-	$(PIP) install -q -e ".[$(EXTRA),dev,farm]"
+	$(PIP) install -q -e ".[$(EXTRA),dev,farm,webrtc]"
 	@touch $@
 
 demo: setup

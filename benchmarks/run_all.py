@@ -59,6 +59,7 @@ def main() -> None:
                                                       else ["--counts", "4,8,16,20,24,28", "--seconds", "40"]))
     result["batch"] = run("bench_batch.py", "--jobs", "12" if a.quick else "40")
     result["reconnects"] = run("bench_reconnect.py", "--quiet", "--cycles", "8" if a.quick else "50")
+    result["webrtc_latency"] = run("bench_webrtc.py", "--trials", "3" if a.quick else "10")
     print(f"\n$ bench_monitor.py", flush=True)
     p = subprocess.run([sys.executable, str(HERE / "bench_monitor.py"), "--seconds", "10" if a.quick else "30"],
                        capture_output=True, text=True, cwd=ROOT)
@@ -140,6 +141,12 @@ def main() -> None:
     print(f"\nRTMP server killed and restarted {rc['cycles']} times under a live {rc['size']} stream: "
           f"RSS {rc['rss_growth_mb']:+.2f} MB from cycle 5 to the last ({rc['reconnects']} reconnects; "
           f"threads {rc['threads']}, files {rc['fds']}) -> {'pass' if rc['pass'] else 'FAIL'} ({rc['criterion']})")
+    wr = result["webrtc_latency"]
+    for key, label in (("pcm", "raw PCM"), ("wav", "a WAV file")):
+        r = wr[key]
+        print(f"\nbrowser preview ({wr['size']}, WebRTC, headless Chromium): /v1/speak of {label} -> mouth opening "
+              f"seen in the page: median {r['median_ms']:.0f} ms of {r['trials']} (min {r['min_ms']:.0f}, "
+              f"max {r['max_ms']:.0f}; target <= 400 ms)")
     mc = result["monitor_cost"]
     if "monitor_rss_mb_peak" in mc:
         print(f"\nmonitor at 1 Hz: RSS {mc['monitor_rss_mb_peak']} MB, CPU {mc['cpu_pct_steady']} % steady")

@@ -243,12 +243,13 @@ class Studio:
 
     def __init__(self, pool: InferencePool, preset: Preset, enc: EncoderOptions, *,
                  max_sessions: int = DEFAULT_MAX_SESSIONS, stdin=None, grants: Grants | None = None,
-                 pixel_budget: int | None = None):
+                 pixel_budget: int | None = None, max_viewers: int = 4):
         """pixel_budget: pixels per second (width x height x fps over all sessions) up to which
         API-made sessions are admitted; None: no limit. grants: where API sessions may write."""
         self.pool, self.preset, self.enc = pool, preset, enc
         self.grants = grants or Grants()
         self.pixel_budget = pixel_budget
+        self.max_viewers = max_viewers  # browser previews per session (LiveOptions.max_viewers)
         self._claims: dict[str, _Prepared] = {}  # what each running session holds: outputs, size
         self._pending: dict[str, int] = {}  # sessions being built: name -> pixels per frame
         self.on_remove: list = []  # callbacks(name) after a session stopped (the API closes its sockets)
@@ -384,7 +385,8 @@ class Studio:
             p.avatar = self.avatars.get(spec.avatar, w, h, self.preset.fps)
             session = LiveSession(avatar=p.avatar, pool=self.pool, tb=self.tb, enc=self.enc, outputs=outs,
                                   opts=LiveOptions(crossfade_ms=spec.crossfade_ms, hangover_ms=spec.hangover_ms,
-                                                   queue_frames=max(2, self.preset.queue_frames)),
+                                                   queue_frames=max(2, self.preset.queue_frames),
+                                                   max_viewers=self.max_viewers),
                                   name=spec.name, conductor=self.conductor)
             p.session = session
             if files:

@@ -119,7 +119,12 @@ def test_make_setup_gives_each_extra_its_own_venv(extra, venv):
     r = subprocess.run(["make", "-n", "-B", "-C", str(ROOT), f"EXTRA={extra}", "setup"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     installs = [ln for ln in r.stdout.splitlines() if "pip install" in ln and "-e" in ln]
-    assert installs and all(ln.startswith(f"{venv}/bin/pip ") and f".[{extra},dev]" in ln for ln in installs), installs
+    other = "gpu" if extra == "cpu" else "cpu"
+    extras = [set(ln.split('".[', 1)[1].split("]", 1)[0].split(",")) for ln in installs if '".[' in ln]
+    assert installs and len(extras) == len(installs), installs
+    assert all(ln.startswith(f"{venv}/bin/pip ") for ln in installs), installs
+    # its own onnxruntime extra and dev (plus webrtc, the browser preview), never the other one
+    assert all({extra, "dev", "webrtc"} <= e and other not in e for e in extras), installs
     assert f"{venv}/bin/python -m dhlive_cli.runtime_check" in r.stdout
 
 

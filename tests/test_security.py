@@ -687,3 +687,111 @@ def test_7_the_operators_session_cannot_be_deleted_through_the_api(world):
     # an API client's own session is still its to delete
     assert post_session(port, {"name": "mine", "rtmp": "rtmp://127.0.0.1:1/live/k"})[0] == 201
     assert req(port, "DELETE", "/v1/sessions/mine")[0] == 200
+
+
+# --------------------------------------------------------------- 8. the preview page and WebRTC
+
+def _browser_offer() -> str:
+    """A real WebRTC offer (aiortc as the browser: receive video and audio), its ICE candidates
+    inside, as a page would POST it."""
+    aiortc = pytest.importorskip("aiortc")
+
+    async def make():
+        pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+
+    return asyncio.run(make())
+
+
+def test_8_the_preview_page_and_its_webrtc_endpoint_open_no_hole(tmp_path):
+    tf = tmp_path / "token"
+    tf.write_text(TOKEN + "\n")
+    srv = Live(tmp_path, "--token-file", tf, "-o", tmp_path / "p.mkv", "--max-viewers", "1")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    sdp = {"Content-Type": "application/sdp"}
+    try:
+        port = srv.port
+        # the page: static, no data, served without the token; framing and foreign scripts refused
+        code, page = req(port, "GET", "/")
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/")
+        r = c.getresponse()
+        headers = {k.lower(): v for k, v in r.getheaders()}
+        r.read()
+        c.close()
+        csp = headers.get("content-security-policy", "")
+        ok = (code == 200 and "<video" in page and TOKEN not in page and "frame-ancestors 'none'" in csp
+              and "access-control-allow-origin" not in headers and headers.get("x-content-type-options") == "nosniff")
+        row("8 GET / without a token: the page only, no CORS, no framing", str(code), ok)
+        assert ok, (code, headers)
+        a = req(port, "GET", "/", headers={"Host": f"attacker.example:{port}"})
+        row("8 GET / with Host: attacker.example (DNS rebinding)", str(a[0]), is_json_error(a, 421))
+        assert is_json_error(a, 421)
+        for path in ("/static/../pyproject.toml", "/static/%2e%2e/api/server.py", "/static/index.html/", "/index.html"):
+            a = req(port, "GET", path)
+            assert a[0] == 404 or is_json_error(a, 401), (path, a)  # never a file of the package tree
+        # the signalling endpoint: token, Origin, content type, size, count
+        offer = _browser_offer().encode()
+        a = req(port, "POST", "/v1/webrtc", offer, sdp)
+        row("8 POST /v1/webrtc without the token", str(a[0]), is_json_error(a, 401))
+        assert is_json_error(a, 401)
+        a = req(port, "POST", "/v1/webrtc", offer, {**sdp, **auth, "Origin": "http://evil.example"})
+        row("8 POST /v1/webrtc from a foreign Origin (token and all)", str(a[0]), is_json_error(a, 403))
+        assert is_json_error(a, 403)
+        a = req(port, "OPTIONS", "/v1/webrtc", headers={"Origin": "http://evil.example",
+                                                        "Access-Control-Request-Method": "POST"})
+        assert a[0] in (403, 405), a  # no preflight is ever granted
+        a = req(port, "POST", "/v1/webrtc", offer, {"Content-Type": "text/plain", **auth})
+        row("8 offer as text/plain (a 'simple' cross-site POST)", str(a[0]), is_json_error(a, 415))
+        assert is_json_error(a, 415)
+        a = req(port, "POST", "/v1/webrtc", b"v=0\r\n" + b"a=x\r\n" * 20000, {**sdp, **auth})
+        row("8 SDP offer of 120 KB", str(a[0]), is_json_error(a, 413))
+        assert is_json_error(a, 413)
+        a = req(port, "POST", "/v1/webrtc", b"v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nnonsense\r\n", {**sdp, **auth})
+        row("8 malformed SDP", str(a[0]), is_json_error(a, 400))
+        assert is_json_error(a, 400)
+        text = offer.decode()
+        lines = text.split("\r\n")
+        broken = {"truncated": text[: len(text) // 2], "lines reversed": "\r\n".join(lines[::-1]),
+                  "no fingerprint": "\r\n".join(ln for ln in lines if not ln.startswith("a=fingerprint")),
+                  "no ICE credentials": "\r\n".join(ln for ln in lines if not ln.startswith("a=ice-")),
+                  "NUL byte": text.replace("v=0", "v=0\x00"),
+                  "unknown codecs only": text.replace("VP8/", "X1/").replace("H264/", "X2/").replace("opus/", "X3/")
+                                             .replace("rtx/", "X4/").replace("PCMU/", "X5/").replace("PCMA/", "X6/")}
+        answers = {what: req(port, "POST", "/v1/webrtc", body.encode(), {**sdp, **auth}) for what, body in broken.items()}
+        ok = all(is_json_error(a, 400) for a in answers.values())
+        row("8 malformed offers (truncated, reordered, no fingerprint/ICE, NUL, no codec)",
+            " ".join(sorted({str(a[0]) for a in answers.values()})), ok)
+        assert ok, answers
+        st = req(port, "GET", "/v1/status", headers=auth)[1]
+        assert st["viewers"] == 0 and st["api"]["webrtc_viewers"] == 0  # refused offers hold nothing
+        a = req(port, "POST", "/v1/sessions/nobody/webrtc", offer, {**sdp, **auth})
+        assert is_json_error(a, 404)
+        # --max-viewers 1: the second viewer waits for the first to hang up
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("POST", "/v1/webrtc", offer, {**sdp, **auth, "Origin": f"http://127.0.0.1:{port}"})
+        r = c.getresponse()
+        code, answer, where = r.status, r.read().decode(), r.getheader("Location")
+        c.close()
+        assert code == 201 and answer.startswith("v=0") and where.startswith("/v1/webrtc/"), (code, answer)
+        assert TOKEN not in answer
+        a = req(port, "POST", "/v1/webrtc", offer, {**sdp, **auth})
+        row("8 a viewer over --max-viewers", str(a[0]), is_json_error(a, 503))
+        assert is_json_error(a, 503)
+        assert req(port, "GET", "/v1/status", headers=auth)[1]["viewers"] == 1
+        # hanging up takes the token too, and an id that is not a viewer tells nothing
+        assert is_json_error(req(port, "DELETE", where), 401)
+        assert is_json_error(req(port, "DELETE", "/v1/webrtc/0123456789abcdef", headers=auth), 404)
+        assert req(port, "DELETE", where, headers=auth)[0] == 200
+        assert req(port, "GET", "/v1/status", headers=auth)[1]["viewers"] == 0
+        code, _ = req(port, "POST", "/v1/webrtc", offer, {**sdp, **auth})
+        assert code == 201  # the place is free again
+    finally:
+        rc, left = srv.stop()
+    assert rc == 0 and not left
+    assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]

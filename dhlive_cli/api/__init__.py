@@ -10,6 +10,9 @@
     POST /v1/sessions                (with a Studio) create a session: JSON {"name", "rtmp", "output",
                                      "avatar", "input", "loop", "size"} -> 201 / 400 / 409 / 503
     DELETE /v1/sessions/{name}       (with a Studio) stop it and free what it held -> 200 / 404
+    GET /, /static/preview.{js,css}  the browser preview page (page.py; the only paths without the token)
+    POST /v1/sessions/{name}/webrtc  a WebRTC SDP offer (application/sdp) -> 201 + answer, Location of
+                                     the viewer; DELETE there hangs up (webrtc.py; /v1/webrtc: "main")
 
 Before any handler: a Host that is not the bound address or a loopback name -> 421, an Origin
 that is not ours or allowed -> 403, a missing/wrong token -> 401 (guards.py). Sessions created

@@ -111,6 +111,8 @@ class Guards:
     """Middlewares of ApiServer (a mixin: it reads the server's host, port, origins, token and
     counters). Order: errors -> browser (Host, Origin) -> token -> handler."""
 
+    public_paths: frozenset[str] = frozenset()  # GET paths served without the token (set by ApiServer)
+
     def _host_ok(self, request: web.BaseRequest) -> bool:
         """DNS rebinding defence: the Host a client names must be this server's address or a
         loopback name, on our port. A wildcard bind accepts any IP literal too (a rebinding
@@ -180,7 +182,9 @@ class Guards:
 
     @web.middleware
     async def _auth_mw(self, request: web.Request, handler):
-        if self._token is not None:
+        # the preview page's static files (no data in them) are the only paths open without the
+        # token: a browser cannot attach one to a navigation; the page sends it on every call
+        if self._token is not None and not (request.method in ("GET", "HEAD") and request.path in self.public_paths):
             given = ""
             scheme, _, cred = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() == "bearer":

@@ -13,10 +13,13 @@ from aiohttp import web
 
 from dhlive_cli.api.bodies import MAX_BODY_BYTES, BodyReader, Upload
 from dhlive_cli.api.guards import ApiError, Guards, check_origins, check_token
+from dhlive_cli.api.page import PAGE_FILES, PageRoutes
 from dhlive_cli.api.sessions import SessionRoutes
 from dhlive_cli.api.speech import SpeechRoutes
 from dhlive_cli.api.stream import MAX_WS_CLIENTS, WS_IDLE_S, StreamRoute, WsClient
+from dhlive_cli.api.webrtc import MAX_VIEWERS_TOTAL, Viewer, WebRtcRoutes
 from dhlive_cli.errors import InputError
+from dhlive_cli.timebase import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from dhlive_cli.live import LiveSession
@@ -25,6 +28,7 @@ log = logging.getLogger(__name__)
 
 DECODE_WORKERS = 4  # ffmpeg children at once; also bounds the decode buffers alive at once
 THREAD_NAME = "dhlive-api"
+ENCODE_WORKERS = 4  # threads encoding WebRTC preview frames and audio (aiortc), over all viewers
 HEADER_TIMEOUT_S = 10.0  # a connection's request line and headers, or the next request on it
 
 
@@ -50,7 +54,21 @@ def check_port_free(host: str, port: int) -> None:
 
 
 
-class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
+def _quiet_hangups(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """A viewer that hangs up while its connection is being set up, or whose offer aiortc only
+    rejects once connecting, leaves aiortc tasks that end with an exception nobody awaits:
+    expected, logged at debug level; anything else goes to asyncio's default handler."""
+    exc = context.get("exception")
+    coro = getattr(context.get("future"), "get_coro", lambda: None)()
+    where = getattr(getattr(coro, "cr_code", None), "co_filename", "")
+    if exc is not None and (type(exc).__module__.startswith(("aiortc", "aioice")) or isinstance(exc, ConnectionError)
+                            or "aiortc" in where or "aioice" in where):
+        log.debug("background task ended: %s: %s", type(exc).__name__, exc)
+        return
+    loop.default_exception_handler(context)
+
+
+class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes, WebRtcRoutes, PageRoutes):
     """HTTP + WebSocket ingest for one LiveSession or a set of named ones.
 
     sessions: a LiveSession (served as "main"), or a callable returning {name: LiveSession},
@@ -61,13 +79,14 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
     def __init__(self, sessions: Union[Callable[[], "dict[str, LiveSession]"], "LiveSession"], host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                  max_body_bytes: int = MAX_BODY_BYTES, metrics_text: Callable[[], str] | None = None,
                  max_ws_clients: int = MAX_WS_CLIENTS, studio=None, allow_origins: tuple[str, ...] = (),
-                 ws_idle_s: float = WS_IDLE_S):
+                 ws_idle_s: float = WS_IDLE_S, max_viewers_total: int = MAX_VIEWERS_TOTAL):
         """host/port: where to listen (port 0: any free one, read back from .port). token: the
         bearer token (checked by check_token: required, 16+ characters, off loopback).
         allow_origins: browser origins ("http://host:port") allowed besides our own.
         studio: a Studio to create/remove sessions at run time (its grants and pixel budget
         apply); None serves a fixed set. ws_idle_s: quiet WebSocket clients are closed after
-        this long. Raises InputError for a bad token or origin."""
+        this long. max_viewers_total: WebRTC previews at once over all sessions (each session
+        also has its own LiveOptions.max_viewers). Raises InputError for a bad token or origin."""
         token = check_token(token, host)
         self.allow_origins = check_origins(allow_origins)
         self.ws_idle_s = float(ws_idle_s)
@@ -93,6 +112,10 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
         self.dropped_slow = 0  # clients dropped for sending a body too slowly
         self._uploads: set[Upload] = set()
         self._ws: dict[asyncio.Task, WsClient] = {}
+        self._viewers: dict[str, Viewer] = {}  # WebRTC previews by id (API loop only)
+        self.mic_samples = 0  # speech pushed from browser microphones (16 kHz samples)
+        self.max_viewers_total = int(max_viewers_total)
+        self.public_paths = frozenset(PAGE_FILES)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_evt: asyncio.Event | None = None
@@ -156,7 +179,8 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
     def stats(self) -> dict:
         return {"requests": self.requests, "rejected_429": self.rejected_429, "ws_clients": self.ws_clients,
                 "ws_dropped_chunks": self.ws_dropped_chunks, "dropped_slow_clients": self.dropped_slow,
-                "uploads_in_progress": len(self._uploads)}
+                "uploads_in_progress": len(self._uploads), "webrtc_viewers": len(self._viewers),
+                "webrtc_mic_seconds": round(self.mic_samples / SAMPLE_RATE, 3)}
 
     def _thread_main(self) -> None:
         loop = asyncio.new_event_loop()
@@ -178,12 +202,19 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
                 if pending:
                     loop.run_until_complete(asyncio.wait(pending, timeout=0.5))
                 loop.run_until_complete(loop.shutdown_asyncgens())
+                # the threads aiortc's encoders ran on (the loop's default executor) end with it
+                loop.run_until_complete(loop.shutdown_default_executor())
             finally:
                 asyncio.set_event_loop(None)
                 loop.close()
 
     async def _serve(self) -> None:
         self._stop_evt = asyncio.Event()
+        # aiortc encodes each viewer's frames on the loop's default executor: a bounded, named one,
+        # ended with the loop (_thread_main)
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(ENCODE_WORKERS, thread_name_prefix=f"{THREAD_NAME}-rtc"))
+        loop.set_exception_handler(_quiet_hangups)
         app = web.Application(middlewares=[self._errors_mw, self._browser_mw, self._auth_mw],
                               client_max_size=self.max_body_bytes)
         for prefix in ("/v1", "/v1/sessions/{name}"):
@@ -195,6 +226,12 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
         app.router.add_post("/v1/sessions", self._create_session)
         app.router.add_delete("/v1/sessions/{name}", self._delete_session)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/v1/webrtc", self._webrtc_offer)
+        app.router.add_post("/v1/sessions/{name}/webrtc", self._webrtc_offer)
+        app.router.add_delete("/v1/webrtc/{vid}", self._webrtc_delete)
+        app.router.add_delete("/v1/sessions/{name}/webrtc/{vid}", self._webrtc_delete)
+        for path in PAGE_FILES:
+            app.router.add_get(path, self._page)
         # a short shutdown timeout: stop() must return within its 2 s, stuck uploads or not
         # keepalive_timeout also bounds how long a connection may take to send its request line
         # and headers (aiohttp arms it when the connection opens): slow-header clients go
@@ -217,6 +254,7 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
             # rather than wait for a close handshake that will not come
             for task in list(self._ws):
                 self._ws_drop(task)
+            await self._hang_up_all()
         finally:
             if self._studio is not None and self._on_remove in self._studio.on_remove:
                 self._studio.on_remove.remove(self._on_remove)
@@ -228,6 +266,9 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes):
             for task, c in list(self._ws.items()):
                 if c.session.cancel.is_set():
                     self._ws_drop(task)
+            for vid, v in list(self._viewers.items()):
+                if v.session.cancel.is_set():
+                    asyncio.ensure_future(self._hang_up(vid))
         try:
             loop.call_soon_threadsafe(close)
         except RuntimeError:  # the loop is closed: nothing left to close

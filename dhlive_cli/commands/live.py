@@ -27,6 +27,7 @@ Examples:
 
   dhlive live --listen 127.0.0.1:8765 --rtmp rtmp://host/app/key
   curl -X POST --data-binary @hello.wav -H 'Content-Type: audio/wav' http://127.0.0.1:8765/v1/speak
+  (open http://127.0.0.1:8765/ in a browser: the avatar over WebRTC, its figures, talk buttons)
 
   dhlive live --sessions studio.toml --listen 127.0.0.1:8765 --preset low \
       --output-dir recordings --media-dir media --allow-rtmp host
@@ -74,6 +75,7 @@ def live(
     token: Annotated[Optional[str], typer.Option(hidden=True, help="Refused: a token on the command line shows in `ps`.")] = None,
     metrics: Annotated[str, typer.Option(help="Prometheus metrics on HOST:PORT (loopback; port 0 = any free port), or off. `dhlive monitor --pid` finds it.")] = "127.0.0.1:0",
     max_sessions: Annotated[int, typer.Option(help="Most sessions this process runs at once (the API refuses more).")] = 16,
+    max_viewers: Annotated[int, typer.Option(help="Browser previews (WebRTC, the page at / of --listen) per session at once; 0 turns the preview off.")] = 4,
 ):
     """Stream the avatar live at a fixed frame rate: idle when silent, talking when fed speech."""
     if sessions is not None and (rtmp or output or input or avatar or loop):
@@ -84,6 +86,8 @@ def live(
              "or --listen HOST:PORT to create sessions through the API")
     if not 1 <= max_sessions <= 256:
         fail("--max-sessions must be 1..256")
+    if not 0 <= max_viewers <= 16:
+        fail("--max-viewers must be 0..16")
     if token is not None:
         fail("--token would show the secret to every user of this machine in `ps`: put it in the "
              "DHLIVE_API_TOKEN environment variable or in a file given with --token-file")
@@ -95,7 +99,7 @@ def live(
         grants = _grants(listen, output_dir, media_dir, allow_rtmp)
         _live(rtmp, output, input or [], loop, avatar, preset, size, device, crossfade_ms, hangover_ms, duration, quiet,
               listen, None, metrics, sessions, max_sessions, token_file=token_file, grants=grants,
-              allow_origin=allow_origin or [], pixel_budget=pixel_budget)
+              allow_origin=allow_origin or [], pixel_budget=pixel_budget, max_viewers=max_viewers)
 
 
 live.__doc__ = (live.__doc__ or "") + "\n\n" + EXAMPLES
@@ -112,7 +116,7 @@ def _grants(listen, output_dir, media_dir, allow_rtmp):
 
 def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfade_ms, hangover_ms, duration, quiet,
           listen=None, token=None, metrics="127.0.0.1:0", sessions_file=None, max_sessions=16, *, token_file=None,
-          grants=None, allow_origin=(), pixel_budget=92.16):
+          grants=None, allow_origin=(), pixel_budget=92.16, max_viewers=4):
     from dataclasses import replace
 
     from dhlive_cli.errors import InputError
@@ -162,7 +166,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     many = sessions_file is not None and len(specs) > 1 or (listen is not None and sessions_file is None and not specs)
     enc = live_encoder(preset, sessions=max_sessions if many else 1, codec=pick_video_codec(device))
     studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)), stdin=sys.stdin.buffer,
-                    grants=grants, pixel_budget=int(pixel_budget * 1e6))
+                    grants=grants, pixel_budget=int(pixel_budget * 1e6), max_viewers=max_viewers)
     single = sessions_file is None and len(specs) == 1
     snapshot = studio.snapshot
     metrics_server = None

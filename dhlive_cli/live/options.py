@@ -13,3 +13,4 @@ class LiveOptions:
     queue_frames: int = 8  # per-output queue (frames); full -> drop oldest
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 30.0
+    max_viewers: int = 4  # browser previews (WebRTC) watching this session at once

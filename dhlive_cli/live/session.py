@@ -13,6 +13,7 @@ from dhlive_cli.compositor import Composer
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.live.options import LiveOptions
 from dhlive_cli.live.outputs import HoldRing, Output
+from dhlive_cli.live.preview import PreviewTap
 from dhlive_cli.live.speech import SpeechBuffer
 from dhlive_cli.mouth import REST_CLOSE
 from dhlive_cli.sinks import EncoderOptions
@@ -69,6 +70,8 @@ class LiveSession:
         self.outputs = [Output(o[0], o[1], avatar.width, avatar.height, tb.fps, enc, self.ring, self.opts,
                                self.cancel, reconnect=(o[1] == "flv"), fd=o[2] if len(o) > 2 else None)
                         for o in outputs]
+        # browser viewers read the frames drawn for the outputs from here (allocated on the first)
+        self.preview = PreviewTap(avatar.height, avatar.width, tb.samples_per_frame, self.opts.max_viewers)
         self.feeders: list = []  # input threads pushing into self.speech; stopped with the session
         self.stats = LiveStats()
         # Audio of the last ticks, indexed by tick: the look-ahead delay line, what the draw thread
@@ -205,6 +208,8 @@ class LiveSession:
                     audio = self._audio_ring[row]
                     for out in self.outputs:
                         out.offer(slot, audio)
+                    # viewers get the same picture, copied only when it is a new one
+                    self.preview.offer(self.ring.frames[slot] if slot != prev_slot else None, f, audio)
                     if slot != prev_slot:
                         if prev_slot >= 0:
                             self.ring.unhold(prev_slot)
@@ -305,6 +310,7 @@ class LiveSession:
                                       if st.latencies else None),
                 "latency_samples": st.latencies,
                 "size": f"{self.avatar.width}x{self.avatar.height}",
+                "viewers": self.preview.viewers, "preview_skipped_frames": self.preview.skipped_frames,
                 "outputs": [{"target": o.label, "connected": o.connected, "reconnects": o.reconnects,
                              "frames_written": o.frames_written, "frames_dropped": o.frames_dropped,
                              "queue_fill": len(o.queue), "error": o.last_error} for o in self.outputs],
