@@ -6,7 +6,7 @@
   (OpenCV's bundled FFmpeg; orientation metadata applied).
 - ``FrameEncoder``: raw BGR frames to H.264 through an ffmpeg child (frames on stdin).
 - ``LoopDecoder``: an avatar's loop video decoded by an ffmpeg child, already scaled and placed
-  at the output size, read forward one frame at a time into a reused buffer.
+  at the output size, read one frame ahead by a thread into a pair of reused buffers.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import subprocess
+import threading
 import zlib
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from dhlive_cli.errors import EngineError, InputError, OutputError
 from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path
+from dhlive_cli.queues import BoundedQueue, Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -286,13 +288,85 @@ def read_frames_at(path: Path, start: int, count: int, fps: int, width: int, hei
     return np.frombuffer(p.stdout, np.uint8, count * width * height * 3).reshape(count, height, width, 3)
 
 
+class _FrameReader:
+    """One ffmpeg child's raw frames, read ahead by a thread into a pair of reused buffers.
+
+    The pipe holds at most 1 MB (Linux's limit for an unprivileged F_SETPIPE_SZ), less than one
+    720p BGR frame (2.6 MB), so without a reader the child could not decode ahead at all: the
+    drawing thread would wait for the rest of every frame. Here a thread ("dhlive-avatar-read")
+    fills one buffer while the drawing thread uses the other (double buffering): `free` holds
+    buffer indices to fill, `ready` the filled ones as (index, position) in file order, then END
+    or an error line. Both queues block (nothing is dropped) and hold at most the two buffers, so
+    the child is never more than one frame and a pipe ahead. The thread holds no reference to
+    the LoopDecoder, so dropping the decoder (its drawing thread ended) still closes it.
+    """
+
+    END = "end"
+
+    def __init__(self, proc: subprocess.Popen, views: list, start: int, frames: int, looping: bool, path: Path):
+        self.proc = proc
+        self.cancel = threading.Event()
+        self.free: BoundedQueue[int] = BoundedQueue("avatar-free", len(views), "block", self.cancel)
+        self.ready: BoundedQueue = BoundedQueue("avatar-ready", len(views) + 1, "block", self.cancel)
+        self._views, self._start, self._n, self._looping, self._path = views, start, frames, looping, path
+        for i in range(len(views)):
+            self.free.put(i)
+        self._thread = threading.Thread(target=self._run, name="dhlive-avatar-read", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        fd, pos = self.proc.stdout, self._start
+        try:
+            while True:
+                i = self.free.get()
+                view, got, need = self._views[i], 0, len(self._views[i])
+                while got < need:
+                    try:
+                        n = fd.readinto(view[got:])
+                    except (OSError, ValueError):  # closed under us by close()
+                        n = 0
+                    if not n:
+                        if self.cancel.is_set():
+                            return
+                        err = ""
+                        if self.proc.poll() is not None:
+                            lines = self.proc.stderr.read().decode("utf-8", "replace").strip().splitlines()
+                            err = f": {lines[-1]}" if lines else ""
+                        self.ready.put(f"{self._path}: avatar video ended early at frame {pos}{err}")
+                        return
+                    got += n
+                self.ready.put((i, pos))
+                pos += 1
+                if pos >= self._n:
+                    if not self._looping:  # a seeking child ends with the file
+                        self.ready.put(self.END)
+                        return
+                    pos = 0
+        except Cancelled:
+            return
+
+    def close(self) -> None:
+        """Stop the thread and the child (idempotent); the buffers are free again afterwards."""
+        self.cancel.set()
+        p = self.proc
+        if p.poll() is None:
+            p.kill()
+        self._thread.join(timeout=10.0)
+        p.wait()
+        for f in (p.stdout, p.stderr):
+            with contextlib.suppress(OSError):
+                f.close()
+
+
 class LoopDecoder:
     """An avatar's loop video as frames at the output size, decoded ahead by an ffmpeg child.
 
     Positions are frame numbers in the file. Reading forward (the usual case: one frame per
-    tick) streams from the child; repeating a position costs nothing; a short jump forward is
-    read through; anything else restarts the child at that position with an accurate seek.
-    The child normally loops the file itself (-stream_loop), so wrapping around costs nothing.
+    tick) streams from the child, which a reader thread keeps one frame ahead (_FrameReader);
+    repeating a position costs nothing; a short jump forward is read through; anything else
+    restarts the child at that position with an accurate seek. The child normally loops the
+    file itself (-stream_loop), so wrapping around costs nothing. Two frame buffers of
+    (height, width, 3) uint8 are allocated once and reused for the decoder's life.
     """
 
     MAX_SKIP = 12
@@ -301,11 +375,12 @@ class LoopDecoder:
         self.path, self.n, self.fps = path, int(frames), int(fps)
         self.width, self.height = width, height
         self._filters = filters  # callable(ffmpeg stream) -> stream at (width, height)
-        self.frame = np.zeros((height, width, 3), np.uint8)
-        self._view = memoryview(self.frame).cast("B")
-        self._proc: subprocess.Popen | None = None
-        self._looping = False
-        self._next = -1  # position the child will deliver next
+        self._bufs = [np.zeros((height, width, 3), np.uint8) for _ in range(2)]
+        self._views = [memoryview(b).cast("B") for b in self._bufs]
+        self.frame = self._bufs[0]
+        self._held: int | None = None  # buffer index of self.frame while it came from the reader
+        self._reader: _FrameReader | None = None
+        self._next = -1  # position the reader will deliver next
         self.pos = -1  # position held in self.frame
         self.restarts = 0
 
@@ -323,63 +398,55 @@ class LoopDecoder:
         args = ffmpeg.compile(out, cmd=ffmpeg_path())
         args = [args[0], "-hide_banner", "-nostdin", "-loglevel", "error", "-threads", "2", "-filter_threads", "1"] + args[1:]
         try:
-            self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, bufsize=0)
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, bufsize=0)
         except OSError as e:
             raise EngineError(f"cannot start ffmpeg for the avatar video: {e}") from e
         try:
-            fcntl.fcntl(self._proc.stdout.fileno(), _F_SETPIPE_SZ, 1 << 20)
+            fcntl.fcntl(proc.stdout.fileno(), _F_SETPIPE_SZ, 1 << 20)
         except OSError:  # pragma: no cover - not Linux
             pass
-        self._looping = pos == 0
+        self._reader = _FrameReader(proc, self._views, pos, self.n, pos == 0, self.path)
         self._next = pos
         self.restarts += 1
 
-    def _read_one(self) -> None:
-        view, got, need = self._view, 0, len(self._view)
-        fd = self._proc.stdout
-        while got < need:
-            n = fd.readinto(view[got:])
-            if not n:
-                err = self._proc.stderr.read().decode("utf-8", "replace").strip().splitlines() if self._proc.poll() is not None else []
-                self.close()
-                raise EngineError(f"{self.path}: avatar video ended early at frame {self._next}"
-                                  + (f": {err[-1]}" if err else ""))
-            got += n
-        self.pos = self._next
-        self._next += 1
-        if self._next >= self.n:
-            if self._looping:
-                self._next = 0
-            else:
-                self.close()
-
     def read(self, pos: int) -> np.ndarray:
-        """The frame at position pos (0 <= pos < frames), in self.frame (reused)."""
+        """The frame at position pos (0 <= pos < frames): one of two reused (H, W, 3) uint8 BGR
+        buffers, valid until the next read or close. Raises EngineError if the video fails."""
         pos = int(pos) % self.n
         if pos == self.pos:
             return self.frame
-        if self._proc is None or not (0 <= (pos - self._next) % self.n <= self.MAX_SKIP):
+        if self._reader is None or not (0 <= (pos - self._next) % self.n <= self.MAX_SKIP):
             self._spawn(pos)
         while True:
-            if self._proc is None:  # the seeking child reached the end: loop from the start
+            if self._reader is None:  # the seeking child reached the end: loop from the start
                 self._spawn(0)
-            want = self._next == pos
-            self._read_one()
-            if want:
+            r = self._reader
+            try:
+                item = r.ready.get()
+            except Cancelled:  # closed by another thread (the avatar was closed while drawing)
+                raise EngineError(f"{self.path}: the avatar video was closed while a frame was read") from None
+            if item == _FrameReader.END:
+                self.close()
+                continue
+            if isinstance(item, str):
+                self.close()
+                raise EngineError(item)
+            i, p = item
+            if self._held is not None:
+                r.free.put(self._held)  # the reader fills it with the frame after next
+            self._held, self.frame, self.pos, self._next = i, self._bufs[i], p, (p + 1) % self.n
+            if p == pos:
                 return self.frame
 
     def close(self) -> None:
-        p, self._proc = self._proc, None
-        if p is None:
+        """Stop the reader thread and the ffmpeg child (idempotent; a later read restarts them)."""
+        r, self._reader = self._reader, None
+        if r is None:
             return
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-        for f in (p.stdout, p.stderr):
-            with contextlib.suppress(OSError):
-                f.close()
-        self._next = -1
+        r.close()
+        self._held = None
+        self.pos = self._next = -1
 
     def __del__(self):
         with contextlib.suppress(Exception):
