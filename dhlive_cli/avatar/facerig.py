@@ -63,6 +63,7 @@ _NOSE, _CHIN = _POS[NOSE_BOTTOM], _POS[CHIN]
 _EDGE_L, _EDGE_R = _POS[FACE_EDGE_L], _POS[FACE_EDGE_R]
 
 _N_SAMPLES = 25  # samples along each inner lip edge
+_TURN = 2.0 * math.pi
 # Where the warp ends: fields fade to zero from INNER_FADE of the way to the face oval to the oval
 # itself, except downward, where the chin moves as a whole and slides over the neck; points whose
 # source lies beyond the oval grown by OVAL_MARGIN are never moved (neck, collar, background).
@@ -74,8 +75,17 @@ NECK_STRETCH = 0.35
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.minimum(np.maximum(x, 0.0), 1.0)
-    return x * x * (3.0 - 2.0 * x)
+    """3x^2 - 2x^3 of x clipped to 0..1 (float64 arrays in, a new array out)."""
+    x = np.maximum(x, 0.0)
+    if not isinstance(x, np.ndarray) or x.ndim == 0:  # a scalar
+        x = np.minimum(x, 1.0)
+        return x * x * (3.0 - 2.0 * x)
+    np.minimum(x, 1.0, out=x)
+    t = 2.0 * x  # in place from here: the same arithmetic as x * x * (3 - 2x), fewer temporaries
+    np.subtract(3.0, t, out=t)
+    np.multiply(x, x, out=x)
+    np.multiply(x, t, out=x)
+    return x
 
 
 def _hat(x: np.ndarray, t: float) -> np.ndarray:
@@ -113,7 +123,8 @@ class MouthGeometry:
     ub: float  # warp box half-width in u units
     v_bot: float  # warp box bottom
     box: tuple[int, int, int, int]  # warp box in pixels (x0, y0, x1, y1), clipped to the frame
-    oval_t: np.ndarray  # face oval seen from the mouth centre: angles (rad, sorted) of its points
+    oval_t: np.ndarray  # face oval seen from the mouth centre: angles (rad, 0..2 pi, sorted, one
+    #                     point repeated beyond each end so the table wraps) of its points
     oval_r: np.ndarray  # and their distances, px (angle 0 along +u, pi/2 down the face)
     oval_px: np.ndarray  # (n, 2) the oval grown by OVAL_MARGIN about the mouth centre, output px
 
@@ -163,9 +174,13 @@ class MouthGeometry:
         x1 = min(width, int(math.ceil(px.max())) + 2)
         y1 = min(height, int(math.ceil(py.max())) + 2)
         ou, ov = uv(pts[_OVAL])
-        ot = np.arctan2(ov, ou * hw)
-        order = np.argsort(ot)
-        oval_t, oval_r = ot[order], np.hypot(ou * hw, ov)[order]
+        # the periodic table np.interp(..., period=2 pi) would build on every call, built once:
+        # angles taken into [0, 2 pi) and sorted, the last and first points repeated across the wrap
+        xp = np.arctan2(ov, ou * hw) % _TURN
+        order = np.argsort(xp)
+        xp, fp = xp[order], np.hypot(ou * hw, ov)[order]
+        oval_t = np.concatenate((xp[-1:] - _TURN, xp, xp[0:1] + _TURN))
+        oval_r = np.concatenate((fp[-1:], fp, fp[0:1]))
         oval_px = c + (pts[_OVAL] - c) * (1.0 + OVAL_MARGIN)
         return cls(float(c[0]), float(c[1]), (float(ex[0]), float(ex[1])), (float(ey[0]), float(ey[1])), hw,
                    us, vup, vlo, gap, t_up, t_lo, float(v_nose), chin, uf, ub, v_bot, (x0, y0, x1, y1),
@@ -177,7 +192,7 @@ class MouthGeometry:
         x = u * self.hw
         r = np.hypot(x, v)
         t = np.arctan2(v, x)
-        ro = np.interp(t, self.oval_t, self.oval_r, period=2.0 * math.pi)
+        ro = np.interp(t % _TURN, self.oval_t, self.oval_r)  # = np.interp(t, ..., period=2 pi)
         down = smoothstep((v / np.maximum(r, 1e-6) - 0.55) * (1.0 / 0.35))
         return r / np.maximum(ro, 1.0), down
 
@@ -225,7 +240,13 @@ class MouthPose:
 
 
 class MouthWarp:
-    """The forward displacement field of one (geometry, pose) and its backward map."""
+    """The forward displacement field of one (geometry, pose) and its backward map.
+
+    Points are evaluated in arrays whose first ``k`` entries are on the upper side of the seam
+    and the rest on the lower side, so both sides of a grid go through one pass of numpy calls
+    (what the two sides share, the profiles, the envelope and the corner terms, is evaluated
+    once over both); each element gets the same arithmetic as a one-sided evaluation.
+    """
 
     def __init__(self, g: MouthGeometry, p: MouthPose):
         self.g, self.p = g, p
@@ -239,11 +260,13 @@ class MouthWarp:
         self.up_len = max(2.0, float(g.vup[_N_SAMPLES // 2]) - g.v_nose)
         self.lo_len = max(2.0, g.chin - float(g.vlo[_N_SAMPLES // 2]))
         self.sig_h = 1.3 * max(g.t_up, g.t_lo) + 0.5 * float(mid.max())
-        self._tab_up = np.stack([g.vup, self.d_up], axis=1)
-        self._tab_lo = np.stack([g.vlo, self.d_lo], axis=1)
+        # (2 * _N_SAMPLES,) each: the inner edges' v and displacement along u, upper edge then lower
+        self._tab_v = np.concatenate([g.vup, g.vlo])
+        self._tab_d = np.concatenate([self.d_up, self.d_lo])
         # target inner edges (used to split the output into upper / lower sides, and to draw)
-        uu, vu = self.forward(us, g.vup, lower=False)
-        ul, vl = self.forward(us, g.vlo, lower=True)
+        n = _N_SAMPLES
+        su, sv = self._forward(np.concatenate([us, us]), np.concatenate([g.vup, g.vlo]), n)
+        uu, vu, ul, vl = su[:n], sv[:n], su[n:], sv[n:]
         self.up_t = (uu, vu)
         self.lo_t = (ul, vl)
         self.mid_u = _monotone(0.5 * (uu + ul))
@@ -253,82 +276,111 @@ class MouthWarp:
     # Everything that depends on u alone ("profiles") is evaluated once or twice per point; the
     # fixed-point iteration then only redoes the cheap v-dependent part.
 
-    def _profiles(self, su: np.ndarray, lower: bool) -> tuple:
+    def _profiles(self, su: np.ndarray, k: int) -> tuple:
         g = self.g
         n = _N_SAMPLES - 1
         t = np.clip((su + 1.0) * (0.5 * n), 0.0, float(n))
         i = np.minimum(t.astype(np.int32), n - 1)
         f = t - i
-        tab = self._tab_lo if lower else self._tab_up
-        e0, e1 = tab[i], tab[i + 1]
-        vals = e0 + (e1 - e0) * f[:, None]
+        if k < su.shape[0]:
+            i[k:] += _N_SAMPLES  # the lower edge's entries of the tables
+        i1 = i + 1
+        edge0, edge1 = self._tab_v.take(i), self._tab_v.take(i1)
+        d0, d1 = self._tab_d.take(i), self._tab_d.take(i1)
+        edge = edge0 + (edge1 - edge0) * f
+        d = d0 + (d1 - d0) * f
         a = np.abs(su)
         q = su * (1.0 / 1.15)
         lp = np.maximum(1.0 - q * q, 0.0)
         prof = np.where(a <= 1.0, a, np.exp(-((a - 1.0) * (1.0 / 0.9)) ** 2))
-        if lower:
-            q = su * (1.0 / g.uf)
+        if k < su.shape[0]:
+            q = su[k:] * (1.0 / g.uf)
             jaw = self.jaw0 * np.clip(1.0 - 0.85 * q * q, 0.1, 1.0)
         else:
             jaw = None
-        return vals[:, 0], vals[:, 1], lp, prof, np.sign(su) * prof, jaw, su
+        return edge, d, lp, prof, np.sign(su) * prof, jaw, su, k
 
-    def _envelope(self, su: np.ndarray, sv: np.ndarray, lower: bool) -> np.ndarray:
+    def _envelope(self, su: np.ndarray, sv: np.ndarray, k: int) -> np.ndarray:
         """How much of the field acts at source points: 1 well inside the face oval, 0 outside it
         (downward the chin keeps moving: see INNER_FADE), 0 above the nose bottom."""
         g = self.g
         rho, down = g.oval_ratio(su, sv)
         inside = 1.0 - smoothstep((rho - INNER_FADE) * (1.0 / (1.0 - INNER_FADE)))
-        if lower and self.jaw0 < 0.0:
+        if self.jaw0 < 0.0 and k < su.shape[0]:
             # a chin moving up drags the top of the neck with it (no second chin edge is left behind)
-            below = 1.0 - smoothstep((rho - 1.0) * (1.0 / NECK_STRETCH))
-        else:
-            below = 1.0  # beyond the grown oval the caller keeps the source (the chin covers the neck)
-        return np.maximum(inside, down * below) * smoothstep((sv - g.v_nose) * (1.0 / -g.v_nose))
+            down[k:] *= 1.0 - smoothstep((rho[k:] - 1.0) * (1.0 / NECK_STRETCH))
+        # elsewhere beyond the grown oval the caller keeps the source (the chin covers the neck)
+        return np.maximum(inside, down) * smoothstep((sv - g.v_nose) * (1.0 / -g.v_nose))
 
-    def _step(self, P: tuple, sv: np.ndarray, lower: bool, env: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _step(self, P: tuple, sv: np.ndarray, env: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(du, dv) forward at source points with profiles P (their u) and vertical positions sv;
         env: their envelope when already known (it varies slowly, so the inverse reuses it)."""
         g, p = self.g, self.p
-        edge, d, lp, prof, sprof, jaw = P[:6]
-        if lower:
-            rel = sv - edge
-            dv = d + smoothstep(rel * (1.0 / self.lo_len)) * (jaw - d)
-            if p.thin_lo:
-                dv = dv - p.thin_lo * _hat(rel, g.t_lo) * lp
-        else:
-            rel = edge - sv
-            dv = d * (1.0 - smoothstep(rel * (1.0 / self.up_len)))
+        edge, d, lp, prof, sprof, jaw, su, k = P
+        n = sv.shape[0]
+        dv = np.empty_like(sv)
+        if k:
+            rel = edge[:k] - sv[:k]
+            x = d[:k] * (1.0 - smoothstep(rel * (1.0 / self.up_len)))
             if p.thin_up:
-                dv = dv + p.thin_up * _hat(rel, g.t_up) * lp
+                x = x + p.thin_up * _hat(rel, g.t_up) * lp[:k]
+            dv[:k] = x
+        if k < n:
+            dl = d[k:]
+            rel = sv[k:] - edge[k:]
+            x = dl + smoothstep(rel * (1.0 / self.lo_len)) * (jaw - dl)
+            if p.thin_lo:
+                x = x - p.thin_lo * _hat(rel, g.t_lo) * lp[k:]
+            dv[k:] = x
         q = sv * (1.0 / self.sig_h)
         hy = np.exp(-q * q)
         if p.corner_lift:
             dv = dv - p.corner_lift * prof * prof * hy
-        e = self._envelope(P[6], sv, lower) if env is None else env
+        e = self._envelope(su, sv, k) if env is None else env
         du = (p.corner / g.hw) * sprof * hy * e if p.corner else np.zeros_like(sv)
         return du, dv * e
 
-    def field(self, su: np.ndarray, sv: np.ndarray, lower: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Forward displacement (du in u units, dv in px) of source points on one side of the seam."""
-        su = np.asarray(su, np.float64).ravel()
-        sv = np.asarray(sv, np.float64).ravel()
-        return self._step(self._profiles(su, lower), sv, lower)
-
-    def forward(self, su, sv, lower: bool):
-        du, dv = self.field(su, sv, lower)
+    def _forward(self, su: np.ndarray, sv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        du, dv = self._step(self._profiles(su, k), sv)
         return su + du, sv + dv
 
-    def inverse_side(self, u: np.ndarray, v: np.ndarray, lower: bool) -> tuple[np.ndarray, np.ndarray]:
-        P = self._profiles(u, lower)
-        du, dv = self._step(P, v, lower)
+    def _inverse(self, u: np.ndarray, v: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        P = self._profiles(u, k)
+        du, dv = self._step(P, v)
         su, sv = u - du, v - dv
-        P = self._profiles(su, lower)  # the corners moved: profiles where the point came from
-        env = self._envelope(su, sv, lower)
+        P = self._profiles(su, k)  # the corners moved: profiles where the point came from
+        env = self._envelope(su, sv, k)
         for _ in range(2):
-            du, dv = self._step(P, sv, lower, env)
+            du, dv = self._step(P, sv, env)
             sv = v - dv
         return u - du, sv
+
+    @staticmethod
+    def _flat(u, v) -> tuple[np.ndarray, np.ndarray, int]:
+        u = np.asarray(u, np.float64).ravel()
+        v = np.asarray(v, np.float64).ravel()
+        return u, v, u.shape[0]
+
+    def field(self, su: np.ndarray, sv: np.ndarray, lower: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Forward displacement (du in u units, dv in px) of source points on one side of the seam."""
+        su, sv, n = self._flat(su, sv)
+        return self._step(self._profiles(su, 0 if lower else n), sv)
+
+    def forward(self, su, sv, lower: bool):
+        su, sv, n = self._flat(su, sv)
+        return self._forward(su, sv, 0 if lower else n)
+
+    def inverse_side(self, u: np.ndarray, v: np.ndarray, lower: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Source (u, v) of output points (u, v) (1-D float64), all taken on one side of the seam."""
+        u, v, n = self._flat(u, v)
+        return self._inverse(u, v, 0 if lower else n)
+
+    def inverse_sides(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(su, sv) of output points (u, v) (1-D float64, n points) taken on the upper side, then
+        on the lower side: four (n,) arrays, the same values as two inverse_side calls."""
+        u, v, n = self._flat(u, v)
+        su, sv = self._inverse(np.concatenate([u, u]), np.concatenate([v, v]), n)
+        return su[:n], sv[:n], su[n:], sv[n:]
 
     def inverse(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Source (u, v) of output points (u, v): s = p - d(s), side chosen by the output point."""

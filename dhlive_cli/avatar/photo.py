@@ -115,8 +115,8 @@ def mouth_displacement(g: fr.MouthGeometry, warp: fr.MouthWarp, sc: _Scratch):
     ys = _coarse_axis(y0, h, _MOUTH_STRIDE)
     X, Y = np.meshgrid(xs, ys)
     u, v = g.to_face(X.ravel(), Y.ravel())
-    for lower, bx, by in ((False, dx, dy), (True, lx, ly)):
-        su, sv = warp.inverse_side(u, v, lower)
+    su_up, sv_up, su_lo, sv_lo = warp.inverse_sides(u, v)  # both sides in one pass
+    for su, sv, bx, by in ((su_up, sv_up, dx, dy), (su_lo, sv_lo, lx, ly)):
         sx, sy = g.to_px(su, sv)
         _resize_into((sx.reshape(X.shape) - X).astype(np.float32), bx)
         _resize_into((sy.reshape(X.shape) - Y).astype(np.float32), by)
@@ -401,6 +401,9 @@ class VideoAvatar(FaceAvatar):
             raise InputError(f"{self.frames_file}: cannot decode the avatar video ({e})") from None
         self._decoders: weakref.WeakSet = weakref.WeakSet()
         self._dec_lock = threading.Lock()
+        # each loop frame's mouth geometry, made on first use (a few kB each; read-only once made,
+        # so sessions and threads share them; a race only makes the same one twice)
+        self._geoms: dict[int, fr.MouthGeometry] = {}
 
     def _filters(self, stream):
         """ffmpeg filters putting one source frame in the output frame, as place_source does."""
@@ -450,8 +453,11 @@ class VideoAvatar(FaceAvatar):
         frame = self._decoder().read(pos)
         np.copyto(out, frame)
         sc = self._scratch()
-        warp = self.mouth_warp(self.pts[pos].astype(np.float64), mouth)
-        g = warp.g
+        g = self._geoms.get(pos)
+        if g is None:
+            g = self._geoms[pos] = fr.MouthGeometry.from_points(self.pts[pos].astype(np.float64), self.width,
+                                                                  self.height)
+        warp = fr.MouthWarp(g, fr.MouthPose.from_shape(g, mouth.open, mouth.spread, mouth.round, mouth.close))
         x0, y0, x1, y1 = g.box
         dx, dy = mouth_displacement(g, warp, sc)
         mx, my = sc.maps(y1 - y0, x1 - x0)
