@@ -9,8 +9,9 @@ size, on one core (OpenCV and BLAS threads pinned to 1, the process pinned to on
 allows). The mouth follows the lip-sync model's track of the bundled speech sample. Reports the
 median and p99 of wall time and of the compose thread's CPU time (the CPU figure is what the
 drawing costs; wall time also shows what a busy machine adds). A video avatar's frames are
-decoded and scaled by an ffmpeg child running beside the compose thread; its CPU per frame is
-reported separately.
+decoded and scaled by an ffmpeg child running beside the compose thread, and a reader thread of
+the same process (pinned with it to its core) copies them out of the child's pipe; the CPU per
+frame of each is reported separately.
 
 memory: peak RSS of `dhlive render --avatar VIDEO` (and of its children: the encoder and the
 avatar decoder) for a short and a long speech input with a short loop, and for the long input
@@ -27,6 +28,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -137,10 +139,17 @@ def compose(size: str, frames: int, tmp: Path | None = None) -> dict:
         me = psutil.Process()
         res = {"size": f"{w}x{h}", "frames": frames}
 
+        def reader_cpu() -> float:
+            """CPU seconds so far of this process's avatar reader threads (they fill the decoder's
+            buffers from the child's pipe beside the compose thread; see media.LoopDecoder)."""
+            ids = {t.native_id for t in threading.enumerate() if t.name == "dhlive-avatar-read"}
+            return sum(t.user_time + t.system_time for t in me.threads() if t.id in ids)
+
         def measure(av, first: int) -> tuple[dict, float]:
             out = np.zeros((h, w, 3), np.uint8)
             kids = me.children()
             kid_cpu0 = sum(sum(c.cpu_times()[:2]) for c in kids)
+            read_cpu0 = reader_cpu()
             wall, cpu = [], []
             for i in range(frames):
                 m = track[i]
@@ -150,15 +159,22 @@ def compose(size: str, frames: int, tmp: Path | None = None) -> dict:
                 wall.append(time.perf_counter() - t0)
                 cpu.append(time.thread_time() - c0)
             kid_cpu = sum(sum(c.cpu_times()[:2]) for c in kids) - kid_cpu0
+            read_ms = 1e3 * (reader_cpu() - read_cpu0) / frames
             wall_ms, cpu_ms = np.array(wall[1:]) * 1e3, np.array(cpu[1:]) * 1e3
-            return {"wall_median_ms": round(float(np.median(wall_ms)), 2),
-                    "wall_p99_ms": round(float(np.percentile(wall_ms, 99)), 2),
-                    "cpu_median_ms": round(float(np.median(cpu_ms)), 2),
-                    "cpu_p99_ms": round(float(np.percentile(cpu_ms, 99)), 2)}, 1e3 * kid_cpu / frames
+            row = {"wall_median_ms": round(float(np.median(wall_ms)), 2),
+                   "wall_p99_ms": round(float(np.percentile(wall_ms, 99)), 2),
+                   "cpu_median_ms": round(float(np.median(cpu_ms)), 2),
+                   "cpu_p99_ms": round(float(np.percentile(cpu_ms, 99)), 2)}
+            if read_ms > 0:
+                row["reader_thread_cpu_ms_per_frame"] = round(read_ms, 2)
+            return row, 1e3 * kid_cpu / frames
 
         def show(label, row, extra=""):
+            reader = row.get("reader_thread_cpu_ms_per_frame")
+            reader = f"; reader thread {reader} ms CPU/frame" if reader is not None else ""
             print(f"{label}: compose median {row['wall_median_ms']} ms, p99 {row['wall_p99_ms']} ms "
-                  f"(thread CPU median {row['cpu_median_ms']} ms, p99 {row['cpu_p99_ms']} ms){extra}", flush=True)
+                  f"(thread CPU median {row['cpu_median_ms']} ms, p99 {row['cpu_p99_ms']} ms{reader}){extra}",
+                  flush=True)
 
         av = load_avatar(avatars["photo"], w, h, 25)
         res["photo"], _ = measure(av, 0)
