@@ -270,6 +270,46 @@ def test_inner_mouth_edge_is_feathered(photo_dir):
     assert ratio < 0.75
 
 
+def test_chin_slides_over_the_neck_with_a_soft_edge(photo_dir):
+    """With the jaw open, the chin's cut over the neck fades over a few pixels instead of a hard
+    line: along each column through the chin, from the last row showing the moved chin to the
+    first showing the neck's own picture, the largest one-pixel step is in the median column at
+    most 40 % of the change across the whole cut (the hard cut this replaced measured 1.7: all of
+    the change and an overshoot in one step, a drawn line)."""
+    from dhlive_cli.avatar.photo import _Scratch, mouth_displacement
+
+    av = load_avatar(photo_dir, 1280, 720, FPS)
+    wide = MouthShape(open=1.0)
+    out = _frame(av, 0, wide)
+    warp = av.mouth_warp(av.frame_points(0), wide)
+    _, _, keep = mouth_displacement(warp.g, warp, _Scratch())
+    assert keep is not None  # the jaw opens beyond the photo's mouth: the chin moves down
+    x0, y0, x1, y1 = warp.g.box
+    grey = cv2.cvtColor(out[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).astype(np.float32)
+    cx = int(round(warp.g.cx)) - x0
+    half = int(0.6 * warp.g.hw)
+    ratios, widths = [], []
+    for c in range(cx - half, cx + half):
+        col = keep[:, c]
+        below = np.flatnonzero(col < 255)
+        below = below[below > int(warp.g.cy) - y0]  # under the mouth: the chin's cut
+        if below.size == 0 or col[below[-1]] != 0:
+            continue
+        first = int(below[0])  # first row not wholly the moved chin
+        last = int(np.flatnonzero(col[first:] == 0)[0]) + first  # first row wholly the neck
+        a, b = first - 1, last
+        total = abs(grey[b, c] - grey[a, c])
+        if total < 20:  # too little contrast across the cut to see an edge either way
+            continue
+        ratios.append(np.abs(np.diff(grey[a : b + 1, c])).max() / total)
+        widths.append(b - a)
+    assert len(ratios) >= 5, len(ratios)
+    print(f"chin cut: {len(ratios)} columns, width median {np.median(widths):.0f} px, "
+          f"largest step / change across the cut median {np.median(ratios):.2f}")  # pytest -s
+    assert np.median(widths) >= 3
+    assert np.median(ratios) <= 0.4
+
+
 # --------------------------------------------------------------------------- video
 
 

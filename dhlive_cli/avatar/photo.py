@@ -37,6 +37,7 @@ __all__ = ["Fit", "FaceAvatar", "PhotoAvatar", "VideoAvatar", "compute_fit"]
 
 _MOUTH_STRIDE = 4  # coarse grid of the jaw and lip warp (each side of the seam is smooth)
 _HEAD_STRIDE = 16  # idle motion is a near-rigid motion: a very coarse grid is exact enough
+CHIN_FEATHER = 0.05  # blur of the chin's cut over the neck, in mouth half-widths (1 px or more)
 _EYES = ((fr.rig_slots(fr.EYE_A_UPPER), fr.rig_slots(fr.EYE_A_LOWER), fr.rig_slots(fr.BROW_A)),
          (fr.rig_slots(fr.EYE_B_UPPER), fr.rig_slots(fr.EYE_B_LOWER), fr.rig_slots(fr.BROW_B)))
 
@@ -96,13 +97,31 @@ class _Scratch:
             self.keep = np.zeros(self.cx_.shape, np.uint8)
         return self.cx_[:h, :w], self.cy_[:h, :w], self.oval[:h, :w], self.keep[:h, :w]
 
+    def own(self, h, w):
+        """(h, w, 3) uint8: the picture under the chin's cut, without the jaw's motion."""
+        self.own_ = self._grow3(getattr(self, "own_", None), h, w)
+        return self.own_[:h, :w]
+
+    @staticmethod
+    def _grow3(buf, h, w):
+        if buf is None or buf.shape[0] < h or buf.shape[1] < w:
+            hh = max(h, 0 if buf is None else buf.shape[0]) + 8
+            ww = max(w, 0 if buf is None else buf.shape[1]) + 8
+            return np.zeros((hh, ww, 3), np.uint8)
+        return buf
+
     def eye(self, h, w):
         self.ex, self.ey = self._grow(self.ex, h, w), self._grow(self.ey, h, w)
         return self.ex[:h, :w], self.ey[:h, :w]
 
 
 def mouth_displacement(g: fr.MouthGeometry, warp: fr.MouthWarp, sc: _Scratch):
-    """Backward displacement (source - output) over g.box.
+    """Backward displacement (source - output) over g.box, and the chin cut.
+
+    Returns (dx, dy, keep): dx, dy (h, w) float32 views of the box in pixels; keep None, or
+    (h, w) uint8: how much of the displaced picture each output pixel shows (255 all of it,
+    0 none: its own picture, as if the mouth warp had not moved it), for the caller to blend
+    with _cut_blend.
 
     Each side of the lip seam has a smooth map of its own (evaluated on a coarse grid over the
     whole box and upsampled); a per-pixel mask of the lower side picks between them, so the
@@ -120,27 +139,46 @@ def mouth_displacement(g: fr.MouthGeometry, warp: fr.MouthWarp, sc: _Scratch):
         sx, sy = g.to_px(su, sv)
         _resize_into((sx.reshape(X.shape) - X).astype(np.float32), bx)
         _resize_into((sy.reshape(X.shape) - Y).astype(np.float32), by)
+    mask[:] = 0
+    poly = warp.lower_side_polygon() - (x0, y0)
+    cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    keep = None
     if warp.jaw0 > 0.0:
         # the chin slides over the neck: an output pixel whose source lies outside the face oval
-        # (grown a little) keeps its own picture, so the neck, collar and background stay put
+        # (grown a little) keeps its own picture, so the neck, collar and background stay put.
+        # The oval is feathered (CHIN_FEATHER: a blur of 1 px or more) and the two pictures
+        # cross-fade over it: a hard cut drew the chin's edge as a line on the collar.
         sx, sy, oval, keep = sc.cut(h, w)
         np.add(lx, np.arange(w, dtype=np.float32)[None, :], out=sx)
         np.add(ly, np.arange(h, dtype=np.float32)[:, None], out=sy)
         oval[:] = 0
         cv2.fillPoly(oval, [np.round((g.oval_px - (x0, y0)) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
-        # sampled with interpolation, the oval's anti-aliased edge gives the chin's outline a
-        # one-pixel soft edge instead of a staircase
+        cv2.GaussianBlur(oval, (0, 0), max(1.0, CHIN_FEATHER * g.hw), dst=oval)
         cv2.remap(oval, sx, sy, cv2.INTER_LINEAR, dst=keep, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        inside = sx  # reuse: the source x is no longer needed
-        np.multiply(keep, np.float32(1.0 / 255.0), out=inside, dtype=np.float32)
-        np.multiply(lx, inside, out=lx)
-        np.multiply(ly, inside, out=ly)
-    mask[:] = 0
-    poly = warp.lower_side_polygon() - (x0, y0)
-    cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+        keep[mask == 0] = 255  # the upper side is never cut
     cv2.copyTo(lx, mask, dx)
     cv2.copyTo(ly, mask, dy)
-    return dx, dy
+    return dx, dy, keep
+
+
+def _cut_rows(keep: np.ndarray) -> tuple[int, int] | None:
+    """First and past-last rows of keep ((h, w) uint8) holding a value under 255, or None."""
+    rows = np.flatnonzero(keep.min(axis=1) < 255)
+    return (int(rows[0]), int(rows[-1]) + 1) if rows.size else None
+
+
+def _cut_blend(dst: np.ndarray, own: np.ndarray, keep: np.ndarray) -> None:
+    """dst = own + (dst - own) * keep / 255, rounded, in place: (h, w, 3) uint8 pictures and
+    (h, w) uint8 weights (255 keeps dst as it is, 0 gives own)."""
+    k = keep[..., None].astype(np.float32)
+    k *= np.float32(1.0 / 255.0)
+    o = own.astype(np.float32)
+    d = dst.astype(np.float32)
+    d -= o
+    d *= k
+    d += o
+    d += np.float32(0.5)
+    dst[:] = d.astype(np.uint8)
 
 
 class FaceAvatar:
@@ -356,8 +394,20 @@ class PhotoAvatar(FaceAvatar):
         g = warp.g
         x0, y0, x1, y1 = g.box
         x0, y0, x1, y1 = max(x0, hx0), max(y0, hy0), min(x1, hx1), min(y1, hy1)
-        dx, dy = mouth_displacement(g, warp, sc)
+        dx, dy, keep = mouth_displacement(g, warp, sc)
         ox, oy = x0 - g.box[0], y0 - g.box[1]
+        cut = own = None
+        if keep is not None:
+            keep = keep[oy : oy + y1 - y0, ox : ox + x1 - x0]
+            cut = _cut_rows(keep)
+        if cut is not None:  # the head-moved picture without the jaw, where the chin is cut
+            r0, r1 = cut
+            own = sc.own(r1 - r0, x1 - x0)
+            # fixed point like the frame's own remap below, so a pixel left wholly to the neck is
+            # the same as in a frame whose jaw does not move
+            f1, f2 = cv2.convertMaps(mx[y0 - hy0 + r0 : y0 - hy0 + r1, x0 - hx0 : x1 - hx0],
+                                     my[y0 - hy0 + r0 : y0 - hy0 + r1, x0 - hx0 : x1 - hx0], cv2.CV_16SC2)
+            cv2.remap(self._base, f1, f2, cv2.INTER_LINEAR, dst=own, borderMode=cv2.BORDER_REPLICATE)
         mx[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0] += dx[oy : oy + y1 - y0, ox : ox + x1 - x0]
         my[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0] += dy[oy : oy + y1 - y0, ox : ox + x1 - x0]
         # blinks
@@ -377,6 +427,9 @@ class PhotoAvatar(FaceAvatar):
         m1, m2 = sc.fixed(h, w)
         cv2.convertMaps(mx, my, cv2.CV_16SC2, dstmap1=m1, dstmap2=m2)  # fixed-point remap is faster
         cv2.remap(self._base, m1, m2, cv2.INTER_LINEAR, dst=out[hy0:hy1, hx0:hx1], borderMode=cv2.BORDER_REPLICATE)
+        if cut is not None:
+            r0, r1 = cut
+            _cut_blend(out[y0 + r0 : y0 + r1, x0:x1], own, keep[r0:r1])
         im.draw_inner_mouth(out, warp, self.palette, frame_index, self.bank)
 
 
@@ -459,11 +512,15 @@ class VideoAvatar(FaceAvatar):
                                                                   self.height)
         warp = fr.MouthWarp(g, fr.MouthPose.from_shape(g, mouth.open, mouth.spread, mouth.round, mouth.close))
         x0, y0, x1, y1 = g.box
-        dx, dy = mouth_displacement(g, warp, sc)
+        dx, dy, keep = mouth_displacement(g, warp, sc)
         mx, my = sc.maps(y1 - y0, x1 - x0)
         np.add(dx, np.arange(x0, x1, dtype=np.float32)[None, :], out=mx)
         np.add(dy, np.arange(y0, y1, dtype=np.float32)[:, None], out=my)
         cv2.remap(frame, mx, my, cv2.INTER_LINEAR, dst=out[y0:y1, x0:x1], borderMode=cv2.BORDER_REPLICATE)
+        cut = None if keep is None else _cut_rows(keep)
+        if cut is not None:  # where the chin is cut, the frame's own picture shows through
+            r0, r1 = cut
+            _cut_blend(out[y0 + r0 : y0 + r1, x0:x1], frame[y0 + r0 : y0 + r1, x0:x1], keep[r0:r1])
         im.draw_inner_mouth(out, warp, self.palette, frame_index, self.bank)
 
     def warm(self) -> None:
