@@ -355,4 +355,36 @@ def test_video_decoder_children_end_with_their_thread(video_dir):
     gc.collect()
     left = [c for c in me.children() if c.pid not in before and c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert not left, left
+    assert not [t.name for t in threading.enumerate() if t.name == "dhlive-avatar-read" and t.is_alive()]
     av.close()
+
+
+def test_a_loop_file_that_ends_early_is_one_error_and_leaves_nothing(video_dir, tmp_path):
+    """A loop file shorter than its manifest says: reading past its real end is one EngineError
+    line, and the decoder's reader thread and ffmpeg child are gone with it."""
+    import subprocess
+
+    import psutil
+
+    from dhlive_cli.errors import EngineError
+
+    d = tmp_path / "short"
+    shutil.copytree(video_dir, d)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(video_dir / "frames.mp4"), "-frames:v", "5", "-c", "copy",
+                    str(d / "frames.mp4")], check=True)
+    av = load_avatar(d, 320, 240, FPS)
+    assert av.count > 25
+    me = psutil.Process()
+    before = {c.pid for c in me.children()}
+    out = np.empty((240, 320, 3), np.uint8)
+    try:
+        av.render(out, 0, MouthShape(), fresh=True)  # the looping child and its reader start
+        assert [t for t in threading.enumerate() if t.name == "dhlive-avatar-read" and t.is_alive()]
+        with pytest.raises(EngineError, match="ended early") as e:
+            av.render(out, 20, MouthShape(), fresh=True)  # a seek past the file's real end
+        assert "\n" not in str(e.value)
+        assert not [t.name for t in threading.enumerate() if t.name == "dhlive-avatar-read" and t.is_alive()]
+        left = [c for c in me.children() if c.pid not in before and c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        assert not left, left
+    finally:
+        av.close()
