@@ -276,13 +276,13 @@ def test_chin_slides_over_the_neck_with_a_soft_edge(photo_dir):
     first showing the neck's own picture, the largest one-pixel step is in the median column at
     most 40 % of the change across the whole cut (the hard cut this replaced measured 1.7: all of
     the change and an overshoot in one step, a drawn line)."""
-    from dhlive_cli.avatar.photo import _Scratch, mouth_displacement
+    from dhlive_cli.avatar.warpmaps import WarpScratch, mouth_displacement
 
     av = load_avatar(photo_dir, 1280, 720, FPS)
     wide = MouthShape(open=1.0)
     out = _frame(av, 0, wide)
     warp = av.mouth_warp(av.frame_points(0), wide)
-    _, _, keep = mouth_displacement(warp.g, warp, _Scratch())
+    _, _, keep = mouth_displacement(warp.g, warp, WarpScratch())
     assert keep is not None  # the jaw opens beyond the photo's mouth: the chin moves down
     x0, y0, x1, y1 = warp.g.box
     grey = cv2.cvtColor(out[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).astype(np.float32)
