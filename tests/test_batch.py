@@ -271,9 +271,16 @@ def test_interrupted_local_run_resumes_with_only_the_missing_jobs(media, tmp_pat
         wait_for(lambda: len(results(out)) >= 2, 240, proc, "two finished jobs")
         # the driver's /metrics carries the job counts the progress bar shows
         rec = wait_for(lambda: read_discovery(proc.pid), 30, proc, "the metrics discovery file")
-        with urllib.request.urlopen(rec["metrics_url"], timeout=10) as r:
-            fams = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
-        jobs_by_state = {s.labels["state"]: s.value for s in fams["dhlive_batch_jobs"].samples}
+
+        def scrape():
+            with urllib.request.urlopen(rec["metrics_url"], timeout=30) as r:
+                fams = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+            by_state = {s.labels["state"]: s.value for s in fams["dhlive_batch_jobs"].samples}
+            return (fams, by_state) if by_state["ok"] >= 2 else None
+
+        # the driver writes a job's result line, then counts it: a scrape between the two is one
+        # behind the file, so wait for the count rather than read it once
+        fams, jobs_by_state = wait_for(scrape, 60, proc, "/metrics counting two finished jobs")
         assert jobs_by_state["total"] == 6 and jobs_by_state["ok"] >= 2 and jobs_by_state["failed"] == 0
         assert fams["dhlive_batch_jobs_per_minute"].samples[0].value > 0
         assert fams["dhlive_batch_workers"].samples[0].value == 1
