@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -57,6 +58,65 @@ class _Lines:
             if raw.strip():
                 self._on_line()
             yield raw
+
+
+_LEVEL_RE = re.compile(rb"^((?:\[[^\]]* @ 0x[0-9a-f]+\] )?)\[(panic|fatal|error|warning|info|verbose)\] ")
+_ERROR_LEVELS = (b"panic", b"fatal", b"error")
+
+
+class PublishLog:
+    """The stderr of an RTMP encoder run with `-loglevel level+verbose -nostats`, read line by
+    line: error lines go on (level tag removed) to StderrTail and the wedge watch as with
+    `-loglevel error`; the verbose/info lines only mark how far the publish got.
+
+    ffmpeg 5.1 opens an RTMP output in three steps, each visible at this level: the TCP
+    connection ("Successfully connected to HOST port N", verbose), the RTMP handshake and
+    `publish` command (silent unless the server answers an error status, e.g. nginx-rtmp's
+    "Server error: Already publishing"), then the muxer header ("Output #0, flv, to ...",
+    info) once the server accepted the stream. A server that refuses the publish without a
+    status -- nginx-rtmp when its on_publish callback answers 4xx closes the connection --
+    leaves ffmpeg's URL-open error ("URL: Input/output error") after a successful TCP connect
+    and before any header: that is told apart from a server that is down (no connect) or lost
+    mid-stream (after the header)."""
+
+    def __init__(self, stream, on_line, target: str):
+        self._stream, self._on_line = stream, on_line
+        self._open_error = target.encode() + b": "
+        self.tcp_connected = False
+        self.on_air = False  # the server accepted the publish: the stream is being muxed to it
+        self.server_error: str | None = None  # an RTMP error status ("Already publishing")
+        self.open_failed = False  # ffmpeg could not open the URL at all
+
+    def __iter__(self):
+        for raw in self._stream:
+            m = _LEVEL_RE.match(raw)
+            level = m.group(2) if m else b"error"  # an untagged line continues a message: keep it
+            body = raw[m.end():] if m else raw
+            if level in _ERROR_LEVELS:
+                if not self.on_air:
+                    if body.startswith(self._open_error):
+                        self.open_failed = True
+                    elif body.startswith(b"Server error: "):
+                        self.server_error = body[14:].decode("utf-8", "replace").strip()
+                if body.strip():
+                    self._on_line()
+                    yield (m.group(1) if m else b"") + body
+            elif not self.on_air:
+                if b"Successfully connected to" in body:
+                    self.tcp_connected = True
+                elif body.startswith(b"Output #0"):
+                    self.on_air = True
+
+    @property
+    def refused(self) -> str | None:
+        """Why the server refused the publish, or None when it did not (yet)."""
+        if self.on_air:
+            return None
+        if self.server_error:
+            return f"the server answered: {self.server_error}"
+        if self.tcp_connected and self.open_failed:
+            return "the server closed the connection on the publish request (stream key refused, e.g. by on_publish)"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +166,7 @@ def video_args(enc: EncoderOptions, fps: int) -> dict:
 
 def build_encode_command(target: str, fmt: str, width: int, height: int, fps: int, audio_fd: int,
                          enc: EncoderOptions, movflags: str | None, pix_fmt: str = "yuv420p",
-                         flush_s: float | None = None) -> list[str]:
+                         flush_s: float | None = None, log_level: str = "error") -> list[str]:
     """The ffmpeg argument list: raw `pix_fmt` frames (yuv420p or bgr24) on stdin, float32 PCM at
     16 kHz on `audio_fd`,
     H.264 + AAC into `target` as `fmt` (an ffmpeg muxer name: mp4, matroska, flv).
@@ -115,7 +175,10 @@ def build_encode_command(target: str, fmt: str, width: int, height: int, fps: in
     what is muxed to the file at least this often (seconds), so all but that much stays
     playable: mp4 in fragments of at most flush_s (movflags must ask for fragments), Matroska
     in clusters of at most flush_s, each packet written out at once. None: the muxer's own
-    buffering (a Matroska file stays empty for tens of seconds at low bit rates)."""
+    buffering (a Matroska file stays empty for tens of seconds at low bit rates).
+
+    log_level: ffmpeg's -loglevel; anything above "error" also turns the progress line off
+    (PublishLog reads an RTMP encoder's "level+verbose" log)."""
     import ffmpeg  # ffmpeg-python: only builds the argument list; we own the process
 
     video = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}",
@@ -140,7 +203,8 @@ def build_encode_command(target: str, fmt: str, width: int, height: int, fps: in
     stream = ffmpeg.output(video, audio, target, **out_kwargs)
     args = ffmpeg.compile(stream, cmd=ffmpeg_path(), overwrite_output=True)
     # -nostdin would close our video pipe; quiet logging keeps stderr small and useful
-    return [args[0], "-hide_banner", "-loglevel", "error"] + args[1:]
+    quiet = ["-hide_banner", "-loglevel", log_level] + ([] if log_level == "error" else ["-nostats"])
+    return [args[0], *quiet] + args[1:]
 
 
 def frame_bytes(width: int, height: int, pix_fmt: str) -> int:
@@ -216,6 +280,8 @@ class FfmpegSink:
         self._proc: subprocess.Popen | None = None
         self._audio_w: int | None = None
         self._stderr: StderrTail | None = None
+        # an RTMP publish is followed step by step (PublishLog) so a refused one can be named
+        self._publish_log: PublishLog | None = None
         self._blocked_since: float | None = None  # a write or close waiting on ffmpeg since then
         self._wedged = False  # killed by the watch: it reported an error and stopped reading
         self._watch: threading.Thread | None = None
@@ -234,8 +300,10 @@ class FfmpegSink:
         except OSError:  # pragma: no cover - not Linux, or over /proc/sys/fs/pipe-max-size
             pass
         dest = self.target if self.fd is None else f"/dev/fd/{self.fd}"
+        publish = self.fmt == "flv" and self.target.startswith(("rtmp://", "rtmps://"))
         cmd = build_encode_command(dest, self.fmt, self.width, self.height, self.fps, r, self.enc,
-                                   movflags=self.movflags, pix_fmt=self.pix_fmt, flush_s=self.flush_s)
+                                   movflags=self.movflags, pix_fmt=self.pix_fmt, flush_s=self.flush_s,
+                                   log_level="level+verbose" if publish else "error")
         log.debug("encoder: %s", redact_text(" ".join(cmd), self._secrets))
         try:
             self._proc = subprocess.Popen(
@@ -254,8 +322,28 @@ class FfmpegSink:
         proc = self._proc
         self._gone.clear()
         self._watch, self._wedged = None, False
-        self._stderr = StderrTail(_Lines(proc.stderr, lambda: self._on_error(proc)), "dhlive-encode-err")
+        if publish:
+            self._publish_log = PublishLog(proc.stderr, lambda: self._on_error(proc), self.target)
+            lines = self._publish_log
+        else:
+            self._publish_log, lines = None, _Lines(proc.stderr, lambda: self._on_error(proc))
+        self._stderr = StderrTail(lines, "dhlive-encode-err")
         return self
+
+    @property
+    def on_air(self) -> bool:
+        """An RTMP target accepted the publish (always True for other targets once open)."""
+        return self._proc is not None and (self._publish_log is None or self._publish_log.on_air)
+
+    @property
+    def publish_refused(self) -> str | None:
+        """After a failure: why the RTMP server refused the publish (key refused, already
+        publishing), or None when it failed for another reason (down, lost, encoder error)."""
+        if self._publish_log is None:
+            return None
+        if self._stderr is not None:
+            self._stderr.join(1.0)  # the child has exited: its last lines are read at once
+        return self._publish_log.refused
 
     def _on_error(self, proc: subprocess.Popen) -> None:
         if self._watch is None:

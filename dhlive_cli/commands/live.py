@@ -19,6 +19,8 @@ Examples:
 
   dhlive live --rtmp rtmp://127.0.0.1/live/key --input intro.wav --input news.mp3
 
+  dhlive live --rtmp rtmp://a.example/live/KEY1 --rtmp rtmp://b.example/app/KEY2 --input talk.wav
+
   my_tts | dhlive live --input - --rtmp rtmp://host/app/key
 
   dhlive live --input talk.flac --loop -o record.mp4 --duration 60 --quiet
@@ -52,7 +54,7 @@ Examples:
 
 
 def live(
-    rtmp: Annotated[Optional[str], typer.Option(help="Stream to this RTMP URL (flv, H.264 + AAC); reconnects with backoff. Shown everywhere as rtmp://host/app/****.")] = None,
+    rtmp: Annotated[Optional[list[str]], typer.Option(help="Stream to this RTMP URL (flv, H.264 + AAC); repeatable: each target has its own encoder and reconnects with backoff on its own. Shown everywhere as rtmp://host/app/****.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also record to this file (.mp4/.mkv).")] = None,
     input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Speech: a file (repeatable, played in order), - for raw s16le 16 kHz mono PCM on stdin, or mic[:DEVICE].")] = None,
     loop: Annotated[bool, typer.Option(help="Replay the input files forever.")] = False,
@@ -132,14 +134,16 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         preset_name = preset_name or top.get("preset")
         size = size or top.get("size")
     else:
-        if rtmp and not rtmp.startswith(("rtmp://", "rtmps://")):
+        rtmp = list(rtmp or ())
+        if any(not u.startswith(("rtmp://", "rtmps://")) for u in rtmp):
             raise InputError("--rtmp must start with rtmp:// or rtmps://")  # not echoed: it may hold a key
+        _distinct_targets(rtmp)
         mics = [i for i in inputs if i == "mic" or i.startswith("mic:")]
         if len(mics) > 1:
             raise InputError("--input mic can be given once")
         if inputs.count("-") > 1:
             raise InputError("--input - can be given once")
-        specs = [SessionSpec(name="main", avatar=avatar, rtmp=(rtmp,) if rtmp else (), output=output,
+        specs = [SessionSpec(name="main", avatar=avatar, rtmp=tuple(rtmp), output=output,
                              inputs=tuple(inputs), loop=loop, crossfade_ms=crossfade_ms,
                              hangover_ms=hangover_ms)] if (rtmp or output) else []
     preset = load_preset(preset_name or "default")
@@ -243,6 +247,31 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         err_console.print(
             f"stopped{'' if len(last) == 1 else ' ' + name}: {snap['frames']} frames ({snap['fps']:.2f} fps), "
             f"late {snap['late_frames']}, reconnects {sum(o['reconnects'] for o in snap['outputs'])}")
+    if duration is not None:
+        # a timed run is a job with a result: a target that refused the stream did not get it
+        refused = [o for snap in last.values() for o in snap["outputs"] if o.get("publish_refusals")]
+        if refused:
+            fail("; ".join(f"{o['target']}: publish refused {o['publish_refusals']} time(s)"
+                           f"{'' if o['refused'] else ', then accepted'} ({o['error']})" for o in refused), 1)
+
+
+def _distinct_targets(urls: list[str]) -> None:
+    """InputError when two --rtmp URLs name the same stream (compared as scheme, host, port,
+    path): the server would refuse the second as "already publishing"."""
+    from dhlive_cli.errors import InputError
+    from dhlive_cli.grants import rtmp_key
+    from dhlive_cli.redact import redact_url
+
+    seen = set()
+    for u in urls:
+        try:
+            key = rtmp_key(u)
+        except InputError:
+            raise InputError(f"--rtmp {redact_url(u)}: expected rtmp[s]://HOST[:PORT]/APP/KEY "
+                             "with a plain port number") from None
+        if key in seen:
+            raise InputError(f"--rtmp {redact_url(u)} is given twice")
+        seen.add(key)
 
 
 def _panel(s: dict):
@@ -257,7 +286,8 @@ def _panel(s: dict):
         for col in ("session", "state", "fps", "p50 / p99 ms", "late", "queued", "outputs"):
             t.add_column(col)
         for x in sessions:
-            outs = ", ".join(("ok" if o["connected"] else "DOWN") + f" r{o['reconnects']}" for o in x["outputs"])
+            outs = ", ".join(("ok" if o["connected"] else "REFUSED" if o.get("refused") else "DOWN")
+                             + f" r{o['reconnects']}" for o in x["outputs"])
             t.add_row(x["session"], x["state"], f"{x['fps']:.2f}", f"{x['frame_ms_p50']:.1f} / {x['frame_ms_p99']:.1f}",
                       str(x["late_frames"]), f"{x['queued_speech_s']:.1f} s", outs)
         return t
@@ -272,6 +302,7 @@ def _panel(s: dict):
     t.add_row("input -> frame latency", "-" if lat is None else f"{lat:.0f} ms (median of last {min(s['latency_samples'], 64)})")
     t.add_row("memory", f"{psutil.Process().memory_info().rss / 2**20:.0f} MB")
     for o in s["outputs"]:
-        t.add_row(o["target"], f"{'connected' if o['connected'] else 'DISCONNECTED'}, queue {o['queue_fill']}, "
+        state = "connected" if o["connected"] else "PUBLISH REFUSED" if o.get("refused") else "DISCONNECTED"
+        t.add_row(o["target"], f"{state}, queue {o['queue_fill']}, "
                                f"reconnects {o['reconnects']}, dropped {o['frames_dropped']}")
     return t

@@ -313,5 +313,6 @@ class LiveSession:
                 "viewers": self.preview.viewers, "preview_skipped_frames": self.preview.skipped_frames,
                 "outputs": [{"target": o.label, "connected": o.connected, "reconnects": o.reconnects,
                              "frames_written": o.frames_written, "frames_dropped": o.frames_dropped,
-                             "queue_fill": len(o.queue), "error": o.last_error} for o in self.outputs],
+                             "queue_fill": len(o.queue), "error": o.last_error,
+                             "publish_refusals": o.publish_refusals, "refused": o.refused} for o in self.outputs],
             }
