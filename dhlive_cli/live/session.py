@@ -14,6 +14,7 @@ from dhlive_cli.inference import InferencePool
 from dhlive_cli.live.options import LiveOptions
 from dhlive_cli.live.outputs import HoldRing, Output
 from dhlive_cli.live.preview import PreviewTap
+from dhlive_cli.live.playback import PlaybackWatch
 from dhlive_cli.live.speech import SpeechBuffer
 from dhlive_cli.mouth import REST_CLOSE
 from dhlive_cli.sinks import EncoderOptions
@@ -61,6 +62,7 @@ class LiveSession:
         self.opts = opts or LiveOptions()
         self.cancel = threading.Event()
         self.speech = SpeechBuffer(self.opts.max_queued_s)
+        self.playback = PlaybackWatch()  # which speech positions have gone out with their frames
         self.analyzer = MouthAnalyzer(pool, tb, max_push_frames=1)
         self.lag = -(-pool.ahead // tb.hops_per_frame)
         n_out = max(1, len(outputs))
@@ -84,6 +86,8 @@ class LiveSession:
         # ticks handed to the draw thread: mouth shape, frame index and utterance push time
         self._post_shape = np.zeros((self._ticks, 4), dtype=np.float32)
         self._post_push_ns = np.zeros(self._ticks, dtype=np.int64)
+        # speech read position after each tick's pull: played once that tick's frame goes out
+        self._tick_speech_end = np.zeros(self._ticks, dtype=np.int64)
         self._posted = 0  # frames posted (frame f is post number f)
         self._drawn = 0  # frames the draw thread has emitted
         self._post_cv = threading.Condition()
@@ -126,6 +130,7 @@ class LiveSession:
                 self.speech.utterance_start = None
         # audio of tick k enters the delay line; frame k - lag comes out with its mouth
         self._audio_ring[k % self._ticks] = tick
+        self._tick_speech_end[k % self._ticks] = self.speech.last_pull_end
         self.analyzer.push(tick, 1)
         return self.analyzer.collect(windows)
 
@@ -210,6 +215,7 @@ class LiveSession:
                         out.offer(slot, audio)
                     # viewers get the same picture, copied only when it is a new one
                     self.preview.offer(self.ring.frames[slot] if slot != prev_slot else None, f, audio)
+                    self.playback.advance(int(self._tick_speech_end[row]))
                     if slot != prev_slot:
                         if prev_slot >= 0:
                             self.ring.unhold(prev_slot)
