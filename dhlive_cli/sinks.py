@@ -131,6 +131,8 @@ class EncoderOptions:
     lookahead: x264 rc-lookahead in frames (None = the preset's/tune's own).
     input_queue: packets ffmpeg may buffer per input (raw frames are large: 64 at 720p is 88 MB
     of address space if the encoder stalls; live keeps it small).
+    maxrate, bufsize: a video bit-rate cap for ingest servers that require one, in ffmpeg's
+    notation ("2500k"): x264's VBV on top of CRF ("capped CRF"), NVENC's maxrate; None: no cap.
     """
 
     preset: str = "veryfast"
@@ -142,6 +144,8 @@ class EncoderOptions:
     tune: str | None = None
     lookahead: int | None = None
     input_queue: int = 64
+    maxrate: str | None = None
+    bufsize: str | None = None
 
 
 def video_args(enc: EncoderOptions, fps: int) -> dict:
@@ -152,7 +156,7 @@ def video_args(enc: EncoderOptions, fps: int) -> dict:
                 "cq": enc.crf, "b:v": 0, "g": g, "pix_fmt": "yuv420p"}
         if enc.tune == "zerolatency":
             args.update({"tune": "ll", "zerolatency": 1, "bf": 0, "rc-lookahead": 0})
-        return args
+        return _capped(args, enc)
     if enc.codec != "libx264":
         raise EngineError(f"unknown video codec {enc.codec!r}")
     args = {"vcodec": "libx264", "pix_fmt": "yuv420p", "preset": enc.preset, "crf": enc.crf, "g": g,
@@ -161,6 +165,13 @@ def video_args(enc: EncoderOptions, fps: int) -> dict:
         args["tune"] = enc.tune
     if enc.lookahead is not None:
         args["rc-lookahead"] = enc.lookahead
+    return _capped(args, enc)
+
+
+def _capped(args: dict, enc: EncoderOptions) -> dict:
+    if enc.maxrate:
+        args["maxrate"] = enc.maxrate
+        args["bufsize"] = enc.bufsize or enc.maxrate  # one second of the cap when not given
     return args
 
 

@@ -144,3 +144,36 @@ def test_a_key_already_publishing_is_a_refusal_named_by_the_server(tmp_path):
             other.wait()
     assert p.returncode == 1, err
     assert "Already publishing" in err.strip().splitlines()[-1] and "takenKEY7" not in err, err
+
+
+def _video_kbps(path) -> float:
+    import json
+    import subprocess
+
+    out = subprocess.run([FFPROBE, "-v", "error", "-select_streams", "v", "-show_entries", "packet=size,pts_time",
+                          "-of", "json", str(path)], capture_output=True, check=True).stdout
+    packets = json.loads(out)["packets"]
+    t = [float(p["pts_time"]) for p in packets]
+    return sum(int(p["size"]) for p in packets) * 8 / (max(t) - min(t) + 0.04) / 1000
+
+
+def test_maxrate_caps_the_rtmp_stream_and_not_the_recording(tmp_path):
+    import subprocess
+
+    from dhlive_cli.ffmpeg_bin import ffmpeg_path
+    from tests.test_live import wait_publishing
+
+    with RtmpServer(tmp_path / "srv") as srv:
+        p = start_live("--rtmp", srv.url(), "-o", str(tmp_path / "rec.mkv"), "--input", SAMPLE, "--loop",
+                       "--size", "640x360", "--maxrate", "30k")
+        try:
+            wait_publishing(p, 1.0)
+            subprocess.run([ffmpeg_path(), "-v", "error", "-rw_timeout", "10000000", "-i", srv.url(), "-t", "6",
+                            "-c", "copy", str(tmp_path / "cap.flv")], check=True, timeout=120)
+        finally:
+            _, err = stop(p)
+    assert p.returncode == 0, err
+    stream, recording = _video_kbps(tmp_path / "cap.flv"), _video_kbps(tmp_path / "rec.mkv")
+    print(f"--maxrate 30k: stream {stream:.1f} kbit/s, recording (not capped) {recording:.1f} kbit/s")
+    assert stream <= 30 * 1.2, stream  # x264's VBV keeps to the cap over its one-second buffer
+    assert recording >= 3 * 30, recording  # the same pictures at the preset's CRF: the cap did the work

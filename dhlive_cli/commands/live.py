@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import signal
 import sys
 import threading
@@ -20,6 +21,8 @@ Examples:
   dhlive live --rtmp rtmp://127.0.0.1/live/key --input intro.wav --input news.mp3
 
   dhlive live --rtmp rtmp://a.example/live/KEY1 --rtmp rtmp://b.example/app/KEY2 --input talk.wav
+
+  dhlive live --rtmp rtmp://host/app/key --maxrate 2500k --bufsize 5000k --input talk.wav
 
   my_tts | dhlive live --input - --rtmp rtmp://host/app/key
 
@@ -65,6 +68,8 @@ def live(
     device: Annotated[str, typer.Option(help="Inference and H.264 encoder device: auto (the GPU where it works), cpu or cuda.")] = "auto",
     crossfade_ms: Annotated[int, typer.Option(help="Idle <-> talking crossfade length.")] = 160,
     hangover_ms: Annotated[int, typer.Option(help="Pauses shorter than this do not flip to idle.")] = 400,
+    maxrate: Annotated[Optional[str], typer.Option(help="Cap each RTMP stream's video bit rate, e.g. 2500k (capped CRF, for ingest servers that require a maximum); recordings are not capped.")] = None,
+    bufsize: Annotated[Optional[str], typer.Option(help="Rate-control buffer for --maxrate, e.g. 5000k  [default: one second of --maxrate]")] = None,
     duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds, > 0 (default: run until Ctrl+C, SIGTERM or SIGHUP).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live panel (for services).")] = False,
     listen: Annotated[Optional[str], typer.Option(help="Serve the ingest API (speak, stream, interrupt, status, metrics, sessions) on HOST:PORT, e.g. 127.0.0.1:8765.")] = None,
@@ -97,12 +102,20 @@ def live(
         fail("--pixel-budget must be a number of megapixels per second above 0")
     if duration is not None and not (math.isfinite(duration) and duration > 0):
         fail("--duration must be a number of seconds above 0 (leave it out to run until stopped)")
+    for name, v in (("--maxrate", maxrate), ("--bufsize", bufsize)):
+        if v is not None and not _BITRATE_RE.fullmatch(v):
+            fail(f"{name} {v[:20]!r}: expected a bit rate such as 2500k, 2.5M or 800000 (bits per second)")
+    if bufsize and not maxrate:
+        fail("--bufsize is the buffer of --maxrate: give --maxrate too")
     with user_errors():
         grants = _grants(listen, output_dir, media_dir, allow_rtmp)
         _live(rtmp, output, input or [], loop, avatar, preset, size, device, crossfade_ms, hangover_ms, duration, quiet,
               listen, None, metrics, sessions, max_sessions, token_file=token_file, grants=grants,
-              allow_origin=allow_origin or [], pixel_budget=pixel_budget, max_viewers=max_viewers)
+              allow_origin=allow_origin or [], pixel_budget=pixel_budget, max_viewers=max_viewers,
+              maxrate=maxrate, bufsize=bufsize)
 
+
+_BITRATE_RE = re.compile(r"(?!0+(?:\.0*)?[kKmM]?$)\d{1,9}(?:\.\d{1,3})?[kKmM]?")
 
 live.__doc__ = (live.__doc__ or "") + "\n\n" + EXAMPLES
 
@@ -118,7 +131,7 @@ def _grants(listen, output_dir, media_dir, allow_rtmp):
 
 def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfade_ms, hangover_ms, duration, quiet,
           listen=None, token=None, metrics="127.0.0.1:0", sessions_file=None, max_sessions=16, *, token_file=None,
-          grants=None, allow_origin=(), pixel_budget=92.16, max_viewers=4):
+          grants=None, allow_origin=(), pixel_budget=92.16, max_viewers=4, maxrate=None, bufsize=None):
     from dataclasses import replace
 
     from dhlive_cli.errors import InputError
@@ -168,7 +181,8 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
                                                 intra_threads=preset.inference_threads))
     # several sessions from a file, or any number through the API: one x264 thread each
     many = sessions_file is not None and len(specs) > 1 or (listen is not None and sessions_file is None and not specs)
-    enc = live_encoder(preset, sessions=max_sessions if many else 1, codec=pick_video_codec(device))
+    enc = replace(live_encoder(preset, sessions=max_sessions if many else 1, codec=pick_video_codec(device)),
+                  maxrate=maxrate, bufsize=bufsize)
     studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)), stdin=sys.stdin.buffer,
                     grants=grants, pixel_budget=int(pixel_budget * 1e6), max_viewers=max_viewers)
     single = sessions_file is None and len(specs) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -69,7 +70,10 @@ class LiveSession:
         # every output may hold its whole queue, plus the frame on screen and the one being drawn
         self.ring = HoldRing(n_out * (self.opts.queue_frames + 1) + 3, avatar.height, avatar.width)
         # outputs: (target, format) or (target, format, open file descriptor of the recording)
-        self.outputs = [Output(o[0], o[1], avatar.width, avatar.height, tb.fps, enc, self.ring, self.opts,
+        # a bit-rate cap is for ingest servers: recordings stay at the preset's quality
+        file_enc = replace(enc, maxrate=None, bufsize=None)
+        self.outputs = [Output(o[0], o[1], avatar.width, avatar.height, tb.fps, enc if o[1] == "flv" else file_enc,
+                               self.ring, self.opts,
                                self.cancel, reconnect=(o[1] == "flv"), fd=o[2] if len(o) > 2 else None)
                         for o in outputs]
         # browser viewers read the frames drawn for the outputs from here (allocated on the first)
