@@ -177,3 +177,34 @@ def test_maxrate_caps_the_rtmp_stream_and_not_the_recording(tmp_path):
     print(f"--maxrate 30k: stream {stream:.1f} kbit/s, recording (not capped) {recording:.1f} kbit/s")
     assert stream <= 30 * 1.2, stream  # x264's VBV keeps to the cap over its one-second buffer
     assert recording >= 3 * 30, recording  # the same pictures at the preset's CRF: the cap did the work
+
+
+def test_srt_target_receives_h264_and_aac(tmp_path):
+    import json
+    import subprocess
+
+    from dhlive_cli.ffmpeg_bin import ffmpeg_path
+
+    port = rtmp_server.free_port()
+    got = tmp_path / "srt.ts"
+    # ffmpeg as the SRT listener (what an SRT ingest server is to dhlive, the caller)
+    listener = subprocess.Popen([ffmpeg_path(), "-v", "error", "-f", "mpegts", "-i",
+                                 f"srt://127.0.0.1:{port}?mode=listener", "-t", "3", "-c", "copy", str(got)],
+                                stdin=subprocess.DEVNULL)
+    try:
+        p = start_live("--srt", f"srt://127.0.0.1:{port}?streamid=srtSECRET5", "--input", SAMPLE, "--loop",
+                       "--duration", "8")
+        err = p.communicate(timeout=180)[1].decode()
+        listener.wait(60)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.wait()
+    assert p.returncode == 0, err
+    assert listener.returncode == 0
+    info = json.loads(subprocess.run([FFPROBE, "-v", "error", "-show_streams", "-of", "json", str(got)],
+                                     capture_output=True, check=True).stdout)
+    kinds = {s["codec_type"]: s for s in info["streams"]}
+    assert kinds["video"]["codec_name"] == "h264" and kinds["video"]["r_frame_rate"] == "25/1"
+    assert kinds["audio"]["codec_name"] == "aac"
+    assert "srtSECRET5" not in err, err  # the listener hung up after 3 s: the retries name it redacted

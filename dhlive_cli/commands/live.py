@@ -58,6 +58,7 @@ Examples:
 
 def live(
     rtmp: Annotated[Optional[list[str]], typer.Option(help="Stream to this RTMP URL (flv, H.264 + AAC); repeatable: each target has its own encoder and reconnects with backoff on its own. Shown everywhere as rtmp://host/app/****.")] = None,
+    srt: Annotated[Optional[list[str]], typer.Option(help="Stream to this SRT URL (MPEG-TS, H.264 + AAC; caller mode, e.g. srt://host:9000?streamid=KEY); repeatable, reconnects like --rtmp. The query is shown as ****.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also record to this file (.mp4/.mkv).")] = None,
     input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Speech: a file (repeatable, played in order), - for raw s16le 16 kHz mono PCM on stdin, or mic[:DEVICE].")] = None,
     loop: Annotated[bool, typer.Option(help="Replay the input files forever.")] = False,
@@ -85,12 +86,14 @@ def live(
     max_viewers: Annotated[int, typer.Option(help="Browser previews (WebRTC, the page at / of --listen) per session at once; 0 turns the preview off.")] = 4,
 ):
     """Stream the avatar live at a fixed frame rate: idle when silent, talking when fed speech."""
-    if sessions is not None and (rtmp or output or input or avatar or loop):
+    if sessions is not None and (rtmp or srt or output or input or avatar or loop):
         fail("--sessions FILE gives each session its avatar, inputs and outputs: "
-             "do not combine it with --rtmp, --output, --input, --avatar or --loop")
-    if sessions is None and not rtmp and not output and not (listen and not input):
-        fail("nothing to stream to: give --rtmp URL and/or --output FILE, --sessions FILE, "
+             "do not combine it with --rtmp, --srt, --output, --input, --avatar or --loop")
+    if sessions is None and not rtmp and not srt and not output and not (listen and not input):
+        fail("nothing to stream to: give --rtmp URL, --srt URL and/or --output FILE, --sessions FILE, "
              "or --listen HOST:PORT to create sessions through the API")
+    if any(not u.startswith("srt://") or len(set(srt)) < len(srt) for u in srt or ()):
+        fail("--srt must start with srt:// and name each target once")  # not echoed: it may hold a passphrase
     if not 1 <= max_sessions <= 256:
         fail("--max-sessions must be 1..256")
     if not 0 <= max_viewers <= 16:
@@ -112,7 +115,7 @@ def live(
         _live(rtmp, output, input or [], loop, avatar, preset, size, device, crossfade_ms, hangover_ms, duration, quiet,
               listen, None, metrics, sessions, max_sessions, token_file=token_file, grants=grants,
               allow_origin=allow_origin or [], pixel_budget=pixel_budget, max_viewers=max_viewers,
-              maxrate=maxrate, bufsize=bufsize)
+              maxrate=maxrate, bufsize=bufsize, srt=srt or [])
 
 
 _BITRATE_RE = re.compile(r"(?!0+(?:\.0*)?[kKmM]?$)\d{1,9}(?:\.\d{1,3})?[kKmM]?")
@@ -131,7 +134,7 @@ def _grants(listen, output_dir, media_dir, allow_rtmp):
 
 def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfade_ms, hangover_ms, duration, quiet,
           listen=None, token=None, metrics="127.0.0.1:0", sessions_file=None, max_sessions=16, *, token_file=None,
-          grants=None, allow_origin=(), pixel_budget=92.16, max_viewers=4, maxrate=None, bufsize=None):
+          grants=None, allow_origin=(), pixel_budget=92.16, max_viewers=4, maxrate=None, bufsize=None, srt=()):
     from dataclasses import replace
 
     from dhlive_cli.errors import InputError
@@ -156,9 +159,9 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
             raise InputError("--input mic can be given once")
         if inputs.count("-") > 1:
             raise InputError("--input - can be given once")
-        specs = [SessionSpec(name="main", avatar=avatar, rtmp=tuple(rtmp), output=output,
+        specs = [SessionSpec(name="main", avatar=avatar, rtmp=tuple(rtmp), srt=tuple(srt), output=output,
                              inputs=tuple(inputs), loop=loop, crossfade_ms=crossfade_ms,
-                             hangover_ms=hangover_ms)] if (rtmp or output) else []
+                             hangover_ms=hangover_ms)] if (rtmp or srt or output) else []
     preset = load_preset(preset_name or "default")
     if size:
         w, h = parse_size(size)

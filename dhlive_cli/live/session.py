@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from dhlive_cli.live.conductor import TickConductor
 
 
+STREAM_FORMATS = ("flv", "mpegts")  # RTMP and SRT outputs: capped, reconnected; the rest are recordings
+
+
 def _ease(x: float) -> float:
     x = 0.0 if x < 0 else 1.0 if x > 1 else x
     return x * x * (3 - 2 * x)
@@ -72,9 +75,9 @@ class LiveSession:
         # outputs: (target, format) or (target, format, open file descriptor of the recording)
         # a bit-rate cap is for ingest servers: recordings stay at the preset's quality
         file_enc = replace(enc, maxrate=None, bufsize=None)
-        self.outputs = [Output(o[0], o[1], avatar.width, avatar.height, tb.fps, enc if o[1] == "flv" else file_enc,
-                               self.ring, self.opts,
-                               self.cancel, reconnect=(o[1] == "flv"), fd=o[2] if len(o) > 2 else None)
+        self.outputs = [Output(o[0], o[1], avatar.width, avatar.height, tb.fps,
+                               enc if o[1] in STREAM_FORMATS else file_enc, self.ring, self.opts,
+                               self.cancel, reconnect=o[1] in STREAM_FORMATS, fd=o[2] if len(o) > 2 else None)
                         for o in outputs]
         # browser viewers read the frames drawn for the outputs from here (allocated on the first)
         self.preview = PreviewTap(avatar.height, avatar.width, tb.samples_per_frame, self.opts.max_viewers)
