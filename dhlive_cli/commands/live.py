@@ -24,6 +24,8 @@ Examples:
 
   dhlive live --rtmp rtmp://host/app/key --maxrate 2500k --bufsize 5000k --input talk.wav
 
+  dhlive live --srt 'srt://host:9000?streamid=KEY' --input talk.wav
+
   my_tts | dhlive live --input - --rtmp rtmp://host/app/key
 
   dhlive live --input talk.flac --loop -o record.mp4 --duration 60 --quiet
