@@ -218,7 +218,10 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes, We
         app = web.Application(middlewares=[self._errors_mw, self._browser_mw, self._auth_mw],
                               client_max_size=self.max_body_bytes)
         for method, path, handler in self.routes():
-            app.router.add_route(method, path, handler)
+            if method == "GET":
+                app.router.add_get(path, handler)  # HEAD too, as aiohttp does for GET
+            else:
+                app.router.add_route(method, path, handler)
         # a short shutdown timeout: stop() must return within its 2 s, stuck uploads or not
         # keepalive_timeout also bounds how long a connection may take to send its request line
         # and headers (aiohttp arms it when the connection opens): slow-header clients go
