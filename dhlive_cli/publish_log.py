@@ -19,13 +19,16 @@ class PublishLog:
     "Server error: Already publishing"), then the muxer header ("Output #0, flv, to ...",
     info) once the server accepted the stream. A server that refuses the publish without a
     status -- nginx-rtmp when its on_publish callback answers 4xx closes the connection --
-    leaves ffmpeg's URL-open error ("URL: Input/output error") after a successful TCP connect
+    leaves ffmpeg's URL-open error ("URL: Input/output error" in 5.1, "Error opening output URL:
+    Input/output error" in 7 and later) after a successful TCP connect
     and before any header: that is told apart from a server that is down (no connect) or lost
     mid-stream (after the header)."""
 
     def __init__(self, stream, on_line, target: str):
         self._stream, self._on_line = stream, on_line
-        self._open_error = target.encode() + b": "
+        t = target.encode()
+        # ffmpeg 5.1: "URL: Input/output error"; 7 and later: "Error opening output URL: ..."
+        self._open_errors = (t + b": ", b"Error opening output " + t + b": ", b"Error opening output file " + t)
         self.tcp_connected = False
         self.on_air = False  # the server accepted the publish: the stream is being muxed to it
         self.server_error: str | None = None  # an RTMP error status ("Already publishing")
@@ -38,7 +41,7 @@ class PublishLog:
             body = raw[m.end():] if m else raw
             if level in _ERROR_LEVELS:
                 if not self.on_air:
-                    if body.startswith(self._open_error):
+                    if body.startswith(self._open_errors):
                         self.open_failed = True
                     elif body.startswith(b"Server error: "):
                         self.server_error = body[14:].decode("utf-8", "replace").strip()

@@ -156,6 +156,8 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         if any(not u.startswith(("rtmp://", "rtmps://")) for u in rtmp):
             raise InputError("--rtmp must start with rtmp:// or rtmps://")  # not echoed: it may hold a key
         _distinct_targets(rtmp)
+        if srt:
+            _check_srt()
         mics = [i for i in inputs if i == "mic" or i.startswith("mic:")]
         if len(mics) > 1:
             raise InputError("--input mic can be given once")
@@ -272,6 +274,21 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         if refused:
             fail("; ".join(f"{o['target']}: publish refused {o['publish_refusals']} time(s)"
                            f"{'' if o['refused'] else ', then accepted'} ({o['error']})" for o in refused), 1)
+
+
+def _check_srt() -> None:
+    """DependencyError when the ffmpeg dhlive runs was built without the SRT protocol (libsrt):
+    every attempt would fail the same way, so say it once, before anything starts."""
+    import subprocess
+
+    from dhlive_cli.errors import DependencyError
+    from dhlive_cli.ffmpeg_bin import ffmpeg_path
+
+    ff = ffmpeg_path()
+    out = subprocess.run([ff, "-hide_banner", "-protocols"], capture_output=True, text=True, timeout=30).stdout
+    if "srt" not in out.split("Output:", 1)[-1].split():
+        raise DependencyError(f"--srt: {ff} has no SRT output (built without libsrt); install Debian's ffmpeg "
+                              "or set DHLIVE_FFMPEG to one that has it")
 
 
 def _distinct_targets(urls: list[str]) -> None:
