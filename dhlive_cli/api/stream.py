@@ -46,9 +46,12 @@ def _query_int(request: web.Request, key: str, default: int, lo: int, hi: int) -
 
 async def _send_events(ws: web.WebSocketResponse, events: asyncio.Queue) -> None:
     """The connection's event sender: one JSON text message per event, in order."""
-    while True:
-        event = await events.get()
-        await ws.send_str(json.dumps(event))
+    try:
+        while True:
+            event = await events.get()
+            await ws.send_str(json.dumps(event))
+    except ConnectionError:  # the client left: the handler's receive loop ends too
+        pass
 
 
 class WsClient:
