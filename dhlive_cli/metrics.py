@@ -362,13 +362,16 @@ class SnapshotCollector(Collector):
         con = GaugeMetricFamily("dhlive_output_connected", "1 while an output is connected", labels=["output"])
         wr = CounterMetricFamily("dhlive_output_frames_written", "Frames written to an output", labels=["output"])
         dr = CounterMetricFamily("dhlive_output_frames_dropped", "Frames an output dropped", labels=["output"])
+        ref = CounterMetricFamily("dhlive_output_publish_refused", "Publishes an RTMP server refused (stream key "
+                                  "refused, already publishing)", labels=["output"])
         for i, o in enumerate(outs):
             lab = [str(i)]
-            for fam, key in ((rec, "reconnects"), (con, "connected"), (wr, "frames_written"), (dr, "frames_dropped")):
+            for fam, key in ((rec, "reconnects"), (con, "connected"), (wr, "frames_written"), (dr, "frames_dropped"),
+                             (ref, "publish_refusals")):
                 v = _num(o.get(key))
                 if v is not None:
                     fam.add_metric(lab, v)
-        yield from (rec, con, wr, dr)
+        yield from (rec, con, wr, dr, ref)
 
 
 def _outputs_of(s: dict) -> list[dict]:

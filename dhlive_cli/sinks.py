@@ -26,6 +26,7 @@ import numpy as np
 
 from dhlive_cli.errors import EngineError, OutputError
 from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path
+from dhlive_cli.publish_log import PublishLog
 from dhlive_cli.redact import redact_text, redact_url, secrets_of
 from dhlive_cli.timebase import SAMPLE_RATE
 
@@ -71,6 +72,8 @@ class EncoderOptions:
     lookahead: x264 rc-lookahead in frames (None = the preset's/tune's own).
     input_queue: packets ffmpeg may buffer per input (raw frames are large: 64 at 720p is 88 MB
     of address space if the encoder stalls; live keeps it small).
+    maxrate, bufsize: a video bit-rate cap for ingest servers that require one, in ffmpeg's
+    notation ("2500k"): x264's VBV on top of CRF ("capped CRF"), NVENC's maxrate; None: no cap.
     """
 
     preset: str = "veryfast"
@@ -82,6 +85,8 @@ class EncoderOptions:
     tune: str | None = None
     lookahead: int | None = None
     input_queue: int = 64
+    maxrate: str | None = None
+    bufsize: str | None = None
 
 
 def video_args(enc: EncoderOptions, fps: int) -> dict:
@@ -92,7 +97,7 @@ def video_args(enc: EncoderOptions, fps: int) -> dict:
                 "cq": enc.crf, "b:v": 0, "g": g, "pix_fmt": "yuv420p"}
         if enc.tune == "zerolatency":
             args.update({"tune": "ll", "zerolatency": 1, "bf": 0, "rc-lookahead": 0})
-        return args
+        return _capped(args, enc)
     if enc.codec != "libx264":
         raise EngineError(f"unknown video codec {enc.codec!r}")
     args = {"vcodec": "libx264", "pix_fmt": "yuv420p", "preset": enc.preset, "crf": enc.crf, "g": g,
@@ -101,12 +106,19 @@ def video_args(enc: EncoderOptions, fps: int) -> dict:
         args["tune"] = enc.tune
     if enc.lookahead is not None:
         args["rc-lookahead"] = enc.lookahead
+    return _capped(args, enc)
+
+
+def _capped(args: dict, enc: EncoderOptions) -> dict:
+    if enc.maxrate:
+        args["maxrate"] = enc.maxrate
+        args["bufsize"] = enc.bufsize or enc.maxrate  # one second of the cap when not given
     return args
 
 
 def build_encode_command(target: str, fmt: str, width: int, height: int, fps: int, audio_fd: int,
                          enc: EncoderOptions, movflags: str | None, pix_fmt: str = "yuv420p",
-                         flush_s: float | None = None) -> list[str]:
+                         flush_s: float | None = None, log_level: str = "error") -> list[str]:
     """The ffmpeg argument list: raw `pix_fmt` frames (yuv420p or bgr24) on stdin, float32 PCM at
     16 kHz on `audio_fd`,
     H.264 + AAC into `target` as `fmt` (an ffmpeg muxer name: mp4, matroska, flv).
@@ -115,7 +127,10 @@ def build_encode_command(target: str, fmt: str, width: int, height: int, fps: in
     what is muxed to the file at least this often (seconds), so all but that much stays
     playable: mp4 in fragments of at most flush_s (movflags must ask for fragments), Matroska
     in clusters of at most flush_s, each packet written out at once. None: the muxer's own
-    buffering (a Matroska file stays empty for tens of seconds at low bit rates)."""
+    buffering (a Matroska file stays empty for tens of seconds at low bit rates).
+
+    log_level: ffmpeg's -loglevel; anything above "error" also turns the progress line off
+    (PublishLog reads an RTMP encoder's "level+verbose" log)."""
     import ffmpeg  # ffmpeg-python: only builds the argument list; we own the process
 
     video = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}",
@@ -140,7 +155,8 @@ def build_encode_command(target: str, fmt: str, width: int, height: int, fps: in
     stream = ffmpeg.output(video, audio, target, **out_kwargs)
     args = ffmpeg.compile(stream, cmd=ffmpeg_path(), overwrite_output=True)
     # -nostdin would close our video pipe; quiet logging keeps stderr small and useful
-    return [args[0], "-hide_banner", "-loglevel", "error"] + args[1:]
+    quiet = ["-hide_banner", "-loglevel", log_level] + ([] if log_level == "error" else ["-nostats"])
+    return [args[0], *quiet] + args[1:]
 
 
 def frame_bytes(width: int, height: int, pix_fmt: str) -> int:
@@ -216,6 +232,8 @@ class FfmpegSink:
         self._proc: subprocess.Popen | None = None
         self._audio_w: int | None = None
         self._stderr: StderrTail | None = None
+        # an RTMP publish is followed step by step (PublishLog) so a refused one can be named
+        self._publish_log: PublishLog | None = None
         self._blocked_since: float | None = None  # a write or close waiting on ffmpeg since then
         self._wedged = False  # killed by the watch: it reported an error and stopped reading
         self._watch: threading.Thread | None = None
@@ -234,8 +252,10 @@ class FfmpegSink:
         except OSError:  # pragma: no cover - not Linux, or over /proc/sys/fs/pipe-max-size
             pass
         dest = self.target if self.fd is None else f"/dev/fd/{self.fd}"
+        publish = self.fmt == "flv" and self.target.startswith(("rtmp://", "rtmps://"))
         cmd = build_encode_command(dest, self.fmt, self.width, self.height, self.fps, r, self.enc,
-                                   movflags=self.movflags, pix_fmt=self.pix_fmt, flush_s=self.flush_s)
+                                   movflags=self.movflags, pix_fmt=self.pix_fmt, flush_s=self.flush_s,
+                                   log_level="level+verbose" if publish else "error")
         log.debug("encoder: %s", redact_text(" ".join(cmd), self._secrets))
         try:
             self._proc = subprocess.Popen(
@@ -254,8 +274,28 @@ class FfmpegSink:
         proc = self._proc
         self._gone.clear()
         self._watch, self._wedged = None, False
-        self._stderr = StderrTail(_Lines(proc.stderr, lambda: self._on_error(proc)), "dhlive-encode-err")
+        if publish:
+            self._publish_log = PublishLog(proc.stderr, lambda: self._on_error(proc), self.target)
+            lines = self._publish_log
+        else:
+            self._publish_log, lines = None, _Lines(proc.stderr, lambda: self._on_error(proc))
+        self._stderr = StderrTail(lines, "dhlive-encode-err")
         return self
+
+    @property
+    def on_air(self) -> bool:
+        """An RTMP target accepted the publish (always True for other targets once open)."""
+        return self._proc is not None and (self._publish_log is None or self._publish_log.on_air)
+
+    @property
+    def publish_refused(self) -> str | None:
+        """After a failure: why the RTMP server refused the publish (key refused, already
+        publishing), or None when it failed for another reason (down, lost, encoder error)."""
+        if self._publish_log is None:
+            return None
+        if self._stderr is not None:
+            self._stderr.join(1.0)  # the child has exited: its last lines are read at once
+        return self._publish_log.refused
 
     def _on_error(self, proc: subprocess.Popen) -> None:
         if self._watch is None:

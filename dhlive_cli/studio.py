@@ -47,6 +47,7 @@ class SessionSpec:
     name: str
     avatar: Path | None = None  # None: the embedded drawn avatar
     rtmp: tuple[str, ...] = ()
+    srt: tuple[str, ...] = ()  # SRT targets (MPEG-TS): the command line's session only
     output: Path | None = None  # a recording (.mp4 / .mkv)
     inputs: tuple[str, ...] = ()  # files, "-" (stdin PCM) or "mic[:DEVICE]"
     loop: bool = False
@@ -379,7 +380,7 @@ class Studio:
                 p.created = spec.output
                 st = os.fstat(p.fd)
                 p.output_ids = [(outputs_ids[0][0], (st.st_dev, st.st_ino))]
-            outs = [(u, "flv") for u in spec.rtmp]
+            outs = [(u, "flv") for u in spec.rtmp] + [(u, "mpegts") for u in spec.srt]
             if spec.output is not None:
                 outs.append((str(spec.output), "matroska" if spec.output.suffix.lower() == ".mkv" else "mp4", p.fd))
             p.avatar = self.avatars.get(spec.avatar, w, h, self.preset.fps)

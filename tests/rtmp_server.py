@@ -24,7 +24,10 @@ def free_port() -> int:
 
 
 class RtmpServer:
-    def __init__(self, workdir: Path, port: int | None = None):
+    """nginx-rtmp on 127.0.0.1:port with one application `live`. on_publish: an HTTP URL nginx
+    asks before accepting a publish (a 2xx answer accepts it, anything else refuses it)."""
+
+    def __init__(self, workdir: Path, port: int | None = None, on_publish: str | None = None):
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -42,7 +45,7 @@ rtmp {{
     server {{
         listen 127.0.0.1:{self.port};
         chunk_size 4096;
-        application live {{ live on; record off; }}
+        application live {{ live on; record off; {f"on_publish {on_publish};" if on_publish else ""} }}
     }}
 }}
 """)

@@ -148,14 +148,25 @@ def test_speak_wav_queues_then_plays_in_real_time(make_session, serve):
 def test_raw_pcm_at_16k_and_other_rates(make_session, serve):
     s = make_session()
     srv = serve(s)
-    for ctype, data, seconds in [("audio/L16; rate=16000", pcm16(tone(1.0)), 1.0),
+    be = lambda x: (np.clip(x, -1, 1) * 32767).astype(">i2").tobytes()  # noqa: E731 - RFC 2586 byte order
+    for ctype, data, seconds in [("audio/L16; rate=16000", be(tone(1.0)), 1.0),
                                  ("audio/pcm", pcm16(tone(0.5)), 0.5),
-                                 ("audio/L16; rate=48000", pcm16(tone(1.0, 48000)), 1.0),
-                                 ("audio/L16; rate=8000; channels=2", pcm16(tone(0.5, 8000, 2).reshape(-1)), 0.5)]:
+                                 ("audio/L16; rate=48000", be(tone(1.0, 48000)), 1.0),
+                                 ("audio/L16; rate=8000; channels=2", be(tone(0.5, 8000, 2).reshape(-1)), 0.5),
+                                 ("audio/pcm; format=s16be", be(tone(0.5)), 0.5)]:
         code, _, text = run(request(srv, "POST", "/v1/speak", data, {"Content-Type": ctype}))
         assert code == 202, (ctype, text)
         assert json.loads(text)["utterance_s"] == pytest.approx(seconds, abs=0.002), ctype
-    assert s.speech.pushed_samples == pytest.approx(3.0 * SAMPLE_RATE, abs=4)
+    assert s.speech.pushed_samples == pytest.approx(3.5 * SAMPLE_RATE, abs=4)
+    # the samples arrive as sent: big-endian L16 and little-endian pcm of one tone are the same audio
+    s.interrupt()
+    x = tone(0.25)
+    for ctype, data in (("audio/L16", be(x)), ("audio/pcm", pcm16(x))):
+        before = s.speech._w
+        assert run(request(srv, "POST", "/v1/speak", data, {"Content-Type": ctype}))[0] == 202
+        got = s.speech._buf[before % s.speech.capacity:][: len(x)].copy()
+        assert np.abs(got - x).max() < 1e-3, ctype
+    assert_error(run(request(srv, "POST", "/v1/speak", pcm16(x), {"Content-Type": "audio/pcm; format=f32le"})), 415)
     assert_error(run(request(srv, "POST", "/v1/speak", b"\x00" * 7, {"Content-Type": "audio/L16; rate=16000"})), 400)
     assert_error(run(request(srv, "POST", "/v1/speak", b"\x00" * 8, {"Content-Type": "audio/L16; rate=abc"})), 400)
     assert_error(run(request(srv, "POST", "/v1/speak", b"", {"Content-Type": "audio/pcm"})), 400)
@@ -186,6 +197,8 @@ def test_websocket_chunks_make_it_talk_fast_and_interrupt(make_session, serve):
                 assert s.speech.queued() > 0
                 await ws.send_str(json.dumps({"type": "interrupt"}))
                 reply = await ws.receive_json(timeout=20)
+                while reply["type"].startswith("utterance_"):  # playback events come too (README)
+                    reply = await ws.receive_json(timeout=20)
                 assert reply["type"] == "interrupted" and reply["dropped_s"] > 0
                 assert s.speech.queued() == 0
 

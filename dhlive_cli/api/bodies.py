@@ -55,11 +55,24 @@ def _int_param(params: dict[str, str], key: str, default: int, lo: int, hi: int)
     return v
 
 
-def pcm_to_f32(body: bytes | bytearray, rate: int = SAMPLE_RATE, channels: int = 1) -> np.ndarray:
-    """s16le interleaved PCM at any rate -> 16 kHz mono float32."""
+def pcm_byte_order(mime: str, params: dict[str, str]) -> str:
+    """The numpy dtype of a PCM body's samples: `audio/L16` is big-endian (network byte order,
+    RFC 2586); `audio/pcm` is little-endian unless `format=s16be` (`format=s16le` is the
+    default). ApiError 415 for any other format."""
+    if mime == "audio/l16":
+        return ">i2"
+    fmt = params.get("format", "s16le").lower()
+    if fmt not in ("s16le", "s16be"):
+        raise ApiError(415, f"audio/pcm format={fmt[:20]!r}: expected s16le or s16be")
+    return "<i2" if fmt == "s16le" else ">i2"
+
+
+def pcm_to_f32(body: bytes | bytearray, rate: int = SAMPLE_RATE, channels: int = 1, dtype: str = "<i2") -> np.ndarray:
+    """16-bit interleaved PCM (dtype "<i2" little-endian or ">i2" big-endian) at any rate ->
+    16 kHz mono float32."""
     if len(body) % (2 * channels):
-        raise ApiError(400, f"PCM body of {len(body)} bytes is not whole s16le samples x {channels} channel(s)")
-    x = np.frombuffer(body, dtype="<i2")
+        raise ApiError(400, f"PCM body of {len(body)} bytes is not whole 16-bit samples x {channels} channel(s)")
+    x = np.frombuffer(body, dtype=dtype)
     if channels > 1:
         x = x.reshape(-1, channels).mean(axis=1, dtype=np.float32)
     else:

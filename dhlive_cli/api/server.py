@@ -115,7 +115,7 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes, We
         self._viewers: dict[str, Viewer] = {}  # WebRTC previews by id (API loop only)
         self.mic_samples = 0  # speech pushed from browser microphones (16 kHz samples)
         self.max_viewers_total = int(max_viewers_total)
-        self.public_paths = frozenset(PAGE_FILES)
+        self.public_paths = frozenset(PAGE_FILES) | {"/healthz"}  # a probe needs no secret either
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_evt: asyncio.Event | None = None
@@ -217,21 +217,11 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes, We
         loop.set_exception_handler(_quiet_hangups)
         app = web.Application(middlewares=[self._errors_mw, self._browser_mw, self._auth_mw],
                               client_max_size=self.max_body_bytes)
-        for prefix in ("/v1", "/v1/sessions/{name}"):
-            app.router.add_post(f"{prefix}/speak", self._speak)
-            app.router.add_get(f"{prefix}/stream", self._stream)
-            app.router.add_post(f"{prefix}/interrupt", self._interrupt)
-            app.router.add_get(f"{prefix}/status", self._status)
-        app.router.add_get("/v1/sessions", self._list_sessions)
-        app.router.add_post("/v1/sessions", self._create_session)
-        app.router.add_delete("/v1/sessions/{name}", self._delete_session)
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_post("/v1/webrtc", self._webrtc_offer)
-        app.router.add_post("/v1/sessions/{name}/webrtc", self._webrtc_offer)
-        app.router.add_delete("/v1/webrtc/{vid}", self._webrtc_delete)
-        app.router.add_delete("/v1/sessions/{name}/webrtc/{vid}", self._webrtc_delete)
-        for path in PAGE_FILES:
-            app.router.add_get(path, self._page)
+        for method, path, handler in self.routes():
+            if method == "GET":
+                app.router.add_get(path, handler)  # HEAD too, as aiohttp does for GET
+            else:
+                app.router.add_route(method, path, handler)
         # a short shutdown timeout: stop() must return within its 2 s, stuck uploads or not
         # keepalive_timeout also bounds how long a connection may take to send its request line
         # and headers (aiohttp arms it when the connection opens): slow-header clients go
@@ -273,6 +263,23 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes, We
             loop.call_soon_threadsafe(close)
         except RuntimeError:  # the loop is closed: nothing left to close
             pass
+
+    def routes(self) -> list[tuple[str, str, Callable]]:
+        """(method, path, handler) of every route; api/openapi.py describes each of them."""
+        out = []
+        for prefix in ("/v1", "/v1/sessions/{name}"):
+            out += [("POST", f"{prefix}/speak", self._speak), ("GET", f"{prefix}/stream", self._stream),
+                    ("POST", f"{prefix}/interrupt", self._interrupt), ("GET", f"{prefix}/status", self._status)]
+        return out + [
+            ("GET", "/v1/sessions", self._list_sessions), ("POST", "/v1/sessions", self._create_session),
+            ("GET", "/v1/sessions/{name}", self._status),  # where a 201's Location points
+            ("DELETE", "/v1/sessions/{name}", self._delete_session),
+            ("GET", "/metrics", self._metrics), ("GET", "/healthz", self._healthz),
+            ("GET", "/openapi.json", self._openapi),
+            ("POST", "/v1/webrtc", self._webrtc_offer), ("POST", "/v1/sessions/{name}/webrtc", self._webrtc_offer),
+            ("DELETE", "/v1/webrtc/{vid}", self._webrtc_delete),
+            ("DELETE", "/v1/sessions/{name}/webrtc/{vid}", self._webrtc_delete),
+            *(("GET", path, self._page) for path in PAGE_FILES)]
 
     # ------------------------------------------------------------------ helpers
     def _session(self, request: web.Request):

@@ -56,7 +56,20 @@ class SessionRoutes:
             status = 409 if "already" in str(e) else 400
             raise ApiError(status, str(e)) from None
         return web.json_response({"created": spec.name, "size": f"{session.avatar.width}x{session.avatar.height}",
-                                  "outputs": len(session.outputs)}, status=201)
+                                  "outputs": len(session.outputs)}, status=201,
+                                 headers={"Location": f"/v1/sessions/{spec.name}"})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        """Liveness for probes and load balancers: 200 while the API serves, 503 while it stops.
+        Says nothing else (no token needed, so nothing to reveal)."""
+        if self._closing.is_set():
+            return web.json_response({"status": "stopping"}, status=503)
+        return web.json_response({"status": "ok"})
+
+    async def _openapi(self, request: web.Request) -> web.Response:
+        from dhlive_cli.api.openapi import openapi_text
+
+        return web.Response(text=openapi_text(), content_type="application/json")
 
     async def _delete_session(self, request: web.Request) -> web.Response:
         studio = self._need_studio()
@@ -107,6 +120,9 @@ class SessionRoutes:
                 for n, s in snaps for o in s.get("outputs", [])])
         family("dhlive_output_connected", "gauge", "1 while the output's encoder is running.",
                [(f'{{session="{esc(n)}",target="{esc(o["target"])}"}}', 1.0 if o["connected"] else 0.0)
+                for n, s in snaps for o in s.get("outputs", [])])
+        family("dhlive_output_publish_refused_total", "counter", "Publishes an RTMP server refused.",
+               [(f'{{session="{esc(n)}",target="{esc(o["target"])}"}}', o.get("publish_refusals", 0))
                 for n, s in snaps for o in s.get("outputs", [])])
         family("dhlive_api_requests_total", "counter", "HTTP requests received by the ingest API.",
                [("", self.requests)])

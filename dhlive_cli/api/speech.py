@@ -8,7 +8,7 @@ import math
 import numpy as np
 from aiohttp import web
 
-from dhlive_cli.api.bodies import PCM_TYPES, _int_param, _parse_content_type, _unlink_quiet, pcm_to_f32
+from dhlive_cli.api.bodies import PCM_TYPES, _int_param, _parse_content_type, _unlink_quiet, pcm_byte_order, pcm_to_f32
 from dhlive_cli.api.guards import ApiError, require_json
 from dhlive_cli.errors import InputError
 from dhlive_cli.sources import SAFE_AUDIO_DEMUXERS, FileAudioSource
@@ -58,7 +58,7 @@ class SpeechRoutes:
             _unlink_quiet(path)
         return self._push(session, buf[:n])
 
-    def _pcm_push(self, body: "str | bytearray", rate: int, channels: int, session) -> int:
+    def _pcm_push(self, body: "str | bytearray", rate: int, channels: int, session, dtype: str = "<i2") -> int:
         """Worker thread: a PCM body (at most the speech buffer's worth), in memory or spooled -> push."""
         if isinstance(body, str):
             path = body
@@ -66,7 +66,7 @@ class SpeechRoutes:
                 body = np.fromfile(path, dtype=np.uint8)
             finally:
                 _unlink_quiet(path)
-        x = pcm_to_f32(body, rate, channels)
+        x = pcm_to_f32(body, rate, channels, dtype)
         del body
         if x.shape[0] > session.speech.capacity:
             raise ApiError(413, self._too_long(session))
@@ -81,16 +81,18 @@ class SpeechRoutes:
         if mime in PCM_TYPES:
             rate = _int_param(params, "rate", SAMPLE_RATE, 4000, 192000)
             channels = _int_param(params, "channels", 1, 1, 8)
+            dtype = pcm_byte_order(mime, params)
         elif not (mime.startswith("audio/") or mime == "application/octet-stream"):
             raise ApiError(415, f"unsupported content type {mime!r}: send audio/* or application/octet-stream "
-                                 "(an audio file), or audio/L16; rate=16000 (s16le PCM)")
+                                 "(an audio file), audio/L16; rate=16000 (big-endian PCM) or "
+                                 "audio/pcm; rate=16000 (little-endian PCM)")
         try:
             if mime in PCM_TYPES:
                 cap = session.speech.capacity
                 # a PCM body longer than the buffer is refused as it arrives, before it is all held
                 limit = min(self.max_body_bytes, (math.ceil(cap * rate / SAMPLE_RATE) + 1) * 2 * channels)
                 path = await self._spool(request, limit, self._too_long(session), small_in_memory=True)
-                job = (self._pcm_push, path, rate, channels, session)
+                job = (self._pcm_push, path, rate, channels, session, dtype)
             else:
                 path = await self._spool(request, self.max_body_bytes, "")
                 job = (self._decode_push, path, session)

@@ -1,4 +1,12 @@
-"""GET /v1/stream: a WebSocket of s16le PCM chunks into a session's speech buffer."""
+"""GET /v1/stream: a WebSocket of s16le PCM chunks into a session's speech buffer.
+
+Protocol (also in README and /openapi.json): `GET /v1/stream?rate=24000&channels=1` upgrades to
+a WebSocket. Binary messages: s16le interleaved PCM at `rate` Hz (8000..192000, default 16000)
+with `channels` channels (1..8, default 1), any length up to 256 KiB. Text messages, JSON:
+`{"type": "start", "id": "..."}` (optional: names the next utterance), `{"type": "end"}` (the
+utterance is complete), `{"type": "interrupt"}`. The server sends JSON text: events
+`utterance_started` / `utterance_finished` {id, duration_s[, interrupted]}, `interrupted`
+{dropped_s}, and `backpressure` / `error` notices."""
 
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from dhlive_cli.api.guards import ApiError
+from dhlive_cli.api.utterances import MAX_CHANNELS, MAX_RATE, MIN_RATE, WsSpeech
 from dhlive_cli.timebase import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -23,6 +32,26 @@ WS_IDLE_S = 30.0  # a client that sends no audio bytes this long is closed (empt
 WS_EVICT_IDLE_S = 2.0  # at a limit, a client idle this long gives its place to a new one
 WS_POLL_S = 0.5  # how often a quiet socket checks its session and its idle time
 NOTICE_INTERVAL_S = 1.0  # at most one backpressure notice per WebSocket client per second
+MAX_QUEUED_EVENTS = 64  # events waiting for a client that does not read: the oldest are dropped
+
+
+def _query_int(request: web.Request, key: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(key)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and lo <= int(raw) <= hi):
+        raise ApiError(400, f"query parameter {key}={raw[:20]!r}: expected an integer {lo}..{hi}")
+    return int(raw)
+
+
+async def _send_events(ws: web.WebSocketResponse, events: asyncio.Queue) -> None:
+    """The connection's event sender: one JSON text message per event, in order."""
+    try:
+        while True:
+            event = await events.get()
+            await ws.send_str(json.dumps(event))
+    except ConnectionError:  # the client left: the handler's receive loop ends too
+        pass
 
 
 class WsClient:
@@ -73,6 +102,8 @@ class StreamRoute:
         session = self._session(request)
         if session.cancel.is_set():
             raise ApiError(503, "session is not running")
+        rate = _query_int(request, "rate", SAMPLE_RATE, MIN_RATE, MAX_RATE)
+        channels = _query_int(request, "channels", 1, 1, MAX_CHANNELS)
         self._ws_make_room(session)
         # compress off: PCM does not deflate, and each deflate context costs memory per client.
         # writer_limit: what we send is tiny and rate-limited; a client that does not read stalls
@@ -88,6 +119,15 @@ class StreamRoute:
         cap = session.speech.capacity
         scratch = np.empty(min(cap, WS_MAX_MSG_BYTES // 2), dtype=np.float32)
         last_notice = -math.inf
+        events: asyncio.Queue = asyncio.Queue()
+
+        def emit(event: dict) -> None:  # loop thread
+            if events.qsize() >= MAX_QUEUED_EVENTS:
+                events.get_nowait()
+            events.put_nowait(event)
+
+        speech = WsSpeech(session, rate, channels, asyncio.get_running_loop(), emit)
+        sender = asyncio.create_task(_send_events(ws, events))
         try:
             while True:
                 try:
@@ -105,22 +145,26 @@ class StreamRoute:
                     continue
                 if msg.type == WSMsgType.BINARY:
                     data = msg.data
-                    if len(data) % 2:
-                        await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"odd byte count: not s16le PCM")
+                    if len(data) % (2 * channels):
+                        await ws.close(code=WSCloseCode.UNSUPPORTED_DATA,
+                                       message=b"byte count is not whole s16le PCM frames")
                         break
-                    n = len(data) // 2
-                    if n == 0:
+                    if not data:
                         continue  # empty frames are not speech: they keep no socket "active"
                     client.last_active = now  # idle means: no audio bytes for that long
-                    if n > scratch.shape[0]:
+                    f = speech.convert(data, scratch)
+                    n = f.shape[0]
+                    if n == 0:
+                        continue  # the resampler is still filling
+                    if n > cap:
                         self.ws_dropped_chunks += 1
                         await ws.send_str(json.dumps({"type": "error", "error":
                                                       f"chunk of {n} samples exceeds the speech buffer ({cap})"}))
                         continue
-                    f = scratch[:n]
-                    f[:] = np.frombuffer(data, dtype="<i2")
-                    f *= 1.0 / 32768
-                    if not session.speech.push(f):
+                    end = session.speech.push_end(f)
+                    if end is not None:
+                        speech.pushed(end, n)
+                    else:
                         self.ws_dropped_chunks += 1
                         if now - last_notice >= NOTICE_INTERVAL_S:
                             last_notice = now
@@ -137,7 +181,12 @@ class StreamRoute:
                     kind = obj.get("type") if isinstance(obj, dict) else None
                     if kind == "interrupt":
                         dropped = session.interrupt()
+                        speech.interrupted()
                         await ws.send_str(json.dumps({"type": "interrupted", "dropped_s": round(dropped / SAMPLE_RATE, 3)}))
+                    elif kind in ("start", "end"):
+                        why = speech.start(obj.get("id")) if kind == "start" else speech.end(session.speech.push_end)
+                        if why:
+                            await ws.send_str(json.dumps({"type": "error", "error": why}))
                     else:
                         await ws.send_str(json.dumps({"type": "error", "error": f"unknown message type {str(kind)[:40]!r}"}))
                 else:  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp has already closed on oversize messages)
@@ -145,6 +194,8 @@ class StreamRoute:
         except ConnectionError:  # the client went away while we were sending to it
             log.debug("API WebSocket client gone")
         finally:
+            sender.cancel()
+            speech.close()
             self.ws_clients -= 1
             self._ws.pop(task, None)
         return ws

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import signal
 import sys
 import threading
@@ -18,6 +19,12 @@ EXAMPLES = """
 Examples:
 
   dhlive live --rtmp rtmp://127.0.0.1/live/key --input intro.wav --input news.mp3
+
+  dhlive live --rtmp rtmp://a.example/live/KEY1 --rtmp rtmp://b.example/app/KEY2 --input talk.wav
+
+  dhlive live --rtmp rtmp://host/app/key --maxrate 2500k --bufsize 5000k --input talk.wav
+
+  dhlive live --srt 'srt://host:9000?streamid=KEY' --input talk.wav
 
   my_tts | dhlive live --input - --rtmp rtmp://host/app/key
 
@@ -52,7 +59,8 @@ Examples:
 
 
 def live(
-    rtmp: Annotated[Optional[str], typer.Option(help="Stream to this RTMP URL (flv, H.264 + AAC); reconnects with backoff. Shown everywhere as rtmp://host/app/****.")] = None,
+    rtmp: Annotated[Optional[list[str]], typer.Option(help="Stream to this RTMP URL (flv, H.264 + AAC); repeatable: each target has its own encoder and reconnects with backoff on its own. Shown everywhere as rtmp://host/app/****.")] = None,
+    srt: Annotated[Optional[list[str]], typer.Option(help="Stream to this SRT URL (MPEG-TS, H.264 + AAC; caller mode, e.g. srt://host:9000?streamid=KEY); repeatable, reconnects like --rtmp. The query is shown as ****.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also record to this file (.mp4/.mkv).")] = None,
     input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Speech: a file (repeatable, played in order), - for raw s16le 16 kHz mono PCM on stdin, or mic[:DEVICE].")] = None,
     loop: Annotated[bool, typer.Option(help="Replay the input files forever.")] = False,
@@ -63,6 +71,8 @@ def live(
     device: Annotated[str, typer.Option(help="Inference and H.264 encoder device: auto (the GPU where it works), cpu or cuda.")] = "auto",
     crossfade_ms: Annotated[int, typer.Option(help="Idle <-> talking crossfade length.")] = 160,
     hangover_ms: Annotated[int, typer.Option(help="Pauses shorter than this do not flip to idle.")] = 400,
+    maxrate: Annotated[Optional[str], typer.Option(help="Cap each RTMP stream's video bit rate, e.g. 2500k (capped CRF, for ingest servers that require a maximum); recordings are not capped.")] = None,
+    bufsize: Annotated[Optional[str], typer.Option(help="Rate-control buffer for --maxrate, e.g. 5000k  [default: one second of --maxrate]")] = None,
     duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds, > 0 (default: run until Ctrl+C, SIGTERM or SIGHUP).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live panel (for services).")] = False,
     listen: Annotated[Optional[str], typer.Option(help="Serve the ingest API (speak, stream, interrupt, status, metrics, sessions) on HOST:PORT, e.g. 127.0.0.1:8765.")] = None,
@@ -78,12 +88,14 @@ def live(
     max_viewers: Annotated[int, typer.Option(help="Browser previews (WebRTC, the page at / of --listen) per session at once; 0 turns the preview off.")] = 4,
 ):
     """Stream the avatar live at a fixed frame rate: idle when silent, talking when fed speech."""
-    if sessions is not None and (rtmp or output or input or avatar or loop):
+    if sessions is not None and (rtmp or srt or output or input or avatar or loop):
         fail("--sessions FILE gives each session its avatar, inputs and outputs: "
-             "do not combine it with --rtmp, --output, --input, --avatar or --loop")
-    if sessions is None and not rtmp and not output and not (listen and not input):
-        fail("nothing to stream to: give --rtmp URL and/or --output FILE, --sessions FILE, "
+             "do not combine it with --rtmp, --srt, --output, --input, --avatar or --loop")
+    if sessions is None and not rtmp and not srt and not output and not (listen and not input):
+        fail("nothing to stream to: give --rtmp URL, --srt URL and/or --output FILE, --sessions FILE, "
              "or --listen HOST:PORT to create sessions through the API")
+    if any(not u.startswith("srt://") or len(set(srt)) < len(srt) for u in srt or ()):
+        fail("--srt must start with srt:// and name each target once")  # not echoed: it may hold a passphrase
     if not 1 <= max_sessions <= 256:
         fail("--max-sessions must be 1..256")
     if not 0 <= max_viewers <= 16:
@@ -95,12 +107,20 @@ def live(
         fail("--pixel-budget must be a number of megapixels per second above 0")
     if duration is not None and not (math.isfinite(duration) and duration > 0):
         fail("--duration must be a number of seconds above 0 (leave it out to run until stopped)")
+    for name, v in (("--maxrate", maxrate), ("--bufsize", bufsize)):
+        if v is not None and not _BITRATE_RE.fullmatch(v):
+            fail(f"{name} {v[:20]!r}: expected a bit rate such as 2500k, 2.5M or 800000 (bits per second)")
+    if bufsize and not maxrate:
+        fail("--bufsize is the buffer of --maxrate: give --maxrate too")
     with user_errors():
         grants = _grants(listen, output_dir, media_dir, allow_rtmp)
         _live(rtmp, output, input or [], loop, avatar, preset, size, device, crossfade_ms, hangover_ms, duration, quiet,
               listen, None, metrics, sessions, max_sessions, token_file=token_file, grants=grants,
-              allow_origin=allow_origin or [], pixel_budget=pixel_budget, max_viewers=max_viewers)
+              allow_origin=allow_origin or [], pixel_budget=pixel_budget, max_viewers=max_viewers,
+              maxrate=maxrate, bufsize=bufsize, srt=srt or [])
 
+
+_BITRATE_RE = re.compile(r"(?!0+(?:\.0*)?[kKmM]?$)\d{1,9}(?:\.\d{1,3})?[kKmM]?")
 
 live.__doc__ = (live.__doc__ or "") + "\n\n" + EXAMPLES
 
@@ -116,7 +136,7 @@ def _grants(listen, output_dir, media_dir, allow_rtmp):
 
 def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfade_ms, hangover_ms, duration, quiet,
           listen=None, token=None, metrics="127.0.0.1:0", sessions_file=None, max_sessions=16, *, token_file=None,
-          grants=None, allow_origin=(), pixel_budget=92.16, max_viewers=4):
+          grants=None, allow_origin=(), pixel_budget=92.16, max_viewers=4, maxrate=None, bufsize=None, srt=()):
     from dataclasses import replace
 
     from dhlive_cli.errors import InputError
@@ -132,16 +152,20 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         preset_name = preset_name or top.get("preset")
         size = size or top.get("size")
     else:
-        if rtmp and not rtmp.startswith(("rtmp://", "rtmps://")):
+        rtmp = list(rtmp or ())
+        if any(not u.startswith(("rtmp://", "rtmps://")) for u in rtmp):
             raise InputError("--rtmp must start with rtmp:// or rtmps://")  # not echoed: it may hold a key
+        _distinct_targets(rtmp)
+        if srt:
+            _check_srt()
         mics = [i for i in inputs if i == "mic" or i.startswith("mic:")]
         if len(mics) > 1:
             raise InputError("--input mic can be given once")
         if inputs.count("-") > 1:
             raise InputError("--input - can be given once")
-        specs = [SessionSpec(name="main", avatar=avatar, rtmp=(rtmp,) if rtmp else (), output=output,
+        specs = [SessionSpec(name="main", avatar=avatar, rtmp=tuple(rtmp), srt=tuple(srt), output=output,
                              inputs=tuple(inputs), loop=loop, crossfade_ms=crossfade_ms,
-                             hangover_ms=hangover_ms)] if (rtmp or output) else []
+                             hangover_ms=hangover_ms)] if (rtmp or srt or output) else []
     preset = load_preset(preset_name or "default")
     if size:
         w, h = parse_size(size)
@@ -164,7 +188,8 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
                                                 intra_threads=preset.inference_threads))
     # several sessions from a file, or any number through the API: one x264 thread each
     many = sessions_file is not None and len(specs) > 1 or (listen is not None and sessions_file is None and not specs)
-    enc = live_encoder(preset, sessions=max_sessions if many else 1, codec=pick_video_codec(device))
+    enc = replace(live_encoder(preset, sessions=max_sessions if many else 1, codec=pick_video_codec(device)),
+                  maxrate=maxrate, bufsize=bufsize)
     studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)), stdin=sys.stdin.buffer,
                     grants=grants, pixel_budget=int(pixel_budget * 1e6), max_viewers=max_viewers)
     single = sessions_file is None and len(specs) == 1
@@ -243,6 +268,46 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         err_console.print(
             f"stopped{'' if len(last) == 1 else ' ' + name}: {snap['frames']} frames ({snap['fps']:.2f} fps), "
             f"late {snap['late_frames']}, reconnects {sum(o['reconnects'] for o in snap['outputs'])}")
+    if duration is not None:
+        # a timed run is a job with a result: a target that refused the stream did not get it
+        refused = [o for snap in last.values() for o in snap["outputs"] if o.get("publish_refusals")]
+        if refused:
+            fail("; ".join(f"{o['target']}: publish refused {o['publish_refusals']} time(s)"
+                           f"{'' if o['refused'] else ', then accepted'} ({o['error']})" for o in refused), 1)
+
+
+def _check_srt() -> None:
+    """DependencyError when the ffmpeg dhlive runs was built without the SRT protocol (libsrt):
+    every attempt would fail the same way, so say it once, before anything starts."""
+    import subprocess
+
+    from dhlive_cli.errors import DependencyError
+    from dhlive_cli.ffmpeg_bin import ffmpeg_path
+
+    ff = ffmpeg_path()
+    out = subprocess.run([ff, "-hide_banner", "-protocols"], capture_output=True, text=True, timeout=30).stdout
+    if "srt" not in out.split("Output:", 1)[-1].split():
+        raise DependencyError(f"--srt: {ff} has no SRT output (built without libsrt); install Debian's ffmpeg "
+                              "or set DHLIVE_FFMPEG to one that has it")
+
+
+def _distinct_targets(urls: list[str]) -> None:
+    """InputError when two --rtmp URLs name the same stream (compared as scheme, host, port,
+    path): the server would refuse the second as "already publishing"."""
+    from dhlive_cli.errors import InputError
+    from dhlive_cli.grants import rtmp_key
+    from dhlive_cli.redact import redact_url
+
+    seen = set()
+    for u in urls:
+        try:
+            key = rtmp_key(u)
+        except InputError:
+            raise InputError(f"--rtmp {redact_url(u)}: expected rtmp[s]://HOST[:PORT]/APP/KEY "
+                             "with a plain port number") from None
+        if key in seen:
+            raise InputError(f"--rtmp {redact_url(u)} is given twice")
+        seen.add(key)
 
 
 def _panel(s: dict):
@@ -257,7 +322,8 @@ def _panel(s: dict):
         for col in ("session", "state", "fps", "p50 / p99 ms", "late", "queued", "outputs"):
             t.add_column(col)
         for x in sessions:
-            outs = ", ".join(("ok" if o["connected"] else "DOWN") + f" r{o['reconnects']}" for o in x["outputs"])
+            outs = ", ".join(("ok" if o["connected"] else "REFUSED" if o.get("refused") else "DOWN")
+                             + f" r{o['reconnects']}" for o in x["outputs"])
             t.add_row(x["session"], x["state"], f"{x['fps']:.2f}", f"{x['frame_ms_p50']:.1f} / {x['frame_ms_p99']:.1f}",
                       str(x["late_frames"]), f"{x['queued_speech_s']:.1f} s", outs)
         return t
@@ -272,6 +338,7 @@ def _panel(s: dict):
     t.add_row("input -> frame latency", "-" if lat is None else f"{lat:.0f} ms (median of last {min(s['latency_samples'], 64)})")
     t.add_row("memory", f"{psutil.Process().memory_info().rss / 2**20:.0f} MB")
     for o in s["outputs"]:
-        t.add_row(o["target"], f"{'connected' if o['connected'] else 'DISCONNECTED'}, queue {o['queue_fill']}, "
+        state = "connected" if o["connected"] else "PUBLISH REFUSED" if o.get("refused") else "DISCONNECTED"
+        t.add_row(o["target"], f"{state}, queue {o['queue_fill']}, "
                                f"reconnects {o['reconnects']}, dropped {o['frames_dropped']}")
     return t

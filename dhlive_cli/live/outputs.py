@@ -87,6 +87,10 @@ class Output:
         self.frames_written = 0
         self.frames_dropped = 0
         self.last_error: str | None = None
+        # RTMP: publishes the server refused (a wrong or already-used stream key, an on_publish
+        # check answering 403), and whether the latest attempt was one of them
+        self.publish_refusals = 0
+        self.refused = False
         self.failed = False
         self._closing = threading.Event()
         self._audio = np.zeros(SAMPLE_RATE // fps, dtype=np.float32)
@@ -118,7 +122,8 @@ class Output:
             if self.sink is None and not self._closing.is_set():
                 if time.monotonic() >= retry_at:
                     if self._open():
-                        self.connected = True
+                        # an RTMP output is connected once the server accepted the publish
+                        self.connected = self.sink.on_air
                         since_open = 0
                     else:
                         retry_at = time.monotonic() + backoff
@@ -140,6 +145,8 @@ class Output:
                     self.frames_dropped += 1  # disconnected: the stream's clock does not wait
                     continue
                 self.sink.write(self.ring.frames[slot], audio)
+                if not self.connected and self.sink.on_air:
+                    self.connected, self.refused = True, False
                 self.frames_written += 1
                 since_open += 1
                 if since_open == 250:  # 10 s up again: the next loss starts from the short wait
@@ -147,8 +154,20 @@ class Output:
             except DhliveError as e:
                 self.last_error = redact_text(str(e), self._secrets)
                 self.connected = False
+                refused = self.sink.publish_refused
                 self.sink.abort()
                 self.sink = None
+                if refused is not None:
+                    self.last_error = refused
+                    self.publish_refusals += 1
+                    self.reconnects += 1
+                    if not self.refused:  # one line per run of refusals, not one per retry
+                        log.warning("output %s: publish refused: %s; retrying every %.0f-%.0f s", self.label,
+                                    refused, backoff, self.opts.reconnect_max_s)
+                    self.refused = True
+                    retry_at = time.monotonic() + backoff
+                    backoff = min(backoff * 2, self.opts.reconnect_max_s)
+                    continue
                 if not self.reconnect:
                     self.failed = True  # the studio stops the session and says why, once
                     log.debug("output %s failed: %s", self.label, self.last_error)

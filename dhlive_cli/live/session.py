@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,6 +15,7 @@ from dhlive_cli.inference import InferencePool
 from dhlive_cli.live.options import LiveOptions
 from dhlive_cli.live.outputs import HoldRing, Output
 from dhlive_cli.live.preview import PreviewTap
+from dhlive_cli.live.playback import PlaybackWatch
 from dhlive_cli.live.speech import SpeechBuffer
 from dhlive_cli.mouth import REST_CLOSE
 from dhlive_cli.sinks import EncoderOptions
@@ -21,6 +23,9 @@ from dhlive_cli.timebase import SAMPLE_RATE, Timebase
 
 if TYPE_CHECKING:
     from dhlive_cli.live.conductor import TickConductor
+
+
+STREAM_FORMATS = ("flv", "mpegts")  # RTMP and SRT outputs: capped, reconnected; the rest are recordings
 
 
 def _ease(x: float) -> float:
@@ -61,14 +66,18 @@ class LiveSession:
         self.opts = opts or LiveOptions()
         self.cancel = threading.Event()
         self.speech = SpeechBuffer(self.opts.max_queued_s)
+        self.playback = PlaybackWatch()  # which speech positions have gone out with their frames
         self.analyzer = MouthAnalyzer(pool, tb, max_push_frames=1)
         self.lag = -(-pool.ahead // tb.hops_per_frame)
         n_out = max(1, len(outputs))
         # every output may hold its whole queue, plus the frame on screen and the one being drawn
         self.ring = HoldRing(n_out * (self.opts.queue_frames + 1) + 3, avatar.height, avatar.width)
         # outputs: (target, format) or (target, format, open file descriptor of the recording)
-        self.outputs = [Output(o[0], o[1], avatar.width, avatar.height, tb.fps, enc, self.ring, self.opts,
-                               self.cancel, reconnect=(o[1] == "flv"), fd=o[2] if len(o) > 2 else None)
+        # a bit-rate cap is for ingest servers: recordings stay at the preset's quality
+        file_enc = replace(enc, maxrate=None, bufsize=None)
+        self.outputs = [Output(o[0], o[1], avatar.width, avatar.height, tb.fps,
+                               enc if o[1] in STREAM_FORMATS else file_enc, self.ring, self.opts,
+                               self.cancel, reconnect=o[1] in STREAM_FORMATS, fd=o[2] if len(o) > 2 else None)
                         for o in outputs]
         # browser viewers read the frames drawn for the outputs from here (allocated on the first)
         self.preview = PreviewTap(avatar.height, avatar.width, tb.samples_per_frame, self.opts.max_viewers)
@@ -84,6 +93,8 @@ class LiveSession:
         # ticks handed to the draw thread: mouth shape, frame index and utterance push time
         self._post_shape = np.zeros((self._ticks, 4), dtype=np.float32)
         self._post_push_ns = np.zeros(self._ticks, dtype=np.int64)
+        # speech read position after each tick's pull: played once that tick's frame goes out
+        self._tick_speech_end = np.zeros(self._ticks, dtype=np.int64)
         self._posted = 0  # frames posted (frame f is post number f)
         self._drawn = 0  # frames the draw thread has emitted
         self._post_cv = threading.Condition()
@@ -126,6 +137,7 @@ class LiveSession:
                 self.speech.utterance_start = None
         # audio of tick k enters the delay line; frame k - lag comes out with its mouth
         self._audio_ring[k % self._ticks] = tick
+        self._tick_speech_end[k % self._ticks] = self.speech.last_pull_end
         self.analyzer.push(tick, 1)
         return self.analyzer.collect(windows)
 
@@ -210,6 +222,7 @@ class LiveSession:
                         out.offer(slot, audio)
                     # viewers get the same picture, copied only when it is a new one
                     self.preview.offer(self.ring.frames[slot] if slot != prev_slot else None, f, audio)
+                    self.playback.advance(int(self._tick_speech_end[row]))
                     if slot != prev_slot:
                         if prev_slot >= 0:
                             self.ring.unhold(prev_slot)
@@ -313,5 +326,6 @@ class LiveSession:
                 "viewers": self.preview.viewers, "preview_skipped_frames": self.preview.skipped_frames,
                 "outputs": [{"target": o.label, "connected": o.connected, "reconnects": o.reconnects,
                              "frames_written": o.frames_written, "frames_dropped": o.frames_dropped,
-                             "queue_fill": len(o.queue), "error": o.last_error} for o in self.outputs],
+                             "queue_fill": len(o.queue), "error": o.last_error,
+                             "publish_refusals": o.publish_refusals, "refused": o.refused} for o in self.outputs],
             }

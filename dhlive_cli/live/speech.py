@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 import numpy as np
 
@@ -11,7 +12,13 @@ from dhlive_cli.timebase import SAMPLE_RATE
 
 
 class SpeechBuffer:
-    """Queued speech, at most max_seconds: a preallocated ring. push() never grows memory."""
+    """Queued speech, at most max_seconds: a preallocated ring. push() never grows memory.
+
+    Positions are absolute sample indices (16 kHz) since the buffer was made: sample i of the
+    stream of pushed speech is pulled once, at read position i, or dropped by clear()/trim_to()
+    (the last DROP_HISTORY such ranges are kept, so a listener can tell played from dropped)."""
+
+    DROP_HISTORY = 64
 
     def __init__(self, max_seconds: float):
         self._buf = np.zeros(int(max_seconds * SAMPLE_RATE), dtype=np.float32)
@@ -24,6 +31,8 @@ class SpeechBuffer:
         # (sample index, monotonic ns) of the first push into an empty buffer: an utterance
         # start, from which the clock measures input -> first talking frame latency
         self.utterance_start: tuple[int, int] | None = None
+        self.last_pull_end = 0  # read position after the latest pull (the puller's own thread reads it)
+        self._dropped: deque[tuple[int, int]] = deque(maxlen=self.DROP_HISTORY)  # [from, to) ranges
 
     @property
     def capacity(self) -> int:
@@ -38,6 +47,11 @@ class SpeechBuffer:
 
     def push(self, samples: np.ndarray, block: bool = False, cancel: threading.Event | None = None) -> bool:
         """Append samples. Non-blocking: False (and nothing written) when they do not fit."""
+        return self.push_end(samples, block, cancel) is not None
+
+    def push_end(self, samples: np.ndarray, block: bool = False, cancel: threading.Event | None = None) -> int | None:
+        """push(), returning the absolute position just after the samples written (they hold
+        positions [end - len(samples), end)), or None when nothing was written."""
         n = samples.shape[0]
         if n > self.capacity:
             raise ValueError(f"{n} samples exceed the speech buffer ({self.capacity})")
@@ -45,9 +59,9 @@ class SpeechBuffer:
             while self.capacity - (self._w - self._r) < n:
                 if not block:
                     self.rejected += 1
-                    return False
+                    return None
                 if cancel is not None and cancel.is_set():
-                    return False
+                    return None
                 self._space.wait(0.1)
             cap = self.capacity
             if self._w == self._r and self.utterance_start is None:
@@ -59,7 +73,7 @@ class SpeechBuffer:
                 self._buf[: n - first] = samples[first:]
             self._w += n
             self.pushed_samples += n
-        return True
+            return self._w
 
     @property
     def read_pos(self) -> int:
@@ -77,10 +91,17 @@ class SpeechBuffer:
             if first < n:
                 out[first:n] = self._buf[: n - first]
             self._r += n
+            self.last_pull_end = self._r
             if n:
                 self._space.notify_all()
         out[n:] = 0.0
         return n
+
+    def dropped(self, pos: int) -> bool:
+        """True when the sample at absolute position `pos` was dropped (clear, trim) rather than
+        pulled -- as far as the last DROP_HISTORY drops tell."""
+        with self._lock:
+            return any(a <= pos < b for a, b in self._dropped)
 
     def trim_to(self, keep: int) -> int:
         """Drop the oldest queued samples beyond `keep` (a live mic must not build up latency)."""
@@ -88,6 +109,7 @@ class SpeechBuffer:
             excess = (self._w - self._r) - keep
             if excess <= 0:
                 return 0
+            self._dropped.append((self._r, self._r + excess))
             self._r += excess
             self._space.notify_all()
             return excess
@@ -96,6 +118,8 @@ class SpeechBuffer:
         """Interrupt: drop everything queued; returns the samples dropped."""
         with self._lock:
             n = self._w - self._r
+            if n:
+                self._dropped.append((self._r, self._w))
             self._r = self._w
             self._space.notify_all()
             return n
