@@ -690,20 +690,17 @@ def test_rtmp_server_down_at_start_then_killed_midstream_leaves_nothing(tmp_path
         return True
 
     try:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 2.5:  # down at start: attempts at ~0 s, 1 s
-            note()
-            time.sleep(0.05)
+        # down at start: wait until two attempts were seen (they come ~1 s apart; a busy machine
+        # starts dhlive later, so count attempts instead of sleeping a fixed time)
+        c.wait_for(lambda: note() and len(seen) >= 2, 10, "two failed publish attempts")
         assert c.alive()
         rss0 = c.rss()
         srv.start()
         c.wait_for(lambda: note() and (e := _rtmp_encoder(c)) and time.time() - e.create_time() > 1.0
                    and _publishing(srv), 15, "publishing")
+        before_kill = len(seen)
         srv.kill()  # mid-stream
-        t1 = time.monotonic()
-        while time.monotonic() - t1 < 2.0:
-            note()
-            time.sleep(0.05)
+        c.wait_for(lambda: note() and len(seen) > before_kill, 10, "a new publish attempt after the kill")
         assert c.alive(), "dhlive must not exit when the server goes away"
         rss1 = c.rss()
         r = _stop_live(c)
