@@ -173,7 +173,8 @@ def mouth_box(avatar) -> tuple[tuple[int, int, int, int], float]:
 
 
 def pcm_b64(x: np.ndarray) -> str:
-    return base64.b64encode((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()).decode()
+    """Samples as audio/L16: 16-bit signed, big-endian (RFC 2586), base64 for the page to POST."""
+    return base64.b64encode((np.clip(x, -1, 1) * 32767).astype(">i2").tobytes()).decode()
 
 
 def wav_b64(x: np.ndarray) -> str:
