@@ -88,11 +88,8 @@ def mouth_track(n: int) -> np.ndarray:
     from dhlive_cli.analysis import MouthAnalyzer
     from dhlive_cli.inference import InferencePool
     from dhlive_cli.sources import FileAudioSource
-    from dhlive_cli.timebase import Timebase
-
-    tb = Timebase(25)
     pool = InferencePool(None)
-    an = MouthAnalyzer(pool, tb, max_push_frames=25)
+    an = MouthAnalyzer(pool, max_push_frames=25)
     src = FileAudioSource(SAMPLE)
     src.open()
     buf = np.zeros(25 * 640, np.float32)

@@ -1,8 +1,10 @@
 """Audio -> mouth track for one session: log-mel, model windows, inference, smoothing.
 
-The one analysis path shared by render, lipsync and live. push() takes whole frames of audio;
-take() returns the smoothed mouth of every frame whose look-ahead has arrived, in order. All
-buffers are sized once from the largest push.
+The one analysis path shared by render, lipsync and live. It runs at the model's own rate
+whatever the video's: a frame here is a model frame (MODEL_FRAME = 640 samples at 16 kHz,
+40 ms). push() takes whole model frames of audio; take() returns the smoothed mouth of every
+model frame whose look-ahead has arrived, in order (mouth_rate resamples it to the video fps).
+All buffers are sized once from the largest push.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import numpy as np
 from dhlive_cli.features import LogMelStream, WindowAssembler
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.mouth import MouthTrack, MouthTrackOptions, frame_rms
-from dhlive_cli.timebase import Timebase
+from dhlive_cli.timebase import MODEL_FRAME, MODEL_HOPS
 
 
 class MouthAnalyzer:
-    def __init__(self, pool: InferencePool, tb: Timebase, max_push_frames: int,
-                 track: MouthTrackOptions | None = None):
-        self.pool, self.tb = pool, tb
-        hpf = tb.hops_per_frame
+    """pool: the shared model; max_push_frames: the most model frames one push() carries."""
+
+    def __init__(self, pool: InferencePool, max_push_frames: int, track: MouthTrackOptions | None = None):
+        self.pool = pool
+        hpf = MODEL_HOPS
         self.max_push_frames = max_push_frames
         self._mel = LogMelStream(max_hops=max_push_frames * hpf)
         self._mel_out = np.zeros((max_push_frames * hpf, self._mel.n_mels), dtype=np.float32)
@@ -42,8 +45,9 @@ class MouthAnalyzer:
         self.frames_pushed = self.frames_done = 0
 
     def push(self, audio: np.ndarray, n_frames: int) -> None:
-        """audio holds n_frames whole frames (the caller pads the last partial one with zeros)."""
-        spf = self.tb.samples_per_frame
+        """audio (float32, 16 kHz mono) holds n_frames whole model frames of 640 samples (the
+        caller pads the last partial one with zeros)."""
+        spf = MODEL_FRAME
         if n_frames > self.max_push_frames:
             raise ValueError(f"push of {n_frames} frames, at most {self.max_push_frames}")
         if self._rms_n + n_frames > self._rms.shape[0]:

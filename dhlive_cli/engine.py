@@ -1,9 +1,14 @@
 """The engine: one render session = analysis -> compose -> encode threads over bounded queues.
 
-    source --(audio blocks)--> analyse: log-mel -> windows -> InferencePool -> MouthTrack
+    source --(16 kHz mono)--> analyse: log-mel -> windows -> InferencePool -> MouthTrack (25 Hz)
+           --(program audio: the input's rate/channels)--> -> MouthResampler (video fps)
            --blocks queue--> compose: avatar.render into a BGR canvas, its changed regions
                              converted to I420 into FrameRing slots (compositor.Composer)
-           --frames queue--> encode: sink.write(I420 frame, that frame's audio)
+           --frames queue--> encode: sink.write(I420 frame, that frame's program audio)
+
+The clock is the program audio's sample count: video frame k carries its samples
+[floor(k * rate / fps), floor((k + 1) * rate / fps)) (timebase), the video has
+ceil(samples * fps / rate) frames, and its last frame is the only one with less sound.
 
 Shared between sessions (passed in, never global): the InferencePool and the AvatarCache.
 Owned by a session: its clock (the sample count), mouth track, blocks, frame ring, sink.
@@ -14,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,12 +31,14 @@ from dhlive_cli.analysis import MouthAnalyzer
 from dhlive_cli.compositor import Composer, FrameRing
 from dhlive_cli.errors import Cancelled, EngineError, InputError, OutputError
 from dhlive_cli.inference import InferencePool
+from dhlive_cli.mouth_rate import MouthResampler
+from dhlive_cli.outpaths import check_not_input, check_output_path, is_special_file, sibling_name
 from dhlive_cli.presets import Preset
 from dhlive_cli.queues import BoundedQueue
 from dhlive_cli.queues import Cancelled as QueueCancelled
 from dhlive_cli.sinks import EncoderOptions, FfmpegSink, NullSink
 from dhlive_cli.sources import FileAudioSource
-from dhlive_cli.timebase import Timebase
+from dhlive_cli.timebase import MODEL_FPS, MODEL_FRAME, SAMPLE_RATE, Timebase
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +50,21 @@ class State(Enum):
     STOPPED = "stopped"
 
 
-class AudioBlock:
-    """block_frames frames of audio and their mouth track; recycled through a pool."""
+class FrameBlock:
+    """Up to block_frames video frames: their mouth rows and program audio; recycled through a pool.
 
-    __slots__ = ("audio", "mouth", "first_frame", "n_frames", "n_samples", "eos")
+    Frame i of the block (video frame first_frame + i) has mouth[i] (open, spread, round, close)
+    and the interleaved float32 samples audio[offsets[i]:offsets[i + 1]] (values, i.e. frames of
+    sound x channels)."""
 
-    def __init__(self, block_frames: int, samples_per_frame: int):
-        self.audio = np.zeros(block_frames * samples_per_frame, dtype=np.float32)
+    __slots__ = ("audio", "mouth", "offsets", "first_frame", "n_frames", "eos")
+
+    def __init__(self, block_frames: int, max_values_per_frame: int):
+        self.audio = np.zeros(block_frames * max_values_per_frame, dtype=np.float32)
         self.mouth = np.zeros((block_frames, 4), dtype=np.float32)
+        self.offsets = np.zeros(block_frames + 1, dtype=np.int64)
         self.first_frame = 0
         self.n_frames = 0
-        self.n_samples = 0
         self.eos = False
 
 
@@ -103,6 +113,8 @@ class RenderResult:
     width: int
     height: int
     fps: int
+    audio_rate: int = SAMPLE_RATE  # the output's audio track (program audio): Hz and channels
+    audio_channels: int = 1
     peak_children_rss_mb: float = 0.0  # the ffmpeg children (encoder, decoder) together, at their peak
     cpu_s: float = 0.0  # CPU seconds (user + system) of this process and its children during run()
 
@@ -135,69 +147,6 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def _stat(path: Path) -> os.stat_result | None:
-    try:
-        return path.stat()
-    except FileNotFoundError:
-        return None
-    except OSError as e:  # a name too long, a path through a file
-        raise OutputError(f"{path}: {e.strerror or e}") from e
-
-
-def is_special_file(path: str | os.PathLike) -> bool:
-    """An existing output that is not a regular file (/dev/null, /dev/full, a FIFO): it is
-    written in place. Writing beside it and renaming over it would replace the device node."""
-    st = _stat(Path(path))
-    return st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
-
-
-def sibling_name(out: Path, tag: str, suffix: str = "") -> Path:
-    """.NAME.TAG[SUFFIX] beside out, NAME shortened so the whole stays within NAME_MAX (255 bytes)."""
-    name = out.name
-    while len(f".{name}.{tag}{suffix}".encode()) > 255:
-        name = name[:-1]
-    return out.with_name(f".{name}.{tag}{suffix}")
-
-
-def check_output_path(output: str | os.PathLike) -> Path:
-    out = Path(output)
-    st = _stat(out)
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        raise OutputError(f"{out}: is a directory; give a file name such as {out / 'out.mp4'}")
-    if len(out.name.encode()) > 255:
-        raise OutputError(f"{out}: file name too long")
-    if st is not None and not stat.S_ISREG(st.st_mode):  # a device or FIFO: written in place
-        if not os.access(out, os.W_OK):
-            raise OutputError(f"{out}: not writable")
-        return out
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"{out}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{out}: directory {parent} is not writable")
-    if st is not None and not os.access(out, os.W_OK):
-        raise OutputError(f"{out}: file exists and is not writable")
-    # os.access says yes to root everywhere; only creating a file proves the place is writable
-    probe = sibling_name(out, "dhlive-probe")
-    try:
-        with open(probe, "wb"):
-            pass
-        probe.unlink()
-    except OSError as e:
-        raise OutputError(f"{out}: cannot write in {parent}: {e.strerror or e}") from e
-    return out
-
-
-def check_not_input(output: Path, input_path: str | os.PathLike) -> None:
-    """Writing the output over the input would destroy the user's speech file."""
-    try:
-        same = os.path.samefile(output, input_path)
-    except OSError:  # one of them does not exist (yet)
-        return
-    if same:
-        raise OutputError(f"{output}: is the input file; give a different output name")
-
-
 class RenderSession:
     """Renders one audio file with one avatar to one output (or the null sink when output is None)."""
 
@@ -209,8 +158,11 @@ class RenderSession:
                  stream_format: str = "mkv", encoder: EncoderOptions | None = None):
         """input_path: an audio file, or "-" for any container ffmpeg reads on stdin. output: an
         .mp4/.mkv path, "-" for stdout (stream_format "mkv", or "mp4" written as fragmented mp4),
-        or None for the null sink. encoder: the video/audio encoder settings (default: from the
-        preset, x264). Raises InputError/OutputError before anything is written."""
+        or None for the null sink. fps: 1..60 (default: the preset's). encoder: the video/audio
+        encoder settings (default: from the preset, x264). The output's sound is the input's own
+        rate and channels (see program_audio); a sink without set_audio() (NullSink, tests' own)
+        gets the 16 kHz mono analysis stream. Raises InputError/OutputError (ValueError for an
+        fps outside 1..60) before anything is written."""
         self.state = State.NULL
         self.tb = Timebase(fps or preset.fps)
         self.preset = preset
@@ -223,30 +175,34 @@ class RenderSession:
         self.output = check_output_path(output) if output is not None and not self.to_stdout else None
         if self.output is not None:
             check_not_input(self.output, input_path)
-        self.source = FileAudioSource(input_path)  # probes: bad input fails here, before any output
+        bf = preset.block_frames
+        # program audio waits in the source's ring for its frames' mouth: one read block plus
+        # the model's look-ahead, and slack for the decoder's two outputs to be out of step
+        own_audio = sink is None or hasattr(sink, "set_audio")
+        self.source = FileAudioSource(input_path, program="source" if own_audio else "same",
+                                      program_buffer_s=bf / MODEL_FPS + 2.0)  # probes: bad input fails here
         est = self.source.info.estimated_samples
-        self.stats = Stats(frames_total=-(-est // self.tb.samples_per_frame) if est else None)
+        self.stats = Stats(frames_total=self.tb.frames_for_samples(est) if est else None)
         self.cancel = threading.Event()
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
         self._done = threading.Event()
         self._stop_lock = threading.Lock()
 
-        bf = preset.block_frames
-        spf = self.tb.samples_per_frame
-        # the queue + one being read + those held for look-ahead + one each in compose and encode
-        held_max = 1 + -(-pool.ahead // (self.tb.hops_per_frame * bf))
-        n_blocks = preset.queue_blocks + 3 + held_max
-        self._block_pool: BoundedQueue[AudioBlock] = BoundedQueue("block-pool", n_blocks, "block", self.cancel)
-        for _ in range(n_blocks):
-            self._block_pool.put(AudioBlock(bf, spf))
-        self._blocks: BoundedQueue[AudioBlock] = BoundedQueue("analysis->compose", preset.queue_blocks, "block", self.cancel)
+        # the queue + one being filled + one each in compose and encode (allocated in run(), once
+        # the program audio's rate and channels are known)
+        self._n_blocks = preset.queue_blocks + 3
+        self._block_pool: BoundedQueue[FrameBlock] = BoundedQueue("block-pool", self._n_blocks, "block", self.cancel)
+        self._blocks: BoundedQueue[FrameBlock] = BoundedQueue("analysis->compose", preset.queue_blocks, "block", self.cancel)
         self._frames: BoundedQueue[tuple] = BoundedQueue("compose->encode", preset.queue_frames, "block", self.cancel)
         if preset.frame_ring < preset.queue_frames + 2:
             raise InputError("preset: engine.frame_ring must exceed engine.queue_frames + 2")
         self.ring = FrameRing(preset.frame_ring, self.height, self.width, self.cancel)
-        self._analyzer = MouthAnalyzer(pool, self.tb, max_push_frames=bf)
-        self._mouth = np.zeros((bf + 1 + -(-pool.ahead // self.tb.hops_per_frame), 4), dtype=np.float32)
+        self._analyzer = MouthAnalyzer(pool, max_push_frames=bf)
+        self._model_rows = np.zeros((bf + 2 + -(-pool.ahead // 4), 4), dtype=np.float32)
+        self._resampler = MouthResampler(self.tb.fps, max_push_rows=self._model_rows.shape[0])
+        self._read_buf = np.zeros(bf * MODEL_FRAME, dtype=np.float32)
+        self.audio_rate, self.audio_channels = SAMPLE_RATE, 1  # the program audio's, once open
         self._tmp_path: Path | None = None
         if sink is not None:  # tests and benchmarks bring their own
             self.sink = sink
@@ -277,49 +233,74 @@ class RenderSession:
 
     # ------------------------------------------------------------------ threads
     def _analyse(self) -> None:
-        spf = self.tb.samples_per_frame
-        analyzer = self._analyzer
-        held: list[AudioBlock] = []  # blocks waiting for the mouth of their last frames
-        frame0 = 0
-        eos = False
-        while not eos:
-            block = self._block_pool.get()
-            n = self.source.read_into(block.audio)
-            frames = -(-n // spf)
-            block.audio[n : frames * spf] = 0.0  # pad the last partial frame with silence
-            block.first_frame, block.n_frames, block.n_samples, block.eos = frame0, frames, n, False
-            frame0 += frames
-            if frames:
-                analyzer.push(block.audio, frames)
-                held.append(block)
-            else:
-                self._block_pool.put(block)
-            if n < block.audio.shape[0]:
-                eos = True
-                analyzer.finish()
-            while (k := analyzer.take(self._mouth)) > 0:
-                self._distribute(held, analyzer.frames_done - k, k)
-                with self.stats._lock:
-                    self.stats.inference_calls += 1
-            # a block is complete when every frame of it has its mouth
-            while held and analyzer.frames_done >= held[0].first_frame + held[0].n_frames:
-                self._blocks.put(held.pop(0))
-        assert not held, "all frames inferred at end of stream"
-        if frame0 == 0:
-            raise InputError(f"{self.source.path}: contains no audio samples")
-        with self.stats._lock:
-            self.stats.frames_total = frame0
+        """Read 16 kHz blocks, infer the 25 Hz mouth, resample it to the video rate and pack
+        video frames (mouth + their program audio) into blocks for compose."""
+        analyzer, resampler, src = self._analyzer, self._resampler, self.source
+        prog = src.program
+        tb, rate, ch = self.tb, self.audio_rate, self.audio_channels
+        buf = self._read_buf
+        taken = 0  # program frames (samples per channel) moved into blocks
+        n_total: int | None = None  # video frames, once the program audio has ended
+        analysing = True
+        block: FrameBlock | None = None
+        while True:
+            if analysing:
+                n = src.read_into(buf)
+                frames = -(-n // MODEL_FRAME)
+                buf[n : frames * MODEL_FRAME] = 0.0  # pad the last partial model frame with silence
+                if frames:
+                    analyzer.push(buf, frames)
+                if n < buf.shape[0]:
+                    analysing = False
+                    analyzer.finish()
+                while (k := analyzer.take(self._model_rows)) > 0:
+                    resampler.push(self._model_rows[:k])
+                    with self.stats._lock:
+                        self.stats.inference_calls += 1
+            if not analysing and n_total is None:
+                src.pump_program()  # the decoder's other output may still be ahead of us
+                if prog.eof:
+                    if analyzer.frames_done == 0 or taken + prog.frames() == 0:
+                        raise InputError(f"{src.path}: contains no audio samples")
+                    n_total = tb.frames_for_samples(taken + prog.frames(), rate)
+                    resampler.finish(n_total)
+                    with self.stats._lock:
+                        self.stats.frames_total = n_total
+            # frames whose program audio is all here (the last one: whatever is left)
+            have = taken + prog.frames()
+            k0 = resampler.frames_done
+            can = (n_total - k0) if n_total is not None else max(0, have * tb.fps // rate - k0)
+            while can > 0:
+                if block is None:
+                    block = self._block_pool.get()
+                    block.first_frame, block.n_frames, block.eos = k0, 0, False
+                    block.offsets[0] = 0
+                room = block.mouth.shape[0] - block.n_frames
+                got = resampler.take(block.mouth[block.n_frames :], limit=min(can, room))
+                if got == 0:
+                    break
+                for i in range(block.n_frames, block.n_frames + got):
+                    k = block.first_frame + i
+                    end = tb.frame_start(k + 1, rate)
+                    if n_total is not None and k == n_total - 1:
+                        end = taken + prog.frames()  # the last frame takes the rest, often less
+                    o = int(block.offsets[i])
+                    m = prog.read(block.audio[o:], end - taken)
+                    taken += m
+                    block.offsets[i + 1] = o + m * ch
+                block.n_frames += got
+                can -= got
+                k0 += got
+                if block.n_frames == block.mouth.shape[0]:
+                    self._blocks.put(block)
+                    block = None
+            if n_total is not None and resampler.frames_done >= n_total:
+                break
+        if block is not None:
+            self._blocks.put(block)
         end = self._block_pool.get()
-        end.n_frames, end.n_samples, end.eos = 0, 0, True
+        end.n_frames, end.eos = 0, True
         self._blocks.put(end)
-
-    def _distribute(self, held: list[AudioBlock], first: int, n: int) -> None:
-        """Copy the mouth rows of frames [first, first + n) into the blocks that own them."""
-        for b in held:
-            lo = max(first, b.first_frame)
-            hi = min(first + n, b.first_frame + b.n_frames)
-            if hi > lo:
-                b.mouth[lo - b.first_frame : hi - b.first_frame] = self._mouth[lo - first : hi - first]
 
     def _compose(self) -> None:
         from dhlive_cli.avatar.drawn import MouthShape
@@ -343,7 +324,7 @@ class RenderSession:
                 self._frames.put((slot, block, i))
 
     def _encode(self) -> None:
-        spf = self.tb.samples_per_frame
+        ch = self.audio_channels
         ring = self.ring
         stats = self.stats
         while True:
@@ -351,15 +332,14 @@ class RenderSession:
             if slot < 0:
                 self._block_pool.put(block)
                 return
-            a0 = i * spf
-            a1 = min(a0 + spf, block.n_samples)
+            a0, a1 = int(block.offsets[i]), int(block.offsets[i + 1])
             self.sink.write(ring.frames[slot], block.audio[a0:a1])
             ring.release(slot)
             if i == block.n_frames - 1:
                 self._block_pool.put(block)
             with stats._lock:
                 stats.frames_done += 1
-                stats.samples_done += a1 - a0
+                stats.samples_done += (a1 - a0) // ch
 
     def _guard(self, fn):
         def run():
@@ -388,6 +368,12 @@ class RenderSession:
         self.stats.started_at = t0
         try:
             self.source.open()
+            self.audio_rate, self.audio_channels = self.source.program_format()
+            if hasattr(self.sink, "set_audio"):
+                self.sink.set_audio(self.audio_rate, self.audio_channels)
+            per_frame = self.tb.max_frame_samples(self.audio_rate) * self.audio_channels
+            for _ in range(self._n_blocks):
+                self._block_pool.put(FrameBlock(self.preset.block_frames, per_frame))
             self.sink.open()
         except BaseException:
             self.stop()
@@ -433,10 +419,11 @@ class RenderSession:
         snap = self.stats.snapshot()
         return RenderResult(
             output=str(self.output) if self.output else self.STDOUT if self.to_stdout else None, frames=snap["frames_done"],
-            samples=snap["samples_done"], duration_s=snap["samples_done"] / 16000.0,
+            samples=self.source.samples_read, duration_s=snap["samples_done"] / self.audio_rate,
             elapsed_s=time.monotonic() - t0, cpu_s=_cpu_seconds() - cpu0, peak_rss_mb=snap["peak_rss_mb"],
             peak_children_rss_mb=snap["peak_children_rss_mb"], model=self.pool.name,
             provider=self.pool.provider, width=self.width, height=self.height, fps=self.tb.fps,
+            audio_rate=self.audio_rate, audio_channels=self.audio_channels,
         )
 
     def stop(self, timeout: float = 1.5) -> None:

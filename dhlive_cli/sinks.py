@@ -116,12 +116,31 @@ def _capped(args: dict, enc: EncoderOptions) -> dict:
     return args
 
 
+STREAM_AUDIO = (48000, 2)  # what RTMP ingest expects (and what live recordings get too)
+# ffmpeg opens its inputs one after the other and reads the audio in packets of 1024 samples
+# (64 ms at 16 kHz): while it waits for audio, the video pipe (64 KB by default: less than one
+# frame) fills up and our write blocks before we have sent that audio. Measured here: at 60 fps
+# with 16 kHz audio the encoder hung at start, and later with a 4-packet input queue. So the
+# audio pipe gets this much silence first, which ffmpeg cuts off again (atrim, exact to the
+# sample), and the input queues hold at least two audio packets' worth of frames.
+AUDIO_LEAD_S = 0.1
+
+
+def audio_lead(rate: int) -> int:
+    """Samples of silence written ahead of the audio (cut again by the encoder): 100 ms."""
+    return max(1, int(rate * AUDIO_LEAD_S))
+
+
 def build_encode_command(target: str, fmt: str, width: int, height: int, fps: int, audio_fd: int,
                          enc: EncoderOptions, movflags: str | None, pix_fmt: str = "yuv420p",
-                         flush_s: float | None = None, log_level: str = "error") -> list[str]:
-    """The ffmpeg argument list: raw `pix_fmt` frames (yuv420p or bgr24) on stdin, float32 PCM at
-    16 kHz on `audio_fd`,
+                         flush_s: float | None = None, log_level: str = "error", audio_rate: int = SAMPLE_RATE,
+                         audio_channels: int = 1, audio_out: tuple[int, int] | None = None) -> list[str]:
+    """The ffmpeg argument list: raw `pix_fmt` frames (yuv420p or bgr24) on stdin, interleaved
+    float32 PCM at `audio_rate` Hz with `audio_channels` channels on `audio_fd`,
     H.264 + AAC into `target` as `fmt` (an ffmpeg muxer name: mp4, matroska, flv).
+
+    audio_out: (rate, channels) of the AAC track; None keeps the input's (a render keeps its
+    source's quality), except flv, which always gets STREAM_AUDIO (48 kHz stereo).
 
     flush_s: for a recording that may be cut off at any moment (a kill, a power loss), write
     what is muxed to the file at least this often (seconds), so all but that much stays
@@ -133,19 +152,27 @@ def build_encode_command(target: str, fmt: str, width: int, height: int, fps: in
     (PublishLog reads an RTMP encoder's "level+verbose" log)."""
     import ffmpeg  # ffmpeg-python: only builds the argument list; we own the process
 
+    # frames per 1024-sample audio packet, twice, plus slack (see AUDIO_LEAD_S)
+    queue = max(enc.input_queue, 2 * -(-fps * 1024 // audio_rate) + 4)
     video = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}",
-                         framerate=fps, thread_queue_size=enc.input_queue, probesize=32, analyzeduration=0)
+                         framerate=fps, thread_queue_size=queue, probesize=32, analyzeduration=0)
     # Raw inputs need no probing; without these limits ffmpeg reads seconds of audio before it
     # takes the first frame, while we wait to write that frame: a deadlock.
-    audio = ffmpeg.input(f"pipe:{audio_fd}", format="f32le", ar=SAMPLE_RATE, ac=1,
-                         thread_queue_size=enc.input_queue, probesize=32, analyzeduration=0)
+    audio = ffmpeg.input(f"pipe:{audio_fd}", format="f32le", ar=audio_rate, ac=audio_channels,
+                         thread_queue_size=queue, probesize=32, analyzeduration=0)
+    out_rate, out_channels = audio_out or (STREAM_AUDIO if fmt == "flv" else (audio_rate, audio_channels))
     out_kwargs = {
         **video_args(enc, fps),
-        "acodec": "aac", "audio_bitrate": enc.audio_bitrate, "ar": 48000 if fmt == "flv" else SAMPLE_RATE,
+        "acodec": "aac", "audio_bitrate": enc.audio_bitrate, "ar": out_rate, "ac": out_channels,
+        "af": f"atrim=start_sample={audio_lead(audio_rate)},asetpts=PTS-STARTPTS",  # the lead's silence
         "format": fmt,
     }
     if movflags:
         out_kwargs["movflags"] = movflags
+        if "empty_moov" in movflags:
+            # an edit list absorbs the AAC encoder's priming delay; without one the muxer shifts
+            # the video instead and the first frame lasts 21 ms (48 kHz) to 64 ms (16 kHz) longer
+            out_kwargs["use_editlist"] = 1
     if flush_s is not None:
         if fmt == "mp4":
             out_kwargs["frag_duration"] = int(flush_s * 1_000_000)  # microseconds
@@ -204,15 +231,19 @@ class FfmpegSink:
 
     write(frame, audio): frame is one picture in `pix_fmt` -- yuv420p: a C-contiguous uint8
     array of (height * 3 / 2, width) (compositor.i420_shape); bgr24: (height, width, 3), kept
-    for comparisons with the old path -- and audio that frame's float32 samples at 16 kHz
-    (640 at 25 fps). The audio goes first, then the picture, so ffmpeg never waits for audio it
+    for comparisons with the old path -- and audio that frame's float32 samples at audio_rate,
+    audio_channels interleaved (16 kHz mono by default: 640 at 25 fps). The audio goes first, then the picture, so ffmpeg never waits for audio it
     needs to interleave the video it already holds. Errors: OutputError (disk full),
     EngineError (the encoder failed or was killed), ValueError (a frame of the wrong size).
     """
 
     def __init__(self, target: str, width: int, height: int, fps: int, enc: EncoderOptions | None = None,
-                 fmt: str = "mp4", fragmented: bool = False, pix_fmt: str = "yuv420p", fd: int | None = None):
+                 fmt: str = "mp4", fragmented: bool = False, pix_fmt: str = "yuv420p", fd: int | None = None,
+                 audio_rate: int = SAMPLE_RATE, audio_channels: int = 1, audio_out: tuple[int, int] | None = None):
         self.target, self.width, self.height, self.fps = target, width, height, fps
+        # the PCM write() takes (rate, channels: set_audio() may change it before open()) and
+        # the AAC track's (None: the same, flv: 48 kHz stereo)
+        self.audio_rate, self.audio_channels, self.audio_out = audio_rate, audio_channels, audio_out
         self.pix_fmt = pix_fmt
         self.frame_bytes = frame_bytes(width, height, pix_fmt)
         # what messages show of the target: an RTMP stream key never leaves this object
@@ -245,6 +276,12 @@ class FfmpegSink:
     def pids(self) -> list[int]:
         return [self._proc.pid] if self._proc is not None else []
 
+    def set_audio(self, rate: int, channels: int) -> None:
+        """The PCM that write() will get: float32 at `rate` Hz, `channels` interleaved. Before open()."""
+        if self._proc is not None:
+            raise EngineError("set_audio() after open()")
+        self.audio_rate, self.audio_channels = rate, channels
+
     def open(self) -> "FfmpegSink":
         r, w = os.pipe()
         try:
@@ -255,7 +292,9 @@ class FfmpegSink:
         publish = self.fmt == "flv" and self.target.startswith(("rtmp://", "rtmps://"))
         cmd = build_encode_command(dest, self.fmt, self.width, self.height, self.fps, r, self.enc,
                                    movflags=self.movflags, pix_fmt=self.pix_fmt, flush_s=self.flush_s,
-                                   log_level="level+verbose" if publish else "error")
+                                   log_level="level+verbose" if publish else "error",
+                                   audio_rate=self.audio_rate, audio_channels=self.audio_channels,
+                                   audio_out=self.audio_out)
         log.debug("encoder: %s", redact_text(" ".join(cmd), self._secrets))
         try:
             self._proc = subprocess.Popen(
@@ -267,9 +306,16 @@ class FfmpegSink:
         finally:
             os.close(r)
         self._audio_w = w
+        for size in (1 << 22, 1 << 20):  # 4 MB, else 1 MB (the usual limit without CAP_SYS_RESOURCE)
+            try:
+                fcntl.fcntl(self._proc.stdin.fileno(), _F_SETPIPE_SZ, size)
+                break
+            except OSError:
+                pass
+        lead = np.zeros(audio_lead(self.audio_rate) * self.audio_channels, dtype=np.float32)
         try:
-            fcntl.fcntl(self._proc.stdin.fileno(), _F_SETPIPE_SZ, 1 << 22)
-        except OSError:  # pragma: no cover
+            os.write(w, memoryview(lead).cast("B"))  # fits: the pipe holds 64 KB or more
+        except OSError:  # the child is gone already: write() will say why
             pass
         proc = self._proc
         self._gone.clear()
@@ -370,7 +416,7 @@ class FfmpegSink:
         finally:
             self._blocked_since = None
         self.frames += 1
-        self.samples += audio.shape[0]
+        self.samples += audio.shape[0] // self.audio_channels
 
     def close(self, timeout: float = 30.0) -> None:
         """End of stream: close both pipes and wait for ffmpeg to finish the file."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from dhlive_cli.errors import EngineError, InputError
 from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path
+from dhlive_cli.program_audio import PROGRAM_FILTER, STALL_S, ProgramReader, wait_readable
 from dhlive_cli.timebase import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,16 @@ def probe(path: str | os.PathLike, formats: str | None = None, keep_fds: tuple[i
     return AudioInfo(path=p, duration_s=dur, estimated_samples=est, two_channels=bool(_TWO_CHANNELS_RE.search(err)))
 
 
+def _grow_pipe(fd: int) -> None:
+    """1 MB pipe buffer (Linux's default limit for users): slack between the decoder's outputs."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(fd, 1031, 1 << 20)  # F_SETPIPE_SZ
+    except OSError:  # pragma: no cover - not Linux, or over /proc/sys/fs/pipe-max-size
+        pass
+
+
 # Downmix cancellation: a stereo file with one channel phase-inverted (a common wiring fault)
 # averages to silence. When the mono mix holds less than CANCEL_RATIO of the stronger channel's
 # energy (-20 dB; uncorrelated channels give -3 dB, identical ones 0 dB) once at least
@@ -165,7 +176,17 @@ class FileAudioSource:
 
     STDIN = "-"  # the path that means: read the stream from this process's standard input
 
-    def __init__(self, path: str | os.PathLike, formats: str | None = None, keep_fds: tuple[int, ...] = ()):
+    def __init__(self, path: str | os.PathLike, formats: str | None = None, keep_fds: tuple[int, ...] = (),
+                 program: str | None = None, program_buffer_s: float = 4.0):
+        """program: None (analysis only), "same" (the program audio is the 16 kHz mono analysis
+        stream itself) or "source" (the input's own rate and channels, see program_audio).
+        program_buffer_s: seconds of program audio buffered between the two decoder outputs
+        (the engine holds its look-ahead there). Raises InputError for a bad file (probed here)."""
+        if program not in (None, "same", "source"):
+            raise ValueError(f"program must be None, 'same' or 'source', not {program!r}")
+        self.program_mode = program
+        self.program: ProgramReader | None = None
+        self._program_buffer_s = program_buffer_s
         self.from_stdin = str(path) == self.STDIN
         self.keep_fds = keep_fds  # our descriptors the decoder inherits (path `/dev/fd/N`)
         # stdin can be read once only: no probe; the stream's layout comes from a WAV header
@@ -196,21 +217,88 @@ class FileAudioSource:
         else:
             src = [*_restrict(self.formats), "-i", str(self.path)]
             out = ["-af", resample, "-ac", str(self._channels), "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"]
-        cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", *src, "-vn", *out]
-        self._proc = subprocess.Popen(
-            cmd, stdin=None if self.from_stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True,  # Ctrl+C goes to us; we stop the child ourselves
-            pass_fds=self.keep_fds,
-        )
+        prog_args: list[str] = []
+        prog_w = None
+        if self.program_mode == "source":
+            # the second output of the same decode: the input's rate and channels, float32 in WAV
+            prog_r, prog_w = os.pipe()
+            _grow_pipe(prog_w)
+            prog_args = ["-vn", "-af", PROGRAM_FILTER, "-c:a", "pcm_f32le", "-bitexact", "-flush_packets", "1",
+                         "-f", "wav", f"pipe:{prog_w}"]
+            self.program = ProgramReader(prog_r, self._program_buffer_s)
+        elif self.program_mode == "same":
+            self.program = ProgramReader(-1, self._program_buffer_s)
+            self.program.set_format(SAMPLE_RATE, 1)
+        cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", *src, "-vn", "-flush_packets", "1", *out,
+               *prog_args]
+        try:
+            self._proc = subprocess.Popen(
+                cmd, stdin=None if self.from_stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, start_new_session=True,  # Ctrl+C goes to us; we stop the child ourselves
+                pass_fds=self.keep_fds + ((prog_w,) if prog_w is not None else ()), bufsize=0,
+            )
+        finally:
+            if prog_w is not None:
+                os.close(prog_w)
+        _grow_pipe(self._proc.stdout.fileno())
         self._stderr = StderrTail(self._proc.stderr, "dhlive-decode-err")
         return self
 
-    def _read_exact(self, n: int) -> bytes:
-        data = self._proc.stdout.read(n)
-        if len(data) < n:
+    # ------------------------------------------------------------------ reading both pipes
+    def _read_some(self, view: memoryview) -> int:
+        """One read of analysis bytes into view (0 at its end). While it waits, program bytes
+        that arrive are moved into the program ring, so the decoder never blocks on that pipe."""
+        out_fd = self._proc.stdout.fileno()
+        prog = self.program
+        if prog is None or prog.fd < 0:
+            return self._proc.stdout.readinto(view) or 0
+        while True:
+            want_prog = prog.wants_read()
+            ready = wait_readable([out_fd, prog.fd] if want_prog else [out_fd], None if want_prog else STALL_S)
+            if not ready:
+                raise EngineError(f"{self.path}: decoder stalled (its two outputs are out of step)")
+            if prog.fd in ready and want_prog:
+                prog.on_readable()
+            if out_fd in ready:
+                return os.readv(out_fd, [view])
+
+    def program_format(self) -> tuple[int, int]:
+        """(rate in Hz, channels) of the program audio; waits for its header. InputError when
+        the decoder ends without one (the input cannot be decoded)."""
+        prog = self.program
+        if prog is None:
+            raise EngineError("no program audio was asked for")
+        while not prog.header_done:
+            if prog.eof:
+                self._finish_check()
+                raise InputError(f"{self.path}: no audio stream")
+            wait_readable([prog.fd], None)
+            prog.on_readable()
+        return prog.rate, prog.channels
+
+    def pump_program(self) -> None:
+        """After the analysis stream ended: read the program pipe until it ends or the ring is full."""
+        prog = self.program
+        if prog is None or prog.fd < 0:
+            return
+        while prog.wants_read():
+            wait_readable([prog.fd], None)
+            prog.on_readable()
+        if prog.eof and not prog.header_done:
             self._finish_check()
             raise InputError(f"{self.path}: no audio stream")
-        return data
+
+    def _read_exact(self, n: int) -> bytes:
+        data = bytearray(n)
+        view = memoryview(data)
+        got = 0
+        while got < n:
+            k = self._read_some(view[got:])
+            if not k:
+                self._finish_check()
+                raise InputError(f"{self.path}: no audio stream")
+            got += k
+        return bytes(data)
 
     def _read_layout(self) -> None:
         """Read the decoder's WAV header up to its data chunk: 1 or 2 channels of float32."""
@@ -240,7 +328,7 @@ class FileAudioSource:
         want = view.nbytes
         got = 0
         while got < want:
-            n = self._proc.stdout.readinto(view[got:])
+            n = self._read_some(view[got:])
             if not n:
                 break
             got += n
@@ -253,6 +341,11 @@ class FileAudioSource:
             if ch == 2:
                 self._downmix(pair[: 2 * n], buf[:n])
         self.samples_read += n
+        prog = self.program
+        if prog is not None and prog.fd < 0:  # "same": the program is this very stream
+            prog.fifo.write(buf[:n])
+            if got < want:
+                prog.eof = True
         return n
 
     def _downmix(self, pair: np.ndarray, out: np.ndarray) -> None:
@@ -271,6 +364,8 @@ class FileAudioSource:
         if strong >= CANCEL_MIN_ENERGY and e[0] < CANCEL_RATIO * strong:
             self.fallback_channel = int(e[2] > e[1])
             out[:] = right if self.fallback_channel else left
+            if self.program is not None:
+                self.program.use_channel = self.fallback_channel
             drop = 10 * np.log10(strong / max(e[0], 1e-30))
             log.warning("%s: the two channels cancel out when mixed to mono (the mix is %s dB below the stronger "
                         "channel: one is phase-inverted?); using the %s channel alone", self.path,
@@ -312,6 +407,10 @@ class FileAudioSource:
         for f in (proc.stdout, proc.stderr):
             if f:
                 f.close()
+        if self.program is not None and self.program.fd >= 0:
+            os.close(self.program.fd)
+            self.program.fd = -1
+            self.program.eof = True
         if self._stderr is not None:
             self._stderr.join()
 

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import threading
+import time
 import tomllib
 import weakref
 from dataclasses import dataclass, field
@@ -244,13 +245,17 @@ class Studio:
 
     def __init__(self, pool: InferencePool, preset: Preset, enc: EncoderOptions, *,
                  max_sessions: int = DEFAULT_MAX_SESSIONS, stdin=None, grants: Grants | None = None,
-                 pixel_budget: int | None = None, max_viewers: int = 4):
+                 pixel_budget: int | None = None, max_viewers: int = 4, stop_after_frames: int | None = None):
         """pixel_budget: pixels per second (width x height x fps over all sessions) up to which
-        API-made sessions are admitted; None: no limit. grants: where API sessions may write."""
+        API-made sessions are admitted; None: no limit. grants: where API sessions may write.
+        stop_after_frames: the operator's sessions (command line, sessions file) end by
+        themselves after exactly this many frames (`--duration` x fps); API sessions do not.
+        The frame rate is the preset's (1..60)."""
         self.pool, self.preset, self.enc = pool, preset, enc
         self.grants = grants or Grants()
         self.pixel_budget = pixel_budget
         self.max_viewers = max_viewers  # browser previews per session (LiveOptions.max_viewers)
+        self.stop_after_frames = stop_after_frames
         self._claims: dict[str, _Prepared] = {}  # what each running session holds: outputs, size
         self._pending: dict[str, int] = {}  # sessions being built: name -> pixels per frame
         self.on_remove: list = []  # callbacks(name) after a session stopped (the API closes its sockets)
@@ -387,7 +392,8 @@ class Studio:
             session = LiveSession(avatar=p.avatar, pool=self.pool, tb=self.tb, enc=self.enc, outputs=outs,
                                   opts=LiveOptions(crossfade_ms=spec.crossfade_ms, hangover_ms=spec.hangover_ms,
                                                    queue_frames=max(2, self.preset.queue_frames),
-                                                   max_viewers=self.max_viewers),
+                                                   max_viewers=self.max_viewers,
+                                                   stop_after_frames=None if spec.from_api else self.stop_after_frames),
                                   name=spec.name, conductor=self.conductor)
             p.session = session
             if files:
@@ -462,14 +468,18 @@ class Studio:
         self.removed.extend(gone)
         return gone
 
-    def close(self) -> None:
-        """Stop every session (in parallel: each fade-out takes a few ticks) and the clock."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop every session (in parallel: each fade-out takes a few ticks) and the clock,
+        waiting up to `timeout` s for them (a frame-exact recording flushes longer: 25 s)."""
+        if self.stop_after_frames is not None:
+            timeout = max(timeout, 25.0)
         names = list(self.sessions())
         threads = [threading.Thread(target=self._remove_quiet, args=(n,), name=f"dhlive-stop-{n}") for n in names]
         for t in threads:
             t.start()
+        deadline = time.monotonic() + timeout
         for t in threads:
-            t.join(5.0)
+            t.join(max(0.0, deadline - time.monotonic()))
         self.conductor.close()
 
     def _remove_quiet(self, name: str) -> None:

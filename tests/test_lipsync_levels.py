@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dhlive_cli.timebase import SAMPLE_RATE, Timebase
+from dhlive_cli.timebase import SAMPLE_RATE
 from tests.conftest import needs_espeak, speak
 
 pytest.importorskip("onnxruntime")
@@ -35,8 +35,7 @@ def mouth_track(pool, audio: np.ndarray, block: int = 25) -> np.ndarray:
     """(frames, 4) smoothed mouth of audio, pushed in blocks of `block` frames like lipsync does."""
     from dhlive_cli.analysis import MouthAnalyzer
 
-    tb = Timebase()
-    an = MouthAnalyzer(pool, tb, max_push_frames=block)
+    an = MouthAnalyzer(pool, max_push_frames=block)
     n = -(-audio.shape[0] // SPF)
     x = np.zeros(n * SPF, np.float32)
     x[: audio.shape[0]] = audio

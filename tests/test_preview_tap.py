@@ -101,3 +101,23 @@ def test_detach_really_removes_a_bound_method_listener():
     assert v.calls == 1
     tap.detach(v.on_tick)  # idempotent
     assert tap.viewers == 0
+
+
+def test_ticks_of_a_30_fps_session_keep_their_own_length_and_clock_position():
+    """At 30 fps a tick holds 533 or 534 samples (timebase): each is handed out with its length
+    and its first sample on the session's 16 kHz clock, so a viewer's audio has no gaps."""
+    from dhlive_cli.timebase import Timebase
+
+    tb = Timebase(30)
+    tap = PreviewTap(H, W, tb.max_frame_samples(), fps=30)
+    tap.attach(lambda: None)
+    for k in range(6):
+        tap.offer(frame(k), k, np.full(tb.frame_samples(k), k + 1, np.float32))
+    out = np.empty(tb.max_frame_samples(), np.float32)
+    seen = [tap.read_audio_at(p, out)[2:] for p in range(6)]
+    assert seen == [(tb.frame_samples(k), tb.frame_start(k)) for k in range(6)]
+    assert [n for n, _ in seen] == [533, 533, 534, 533, 533, 534]
+    got, _, n, start = tap.read_audio_at(2, out)
+    assert n == 534 and start == 1066 and (out[:n] == 3).all()
+    got, _, n, _ = tap.read_audio_at(3, out)
+    assert n == 533 and out[n] == 0.0  # the row's tail past a shorter tick is silence

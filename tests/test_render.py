@@ -166,7 +166,7 @@ def test_unwritable_output(tmp_path, target):
 def test_bad_options(tmp_path):
     src = tmp_path / "in.wav"
     sf.write(src, tone(0.5), 16000)
-    for extra in (["--size", "123x45"], ["--size", "huge"], ["--preset", "nope"], ["--fps", "24"], ["--device", "tpu"]):
+    for extra in (["--size", "123x45"], ["--size", "huge"], ["--preset", "nope"], ["--fps", "61"], ["--fps", "0"], ["--device", "tpu"]):
         res = _render([str(src), "-o", str(tmp_path / "o.mp4"), *extra])
         assert res.exit_code == 2, (extra, res.output)
         assert "Traceback" not in res.output

@@ -133,14 +133,16 @@ def _tracks(viewer: Viewer):
                 await viewer._video_evt.wait()
 
     class SessionAudio(MediaStreamTrack):
-        """The session's audio tick by tick (AudioFrame s16 mono 16 kHz, samples_per_frame
-        samples each; pts in samples). Opus resamples it to 48 kHz in aiortc's encoder."""
+        """The session's audio tick by tick (AudioFrame s16 mono 16 kHz, each tick's samples:
+        16000 / fps rounded as the session's clock has them; pts in samples of that clock).
+        Opus resamples it to 48 kHz in aiortc's encoder."""
 
         kind = "audio"
 
         def __init__(self):
             super().__init__()
             self._pos = tap.ticks
+            self._t0: int | None = None  # session sample of the first tick sent: pts 0
             self._buf = np.zeros(tap.samples_per_tick, dtype=np.float32)
             self._pcm = np.zeros(tap.samples_per_tick, dtype=np.int16)
 
@@ -148,16 +150,18 @@ def _tracks(viewer: Viewer):
             while True:
                 if self.readyState != "live" or viewer.closed:
                     raise MediaStreamError
-                got, skipped = tap.read_audio(self._pos, self._buf)
+                got, skipped, n, start = tap.read_audio_at(self._pos, self._buf)
                 if got >= 0:
                     self._pos = got + 1
                     viewer.audio_ticks_skipped += skipped
+                    if self._t0 is None:
+                        self._t0 = start
                     np.multiply(np.clip(self._buf, -1.0, 1.0, out=self._buf), 32767.0, out=self._buf)
                     self._pcm[:] = self._buf
-                    frame = av.AudioFrame(format="s16", layout="mono", samples=self._pcm.shape[0])
-                    frame.planes[0].update(self._pcm.tobytes())
+                    frame = av.AudioFrame(format="s16", layout="mono", samples=n)
+                    frame.planes[0].update(self._pcm[:n].tobytes())
                     frame.sample_rate = AUDIO_RATE
-                    frame.pts = got * self._pcm.shape[0]
+                    frame.pts = start - self._t0
                     frame.time_base = audio_tb
                     return frame
                 viewer._audio_evt.clear()

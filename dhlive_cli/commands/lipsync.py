@@ -42,8 +42,8 @@ def lipsync(
              "moho (.dat switch data) or frames (per-frame parameters as .json, .tsv or .csv).")] = "auto",
     extended_shapes: Annotated[str, typer.Option(
         "--extended-shapes", help="Optional shapes your mouth set has (any of G, H, X; '' for the basic six).")] = "GHX",
-    fps: Annotated[int, typer.Option(help="Analysis frames per second (10, 20, 25 or 50): the time step of cues "
-                                          "and frames.")] = 25,
+    fps: Annotated[int, typer.Option(help="Track frames per second, 1 to 60 (e.g. 24, 30, 60): the time step of "
+                                          "cues and frames; the model's 25 Hz track is resampled to it.")] = 25,
     dat_fps: Annotated[int, typer.Option("--dat-fps", help="Frame rate of the .dat timeline (1-120).")] = 24,
     dat_preston_blair: Annotated[bool, typer.Option(
         "--dat-preston-blair", help="Name .dat shapes MBP etc E AI O U FV L rest instead of letters "
@@ -63,15 +63,21 @@ lipsync.__doc__ = (lipsync.__doc__ or "") + "\n\n" + EXAMPLES
 
 
 def _analyse(input: Path, fps: int, device: str, model: Optional[Path]):
-    """(rows of (t, open, spread, round, close, raw letter), samples, model name)."""
+    """(rows of (t, open, spread, round, close, raw letter), samples, model name).
+
+    The model runs at its own 25 Hz (40 ms frames); its smoothed track is then resampled to
+    `fps` by mouth_rate.resample_track (linear interpolation between the model frames around
+    each frame's centre at 25 fps and above, an overlap-weighted mean below), so a row at t
+    describes the frame [t, t + 1/fps). There are ceil(duration x fps) rows."""
     import numpy as np
 
     from dhlive_cli.analysis import MouthAnalyzer
     from dhlive_cli.errors import InputError
     from dhlive_cli.inference import InferenceOptions, InferencePool
     from dhlive_cli.mouth_cues import mouth_cue
+    from dhlive_cli.mouth_rate import resample_track
     from dhlive_cli.sources import FileAudioSource
-    from dhlive_cli.timebase import Timebase
+    from dhlive_cli.timebase import MODEL_FRAME, Timebase
 
     try:
         tb = Timebase(fps)
@@ -79,26 +85,22 @@ def _analyse(input: Path, fps: int, device: str, model: Optional[Path]):
         raise InputError(f"--fps {fps}: {e}") from e
     pool = InferencePool(model, InferenceOptions(device=device))
     block = 50
-    analyzer = MouthAnalyzer(pool, tb, max_push_frames=block)
-    spf = tb.samples_per_frame
-    buf = np.zeros(block * spf, np.float32)
+    analyzer = MouthAnalyzer(pool, max_push_frames=block)
+    buf = np.zeros(block * MODEL_FRAME, np.float32)
     mouth = np.zeros((block + 8, 4), np.float32)
-    rows: list[tuple] = []  # a track is small: 4 floats per frame
+    model_rows: list[np.ndarray] = []  # a track is small: 4 floats per 40 ms
 
     def drain():
         while (k := analyzer.take(mouth)) > 0:
-            first = analyzer.frames_done - k
-            for i in range(k):
-                o, s, r, c = (float(x) for x in mouth[i])
-                rows.append(((first + i) / fps, o, s, r, c, mouth_cue(o, s, r, c)))
+            model_rows.append(mouth[:k].copy())
 
     samples = 0
     with FileAudioSource(input) as src:
         while True:
             n = src.read_into(buf)
             samples += n
-            frames = -(-n // spf)
-            buf[n : frames * spf] = 0.0
+            frames = -(-n // MODEL_FRAME)
+            buf[n : frames * MODEL_FRAME] = 0.0
             if frames:
                 analyzer.push(buf, frames)
             if n < buf.shape[0]:
@@ -106,8 +108,12 @@ def _analyse(input: Path, fps: int, device: str, model: Optional[Path]):
                 drain()
                 break
             drain()
-    if not rows:
+    if not model_rows:
         raise InputError(f"{input}: contains no audio samples")
+    track = resample_track(np.concatenate(model_rows), fps, tb.frames_for_samples(samples))
+    rows = []
+    for i, (o, s, r, c) in enumerate(track.tolist()):
+        rows.append((i / fps, o, s, r, c, mouth_cue(o, s, r, c)))
     return rows, samples, pool.name
 
 

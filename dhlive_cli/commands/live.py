@@ -73,7 +73,8 @@ def live(
     hangover_ms: Annotated[int, typer.Option(help="Pauses shorter than this do not flip to idle.")] = 400,
     maxrate: Annotated[Optional[str], typer.Option(help="Cap each RTMP stream's video bit rate, e.g. 2500k (capped CRF, for ingest servers that require a maximum); recordings are not capped.")] = None,
     bufsize: Annotated[Optional[str], typer.Option(help="Rate-control buffer for --maxrate, e.g. 5000k  [default: one second of --maxrate]")] = None,
-    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds, > 0 (default: run until Ctrl+C, SIGTERM or SIGHUP).")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds, > 0: exactly round(duration x fps) frames and as much sound, the last 160 ms faded to idle (default: run until Ctrl+C, SIGTERM or SIGHUP).")] = None,
+    fps: Annotated[Optional[int], typer.Option(help="Frames per second, a whole number from 1 to 60 (24, 25, 30, 50, 60...; default from the preset).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live panel (for services).")] = False,
     listen: Annotated[Optional[str], typer.Option(help="Serve the ingest API (speak, stream, interrupt, status, metrics, sessions) on HOST:PORT, e.g. 127.0.0.1:8765.")] = None,
     token_file: Annotated[Optional[str], typer.Option(help="Read the API's bearer token from this file (else from $DHLIVE_API_TOKEN). Required off loopback, 16+ characters.")] = None,
@@ -112,12 +113,14 @@ def live(
             fail(f"{name} {v[:20]!r}: expected a bit rate such as 2500k, 2.5M or 800000 (bits per second)")
     if bufsize and not maxrate:
         fail("--bufsize is the buffer of --maxrate: give --maxrate too")
+    if fps is not None and not 1 <= fps <= 60:
+        fail(f"--fps {fps}: use a whole number of frames per second from 1 to 60")
     with user_errors():
         grants = _grants(listen, output_dir, media_dir, allow_rtmp)
         _live(rtmp, output, input or [], loop, avatar, preset, size, device, crossfade_ms, hangover_ms, duration, quiet,
               listen, None, metrics, sessions, max_sessions, token_file=token_file, grants=grants,
               allow_origin=allow_origin or [], pixel_budget=pixel_budget, max_viewers=max_viewers,
-              maxrate=maxrate, bufsize=bufsize, srt=srt or [])
+              maxrate=maxrate, bufsize=bufsize, srt=srt or [], fps=fps)
 
 
 _BITRATE_RE = re.compile(r"(?!0+(?:\.0*)?[kKmM]?$)\d{1,9}(?:\.\d{1,3})?[kKmM]?")
@@ -136,7 +139,7 @@ def _grants(listen, output_dir, media_dir, allow_rtmp):
 
 def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfade_ms, hangover_ms, duration, quiet,
           listen=None, token=None, metrics="127.0.0.1:0", sessions_file=None, max_sessions=16, *, token_file=None,
-          grants=None, allow_origin=(), pixel_budget=92.16, max_viewers=4, maxrate=None, bufsize=None, srt=()):
+          grants=None, allow_origin=(), pixel_budget=92.16, max_viewers=4, maxrate=None, bufsize=None, srt=(), fps=None):
     from dataclasses import replace
 
     from dhlive_cli.errors import InputError
@@ -170,6 +173,11 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     if size:
         w, h = parse_size(size)
         preset = replace(preset, width=w, height=h)
+    if fps is not None:
+        preset = replace(preset, fps=fps)
+    # --duration is counted in frames of the session clock, so a recording holds exactly that
+    # many frames (and samples) whatever the machine's load; the wall clock is only a backstop
+    stop_after = max(1, round(duration * preset.fps)) if duration is not None else None
     if listen:
         import os
 
@@ -191,7 +199,8 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     enc = replace(live_encoder(preset, sessions=max_sessions if many else 1, codec=pick_video_codec(device)),
                   maxrate=maxrate, bufsize=bufsize)
     studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)), stdin=sys.stdin.buffer,
-                    grants=grants, pixel_budget=int(pixel_budget * 1e6), max_viewers=max_viewers)
+                    grants=grants, pixel_budget=int(pixel_budget * 1e6), max_viewers=max_viewers,
+                    stop_after_frames=stop_after)
     single = sessions_file is None and len(specs) == 1
     snapshot = studio.snapshot
     metrics_server = None
@@ -230,9 +239,14 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         # --duration counts from here: models, avatars and encoders are up, the stream runs
         t_start = time.monotonic()
 
+        operator = [studio.get(sp.name) for sp in specs]
+
         def keep_going() -> bool:
-            if duration is not None and time.monotonic() - t_start >= duration:
-                return False
+            if duration is not None:
+                if operator and all(s is None or s.finished for s in operator):
+                    return False  # every operator session has emitted its frames
+                if time.monotonic() - t_start >= duration + (30.0 if operator else 0.0):
+                    return False
             for name, why in studio.supervise():
                 if single and name == specs[0].name:
                     # the command line's session cannot stream any more: neither can we, even
@@ -257,8 +271,9 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
             server.stop()
         if metrics_server:
             metrics_server.close()
-        last = {n: s.snapshot() for n, s in studio.sessions().items()}
+        running = studio.sessions()
         studio.close()
+        last = {n: s.snapshot() for n, s in running.items()}  # after the flush: every frame counted
         for s, h in old.items():
             signal.signal(s, h)
     why = next((w for n, w in studio.removed if single and n == specs[0].name), None)
@@ -267,7 +282,8 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     for name, snap in last.items():
         err_console.print(
             f"stopped{'' if len(last) == 1 else ' ' + name}: {snap['frames']} frames ({snap['fps']:.2f} fps), "
-            f"late {snap['late_frames']}, reconnects {sum(o['reconnects'] for o in snap['outputs'])}")
+            f"late {snap['late_frames']}, dropped {sum(o['frames_dropped'] for o in snap['outputs'])}, "
+            f"reconnects {sum(o['reconnects'] for o in snap['outputs'])}")
     if duration is not None:
         # a timed run is a job with a result: a target that refused the stream did not get it
         refused = [o for snap in last.values() for o in snap["outputs"] if o.get("publish_refusals")]

@@ -35,7 +35,7 @@ def render(
     avatar: Annotated[Optional[Path], typer.Option(help="Avatar directory (default: the embedded drawn avatar).")] = None,
     preset: Annotated[str, typer.Option(help="Preset name in presets/ (low, default, high) or a .toml path.")] = "default",
     size: Annotated[Optional[str], typer.Option(help="Output size: 360p, 720p, 1080p or WxH (overrides the preset).")] = None,
-    fps: Annotated[Optional[int], typer.Option(help="Frame rate (10, 20, 25 or 50; default from the preset).")] = None,
+    fps: Annotated[Optional[int], typer.Option(help="Frames per second, a whole number from 1 to 60 (24, 25, 30, 50, 60...; default from the preset).")] = None,
     device: Annotated[str, typer.Option(help="Inference and H.264 encoder device: auto (the GPU where it works), cpu or cuda.")] = "auto",
     model: Annotated[Optional[Path], typer.Option(help="Mouth model .onnx (default: the bundled model).")] = None,
     metrics: Annotated[str, typer.Option(help="Prometheus metrics on HOST:PORT (loopback; port 0 = any free port), or off.")] = "127.0.0.1:0",
@@ -137,5 +137,6 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
         "realtime_factor": round(result.realtime_factor, 2), "peak_rss_mb": round(result.peak_rss_mb, 1),
         "peak_children_rss_mb": round(result.peak_children_rss_mb, 1),
         "width": result.width, "height": result.height, "fps": result.fps,
+        "audio_rate": result.audio_rate, "audio_channels": result.audio_channels,
         "model": result.model, "provider": result.provider, "encoder": enc.codec,
     }

@@ -11,7 +11,7 @@ import numpy as np
 
 from dhlive_cli.errors import EngineError
 from dhlive_cli.inference import InferencePool
-from dhlive_cli.timebase import Timebase
+from dhlive_cli.timebase import MODEL_FRAME, Timebase
 
 if TYPE_CHECKING:
     from dhlive_cli.live.session import LiveSession
@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 class TickConductor:
     """The clock of every live session in a process: one thread, one tick grid, one inference.
 
-    Tick k is due at t0 + k * frame time (never "sleep one frame"). At each tick every session
-    pulls one frame of audio and assembles its model window; the windows of all sessions go to
+    Tick k is due at t0 + floor(k * 1e9 / fps) ns (never "sleep one frame", never a sum of
+    rounded frame lengths: at 30 fps tick 30 is due exactly 1 s after tick 0). At each tick
+    every session pulls one frame of audio and assembles its model windows (0, 1 or, below
+    25 fps, several: the model runs at 25 Hz); the windows of all sessions go to
     the shared InferencePool in ONE call; each session then smooths its mouth and hands the tick
     to its own draw thread. Heavy work (drawing, encoding) stays in the sessions' threads, so a
     slow session repeats its own frames while the others keep their pace. Sessions join at the
@@ -33,8 +35,9 @@ class TickConductor:
     def __init__(self, pool: InferencePool, tb: Timebase, max_sessions: int = 32):
         self.pool, self.tb = pool, tb
         self.max_sessions = max_sessions
-        self._batch = np.zeros((max_sessions, pool.window, pool.n_mels), dtype=np.float32)
-        self._raw = np.zeros((max_sessions, 4), dtype=np.float32)
+        self.max_windows = -(-tb.max_frame_samples() // MODEL_FRAME) + 1  # per session per tick
+        self._batch = np.zeros((max_sessions * self.max_windows, pool.window, pool.n_mels), dtype=np.float32)
+        self._raw = np.zeros((max_sessions * self.max_windows, 4), dtype=np.float32)
         self._counts = np.zeros(max_sessions, dtype=np.int64)
         self._active: tuple[LiveSession, ...] = ()  # replaced whole on add/remove: the tick reads it lock-free
         self._lock = threading.Condition()
@@ -81,6 +84,8 @@ class TickConductor:
 
     def _run(self) -> None:
         frame_ns = self.tb.frame_ns
+        at = self.tb.frame_time_ns
+        wmax = self.max_windows
         batch, raw, counts = self._batch, self._raw, self._counts
         t0 = None
         k = 0
@@ -99,7 +104,7 @@ class TickConductor:
             now = time.monotonic_ns()
             if t0 is None:
                 t0, k = now, 0
-            deadline = t0 + k * frame_ns
+            deadline = t0 + at(k)
             if deadline > now:
                 time.sleep((deadline - now) / 1e9)
             elif now - deadline > frame_ns:
@@ -108,7 +113,7 @@ class TickConductor:
             n = 0
             for i, s in enumerate(active):
                 try:
-                    c = s._tick_collect(batch[n : n + 1])
+                    c = s._tick_collect(batch[n : n + wmax])
                 except Exception:  # one broken session must not stop the others' clock
                     log.exception("live session %s failed; stopping it", s.name)
                     s._fail()

@@ -14,3 +14,6 @@ class LiveOptions:
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 30.0
     max_viewers: int = 4  # browser previews (WebRTC) watching this session at once
+    # end by itself after exactly this many frames (`--duration` x fps), fading out over the
+    # last crossfade; None: run until stop()
+    stop_after_frames: int | None = None

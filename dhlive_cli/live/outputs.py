@@ -16,7 +16,7 @@ from dhlive_cli.live.options import LiveOptions
 from dhlive_cli.queues import BoundedQueue
 from dhlive_cli.queues import Cancelled as QueueCancelled
 from dhlive_cli.redact import redact_text, redact_url, secrets_of
-from dhlive_cli.sinks import EncoderOptions, FfmpegSink
+from dhlive_cli.sinks import STREAM_AUDIO, EncoderOptions, FfmpegSink
 from dhlive_cli.timebase import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Output:
 
     def __init__(self, target: str, fmt: str, width: int, height: int, fps: int, enc: EncoderOptions,
                  ring: HoldRing, opts: LiveOptions, cancel: threading.Event, reconnect: bool,
-                 fd: int | None = None):
+                 fd: int | None = None, queue_frames: int | None = None):
         self.target, self.fmt = target, fmt
         self.label = redact_url(target)  # what status, metrics, panels and logs show (no stream key)
         self._secrets = secrets_of(target)
@@ -80,7 +80,8 @@ class Output:
         self.width, self.height, self.fps, self.enc = width, height, fps, enc
         self.ring, self.opts, self.cancel = ring, opts, cancel
         self.reconnect = reconnect
-        self.queue: BoundedQueue[tuple] = BoundedQueue(f"out:{self.label}", opts.queue_frames, "drop_oldest", cancel)
+        self.queue: BoundedQueue[tuple] = BoundedQueue(f"out:{self.label}", queue_frames or opts.queue_frames,
+                                                  "drop_oldest", cancel)
         self.sink: FfmpegSink | None = None
         self.connected = False
         self.reconnects = 0
@@ -93,7 +94,7 @@ class Output:
         self.refused = False
         self.failed = False
         self._closing = threading.Event()
-        self._audio = np.zeros(SAMPLE_RATE // fps, dtype=np.float32)
+        self._audio = np.zeros(-(-SAMPLE_RATE // fps), dtype=np.float32)  # the longest tick
         self.thread = threading.Thread(target=self._run, name=f"dhlive-out-{fmt}", daemon=True)
 
     def offer(self, slot: int, audio: np.ndarray) -> None:
@@ -107,8 +108,9 @@ class Output:
         if self.fd is not None:
             _test_gate()
         try:
+            # streams and recordings alike carry 48 kHz stereo AAC (from the 16 kHz mono live mix)
             self.sink = FfmpegSink(self.target, self.width, self.height, self.fps, self.enc, fmt=self.fmt,
-                                   fragmented=True, fd=self.fd).open()
+                                   fragmented=True, fd=self.fd, audio_out=STREAM_AUDIO).open()
             return True
         except DhliveError as e:
             self.last_error = redact_text(str(e), self._secrets)

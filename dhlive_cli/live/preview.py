@@ -2,7 +2,7 @@
 preview) that must never slow the session down.
 
 The draw thread offers every frame it emits (the I420 picture from the session's HoldRing and
-that tick's 640 samples of audio). While nobody watches, an offer is a single attribute check.
+that tick's audio: 16000 / fps samples, rounded down or up as the session's clock has them). While nobody watches, an offer is a single attribute check.
 While someone does, the tap copies the picture into its own small ring of reference-counted
 slots (one "latest" frame, never a queue per viewer) and the audio into a ring of recent ticks,
 then wakes its listeners. Nothing in an offer waits on a viewer: the slots are sized so that a
@@ -29,15 +29,18 @@ AUDIO_TICKS = 50  # ticks of audio kept for viewers: 2 s at 25 fps
 class PreviewTap:
     """Frames and audio of one session for up to `max_viewers` readers.
 
-    height, width: the session's frame size in pixels; samples_per_tick: audio samples (16 kHz
-    float32 mono) per frame. Buffers are allocated on the first `attach()` (a session nobody
-    watches pays nothing) and kept until the session ends: (max_viewers + 2) I420 frames of
-    height * 3 / 2 x width uint8, plus AUDIO_TICKS x samples_per_tick float32.
+    height, width: the session's frame size in pixels; samples_per_tick: the most audio samples
+    (16 kHz float32 mono) a frame has (640 at 25 fps; at 30 fps ticks hold 533 or 534: the
+    length of each is kept, see read_audio_at); fps: the session's frame rate. Buffers are
+    allocated on the first `attach()` (a session nobody watches pays nothing) and kept until the
+    session ends: (max_viewers + 2) I420 frames of height * 3 / 2 x width uint8, plus
+    AUDIO_TICKS x samples_per_tick float32.
     """
 
-    def __init__(self, height: int, width: int, samples_per_tick: int, max_viewers: int = 4):
+    def __init__(self, height: int, width: int, samples_per_tick: int, max_viewers: int = 4, fps: int = 25):
         self.height, self.width = height, width
         self.samples_per_tick = samples_per_tick
+        self.fps = fps
         self.max_viewers = max(0, int(max_viewers))
         self.active = False  # read by the draw thread without the lock: a stale value costs one frame
         self._lock = threading.Lock()
@@ -45,6 +48,8 @@ class PreviewTap:
         self._listeners: list[Callable[[], None]] = []
         self._ring: HoldRing | None = None
         self._audio: np.ndarray | None = None
+        self._audio_len = np.zeros(AUDIO_TICKS, dtype=np.int64)  # samples in each row
+        self._audio_start = np.zeros(AUDIO_TICKS, dtype=np.int64)  # the row's first sample on the session clock
         self._latest = -1  # slot of the newest frame (held by the tap while it is the newest)
         self._latest_tick = -1  # session frame index of that frame
         self.ticks = 0  # ticks published since the first viewer came (audio rows written)
@@ -99,20 +104,28 @@ class PreviewTap:
         self._ring.unhold(slot)
 
     def read_audio(self, pos: int, out: np.ndarray) -> tuple[int, int]:
-        """Copy audio tick `pos` (a count of published ticks) into out (samples_per_tick,) float32.
-        Returns (tick read, ticks skipped): a reader more than AUDIO_TICKS - 2 behind jumps to
-        the newest ticks; (-1, 0) when tick `pos` is not published yet."""
+        """Copy audio tick `pos` (a count of published ticks) into out (samples_per_tick,) float32
+        (zeros after a shorter tick's samples). Returns (tick read, ticks skipped): a reader more
+        than AUDIO_TICKS - 2 behind jumps to the newest ticks; (-1, 0) when tick `pos` is not
+        published yet."""
+        got, skipped, _, _ = self.read_audio_at(pos, out)
+        return got, skipped
+
+    def read_audio_at(self, pos: int, out: np.ndarray) -> tuple[int, int, int, int]:
+        """read_audio(), plus the tick's length in samples (its samples are out[:n]) and its first
+        sample on the session's 16 kHz clock: (tick read, ticks skipped, n, start)."""
         audio = self._audio
         with self._lock:
             n = self.ticks
             if audio is None or pos >= n:
-                return -1, 0
+                return -1, 0, 0, 0
             skipped = 0
             if n - pos > AUDIO_TICKS - 2:
                 skipped = n - 2 - pos
                 pos = n - 2
-            np.copyto(out, audio[pos % AUDIO_TICKS])
-        return pos, skipped
+            row = pos % AUDIO_TICKS
+            np.copyto(out, audio[row])
+            return pos, skipped, int(self._audio_len[row]), int(self._audio_start[row])
 
     # ------------------------------------------------------------------ draw thread
     def offer(self, frame: np.ndarray | None, tick: int, audio: np.ndarray) -> None:
@@ -137,7 +150,12 @@ class PreviewTap:
                 old = -1
                 if self._latest >= 0:
                     self._latest_tick = tick  # the same picture, now standing for this tick
-            self._audio[self.ticks % AUDIO_TICKS] = audio
+            row = self.ticks % AUDIO_TICKS
+            k = audio.shape[0]
+            self._audio[row, :k] = audio
+            self._audio[row, k:] = 0.0
+            self._audio_len[row] = k
+            self._audio_start[row] = tick * 16000 // self.fps
             self.ticks += 1
             listeners = self._listeners
         if old >= 0:

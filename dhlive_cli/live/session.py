@@ -18,8 +18,9 @@ from dhlive_cli.live.preview import PreviewTap
 from dhlive_cli.live.playback import PlaybackWatch
 from dhlive_cli.live.speech import SpeechBuffer
 from dhlive_cli.mouth import REST_CLOSE
+from dhlive_cli.mouth_rate import MouthResampler, last_model_frame
 from dhlive_cli.sinks import EncoderOptions
-from dhlive_cli.timebase import SAMPLE_RATE, Timebase
+from dhlive_cli.timebase import MODEL_FRAME, SAMPLE_RATE, Timebase
 
 if TYPE_CHECKING:
     from dhlive_cli.live.conductor import TickConductor
@@ -44,6 +45,26 @@ class LiveStats:
         self.latency_ms = np.zeros(64, dtype=np.float32)  # ring: utterance pushed -> its first frame drawn
         self.latencies = 0
         self.started = time.monotonic()
+        self.ended: float | None = None  # set by stop()
+        self.first_post_ns = 0  # monotonic ns when frame 0 / the latest frame left the clock
+        self.last_post_ns = 0
+        self.posted = 0
+
+
+def video_delay(fps: int, model_lag: int) -> int:
+    """Ticks between pulling frame f's audio (tick f) and knowing its mouth: the smallest D such
+    that at every tick k = f + D the model frames video frame f needs (mouth_rate) and their
+    look-ahead (model_lag model frames) have been pulled. Tick k has pulled 16 kHz samples up to
+    floor((k + 1) * 16000 / fps), i.e. that many // 640 whole model frames. The pattern repeats
+    every second, so two seconds of frames give the exact maximum. 25 fps: D = model_lag."""
+    d = 0
+    for f in range(2 * fps + 1):
+        need = last_model_frame(f, fps) + 1 + model_lag  # model frames pushed before f's mouth is out
+        k = f
+        while ((k + 1) * SAMPLE_RATE // fps) // MODEL_FRAME < need:
+            k += 1
+        d = max(d, k - f)
+    return d
 
 
 class LiveSession:
@@ -51,9 +72,15 @@ class LiveSession:
     outputs. Its ticks come from a TickConductor, which may pace many sessions and batch their
     inference; a session started without one gets a private conductor.
 
+    Tick k is video frame k at the session fps: it pulls that frame's 16 kHz samples
+    [floor(k * 16000 / fps), floor((k + 1) * 16000 / fps)) (timebase). The model runs on whole
+    40 ms model frames as they fill up, and its 25 Hz track is resampled to the video rate
+    (mouth_rate); frame f's mouth is known `lag` ticks later (video_delay), always, so exactly
+    one frame is posted per tick.
+
     Per tick the conductor thread runs _tick_collect() (pull 1 frame of audio, features, model
-    window) for every session, one inference for all, then _tick_post() (mouth smoothing, state
-    envelope, hand the tick to the session's draw thread). The draw thread renders and offers
+    windows) for every session, one inference for all, then _tick_post() (mouth smoothing,
+    resampling, state envelope, hand the frame to the session's draw thread). The draw thread renders and offers
     the frame with that tick's audio to every output; if it is behind (a newer tick is already
     waiting) it repeats the previous picture, counted as late, so the sound never waits.
     """
@@ -67,29 +94,42 @@ class LiveSession:
         self.cancel = threading.Event()
         self.speech = SpeechBuffer(self.opts.max_queued_s)
         self.playback = PlaybackWatch()  # which speech positions have gone out with their frames
-        self.analyzer = MouthAnalyzer(pool, tb, max_push_frames=1)
-        self.lag = -(-pool.ahead // tb.hops_per_frame)
-        n_out = max(1, len(outputs))
+        tick_max = tb.max_frame_samples()
+        # model frames one tick can complete (25 / fps, plus one for the carry-over)
+        self.max_windows = -(-tick_max // MODEL_FRAME) + 1
+        self.analyzer = MouthAnalyzer(pool, max_push_frames=self.max_windows)
+        self.lag = video_delay(tb.fps, -(-pool.ahead // 4))
+        # rows held: those of the `lag` frames in flight plus one tick's worth
+        self._resampler = MouthResampler(tb.fps, max_push_rows=self.max_windows + (self.lag + 2) * -(-25 // tb.fps) + 4)
+        self._model_acc = np.zeros(MODEL_FRAME * (self.max_windows + 1), dtype=np.float32)  # pulled, not yet pushed
+        self._model_acc_n = 0
+        # per-output queues hold the same time at any fps (queue_frames is counted at 25 fps); a
+        # recording holds at least half a second, so a busy moment does not cost it frames
+        q_stream = max(2, self.opts.queue_frames * tb.fps // 25)
+        q_file = max(q_stream, tb.fps // 2)
+        queues = [q_stream if o[1] in STREAM_FORMATS else q_file for o in outputs] or [q_stream]
         # every output may hold its whole queue, plus the frame on screen and the one being drawn
-        self.ring = HoldRing(n_out * (self.opts.queue_frames + 1) + 3, avatar.height, avatar.width)
+        self.ring = HoldRing(sum(q + 1 for q in queues) + 3, avatar.height, avatar.width)
         # outputs: (target, format) or (target, format, open file descriptor of the recording)
         # a bit-rate cap is for ingest servers: recordings stay at the preset's quality
         file_enc = replace(enc, maxrate=None, bufsize=None)
         self.outputs = [Output(o[0], o[1], avatar.width, avatar.height, tb.fps,
                                enc if o[1] in STREAM_FORMATS else file_enc, self.ring, self.opts,
-                               self.cancel, reconnect=o[1] in STREAM_FORMATS, fd=o[2] if len(o) > 2 else None)
-                        for o in outputs]
+                               self.cancel, reconnect=o[1] in STREAM_FORMATS, fd=o[2] if len(o) > 2 else None,
+                               queue_frames=q)
+                        for o, q in zip(outputs, queues)]
         # browser viewers read the frames drawn for the outputs from here (allocated on the first)
-        self.preview = PreviewTap(avatar.height, avatar.width, tb.samples_per_frame, self.opts.max_viewers)
+        self.preview = PreviewTap(avatar.height, avatar.width, tick_max, self.opts.max_viewers, fps=tb.fps)
         self.feeders: list = []  # input threads pushing into self.speech; stopped with the session
         self.stats = LiveStats()
         # Audio of the last ticks, indexed by tick: the look-ahead delay line, what the draw thread
         # reads and what the output queues point into. Drop-oldest queues of queue_frames items
         # reach back queue_frames ticks and the draw thread at most _max_behind, so this many
         # rows are never overwritten while referenced.
-        self._max_behind = 2 * (self.opts.queue_frames + 1)
+        self._max_behind = 2 * (max(queues) + 1)
         self._ticks = 2 * self._max_behind + self.lag + 2
-        self._audio_ring = np.zeros((self._ticks, tb.samples_per_frame), dtype=np.float32)
+        self._audio_ring = np.zeros((self._ticks, tick_max), dtype=np.float32)
+        self._audio_len = np.zeros(self._ticks, dtype=np.int64)  # samples of each tick (rate / fps, rounded)
         # ticks handed to the draw thread: mouth shape, frame index and utterance push time
         self._post_shape = np.zeros((self._ticks, 4), dtype=np.float32)
         self._post_push_ns = np.zeros(self._ticks, dtype=np.int64)
@@ -98,8 +138,9 @@ class LiveSession:
         self._posted = 0  # frames posted (frame f is post number f)
         self._drawn = 0  # frames the draw thread has emitted
         self._post_cv = threading.Condition()
-        self._mouth = np.zeros((1, 4), dtype=np.float32)
-        self._tick = np.zeros(tb.samples_per_frame, dtype=np.float32)
+        self._mouth = np.zeros((self.max_windows, 4), dtype=np.float32)
+        self._frame_mouth = np.zeros((1, 4), dtype=np.float32)
+        self._tick = np.zeros(tick_max, dtype=np.float32)
         # clock state, touched by the conductor thread only
         self._k = 0
         self._level = 0.0
@@ -107,7 +148,8 @@ class LiveSession:
         self._pending_latency: list[tuple[int, int]] = []  # (frame of an utterance's first sample, push ns)
         self._hang = max(1, self.opts.hangover_ms * tb.fps // 1000)
         self._fade_frames = max(1, self.opts.crossfade_ms * tb.fps // 1000)
-        self._gate_energy = tb.samples_per_frame * (10 ** (self.analyzer.track.o.activity_dbfs / 20)) ** 2
+        self._gate_level2 = (10 ** (self.analyzer.track.o.activity_dbfs / 20)) ** 2  # mean square
+        self._last_frame = None if self.opts.stop_after_frames is None else self.opts.stop_after_frames - 1
         self._conductor = conductor
         self._own_conductor = conductor is None
         self._thread = threading.Thread(target=self._draw, name=f"dhlive-draw-{name}", daemon=True)
@@ -122,13 +164,18 @@ class LiveSession:
     def _tick_collect(self, windows: np.ndarray) -> int:
         """Pull this tick's audio and queue its features; returns model windows written (0 or 1)."""
         k = self._k
-        if self._stopping.is_set() and self._fade_out_at is None:
-            self._fade_out_at = k
-        tick = self._tick
+        if self._fade_out_at is None:
+            if self._stopping.is_set():
+                self._fade_out_at = k
+                self._last_frame = k + self._fade_frames
+            elif self._last_frame is not None and k >= self._last_frame - self._fade_frames:
+                self._fade_out_at = k  # a frame-exact end (stop_after_frames): fade out to reach it
+        n_tick = self.tb.frame_samples(k)
+        tick = self._tick[:n_tick]
         r0 = self.speech.read_pos
         got = self.speech.pull(tick) if self._fade_out_at is None else (tick.fill(0.0) or 0)
         # talking = audible speech, not merely samples: a mic sends silence too
-        if got and float(np.dot(tick, tick)) > self._gate_energy:
+        if got and float(np.dot(tick, tick)) > self._gate_level2 * n_tick:
             self._last_speech = k
         if got:
             us = self.speech.utterance_start
@@ -136,9 +183,19 @@ class LiveSession:
                 self._pending_latency.append((k, us[1]))  # drawn `lag` ticks from now
                 self.speech.utterance_start = None
         # audio of tick k enters the delay line; frame k - lag comes out with its mouth
-        self._audio_ring[k % self._ticks] = tick
+        self._audio_ring[k % self._ticks, :n_tick] = tick
+        self._audio_len[k % self._ticks] = n_tick
         self._tick_speech_end[k % self._ticks] = self.speech.last_pull_end
-        self.analyzer.push(tick, 1)
+        acc, a = self._model_acc, self._model_acc_n
+        acc[a : a + n_tick] = tick
+        a += n_tick
+        whole = a // MODEL_FRAME
+        if whole:
+            self.analyzer.push(acc, whole)
+            rest = a - whole * MODEL_FRAME
+            acc[:rest] = acc[whole * MODEL_FRAME : a]
+            a = rest
+        self._model_acc_n = a
         return self.analyzer.collect(windows)
 
     def _tick_post(self, raw: np.ndarray, n: int) -> bool:
@@ -150,9 +207,14 @@ class LiveSession:
         self._level = min(1.0, self._level + 1.0 / fade) if talking else max(0.0, self._level - 1.0 / fade)
         if n:
             self.analyzer.apply(raw, n, self._mouth)
-            f = k - self.lag
+            self._resampler.push(self._mouth[:n])
+        f = k - self.lag
+        if f >= 0:
+            # frame f's model frames are all in by now (video_delay): exactly one frame per tick
+            if self._resampler.take(self._frame_mouth, limit=f + 1 - self._resampler.frames_done) != 1:
+                raise AssertionError(f"mouth of frame {f} not ready at tick {k}")
             g = _ease(self._level)
-            m = self._mouth[0]
+            m = self._frame_mouth[0]
             with self._post_cv:
                 behind = f - self._drawn
                 row = f % self._ticks
@@ -164,6 +226,11 @@ class LiveSession:
                 if self._pending_latency and self._pending_latency[0][0] <= f:
                     self._post_push_ns[row] = self._pending_latency.pop(0)[1]
                 self._posted = f + 1
+                now = time.monotonic_ns()
+                with self.stats.lock:
+                    if f == 0:
+                        self.stats.first_post_ns = now
+                    self.stats.last_post_ns, self.stats.posted = now, f + 1
                 if behind >= self._max_behind:
                     # the draw thread has stalled for a whole queue: skip it forward rather than
                     # let it read ticks whose audio rows are about to be overwritten
@@ -173,7 +240,7 @@ class LiveSession:
                 self._post_cv.notify()
             with self.stats.lock:
                 self.stats.state = "talking" if talking else "idle"
-        if self._fade_out_at is not None and k - self._fade_out_at >= fade + self.lag:
+        if self._last_frame is not None and f >= self._last_frame:
             self._ticks_done.set()
             with self._post_cv:
                 self._post_cv.notify()
@@ -217,7 +284,7 @@ class LiveSession:
                         self.ring.drawn[slot] = True
                 draw_ms = (time.perf_counter() - t_draw) * 1000
                 if slot >= 0:
-                    audio = self._audio_ring[row]
+                    audio = self._audio_ring[row, : self._audio_len[row]]
                     for out in self.outputs:
                         out.offer(slot, audio)
                     # viewers get the same picture, copied only when it is a new one
@@ -259,9 +326,13 @@ class LiveSession:
             f.start()
 
     def stop(self, timeout: float = 2.5) -> None:
-        """Fade to idle, flush and close every output, end every thread it owns. Idempotent."""
+        """Fade to idle, flush and close every output, end every thread it owns. Idempotent.
+        A session that ended by itself (stop_after_frames) gives its outputs up to 20 s to
+        write every frame: its recording must hold them all."""
         if self._stopped:
             return
+        if self.finished and self.opts.stop_after_frames is not None and not self.crashed:
+            timeout = max(timeout, 20.0)
         self._stopped = True
         self._stopping.set()
         if not self._started:  # built but never started: no thread, no child to end
@@ -284,6 +355,8 @@ class LiveSession:
                 stop()
         for out in self.outputs:
             out.close(timeout=max(0.5, deadline - time.monotonic()))
+        with self.stats.lock:
+            self.stats.ended = time.monotonic()
         for f in self.feeders:
             t = getattr(f, "thread", None)  # the mic has PortAudio's thread, stopped above
             if t is not None and t.is_alive():
@@ -300,6 +373,11 @@ class LiveSession:
             self._post_cv.notify()
 
     @property
+    def finished(self) -> bool:
+        """It has emitted its last frame (stop_after_frames reached, or stopped)."""
+        return self._ticks_done.is_set()
+
+    @property
     def failed(self) -> bool:
         """Every output has failed for good (a file output whose encoder died): nothing to stream to."""
         return self.crashed or (bool(self.outputs) and all(o.failed for o in self.outputs))
@@ -312,11 +390,15 @@ class LiveSession:
             st = self.stats
             n = min(st.frames, st.frame_ms.shape[0])
             ms = np.sort(st.frame_ms[:n]) if n else np.zeros(1, np.float32)
-            elapsed = time.monotonic() - st.started
+            elapsed = (st.ended or time.monotonic()) - st.started
             return {
                 "session": self.name, "state": st.state, "frames": st.frames, "late_frames": st.late,
                 "skipped_ticks": st.skipped,
-                "fps": st.frames / elapsed if elapsed > 0 else 0.0,
+                # frames per second of the session clock: frames handed out between the first
+                # and the latest one (a run's rate, not diluted by start-up or the final flush)
+                "fps": ((st.posted - 1) * 1e9 / (st.last_post_ns - st.first_post_ns)
+                        if st.posted > 1 and st.last_post_ns > st.first_post_ns
+                        else st.frames / elapsed if elapsed > 0 else 0.0),
                 "frame_ms_p50": float(ms[int(0.5 * (len(ms) - 1))]), "frame_ms_p99": float(ms[int(0.99 * (len(ms) - 1))]),
                 "queued_speech_s": self.speech.queued() / SAMPLE_RATE,
                 "latency_ms_median": (float(np.median(st.latency_ms[: min(st.latencies, st.latency_ms.shape[0])]))

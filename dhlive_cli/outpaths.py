@@ -1,0 +1,77 @@
+"""Output paths of a render: checked before anything starts, written beside and renamed into place.
+
+A render writes `.NAME.dhlive-partial.EXT` next to its output and renames it when complete, so a
+file at the output path is always whole; a device (/dev/null, /dev/full) is written in place.
+Errors are OutputError, one line each.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from dhlive_cli.errors import OutputError
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as e:  # a name too long, a path through a file
+        raise OutputError(f"{path}: {e.strerror or e}") from e
+
+
+def is_special_file(path: str | os.PathLike) -> bool:
+    """An existing output that is not a regular file (/dev/null, /dev/full, a FIFO): it is
+    written in place. Writing beside it and renaming over it would replace the device node."""
+    st = _stat(Path(path))
+    return st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
+
+
+def sibling_name(out: Path, tag: str, suffix: str = "") -> Path:
+    """.NAME.TAG[SUFFIX] beside out, NAME shortened so the whole stays within NAME_MAX (255 bytes)."""
+    name = out.name
+    while len(f".{name}.{tag}{suffix}".encode()) > 255:
+        name = name[:-1]
+    return out.with_name(f".{name}.{tag}{suffix}")
+
+
+def check_output_path(output: str | os.PathLike) -> Path:
+    out = Path(output)
+    st = _stat(out)
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"{out}: is a directory; give a file name such as {out / 'out.mp4'}")
+    if len(out.name.encode()) > 255:
+        raise OutputError(f"{out}: file name too long")
+    if st is not None and not stat.S_ISREG(st.st_mode):  # a device or FIFO: written in place
+        if not os.access(out, os.W_OK):
+            raise OutputError(f"{out}: not writable")
+        return out
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{out}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: directory {parent} is not writable")
+    if st is not None and not os.access(out, os.W_OK):
+        raise OutputError(f"{out}: file exists and is not writable")
+    # os.access says yes to root everywhere; only creating a file proves the place is writable
+    probe = sibling_name(out, "dhlive-probe")
+    try:
+        with open(probe, "wb"):
+            pass
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"{out}: cannot write in {parent}: {e.strerror or e}") from e
+    return out
+
+
+def check_not_input(output: Path, input_path: str | os.PathLike) -> None:
+    """Writing the output over the input would destroy the user's speech file."""
+    try:
+        same = os.path.samefile(output, input_path)
+    except OSError:  # one of them does not exist (yet)
+        return
+    if same:
+        raise OutputError(f"{output}: is the input file; give a different output name")
