@@ -52,6 +52,7 @@ def main() -> None:
         result["render_memory"] = run("bench_render.py", "memory")
     result["startup"] = run("bench_startup.py", "--repeats", "3" if a.quick else "5")
     result["live_soak"] = run("bench_live.py", "--minutes", "1.5" if a.quick else "10")
+    result["live_fps"] = run("bench_live_fps.py", "--fps", "30", "--seconds", "20" if a.quick else "60")
     result["memory_floor"] = run("bench_memory_floor.py", "--seconds", "20" if a.quick else "60")
     result["avatar_compose"] = run("bench_avatar.py", "compose", "--frames", "200" if a.quick else "600")
     result["avatar_memory"] = run("bench_avatar.py", "memory", *(["--short", "30", "--long", "90"] if a.quick else []))

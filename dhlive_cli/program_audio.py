@@ -26,6 +26,7 @@ import numpy as np
 
 from dhlive_cli.errors import EngineError
 
+# AAC's sampling-frequency table (ISO/IEC 14496-3, samplingFrequencyIndex) from 8 to 48 kHz
 PROGRAM_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 PROGRAM_FILTER = ("aresample=rematrix_maxval=1.0,aformat=sample_fmts=flt:sample_rates="
                   + "|".join(map(str, PROGRAM_RATES)) + ":channel_layouts=mono|stereo")

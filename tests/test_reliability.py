@@ -400,7 +400,7 @@ BAD_INPUT = [
     _case("opt-size-99999x99999", lambda d, k: [*R, _speech(d), "-o", d / "o.mp4", "--size", "99999x99999"], ERR),
     _case("opt-size-abc", lambda d, k: [*R, _speech(d), "-o", d / "o.mp4", "--size", "abc"], ERR, says="--size"),
     _case("opt-size-odd", lambda d, k: [*R, _speech(d), "-o", d / "o.mp4", "--size", "641x361"], ERR, says="even"),
-    _case("opt-fps-24", lambda d, k: [*R, _speech(d), "-o", d / "o.mp4", "--fps", "24"], ERR, says="--fps"),
+    _case("opt-fps-61", lambda d, k: [*R, _speech(d), "-o", d / "o.mp4", "--fps", "61"], ERR, says="--fps"),
     _case("opt-fps-0", lambda d, k: [*R, _speech(d), "-o", d / "o.mp4", "--fps", "0"], ERR, says="--fps"),
     _case("opt-fps-not-a-number", lambda d, k: [*R, _speech(d), "-o", d / "o.mp4", "--fps", "abc"], ERR, says="--fps"),
     _case("opt-unknown-option", lambda d, k: [*R, _speech(d), "-o", d / "o.mp4", "--colour", "red"], ERR,
