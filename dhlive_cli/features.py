@@ -7,10 +7,11 @@ FEATURE_SPEC and the engine refuses a model made for another spec):
   512-point FFT; power spectrum; N_MELS triangular HTK-mel filters from 50 Hz to 8 kHz;
   natural log of (mel power + LOG_EPS).
 - Windows are causal: mel frame j covers samples [160 (j+1) - 400, 160 (j+1)), zeros before
-  the start. So video frame k (samples [640k, 640k+640) at 25 fps) owns mel frames 4k..4k+3 and
-  no feature of frame k looks past the end of its own audio.
-- A model window for frame k is mel frames [4k + 4 - past, 4k + 4 + ahead): `past` frames up
-  to the end of frame k plus `ahead` frames of look-ahead (ahead * 10 ms of latency).
+  the start. So model frame k (samples [640k, 640k+640): the model runs at 25 Hz whatever the
+  video's fps, see mouth_rate) owns mel frames 4k..4k+3 and no feature of frame k looks past
+  the end of its own audio.
+- A model window for model frame k is mel frames [4k + 4 - past, 4k + 4 + ahead): `past`
+  frames up to the end of frame k plus `ahead` frames of look-ahead (ahead * 10 ms of latency).
   Frames before the start or after the end of the audio are silence (LOG_FLOOR).
 """
 

@@ -1,10 +1,12 @@
 """Live streaming: a fixed-rate stream on the engine's clock, idle when silent, talking when fed.
 
     inputs --push--> SpeechBuffer (bounded seconds) --pull 1 frame per tick--> clock thread:
-        MouthAnalyzer (1 frame in, mouth of frame k - lag out) -> state envelope -> avatar
+        MouthAnalyzer (whole 40 ms model frames as they fill) -> MouthResampler (video fps;
+        mouth of frame k - lag out) -> state envelope -> avatar
         -> one bounded drop-oldest queue per output -> encode thread per output -> ffmpeg
 
-The clock thread runs at deadline = t0 + k * frame time, never "sleep one frame". Audio tick k
+The clock thread runs at deadline = t0 + floor(k * 1e9 / fps) ns, never "sleep one frame"; tick
+k pulls the 16 kHz samples [floor(16000 k / fps), floor(16000 (k + 1) / fps)). Audio tick k
 is pulled at tick k and written with video frame k, delayed together by the model's look-ahead,
 so picture and sound cannot drift. When drawing falls behind, the previous frame is repeated
 (counted as late) and the audio still goes out: the lag never accumulates.
