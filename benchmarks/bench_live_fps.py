@@ -3,8 +3,8 @@
     python benchmarks/bench_live_fps.py [--fps 30] [--seconds 60] [--size 640x360]
 
 Runs the real CLI (looping the bundled speech sample into a recording) and reports:
-- the session clock's rate: frames handed out between the first and the last one, over the
-  monotonic time between them (the `stopped:` line's fps), late and dropped frames;
+- the session clock's rate: the least-squares slope of every frame's hand-out time (monotonic)
+  against its index (the `stopped:` line's fps), late and dropped frames;
 - the recording (ffprobe): frame count against duration x fps, the video's frame rate, its
   duration and the audio's, and the largest gap between a frame's timestamp and k / fps;
 - the seconds dhlive's threads (ffmpeg included) waited for a CPU meanwhile (tests/loadcheck.py),

@@ -168,12 +168,19 @@ class ProgramReader:
             self.eof = True
 
     def read(self, out: np.ndarray, n: int) -> int:
-        """Up to n frames into out (float32, interleaved, at least n * channels); returns frames."""
+        """Up to n frames into out (float32, interleaved, at least n * channels); returns frames.
+        NaN becomes silence and values past full scale are clipped to [-1, 1], as the analysis
+        stream's are (the AAC encoder refuses NaN and inf)."""
         if self.fifo is None:
             return 0
         k = min(n, self.frames())
         if k:
-            self.fifo.read_into(out[: k * self.channels])
+            x = out[: k * self.channels]
+            self.fifo.read_into(x)
+            lo, hi = x.min(), x.max()
+            if not (lo >= -1.0 and hi <= 1.0):  # NaN, inf or past full scale: the analysis warned
+                np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+                np.clip(x, -1.0, 1.0, out=x)
             c = self.use_channel
             if c is not None and self.channels == 2:
                 pairs = out[: 2 * k].reshape(k, 2)

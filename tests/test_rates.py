@@ -186,6 +186,8 @@ def test_any_common_fps_has_exact_frame_count_and_sync(stereo48, tmp_path, fps):
     duration = len(x) / 48000
     assert v["r_frame_rate"] == f"{fps}/1"
     frames = int(v["nb_read_frames"])
+    print(f"{fps} fps: {frames} frames for {duration:.4f} s (round(d x fps) = {round(duration * fps)}), "
+          f"video {v['duration']} s, audio {a['duration']} s")
     assert abs(frames - round(duration * fps)) <= 1, (frames, duration * fps)
     assert abs(float(v["duration"]) - float(a["duration"])) < 1 / fps, (v["duration"], a["duration"])
 

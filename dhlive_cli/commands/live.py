@@ -281,7 +281,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         fail(escape_line(why), 1)
     for name, snap in last.items():
         err_console.print(
-            f"stopped{'' if len(last) == 1 else ' ' + name}: {snap['frames']} frames ({snap['fps']:.2f} fps), "
+            f"stopped{'' if len(last) == 1 else ' ' + name}: {snap['frames']} frames ({snap['fps']:.3f} fps), "
             f"late {snap['late_frames']}, dropped {sum(o['frames_dropped'] for o in snap['outputs'])}, "
             f"reconnects {sum(o['reconnects'] for o in snap['outputs'])}")
     if duration is not None:

@@ -46,9 +46,21 @@ class LiveStats:
         self.latencies = 0
         self.started = time.monotonic()
         self.ended: float | None = None  # set by stop()
-        self.first_post_ns = 0  # monotonic ns when frame 0 / the latest frame left the clock
-        self.last_post_ns = 0
+        self.first_post_ns = 0  # monotonic ns when frame 0 left the clock
         self.posted = 0
+        # least-squares fit of hand-out time (s after frame 0) against frame index: its slope is
+        # the clock's frame time, robust to one late tick at either end of the run
+        self.fit = [0.0, 0.0, 0.0, 0.0]  # sums of f, t, f*f, f*t
+
+    def clock_fps(self) -> float | None:
+        """Frames per second of the session clock over the run (least squares), None before 3 frames."""
+        n = self.posted
+        sf, st, sff, sft = self.fit
+        den = n * sff - sf * sf
+        if n < 3 or den <= 0:
+            return None
+        slope = (n * sft - sf * st) / den
+        return 1.0 / slope if slope > 0 else None
 
 
 def video_delay(fps: int, model_lag: int) -> int:
@@ -228,9 +240,16 @@ class LiveSession:
                 self._posted = f + 1
                 now = time.monotonic_ns()
                 with self.stats.lock:
+                    st = self.stats
                     if f == 0:
-                        self.stats.first_post_ns = now
-                    self.stats.last_post_ns, self.stats.posted = now, f + 1
+                        st.first_post_ns = now
+                    t = (now - st.first_post_ns) / 1e9
+                    fit = st.fit
+                    fit[0] += f
+                    fit[1] += t
+                    fit[2] += f * f
+                    fit[3] += f * t
+                    st.posted = f + 1
                 if behind >= self._max_behind:
                     # the draw thread has stalled for a whole queue: skip it forward rather than
                     # let it read ticks whose audio rows are about to be overwritten
@@ -394,11 +413,9 @@ class LiveSession:
             return {
                 "session": self.name, "state": st.state, "frames": st.frames, "late_frames": st.late,
                 "skipped_ticks": st.skipped,
-                # frames per second of the session clock: frames handed out between the first
-                # and the latest one (a run's rate, not diluted by start-up or the final flush)
-                "fps": ((st.posted - 1) * 1e9 / (st.last_post_ns - st.first_post_ns)
-                        if st.posted > 1 and st.last_post_ns > st.first_post_ns
-                        else st.frames / elapsed if elapsed > 0 else 0.0),
+                # frames per second of the session clock over the run (not diluted by start-up
+                # or the final flush), until it has 3 frames: frames over time since start
+                "fps": st.clock_fps() or (st.frames / elapsed if elapsed > 0 else 0.0),
                 "frame_ms_p50": float(ms[int(0.5 * (len(ms) - 1))]), "frame_ms_p99": float(ms[int(0.99 * (len(ms) - 1))]),
                 "queued_speech_s": self.speech.queued() / SAMPLE_RATE,
                 "latency_ms_median": (float(np.median(st.latency_ms[: min(st.latencies, st.latency_ms.shape[0])]))
