@@ -28,7 +28,9 @@ Examples:
 
   my_tts | dhlive live --input - --rtmp rtmp://host/app/key
 
-  dhlive live --input talk.flac --loop -o record.mp4 --duration 60 --quiet
+  dhlive live --input talk.flac --loop -o record.mp4 --duration 60 --quiet   # exactly 1500 frames
+
+  dhlive live --input talk.flac --loop --fps 30 --rtmp rtmp://host/app/key
 
   dhlive live --input mic --rtmp rtmp://host/app/key
 

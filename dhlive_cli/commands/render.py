@@ -25,6 +25,8 @@ Examples:
   dhlive render talk.wav -o - | ffplay -                    # Matroska to stdout as it renders
 
   dhlive render talk.wav -o - --format mp4 > talk.mp4       # fragmented mp4 to stdout
+
+  dhlive render talk.wav -o talk.mp4 --fps 30               # any whole rate 1-60; sound at the input's rate
 """
 
 
