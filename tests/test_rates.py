@@ -169,10 +169,10 @@ def test_phase_inverted_48k_stereo_is_fixed_in_the_file_too(stereo48, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert len([ln for ln in p.stderr.splitlines() if "cancel" in ln]) == 1, p.stderr
-    mono = _decode(out, 48000, 1)[:, 0]  # what a mono speaker plays
+    mono = _decode(out, 48000, 2).mean(axis=1)  # what a mono speaker plays (ffmpeg's -ac 1 adds 3 dB)
     level = 20 * np.log10(np.sqrt(np.mean(mono ** 2)) / np.sqrt(np.mean(x[:, 0] ** 2)))
     print(f"phase-inverted 48 kHz stereo: mono mix of the file {level:+.1f} dB against the input channel")
-    assert -3 < level < 3, f"mono mix {level:.1f} dB against the input channel"
+    assert -1.5 < level < 1.5, f"mono mix {level:.1f} dB against the input channel"
 
 
 # ---------------------------------------------------------------------------------- render: fps

@@ -115,9 +115,11 @@ def test_phase_inverted_stereo_renders_audible_with_a_moving_mouth(speech_10s, t
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len([ln for ln in lines if "cancel" in ln]) == 1 and len(lines) == 2, lines  # the warning + "wrote"
     assert "warning" in lines[0].lower() and lines[1].startswith("wrote"), lines
-    played = np.frombuffer(subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(out), "-f", "f32le", "-ac", "1",
+    # the file keeps the input's two channels (both now carry the stronger one): their plain
+    # average is what a mono speaker plays (ffmpeg's own -ac 1 adds 3 dB)
+    played = np.frombuffer(subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(out), "-f", "f32le", "-ac", "2",
                                            "-ar", "16000", "pipe:1"], capture_output=True, check=True).stdout,
-                           np.float32)
+                           np.float32).reshape(-1, 2).mean(axis=1)
     level = 20 * np.log10(np.sqrt(np.mean(played ** 2)) / np.sqrt(np.mean(audio ** 2)))
     assert -3 < level < 3, f"played {level:.1f} dB against the input channel"
     opening = _mouth_opening(out)
