@@ -99,14 +99,13 @@ def _tracks(viewer: Viewer):
     from aiortc.mediastreams import MediaStreamError
 
     fps = viewer.session.tb.fps
-    pts_per_frame = VIDEO_CLOCK_HZ // fps
     video_tb = fractions.Fraction(1, VIDEO_CLOCK_HZ)
     audio_tb = fractions.Fraction(1, AUDIO_RATE)
     tap = viewer.tap
 
     class SessionVideo(MediaStreamTrack):
-        """The newest frame of the session at each of its ticks (VideoFrame yuv420p, pts in
-        frames x 3600 at 90 kHz for 25 fps)."""
+        """The newest frame of the session at each of its ticks (VideoFrame yuv420p, pts of frame
+        k: floor(k x 90000 / fps) at 90 kHz, 3600 per frame at 25 fps)."""
 
         kind = "video"
 
@@ -125,7 +124,7 @@ def _tracks(viewer: Viewer):
                     finally:
                         tap.release(slot)
                     self._last = tick
-                    frame.pts = tick * pts_per_frame
+                    frame.pts = tick * VIDEO_CLOCK_HZ // fps  # exact at any fps, no rounding that adds up
                     frame.time_base = video_tb
                     viewer.frames_sent += 1
                     return frame
