@@ -795,3 +795,86 @@ def test_8_the_preview_page_and_its_webrtc_endpoint_open_no_hole(tmp_path):
         rc, left = srv.stop()
     assert rc == 0 and not left
     assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
+
+
+def _offer_with(video: str = "recvonly", audio: str | None = "recvonly", datachannel: bool = False) -> str:
+    """A real aiortc offer: video sent ("sendrecv", a synthetic camera) or only received, audio
+    or none, a data channel or not."""
+    aiortc = pytest.importorskip("aiortc")
+    from aiortc.mediastreams import VideoStreamTrack
+
+    async def make():
+        pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+        if video == "sendrecv":
+            pc.addTransceiver(VideoStreamTrack(), direction="sendrecv")
+        elif video:
+            pc.addTransceiver("video", direction=video)
+        if audio:
+            pc.addTransceiver("audio", direction=audio)
+        if datachannel:
+            pc.createDataChannel("x")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+
+    return asyncio.run(make())
+
+
+def test_8_offers_that_would_spray_udp_or_pile_up_frames_are_refused(tmp_path):
+    """Issue 18, found by attacking it: an offer with a thousand ICE candidates made the server
+    send ~4200 STUN checks in 20 s to addresses of the client's choosing, and an offer that sends
+    video (a camera) had aiortc decode it into a queue nobody reads (RSS +13 MB/s, not given
+    back on hang-up). Both are refused now, as are offers without media of ours; the server
+    sends nothing to the candidates' addresses."""
+    srv = Live(tmp_path, "-o", tmp_path / "p.mkv", env={"DHLIVE_API_TOKEN": TOKEN})
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/sdp"}
+    catcher = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # every candidate points here
+    catcher.bind(("127.0.0.1", 0))
+    catcher.settimeout(0.1)
+    cport = catcher.getsockname()[1]
+    try:
+        port = srv.port
+        plain = _offer_with()
+        lines = [ln for ln in plain.split("\r\n") if not ln.startswith("a=candidate") and ln != "a=end-of-candidates"]
+        flood = []
+        for ln in lines:
+            flood.append(ln)
+            if ln == "a=mid:0":  # 800 candidates, all at our catcher (a third party)
+                flood += [f"a=candidate:{i} 1 udp {2130706431 - i} 127.0.0.1 {cport} typ host" for i in range(800)]
+                flood.append("a=end-of-candidates")
+        cases = {
+            "800 ICE candidates": "\r\n".join(flood),
+            "sends video (a camera)": _offer_with(video="sendrecv"),
+            "data channel only, 'm=video' in an attribute": _offer_with(video="", audio=None, datachannel=True)
+            + "a=x-m=video\r\n",
+            "media plus a data channel": _offer_with(datachannel=True),
+            "two video sections": plain.replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 0 1 2")
+            + plain[plain.index("m=video"):plain.index("m=audio")].replace("a=mid:0", "a=mid:2"),
+        }
+        answers = {what: req(port, "POST", "/v1/webrtc", body.encode(), auth) for what, body in cases.items()}
+        for what, a in answers.items():
+            row(f"8 offer: {what}", f"{a[0]} {a[1].get('error', '') if isinstance(a[1], dict) else ''}"[:90],
+                is_json_error(a, 400))
+        assert all(is_json_error(a, 400) for a in answers.values()), answers
+        assert "800 ICE candidates" in answers["800 ICE candidates"][1]["error"]
+        st = req(port, "GET", "/v1/status", headers=auth)[1]
+        assert st["viewers"] == 0 and st["api"]["webrtc_viewers"] == 0  # refused offers hold nothing
+        # nothing was sent to the candidates: what a check would have reached within a few
+        # seconds (aioice paces its first checks 20 ms apart) never came
+        got, deadline = 0, time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            try:
+                catcher.recvfrom(2048)
+                got += 1
+            except socket.timeout:
+                pass
+        assert got == 0, got
+        # what a browser offers still connects: video received, microphone audio sent
+        code, _ = req(port, "POST", "/v1/webrtc", _offer_with(audio="sendrecv").encode(), auth)
+        assert code == 201
+    finally:
+        catcher.close()
+        rc, left = srv.stop()
+    assert rc == 0 and not left
+    assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_SDP_BYTES = 64 * 2**10  # an offer with audio, video and a dozen candidates is ~5 KB
+MAX_CANDIDATES = 32  # ICE candidates per media section: a browser offers one or two per network
+# interface; each one is a peer the server sends STUN checks to, so a thousand would make it
+# spray UDP at addresses of the client's choosing
 MAX_VIEWERS_TOTAL = 16  # per process, over all sessions (each session also has its max_viewers)
 CONNECT_TIMEOUT_S = 20.0  # an answered offer that has not connected by then is hung up
 VIDEO_CLOCK_HZ = 90000  # RTP video clock (RFC 3551); PyAV timestamps in this time base
@@ -197,6 +200,39 @@ async def _feed_microphone(viewer: Viewer, track, server) -> None:
         pass
 
 
+def check_offer(sdp: str) -> None:
+    """Refuse (ApiError 400) an SDP offer the preview has no use for, before aiortc acts on it:
+    it must have one audio and/or one video section and nothing else (no data channels), a DTLS
+    fingerprint, at most MAX_CANDIDATES ICE candidates per section, and video the browser only
+    receives (recvonly/inactive): the server never reads a browser's video, and aiortc would
+    decode it into a queue nobody empties (memory grows ~14 MB/s for 640x480 at 30 fps).
+    Audio may be sendrecv: it is the browser's microphone (_feed_microphone reads it).
+    Directions per RFC 8866 section 6.7 (absent = sendrecv)."""
+    from aiortc import sdp as aiortc_sdp
+
+    if "a=fingerprint:" not in sdp:
+        raise ApiError(400, "the SDP offer has no DTLS fingerprint (a=fingerprint)")
+    try:
+        desc = aiortc_sdp.SessionDescription.parse(sdp)
+    except Exception as e:  # noqa: BLE001 - the parser fails on malformed text in many ways
+        why = " ".join(str(e).split())[:160] or type(e).__name__
+        raise ApiError(400, f"cannot use this SDP offer: {why}") from None
+    kinds = [m.kind for m in desc.media]
+    if not {"audio", "video"} & set(kinds):
+        raise ApiError(400, "the SDP offer has no audio or video section")
+    other = sorted(set(kinds) - {"audio", "video"})
+    if other:
+        raise ApiError(400, f"the SDP offer has a section the preview does not use: m={other[0][:20]}")
+    if kinds.count("audio") > 1 or kinds.count("video") > 1:
+        raise ApiError(400, "the SDP offer has more than one audio or video section")
+    for m in desc.media:
+        if len(m.ice_candidates) > MAX_CANDIDATES:
+            raise ApiError(400, f"the SDP offer has {len(m.ice_candidates)} ICE candidates in its {m.kind} section "
+                                f"(at most {MAX_CANDIDATES})")
+        if m.kind == "video" and (m.direction or "sendrecv") not in ("recvonly", "inactive"):
+            raise ApiError(400, "the preview sends video and takes none: offer video as recvonly")
+
+
 class WebRtcRoutes:
     """WebRTC offer/answer handlers of ApiServer (a mixin; state in self._viewers, made by the
     server's constructor, and touched on the API loop only)."""
@@ -217,10 +253,7 @@ class WebRtcRoutes:
             sdp = bytes(body).decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError(400, "the SDP offer must be UTF-8 text") from None
-        if "m=video" not in sdp and "m=audio" not in sdp:
-            raise ApiError(400, "the SDP offer has no audio or video section")
-        if "a=fingerprint:" not in sdp:
-            raise ApiError(400, "the SDP offer has no DTLS fingerprint (a=fingerprint)")
+        check_offer(sdp)
         if len(self._viewers) >= self.max_viewers_total:
             raise ApiError(503, f"this server already has {self.max_viewers_total} viewers", {"Retry-After": "5"})
         if session.cancel.is_set():
