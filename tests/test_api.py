@@ -169,6 +169,8 @@ def test_raw_pcm_at_16k_and_other_rates(make_session, serve):
     assert_error(run(request(srv, "POST", "/v1/speak", pcm16(x), {"Content-Type": "audio/pcm; format=f32le"})), 415)
     assert_error(run(request(srv, "POST", "/v1/speak", b"\x00" * 7, {"Content-Type": "audio/L16; rate=16000"})), 400)
     assert_error(run(request(srv, "POST", "/v1/speak", b"\x00" * 8, {"Content-Type": "audio/L16; rate=abc"})), 400)
+    # a parameter given twice is refused, not guessed (one reader takes the first, another the last)
+    assert_error(run(request(srv, "POST", "/v1/speak", b"\x00" * 8, {"Content-Type": "audio/L16; rate=8000; rate=48000"})), 400)
     assert_error(run(request(srv, "POST", "/v1/speak", b"", {"Content-Type": "audio/pcm"})), 400)
 
 

@@ -114,7 +114,10 @@ def test_interrupted_utterance_is_finished_as_interrupted(make_session, serve): 
     assert ev[4]["type"] == "utterance_finished" and ev[4]["id"] == "2" and "interrupted" not in ev[4]
 
 
-@pytest.mark.parametrize("query", ["rate=abc", "rate=1000", "rate=400000", "channels=0", "channels=9", "rate=-16000"])
+@pytest.mark.parametrize("query", ["rate=abc", "rate=1000", "rate=400000", "channels=0", "channels=9", "rate=-16000",
+                                   "rate=0", "rate=192001", "rate=4e9", "rate=", "rate=%EF%BC%91%EF%BC%96000",
+                                   # twice: parsers differ on which one counts (aiohttp the first, many the last)
+                                   "rate=16000&rate=8000", "channels=1&channels=2"])
 def test_bad_rate_or_channels_refused_before_the_upgrade(make_session, serve, query):  # noqa: F811
     s = make_session()
     srv = serve(s)

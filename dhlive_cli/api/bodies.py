@@ -38,7 +38,10 @@ def _parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     for part in rest.split(";"):
         k, eq, v = part.partition("=")
         if eq:
-            params[k.strip().lower()] = v.strip().strip('"')
+            k = k.strip().lower()
+            if k in params:  # "rate=8000; rate=48000": refuse rather than guess which one is meant
+                raise ApiError(400, f"content type parameter {k[:20]!r} given twice")
+            params[k] = v.strip().strip('"')
     return mime.strip().lower(), params
 
 

@@ -36,9 +36,12 @@ MAX_QUEUED_EVENTS = 64  # events waiting for a client that does not read: the ol
 
 
 def _query_int(request: web.Request, key: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(key)
-    if raw is None:
+    given = request.query.getall(key, [])
+    if not given:
         return default
+    if len(given) > 1:  # which one counts would depend on the parser (ours takes the first, others the last)
+        raise ApiError(400, f"query parameter {key} given {len(given)} times: give it once")
+    raw = given[0]
     if not (raw.isascii() and raw.isdigit() and lo <= int(raw) <= hi):
         raise ApiError(400, f"query parameter {key}={raw[:20]!r}: expected an integer {lo}..{hi}")
     return int(raw)
