@@ -211,3 +211,29 @@ def test_srt_target_receives_h264_and_aac(tmp_path):
     assert kinds["video"]["codec_name"] == "h264" and kinds["video"]["r_frame_rate"] == "25/1"
     assert kinds["audio"]["codec_name"] == "aac"
     assert "srtSECRET5" not in err, err  # the listener hung up after 3 s: the retries name it redacted
+
+
+def test_a_server_that_names_the_key_in_its_refusal_does_not_get_it_into_log_status_or_metrics(tmp_path):
+    """Found attacking issue 16: the refusal's text is the server's own ("Server error: ..."),
+    and it went to the log line, the status `error` and the final error line unredacted, so a
+    server echoing the stream key put it there. A small RTMP server (tests/echo_rtmp.py) that
+    answers every publish "stream key KEY is not allowed here" checks it."""
+    from tests.echo_rtmp import EchoKeyRtmpServer
+
+    api = rtmp_server.free_port()
+    with EchoKeyRtmpServer() as echo:
+        p = start_live("--rtmp", echo.url("echoKEY77"), "--input", SAMPLE, "--loop",
+                       "--listen", f"127.0.0.1:{api}", "--duration", "20")
+        try:
+            st = _wait_status(p, api, "the refusal", lambda st: _outs(st)[0]["refused"])
+            out = _outs(st)[0]
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{api}/metrics", timeout=5).read().decode()
+            err = p.communicate(timeout=180)[1].decode()
+        finally:
+            if p.poll() is None:
+                stop(p)
+    assert "echoKEY77" in echo.keys  # the server was asked for the key and echoed it back
+    assert "not allowed here" in out["error"] and "echoKEY77" not in out["error"], out
+    assert "echoKEY77" not in metrics
+    assert "publish refused:" in err and "not allowed here" in err, err
+    assert "echoKEY77" not in err, err

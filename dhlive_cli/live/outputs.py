@@ -160,6 +160,8 @@ class Output:
                 self.sink.abort()
                 self.sink = None
                 if refused is not None:
+                    # the reason is the server's own text, which may echo the key it refused
+                    refused = redact_text(refused, self._secrets)
                     self.last_error = refused
                     self.publish_refusals += 1
                     self.reconnects += 1
