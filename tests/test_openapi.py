@@ -92,6 +92,9 @@ def test_served_document_healthz_and_location(tmp_path):
         served = json.loads(body)
         validate(served)
         assert served == openapi()
+        # a client resolves the servers' URL against where it fetched the document: this server
+        # (a fixed "http://127.0.0.1:8765" sent generated clients to another port)
+        assert [sv["url"] for sv in served["servers"]] == ["/"]
         spec = json.dumps({"name": "loc", "output": "loc.mkv", "size": "320x180"}).encode()
         code, headers, body = _http(port, "POST", "/v1/sessions", spec, {**auth, "Content-Type": "application/json"})
         assert code == 201, body

@@ -235,7 +235,9 @@ def openapi() -> dict:
                  "description": "Feed speech to live avatar sessions, stream PCM over a WebSocket, create and "
                                 "stop sessions, read their figures. Served by `dhlive live --listen HOST:PORT`.",
                  "license": {"name": "MIT", "identifier": "MIT"}},
-        "servers": [{"url": "http://127.0.0.1:8765", "description": "the default loopback bind"}],
+        # relative (OpenAPI 3.1, Server Object): the server this document was fetched from, on
+        # whatever address and port it listens; a fixed one would send clients to the wrong port
+        "servers": [{"url": "/", "description": "the server this document was fetched from"}],
         "security": [{}, {"bearer": []}],  # a token only when the server was given one
         "paths": paths,
         "components": {"schemas": _schemas(),
