@@ -15,7 +15,7 @@ folder is on sys.path.)
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 MASK = "****"
 
@@ -52,7 +52,9 @@ def redact_url(url: str) -> str:
 
 def secrets_of(url: str) -> list[str]:
     """The parts of `url` that must not be shown anywhere: the whole URL, what follows the
-    application (key, query) and a password. Empty for a path."""
+    application (key, query), the key without the query, each query value (an SRT passphrase
+    or streamid, an RTMP auth token) and a password. Empty for a path. A server may name any
+    of them alone: nginx-rtmp, for one, splits `KEY?auth=...` into a name and arguments."""
     if "://" not in url:
         return []
     out = [url]
@@ -64,8 +66,9 @@ def secrets_of(url: str) -> list[str]:
     rest = "/".join(segments[2:])
     if parts.query:
         rest += "?" + parts.query
-    for s in (rest, parts.query, parts.password or ""):
-        if len(s) >= MIN_SECRET_CHARS:
+    values = [v for _, v in parse_qsl(parts.query, keep_blank_values=True)]
+    for s in (rest, "/".join(segments[2:]), parts.query, *values, parts.password or ""):
+        if len(s) >= MIN_SECRET_CHARS and s not in out:
             out.append(s)
     return out
 

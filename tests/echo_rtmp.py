@@ -6,7 +6,8 @@ It speaks only what ffmpeg's RTMP publisher needs to get to its `publish` comman
 specification 1.0, sections 5.2 handshake, 5.3 chunking, 7.2 commands; AMF0 encoding from the
 AMF0 specification): the plain handshake (ffmpeg checks the server's digest only when playing),
 chunks of any size it announces, `connect` and `createStream` answered `_result`, then
-`onStatus` with level "error" and a description holding the key (ffmpeg logs it as
+`onStatus` with level "error" and a description holding the key without its `?arguments`
+(ffmpeg logs it as
 "Server error: ..."), and the connection closed. nginx-rtmp cannot be made to answer that way.
 """
 
@@ -167,7 +168,8 @@ class EchoKeyRtmpServer:
                 self.refusals += 1
                 self._send(conn, 1, _amf_str("onStatus") + _amf_num(0) + b"\x05"
                            + _amf_obj({"level": "error", "code": "NetStream.Publish.BadName",
-                                       "description": f"stream key {key} is not allowed here"}))
+                                       # the name without its arguments, as nginx-rtmp splits them
+                                       "description": f"stream key {key.partition('?')[0]} is not allowed here"}))
                 return
 
     @staticmethod

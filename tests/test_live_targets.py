@@ -222,7 +222,8 @@ def test_a_server_that_names_the_key_in_its_refusal_does_not_get_it_into_log_sta
 
     api = rtmp_server.free_port()
     with EchoKeyRtmpServer() as echo:
-        p = start_live("--rtmp", echo.url("echoKEY77"), "--input", SAMPLE, "--loop",
+        # with arguments: the server names the key alone, which is a secret too
+        p = start_live("--rtmp", echo.url("echoKEY77?auth=tok12345"), "--input", SAMPLE, "--loop",
                        "--listen", f"127.0.0.1:{api}", "--duration", "20")
         try:
             st = _wait_status(p, api, "the refusal", lambda st: _outs(st)[0]["refused"])
@@ -232,8 +233,8 @@ def test_a_server_that_names_the_key_in_its_refusal_does_not_get_it_into_log_sta
         finally:
             if p.poll() is None:
                 stop(p)
-    assert "echoKEY77" in echo.keys  # the server was asked for the key and echoed it back
+    assert "echoKEY77?auth=tok12345" in echo.keys  # the server was asked for the key and echoed its name back
     assert "not allowed here" in out["error"] and "echoKEY77" not in out["error"], out
     assert "echoKEY77" not in metrics
     assert "publish refused:" in err and "not allowed here" in err, err
-    assert "echoKEY77" not in err, err
+    assert "echoKEY77" not in err and "tok12345" not in err, err
