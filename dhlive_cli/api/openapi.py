@@ -200,7 +200,8 @@ def openapi() -> dict:
                               "headers": {"Location": {"description": "the viewer, for DELETE",
                                                        "schema": {"type": "string"}}},
                               "content": {"application/sdp": {"schema": {"type": "string"}}}},
-                      "400": _error("not an SDP offer with media and a DTLS fingerprint"),
+                      "400": _error("not an SDP offer of one audio and/or one video section (video recvonly, "
+                                    "no data channel), a DTLS fingerprint and at most 32 ICE candidates a section"),
                       "404": _error("no such session"), "415": _error("not application/sdp"),
                       "501": _error("the webrtc extra (aiortc) is not installed"),
                       "503": _error("viewer limit reached", _RETRY),
