@@ -857,7 +857,7 @@ def test_8_offers_that_would_spray_udp_or_pile_up_frames_are_refused(tmp_path):
             row(f"8 offer: {what}", f"{a[0]} {a[1].get('error', '') if isinstance(a[1], dict) else ''}"[:90],
                 is_json_error(a, 400))
         assert all(is_json_error(a, 400) for a in answers.values()), answers
-        assert "800 ICE candidates" in answers["800 ICE candidates"][1]["error"]
+        assert "800 UDP ICE candidates" in answers["800 ICE candidates"][1]["error"]
         st = req(port, "GET", "/v1/status", headers=auth)[1]
         assert st["viewers"] == 0 and st["api"]["webrtc_viewers"] == 0  # refused offers hold nothing
         # nothing was sent to the candidates: what a check would have reached within a few

@@ -201,7 +201,7 @@ def openapi() -> dict:
                                                        "schema": {"type": "string"}}},
                               "content": {"application/sdp": {"schema": {"type": "string"}}}},
                       "400": _error("not an SDP offer of one audio and/or one video section (video recvonly, "
-                                    "no data channel), a DTLS fingerprint and at most 32 ICE candidates a section"),
+                                    "no data channel), a DTLS fingerprint and at most 32 UDP ICE candidates a section"),
                       "404": _error("no such session"), "415": _error("not application/sdp"),
                       "501": _error("the webrtc extra (aiortc) is not installed"),
                       "503": _error("viewer limit reached", _RETRY),

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_SDP_BYTES = 64 * 2**10  # an offer with audio, video and a dozen candidates is ~5 KB
-MAX_CANDIDATES = 32  # ICE candidates per media section: a browser offers one or two per network
+MAX_CANDIDATES = 32  # UDP ICE candidates per media section: a browser offers one or two per network
 # interface; each one is a peer the server sends STUN checks to, so a thousand would make it
 # spray UDP at addresses of the client's choosing
 MAX_VIEWERS_TOTAL = 16  # per process, over all sessions (each session also has its max_viewers)
@@ -203,7 +203,7 @@ async def _feed_microphone(viewer: Viewer, track, server) -> None:
 def check_offer(sdp: str) -> None:
     """Refuse (ApiError 400) an SDP offer the preview has no use for, before aiortc acts on it:
     it must have one audio and/or one video section and nothing else (no data channels), a DTLS
-    fingerprint, at most MAX_CANDIDATES ICE candidates per section, and video the browser only
+    fingerprint, at most MAX_CANDIDATES UDP ICE candidates per section, and video the browser only
     receives (recvonly/inactive): the server never reads a browser's video, and aiortc would
     decode it into a queue nobody empties (memory grows ~14 MB/s for 640x480 at 30 fps).
     Audio may be sendrecv: it is the browser's microphone (_feed_microphone reads it).
@@ -226,8 +226,10 @@ def check_offer(sdp: str) -> None:
     if kinds.count("audio") > 1 or kinds.count("video") > 1:
         raise ApiError(400, "the SDP offer has more than one audio or video section")
     for m in desc.media:
-        if len(m.ice_candidates) > MAX_CANDIDATES:
-            raise ApiError(400, f"the SDP offer has {len(m.ice_candidates)} ICE candidates in its {m.kind} section "
+        # TCP candidates cost nothing: aioice pairs only UDP ones (Candidate.can_pair_with)
+        udp = sum(1 for c in m.ice_candidates if (c.protocol or "").lower() == "udp")
+        if udp > MAX_CANDIDATES:
+            raise ApiError(400, f"the SDP offer has {udp} UDP ICE candidates in its {m.kind} section "
                                 f"(at most {MAX_CANDIDATES})")
         if m.kind == "video" and (m.direction or "sendrecv") not in ("recvonly", "inactive"):
             raise ApiError(400, "the preview sends video and takes none: offer video as recvonly")
