@@ -292,6 +292,11 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         if refused:
             fail("; ".join(f"{o['target']}: publish refused {o['publish_refusals']} time(s)"
                            f"{'' if o['refused'] else ', then accepted'} ({o['error']})" for o in refused), 1)
+        # and one that was down the whole run (no server, wrong host) got nothing either
+        never = [o for snap in last.values() for o in snap["outputs"]
+                 if not o.get("went_on_air", True) and not o.get("publish_refusals")]
+        if never:
+            fail("; ".join(f"{o['target']}: never went on air ({o['error'] or 'no connection'})" for o in never), 1)
 
 
 def _check_srt() -> None:

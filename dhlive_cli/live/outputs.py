@@ -92,6 +92,9 @@ class Output:
         # check answering 403), and whether the latest attempt was one of them
         self.publish_refusals = 0
         self.refused = False
+        # the target took at least one publish (RTMP accepted, file opened): a timed run whose
+        # target never did delivered nothing there, and says so (commands/live.py)
+        self.went_on_air = False
         self.failed = False
         self._closing = threading.Event()
         self._audio = np.zeros(-(-SAMPLE_RATE // fps), dtype=np.float32)  # the longest tick
@@ -126,6 +129,7 @@ class Output:
                     if self._open():
                         # an RTMP output is connected once the server accepted the publish
                         self.connected = self.sink.on_air
+                        self.went_on_air = self.went_on_air or self.connected
                         since_open = 0
                     else:
                         retry_at = time.monotonic() + backoff
@@ -148,7 +152,7 @@ class Output:
                     continue
                 self.sink.write(self.ring.frames[slot], audio)
                 if not self.connected and self.sink.on_air:
-                    self.connected, self.refused = True, False
+                    self.connected, self.refused, self.went_on_air = True, False, True
                 self.frames_written += 1
                 since_open += 1
                 if since_open == 250:  # 10 s up again: the next loss starts from the short wait
@@ -194,6 +198,8 @@ class Output:
         self._closing.set()
         self.thread.join(timeout)
         if self.sink is not None:
+            # a publish the server accepted while the last frames were flushed counts too
+            self.went_on_air = self.went_on_air or self.sink.on_air
             try:
                 self.sink.close(timeout=timeout)
             except DhliveError as e:

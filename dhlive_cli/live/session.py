@@ -426,5 +426,6 @@ class LiveSession:
                 "outputs": [{"target": o.label, "connected": o.connected, "reconnects": o.reconnects,
                              "frames_written": o.frames_written, "frames_dropped": o.frames_dropped,
                              "queue_fill": len(o.queue), "error": o.last_error,
-                             "publish_refusals": o.publish_refusals, "refused": o.refused} for o in self.outputs],
+                             "publish_refusals": o.publish_refusals, "refused": o.refused,
+                             "went_on_air": o.went_on_air} for o in self.outputs],
             }
