@@ -334,7 +334,10 @@ class Studio:
         if spec.from_api and w * h > MAX_API_PIXELS:
             raise InputError(f"session {spec.name!r}: size {w}x{h} is over the API's limit of 1920x1080 pixels")
         outputs_ids = []
-        if spec.output is not None:
+        # `-o -` on the command line: Matroska to our own stdout (fragmented as it streams, so a
+        # player or a pipe reads it as it comes), like `render -o -`; not a file to check
+        to_stdout = spec.output is not None and not spec.from_api and str(spec.output) == "-"
+        if spec.output is not None and not to_stdout:
             suffix = spec.output.suffix.lower()
             if suffix not in (".mp4", ".m4v", ".mov", ".mkv", ""):  # "" as render: a device, mp4
                 raise OutputError(f"{spec.output}: unsupported recording type {spec.output.suffix!r} (use .mp4 or .mkv)")
@@ -342,7 +345,7 @@ class Studio:
                 check_output_path(spec.output)
             outputs_ids.append(output_identity(spec.output))
         files = [Path(i) for i in spec.inputs if i != "-" and not (i == "mic" or i.startswith("mic:"))]
-        if spec.output is not None:
+        if spec.output is not None and not to_stdout:
             for f in files:
                 check_not_input(spec.output, f)
         with self._lock:
@@ -386,7 +389,9 @@ class Studio:
                 st = os.fstat(p.fd)
                 p.output_ids = [(outputs_ids[0][0], (st.st_dev, st.st_ino))]
             outs = [(u, "flv") for u in spec.rtmp] + [(u, "mpegts") for u in spec.srt]
-            if spec.output is not None:
+            if to_stdout:
+                outs.append(("pipe:1", "matroska"))
+            elif spec.output is not None:
                 outs.append((str(spec.output), "matroska" if spec.output.suffix.lower() == ".mkv" else "mp4", p.fd))
             p.avatar = self.avatars.get(spec.avatar, w, h, self.preset.fps)
             session = LiveSession(avatar=p.avatar, pool=self.pool, tb=self.tb, enc=self.enc, outputs=outs,

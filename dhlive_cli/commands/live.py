@@ -32,6 +32,8 @@ Examples:
 
   dhlive live --input talk.flac --loop --fps 30 --rtmp rtmp://host/app/key
 
+  dhlive live --input talk.flac --loop --fps 50 -o - | ffplay -          # Matroska to stdout
+
   dhlive live --input mic --rtmp rtmp://host/app/key
 
   dhlive live --listen 127.0.0.1:8765 --rtmp rtmp://host/app/key
@@ -63,7 +65,7 @@ Examples:
 def live(
     rtmp: Annotated[Optional[list[str]], typer.Option(help="Stream to this RTMP URL (flv, H.264 + AAC); repeatable: each target has its own encoder and reconnects with backoff on its own. Shown everywhere as rtmp://host/app/****.")] = None,
     srt: Annotated[Optional[list[str]], typer.Option(help="Stream to this SRT URL (MPEG-TS, H.264 + AAC; caller mode, e.g. srt://host:9000?streamid=KEY); repeatable, reconnects like --rtmp. The query is shown as ****.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also record to this file (.mp4/.mkv).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also record to this file (.mp4/.mkv); - streams Matroska to stdout.")] = None,
     input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Speech: a file (repeatable, played in order), - for raw s16le 16 kHz mono PCM on stdin, or mic[:DEVICE].")] = None,
     loop: Annotated[bool, typer.Option(help="Replay the input files forever.")] = False,
     avatar: Annotated[Optional[Path], typer.Option(help="Avatar directory (default: the embedded drawn avatar).")] = None,
