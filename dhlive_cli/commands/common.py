@@ -117,3 +117,28 @@ def logs_through(console):
         root.removeHandler(handler)
         for h in old:
             root.addHandler(h)
+
+
+def parse_fps(text: str) -> int:
+    """An --fps value: a whole number of frames per second from 1 to 60 (int). Raises
+    typer.BadParameter (one line) otherwise; a fractional NTSC rate (23.976, 29.97, 59.94, or
+    30000/1001 written as a ratio) is named with the whole rate to use instead, since the
+    session clock counts whole frames per second (timebase.py)."""
+    from fractions import Fraction
+
+    from dhlive_cli.timebase import MAX_FPS, MIN_FPS
+
+    t = str(text).strip()
+    try:
+        value = Fraction(t)
+    except (ValueError, ZeroDivisionError):
+        raise typer.BadParameter(f"{t[:20]!r} is not a number of frames per second "
+                                 f"(a whole number from {MIN_FPS} to {MAX_FPS}, e.g. 24, 25, 30, 50, 60)") from None
+    if value.denominator != 1:
+        near = round(value)
+        hint = (f"; the NTSC rate {round(float(value), 3):g} is not supported, use {near}"
+                if MIN_FPS <= near <= MAX_FPS and abs(value - Fraction(near * 1000, 1001)) < Fraction(1, 100) else "")
+        raise typer.BadParameter(f"{t[:20]}: frames per second must be a whole number from {MIN_FPS} to {MAX_FPS}{hint}")
+    if not MIN_FPS <= value <= MAX_FPS:
+        raise typer.BadParameter(f"{t[:20]}: frames per second must be a whole number from {MIN_FPS} to {MAX_FPS}")
+    return int(value)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, user_errors
+from dhlive_cli.commands.common import err_console, parse_fps, user_errors
 
 EXAMPLES = """
 Examples:
@@ -42,7 +42,7 @@ def lipsync(
              "moho (.dat switch data) or frames (per-frame parameters as .json, .tsv or .csv).")] = "auto",
     extended_shapes: Annotated[str, typer.Option(
         "--extended-shapes", help="Optional shapes your mouth set has (any of G, H, X; '' for the basic six).")] = "GHX",
-    fps: Annotated[int, typer.Option(help="Track frames per second, 1 to 60 (e.g. 24, 30, 60): the time step of "
+    fps: Annotated[int, typer.Option(parser=parse_fps, help="Track frames per second, 1 to 60 (e.g. 24, 30, 60): the time step of "
                                           "cues and frames; the model's 25 Hz track is resampled to it.")] = 25,
     dat_fps: Annotated[int, typer.Option("--dat-fps", help="Frame rate of the .dat timeline (1-120).")] = 24,
     dat_preston_blair: Annotated[bool, typer.Option(

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, escape_line, fail, logs_through, start_metrics, user_errors
+from dhlive_cli.commands.common import err_console, escape_line, fail, logs_through, parse_fps, start_metrics, user_errors
 
 EXAMPLES = """
 Examples:
@@ -78,7 +78,7 @@ def live(
     maxrate: Annotated[Optional[str], typer.Option(help="Cap each RTMP stream's video bit rate, e.g. 2500k (capped CRF, for ingest servers that require a maximum); recordings are not capped.")] = None,
     bufsize: Annotated[Optional[str], typer.Option(help="Rate-control buffer for --maxrate, e.g. 5000k  [default: one second of --maxrate]")] = None,
     duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds, > 0: exactly round(duration x fps) frames and as much sound, the last 160 ms faded to idle (default: run until Ctrl+C, SIGTERM or SIGHUP).")] = None,
-    fps: Annotated[Optional[int], typer.Option(help="Frames per second, a whole number from 1 to 60 (24, 25, 30, 50, 60...; default from the preset).")] = None,
+    fps: Annotated[Optional[int], typer.Option(parser=parse_fps, help="Frames per second, a whole number from 1 to 60 (24, 25, 30, 50, 60...; default from the preset).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live panel (for services).")] = False,
     listen: Annotated[Optional[str], typer.Option(help="Serve the ingest API (speak, stream, interrupt, status, metrics, sessions) on HOST:PORT, e.g. 127.0.0.1:8765.")] = None,
     token_file: Annotated[Optional[str], typer.Option(help="Read the API's bearer token from this file (else from $DHLIVE_API_TOKEN). Required off loopback, 16+ characters.")] = None,

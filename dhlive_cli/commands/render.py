@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, logs_through, start_metrics, user_errors
+from dhlive_cli.commands.common import err_console, logs_through, parse_fps, start_metrics, user_errors
 
 EXAMPLES = """
 Examples:
@@ -37,7 +37,7 @@ def render(
     avatar: Annotated[Optional[Path], typer.Option(help="Avatar directory (default: the embedded drawn avatar).")] = None,
     preset: Annotated[str, typer.Option(help="Preset name in presets/ (low, default, high) or a .toml path.")] = "default",
     size: Annotated[Optional[str], typer.Option(help="Output size: 360p, 720p, 1080p or WxH (overrides the preset).")] = None,
-    fps: Annotated[Optional[int], typer.Option(help="Frames per second, a whole number from 1 to 60 (24, 25, 30, 50, 60...; default from the preset).")] = None,
+    fps: Annotated[Optional[int], typer.Option(parser=parse_fps, help="Frames per second, a whole number from 1 to 60 (24, 25, 30, 50, 60...; default from the preset).")] = None,
     device: Annotated[str, typer.Option(help="Inference and H.264 encoder device: auto (the GPU where it works), cpu or cuda.")] = "auto",
     model: Annotated[Optional[Path], typer.Option(help="Mouth model .onnx (default: the bundled model).")] = None,
     metrics: Annotated[str, typer.Option(help="Prometheus metrics on HOST:PORT (loopback; port 0 = any free port), or off.")] = "127.0.0.1:0",
