@@ -261,7 +261,7 @@ class RenderSession:
                 src.pump_program()  # the decoder's other output may still be ahead of us
                 if prog.eof:
                     if analyzer.frames_done == 0 or taken + prog.frames() == 0:
-                        raise InputError(f"{src.path}: contains no audio samples")
+                        raise InputError(f"{src.path}: contains no audio samples{src.why_empty()}")
                     n_total = tb.frames_for_samples(taken + prog.frames(), rate)
                     resampler.finish(n_total)
                     with self.stats._lock:

@@ -385,6 +385,21 @@ class FileAudioSource:
             log.warning("%s: samples outside [-1, 1] or not numbers (NaN/inf): clipped, NaN played as silence",
                         self.path)
 
+    def why_empty(self) -> str:
+        """For a decode that ended without one sample: ffmpeg's own last line as " (ffmpeg: ...)",
+        or "" when it said nothing. An mp4/m4a with its index (moov) at the end cannot be read
+        from a pipe (ffmpeg reports a partial file and exits 0): for stdin that gets a hint."""
+        line = self._stderr.last("", wait=2.0) if self._stderr is not None else ""
+        line = re.sub(r"^\[[^\]]*\]\s*", "", line)[:200]  # drop ffmpeg's "[demuxer @ 0x...]" prefix
+        if not line:
+            return ""
+        hint = ""
+        said = " ".join(self._stderr.lines) if self._stderr is not None else ""
+        if self.from_stdin and ("partial file" in said or "moov atom not found" in said):
+            hint = ("; an mp4/m4a on a pipe needs its index first: give the file's path, "
+                    "or remux it with ffmpeg -movflags +faststart")
+        return f" (ffmpeg: {line}{hint})"
+
     def _finish_check(self) -> None:
         assert self._proc is not None
         rc = self._proc.wait()

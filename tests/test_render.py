@@ -294,3 +294,24 @@ def test_pipe_errors(tmp_path, args, stdin, says):
     lines = [ln for ln in err.decode().splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and says in lines[0], lines
     assert out == b"" and list(tmp_path.iterdir()) == []
+
+
+def test_stdin_m4a_with_its_index_at_the_end_says_why_and_what_to_do(tmp_path):
+    """ffmpeg writes an .m4a's index (moov) last by default; on a pipe it cannot be read, and
+    ffmpeg exits 0 having decoded nothing. The error line carries its reason and the remedy."""
+    wav, m4a, fast = tmp_path / "in.wav", tmp_path / "in.m4a", tmp_path / "fast.m4a"
+    sf.write(wav, tone(8.0, 44100, 2), 44100)  # longer than what ffmpeg's read buffer can seek back over
+    subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(wav), "-c:a", "aac", str(m4a)], check=True)
+    p = _dhlive("render", "-", "-o", str(tmp_path / "o.mp4"), "--metrics", "off", stdin=subprocess.PIPE)
+    _, err = p.communicate(m4a.read_bytes(), timeout=120)
+    lines = [ln for ln in err.decode().splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: stdin:"), lines
+    assert "ffmpeg:" in lines[0] and "+faststart" in lines[0], lines
+    assert not (tmp_path / "o.mp4").exists()
+    # and the remedy it names works
+    subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(m4a), "-c", "copy", "-movflags", "+faststart", str(fast)],
+                   check=True)
+    p = _dhlive("render", "-", "-o", str(tmp_path / "o.mp4"), "--metrics", "off", "--quiet", "--preset", "low",
+                stdin=subprocess.PIPE)
+    _, err = p.communicate(fast.read_bytes(), timeout=300)
+    assert p.returncode == 0, err.decode()
