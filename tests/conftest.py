@@ -68,3 +68,22 @@ def ffprobe_json(path: Path) -> dict:
 
 def dhlive_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("dhlive-") and t.is_alive()]
+
+
+@pytest.fixture
+def serve():
+    """Start ApiServers for a test: `srv = serve(sessions, **kw)`; all are stopped after it, and
+    none of the API's threads may be left."""
+    from dhlive_cli.api import ApiServer
+
+    servers = []
+
+    def start(sessions, **kw):
+        srv = ApiServer(sessions, **kw).start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.stop()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("dhlive-api")]

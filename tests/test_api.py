@@ -56,21 +56,6 @@ def make_session(engine, tmp_path):
         s.stop()
 
 
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(sessions, **kw) -> ApiServer:
-        srv = ApiServer(sessions, **kw).start()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.stop()
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("dhlive-api")]
-
-
 def run(coro):
     return asyncio.run(coro)
 

@@ -62,21 +62,6 @@ def make_session(engine, tmp_path):
         s.stop()
 
 
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(sessions, **kw) -> ApiServer:
-        srv = ApiServer(sessions, **kw).start()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.stop()
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("dhlive-api")]
-
-
 def wav_bytes(x: np.ndarray) -> bytes:
     b = io.BytesIO()
     sf.write(b, x, SAMPLE_RATE, format="WAV", subtype="PCM_16")

@@ -26,8 +26,15 @@ MAX_ATTEMPTS = 3
 _renderer: JobRenderer | None = None
 
 
+_busy = False  # this worker is inside a render (it has an encoder and a work file to clean up)
+
+
 def _on_term(signum, frame):
-    raise KeyboardInterrupt
+    if _busy:
+        raise KeyboardInterrupt  # the render stops cleanly and removes its work file
+    # idle between jobs, blocked on the executor's queue: nothing to clean up, and an exception
+    # there would only print the executor's traceback on the user's terminal
+    os._exit(0)
 
 
 def _init_worker(out_dir: str, model: str | None, device: str, threads: int) -> None:
@@ -42,8 +49,13 @@ def _init_worker(out_dir: str, model: str | None, device: str, threads: int) -> 
 
 
 def _render(job: dict) -> dict:
+    global _busy
     assert _renderer is not None
-    return _renderer.render(job)
+    _busy = True
+    try:
+        return _renderer.render(job)
+    finally:
+        _busy = False
 
 
 class LocalPool:
