@@ -21,6 +21,7 @@ from dhlive_cli.compositor import load_avatar
 from dhlive_cli.ffmpeg_bin import ffmpeg_path
 from dhlive_cli.mouth import REST_CLOSE
 from tests.conftest import ffprobe_json, needs_ffprobe, tone
+from tests.loadcheck import Starvation
 
 runner = CliRunner()
 W, H = 640, 360
@@ -213,10 +214,12 @@ def test_interrupt_exits_fast_removes_output_leaves_no_ffmpeg(tmp_path, sig):
     time.sleep(1.0)  # mid-render
     kids = [c.pid for c in psutil.Process(p.pid).children(recursive=True)]
     t0 = time.monotonic()
-    p.send_signal(sig)
-    _, err = p.communicate(timeout=10)
+    with Starvation(pid=p.pid, children=True, poll_s=0.05) as starved:
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
     took = time.monotonic() - t0
-    assert took < 2.0, f"took {took:.2f} s to stop"
+    # fast: 2 s, plus only what the machine's other work kept dhlive from a CPU (tests/loadcheck.py)
+    assert took < 2.0 + starved.seconds, f"took {took:.2f} s to stop (CPU wait {starved.seconds:.2f} s)"
     assert p.returncode == 130, err
     assert b"Traceback" not in err
     assert not any(psutil.pid_exists(k) and psutil.Process(k).status() != psutil.STATUS_ZOMBIE for k in kids)
