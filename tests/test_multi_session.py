@@ -207,9 +207,13 @@ def wait_for_value(pred, timeout: float, step: float = 0.02):
         time.sleep(step)
 
 
-def _children_cmdlines(proc: psutil.Process) -> list[str]:
+def _children_cmdlines(proc: psutil.Process, ignore: frozenset = frozenset()) -> list[str]:
+    """Command lines of proc's live descendants, less the pids in `ignore` (children the process
+    already had before the test, e.g. the resource tracker a spawn pool of an earlier test leaves)."""
     out = []
     for c in proc.children(recursive=True):
+        if c.pid in ignore:
+            continue
         try:
             if c.status() != psutil.STATUS_ZOMBIE:
                 out.append(" ".join(cmdline(c)))
@@ -226,11 +230,11 @@ def _roles(kids: list[str]) -> tuple[list[str], list[str]]:
     return encoders, decoders
 
 
-def _only_anchor_children(proc: psutil.Process) -> list[str] | None:
+def _only_anchor_children(proc: psutil.Process, ignore: frozenset = frozenset()) -> list[str] | None:
     """The children once only the anchor's are left: its encoder and at most its looped input's
     decoder. A probe of the next loop pass (ffmpeg -i with no output, a fraction of a second) may
     be caught in flight on a busy machine; a leftover of a stopped session never goes away."""
-    kids = _children_cmdlines(proc)
+    kids = _children_cmdlines(proc, ignore)
     enc, dec = _roles(kids)
     return kids if len(enc) == 1 and len(dec) <= 1 and len(kids) == len(enc) + len(dec) else None
 
@@ -317,6 +321,7 @@ def test_create_and_stop_a_session_100_times_leaves_nothing_behind(tmp_path, spe
     studio = Studio(InferencePool(), preset, EncoderOptions(preset="ultrafast"), grants=grants)
     server = ApiServer(studio.sessions, port=0, studio=studio).start()
     proc = psutil.Process()
+    before = frozenset(c.pid for c in proc.children(recursive=True))  # not this test's
     # a long-lived neighbour: it must keep its pace while the other session comes and goes
     code, _ = api(server.port, "/v1/sessions", "POST", json.dumps(
         {"name": "anchor", "output": "anchor.mkv", "input": [wav.name], "loop": True}).encode())
@@ -345,9 +350,9 @@ def test_create_and_stop_a_session_100_times_leaves_nothing_behind(tmp_path, spe
         grown = (proc.memory_info().rss - base_rss) / 2**20
         threads = set(dhlive_threads())
         deadline = time.monotonic() + 30
-        while (kids := _only_anchor_children(proc)) is None and time.monotonic() < deadline:
+        while (kids := _only_anchor_children(proc, before)) is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        kids = kids or _children_cmdlines(proc)  # (what is left, for the assertion's message)
+        kids = kids or _children_cmdlines(proc, before)  # (what is left, for the assertion's message)
         anchor1 = studio.get("anchor").snapshot()
         code, body = api(server.port, "/v1/sessions")
     finally:
