@@ -70,8 +70,11 @@ class MouthResampler:
     """Streaming twin of resample_track: push() model rows as they come, take() the video rows
     whose model frames have all arrived, finish(n_frames) once the video's length is known.
 
-    Buffers are sized once: it keeps only the model rows future video frames still need (at
-    most max_push_rows + 25 / fps + 3 rows of `channels` float32)."""
+    It keeps only the model rows future video frames still need: max_push_rows + 25 / fps + 3 rows
+    of `channels` float32 when frames are taken as they become ready. When the caller cannot take
+    frames for a while (render waits for the program audio, the decoder's other output, which
+    may lag the 16 kHz output by what the pipes between them hold) the buffer doubles instead of
+    failing; that lag is bounded by the pipe sizes, so the growth is too."""
 
     def __init__(self, fps: int, max_push_rows: int, channels: int = 4):
         self.fps = check_fps(fps)
@@ -91,7 +94,9 @@ class MouthResampler:
         """Append model rows (n, channels) in order."""
         n = rows.shape[0]
         if self._n + n > self._hist.shape[0]:
-            raise ValueError("MouthResampler overflow: take() before pushing more")
+            grown = np.zeros((max(2 * self._hist.shape[0], self._n + n), self._hist.shape[1]), dtype=np.float32)
+            grown[: self._n] = self._hist[: self._n]
+            self._hist = grown
         self._hist[self._n : self._n + n] = rows
         self._n += n
         self.rows_pushed += n

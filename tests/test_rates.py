@@ -103,6 +103,22 @@ def test_streaming_resampler_equals_the_whole_track(fps):
     assert got == n and np.allclose(out, whole, atol=1e-6)
 
 
+@pytest.mark.parametrize("fps", [24, 25, 60])
+def test_streaming_resampler_holds_rows_while_frames_cannot_be_taken(fps):
+    """Render pushes model rows while it waits for the program audio (the decoder's other output,
+    which can lag behind): many pushes with no take() in between must not fail or change the result
+    (it failed with 'MouthResampler overflow' on a loaded machine)."""
+    rng = np.random.default_rng(fps)
+    track = rng.random((300, 4)).astype(np.float32)
+    n = -(-300 * fps // 25)
+    r = MouthResampler(fps, max_push_rows=7)
+    for s in range(0, 300, 7):
+        r.push(track[s : s + 7])
+    r.finish(n)
+    out = np.zeros((n, 4), np.float32)
+    assert r.take(out) == n and np.allclose(out, resample_track(track, fps, n), atol=1e-6)
+
+
 # ---------------------------------------------------------------------------------- render: sound
 @pytest.fixture(scope="module")
 def stereo48(tmp_path_factory) -> tuple[Path, np.ndarray]:
