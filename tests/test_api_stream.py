@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dhlive_cli.ffmpeg_bin import ffmpeg_path
-from tests.test_api import engine, make_session, pcm16, run, serve  # noqa: F401 - fixtures
+from tests.test_api import engine, make_session, pcm16, run  # noqa: F401 - fixtures (serve: conftest)
 
 pytestmark = pytest.mark.timeout(300)
 
