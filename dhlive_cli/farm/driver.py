@@ -75,28 +75,40 @@ class BatchRun:
                 while pending and pool.free_slots() > 0:
                     pool.submit(pending.popleft())
                 for rec, round_trip in pool.wait(tick_s):
-                    self.log.write(rec)
-                    self.records.append(rec)
-                    worker = (rec.get("node"), rec.get("pid"))
-                    # a worker's first job also waited for the worker to start: not per-job overhead
-                    if rec["status"] == "ok" and round_trip > 0 and worker in seen:
-                        self.overheads_s.append(max(0.0, round_trip - rec["seconds"]))
-                    seen.add(worker)
-                    with tally._lock:
-                        if rec["status"] == "ok":
-                            tally.ok += 1
-                            tally.frames += rec["frames"]
-                        else:
-                            tally.failed += 1
+                    self._record(rec, round_trip, seen)
                 with tally._lock:
                     tally.running = pool.running()
                     tally.workers = pool.live_workers()
                 if on_tick is not None:
                     on_tick(tally.snapshot())
         except BaseException:
-            pool.abort()
+            # a job that finished just before the stop is written down, not left as an output
+            # without a result line; then the rest is stopped (work files removed)
+            try:
+                for rec, round_trip in pool.finished():
+                    self._record(rec, round_trip, seen)
+            except Exception:  # noqa: BLE001 - the stop goes on; what cannot be read is rendered on --resume
+                pass
+            finally:
+                pool.abort()
             raise
         return self.records
+
+    def _record(self, rec: dict, round_trip: float, seen: set) -> None:
+        tally = self.tally
+        self.log.write(rec)
+        self.records.append(rec)
+        worker = (rec.get("node"), rec.get("pid"))
+        # a worker's first job also waited for the worker to start: not per-job overhead
+        if rec["status"] == "ok" and round_trip > 0 and worker in seen:
+            self.overheads_s.append(max(0.0, round_trip - rec["seconds"]))
+        seen.add(worker)
+        with tally._lock:
+            if rec["status"] == "ok":
+                tally.ok += 1
+                tally.frames += rec["frames"]
+            else:
+                tally.failed += 1
 
     def overhead_ms(self) -> float | None:
         """Median of (round trip seen by the driver - render time on the worker) over ok jobs,

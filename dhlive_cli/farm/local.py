@@ -128,6 +128,21 @@ class LocalPool:
                          "frames": 0, "samples": 0, "bytes": 0, "attempt": attempt, "node": None, "pid": None,
                          "error": f"worker process died {attempt} times while rendering this job"}, 0.0))
 
+    def finished(self) -> list[tuple[dict, float]]:
+        """Results that reached the driver and were not taken by wait() yet, as wait() returns
+        them; jobs that were stopped or lost give none. For a run that is stopping: what
+        finished in the meantime is still recorded."""
+        out = []
+        for fut in [f for f in self._inflight if f.done()]:
+            job, attempt, t0 = self._inflight.pop(fut)
+            try:
+                rec = fut.result()
+            except BaseException:  # noqa: BLE001 - stopped, cancelled or lost: nothing to record
+                continue
+            rec["attempt"] = attempt
+            out.append((rec, time.monotonic() - t0))
+        return out
+
     def close(self) -> None:
         self._ex.shutdown(wait=True, cancel_futures=True)
 

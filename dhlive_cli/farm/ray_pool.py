@@ -240,6 +240,17 @@ class RayPool:
                               f"{self.cpus:g} free CPU(s){' and a GPU' if self._args[2] == 'cuda' else ''} "
                               "(see `ray status`)")
 
+    def finished(self) -> list[tuple[dict, float]]:
+        """Results of jobs that are done by now and were not taken by wait() yet (for a run that
+        is stopping); jobs still running give none."""
+        refs = list(self._inflight)
+        out: list[tuple[dict, float]] = []
+        if refs:
+            ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
+            for ref in ready:
+                self._on_done(ref, out)
+        return out
+
     # ------------------------------------------------------------------ end
     def close(self) -> None:
         for aid in list(self._actors):

@@ -100,6 +100,7 @@ class JobRenderer:
         out = {"job": job["index"], "output": job["output"], "status": "failed", "seconds": 0.0,
                "frames": 0, "samples": 0, "bytes": 0, "error": None, "node": self.node, "pid": os.getpid()}
         session = None
+        committed = False
         try:
             # a symlinked folder inside out_dir would put the output elsewhere (the name has no '..')
             if not final.parent.resolve().is_relative_to(self.out_dir.resolve()):
@@ -111,12 +112,21 @@ class JobRenderer:
             av = self._avatar(job["avatar"], preset.width, preset.height, preset.fps)
             session = RenderSession(job["audio"], work, avatar=av, pool=pool, preset=preset)
             result = session.run()
+            session.stop()
+            session = None
+            # the record is complete before the rename, and the rename is the last step: a stop
+            # (SIGTERM -> KeyboardInterrupt) that comes after it still returns the finished job
+            ok = dict(status="ok", frames=result.frames, samples=result.samples, bytes=work.stat().st_size)
             os.replace(work, final)
-            out.update(status="ok", frames=result.frames, samples=result.samples, bytes=final.stat().st_size)
+            committed = True
+            out.update(ok)
             self.jobs_done += 1
         except KeyboardInterrupt:
-            _unlink(work)
-            raise
+            if not committed:
+                _unlink(work)
+                raise
+            out.update(ok)  # stopped after the rename: the job is done, its result goes back
+            self.jobs_done += 1
         except Exception as e:  # noqa: BLE001 - a job's failure is a result, not the worker's end
             _unlink(work)
             out["error"] = one_line(e)
