@@ -214,3 +214,44 @@ def test_prepare_refuses_a_foreign_directory(photo_avatar, tmp_path):
 def test_help_has_examples():
     r = runner.invoke(app, ["avatar", "prepare", "--help"])
     assert r.exit_code == 0 and "dhlive avatar prepare anna.jpg -o avatars/anna" in r.output
+
+
+@pytest.mark.parametrize("kind", ["gif", "ppm", "one-frame mp4"])
+def test_a_single_picture_only_ffmpeg_reads_makes_a_photo_avatar(tmp_path, kind):
+    """A GIF or PPM still (formats only ffmpeg reads here) or a one-frame clip is one picture: it
+    becomes a photo avatar with a note, not 'needs at least 2 video frames (use a photo)'."""
+    from dhlive_cli.avatar.media import FrameEncoder
+
+    png = tmp_path / "face.png"
+    cv2.imwrite(str(png), astronaut_bgr())
+    if kind == "one-frame mp4":
+        src = tmp_path / "face.mp4"
+        with FrameEncoder(src, 512, 512, 25) as enc:
+            enc.write(astronaut_bgr())
+    else:
+        src = tmp_path / f"face.{kind}"
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(png), str(src)], check=True)
+    out = tmp_path / "av"
+    r = runner.invoke(app, ["avatar", "prepare", str(src), "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["kind"] == "photo" and res["frames"] == 1, res
+    assert any("single picture" in w for w in res["warnings"]), res["warnings"]
+    assert sorted(p.name for p in out.iterdir()) == ["avatar.toml", "frame.png", "landmarks.npy", "preview.png"]
+    assert np.load(out / "landmarks.npy").shape == (1, 468, 3)
+
+
+def test_a_16_bit_transparent_png_keeps_its_transparency(tmp_path):
+    """Image editors export 16-bit RGBA PNGs: the transparent part is laid on the background
+    (with a note) instead of showing whatever colour it hides (here black)."""
+    img = astronaut_bgr().astype(np.uint16) * 257
+    alpha = np.zeros(img.shape[:2], np.uint16)
+    cv2.ellipse(alpha, (250, 190), (150, 200), 0, 0, 360, 65535, -1)
+    img[alpha == 0] = 0
+    cv2.imwrite(str(tmp_path / "cut16.png"), np.dstack([img, alpha]))
+    r = runner.invoke(app, ["avatar", "prepare", str(tmp_path / "cut16.png"), "-o", str(tmp_path / "av"), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert any("transparent" in w for w in res["warnings"]), res["warnings"]
+    corner = cv2.imread(str(tmp_path / "av" / "frame.png"))[:20, :20].reshape(-1, 3).mean(axis=0)
+    assert corner.min() > 150, corner  # the light default background, not black

@@ -86,8 +86,9 @@ def _quiet_native_stderr():
 
 
 def read_image(path: Path, keep_alpha: bool = False) -> np.ndarray:
-    """A photo as BGR uint8 (BGRA when keep_alpha and the file has 8-bit alpha), or InputError
-    (missing, truncated, corrupt, unsupported)."""
+    """A photo as BGR uint8 (BGRA uint8 when keep_alpha and the file has an alpha channel, 8 or
+    16 bits deep; 16-bit samples are scaled to 8 bits), or InputError (missing, truncated,
+    corrupt, unsupported)."""
     import cv2
 
     name = str(path)
@@ -103,8 +104,11 @@ def read_image(path: Path, keep_alpha: bool = False) -> np.ndarray:
         img = None
         if keep_alpha:
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+            if img is not None and img.ndim == 3 and img.shape[2] == 4 and img.dtype == np.uint16:
+                # a 16-bit PNG or TIFF with alpha (as image editors export): keep its transparency
+                img = ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
             if img is not None and not (img.ndim == 3 and img.shape[2] == 4 and img.dtype == np.uint8):
-                img = None  # no 8-bit alpha: read it as plain colour below
+                img = None  # no alpha: read it as plain colour below
         if img is None:
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
@@ -157,6 +161,12 @@ class VideoFrames:
         self._src_index = 0
         self._t_first = self._timestamp(0)
         self.height, self.width = first.shape[:2]
+
+    @property
+    def decoded(self) -> int:
+        """Source frames decoded so far (iteration reads one frame ahead, so after it a file with
+        a single picture says 1 however long that picture is shown)."""
+        return self._src_index + 1
 
     @property
     def expected_frames(self) -> int | None:

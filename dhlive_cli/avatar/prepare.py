@@ -227,13 +227,19 @@ def smooth_landmarks(lm: np.ndarray, fps: float) -> np.ndarray:
 # --------------------------------------------------------------------------- photo
 
 
-def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions) -> PrepareResult:
+def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions, picture: np.ndarray | None = None,
+                   warnings: list[str] | None = None) -> PrepareResult:
+    """A photo avatar from the file src, or from `picture` (BGR uint8: the one picture of a file
+    that only ffmpeg reads, e.g. a GIF or PPM still, or a one-frame clip)."""
     from dhlive_cli.avatar.orientation import find_upright, flatten_alpha, rotate
 
-    warnings = []
-    img, note = flatten_alpha(read_image(src, keep_alpha=True))
-    if note:
-        warnings.append(note)
+    warnings = list(warnings or [])
+    if picture is None:
+        img, note = flatten_alpha(read_image(src, keep_alpha=True))
+        if note:
+            warnings.append(note)
+    else:
+        img = picture
     h, w = img.shape[:2]
     faces = _Faces()
     up = find_upright(img, faces.detector, faces.mesh)
@@ -311,8 +317,13 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
                 enc.abort()
             raise
     n = len(lms)
-    if n < 2:
-        raise InputError(f"{src}: needs at least 2 video frames, found {n} (use a photo for a still)")
+    if n < 2 or vf.decoded < 2:
+        # one picture (a GIF or PPM still, a one-frame clip): it makes a photo avatar
+        fwd_path.unlink(missing_ok=True)
+        if min(vf.first.shape[:2]) < 32:
+            raise InputError(f"{src}: image is only {vf.first.shape[1]}x{vf.first.shape[0]} pixels")
+        return _prepare_photo(src, tmp, opts, picture=np.ascontiguousarray(vf.first),
+                              warnings=[f"{src.name} holds a single picture: it was prepared as a photo avatar"])
     lm_all = smooth_landmarks(np.stack(lms), fps)
     warnings = [up.note] if up.turns else []
     gaps = np.array([mouth_gap(x) for x in lm_all])
