@@ -88,6 +88,21 @@ def test_inner_mouth_has_the_persons_teeth_and_a_dark_cavity(avatars):
     assert not bad, bad
 
 
+@pytest.mark.parametrize("name", ["astronaut", "smiling"])
+def test_a_black_and_white_photo_keeps_a_grey_mouth(name, tmp_path):
+    """In a grey-scale photo the painted teeth, cavity and tongue carry no colour either: every
+    pixel of the output, mouth wide open, stays grey (C* within rounding of 0)."""
+    grey = cv2.cvtColor(cv2.cvtColor(face(name), cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    cv2.imwrite(str(tmp_path / "bw.png"), grey)
+    prepare_avatar(tmp_path / "bw.png", tmp_path / "av", PrepareOptions(preview=False))
+    av = load_avatar(tmp_path / "av", W, H, FPS)
+    img = _render(av, 0, WIDE)
+    L = lab(img)
+    chroma = np.hypot(L[..., 1], L[..., 2])
+    print(f"{name:10s} black-and-white photo, mouth wide: largest C* in the frame {chroma.max():.2f}")
+    assert chroma.max() <= 1.5, float(chroma.max())
+
+
 # --------------------------------------------------------------------------- 2. stillness
 
 
