@@ -255,3 +255,24 @@ def test_a_16_bit_transparent_png_keeps_its_transparency(tmp_path):
     assert any("transparent" in w for w in res["warnings"]), res["warnings"]
     corner = cv2.imread(str(tmp_path / "av" / "frame.png"))[:20, :20].reshape(-1, 3).mean(axis=0)
     assert corner.min() > 150, corner  # the light default background, not black
+
+
+def test_a_small_face_in_a_large_photo_is_found_and_judged_at_its_real_size(tmp_path):
+    """A 1800 px photo with a ~90 px face: the face is found in the photo as given (not only after
+    shrinking it to the 1080p box, where it is too small for the detector); once fitted it is
+    under 64 px, which is said with the remedy. With --size large enough it makes an avatar."""
+    small = cv2.resize(astronaut_bgr(), None, fx=0.9, fy=0.9, interpolation=cv2.INTER_AREA)
+    canvas = np.full((1800, 1800, 3), (120, 110, 100), np.uint8)
+    canvas[600 : 600 + small.shape[0], 700 : 700 + small.shape[1]] = small
+    cv2.imwrite(str(tmp_path / "wide.jpg"), canvas)
+    out = tmp_path / "av"
+    p = subprocess.run([sys.executable, "-m", "dhlive_cli", "avatar", "prepare", str(tmp_path / "wide.jpg"), "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: face too small"), p.stderr
+    assert "crop the photo" in lines[0] and "--size" in lines[0]
+    assert not out.exists()
+    r = runner.invoke(app, ["avatar", "prepare", str(tmp_path / "wide.jpg"), "-o", str(out), "--size", "1800x1800", "--json"])
+    assert r.exit_code == 0, r.output
+    lm = np.load(out / "landmarks.npy")[0]
+    assert 600 < lm[:, 1].min() and lm[:, 1].max() < 1100 and lm[13, 1] > lm[159, 1]  # the face where it is, upright

@@ -182,8 +182,13 @@ class _Faces:
         from dhlive_cli.face import find_single_face
 
         det = find_single_face(bgr, self.detector, min_face_px=min_face_px, mesh=self.mesh)
-        lm, presence = self.mesh.landmarks(bgr, self.mesh.roi_from_detection(det, bgr.shape))
-        for _ in range(2):  # the tracking crop is where the mesh is most accurate
+        self.face_px = float(max(det.width, det.height))  # the detector's face size, px
+        lm, _ = self.mesh.landmarks(bgr, self.mesh.roi_from_detection(det, bgr.shape))
+        return self.refine(bgr, lm)
+
+    def refine(self, bgr: np.ndarray, lm: np.ndarray) -> np.ndarray:
+        """Landmarks measured again in the tracking crop around lm (where the mesh is most accurate)."""
+        for _ in range(2):
             lm, presence = self.mesh.landmarks(bgr, self.mesh.roi_from_landmarks(lm, bgr.shape))
         if presence < 0.5:
             raise InputError("the face could not be measured reliably: use a sharper, front-facing picture")
@@ -246,10 +251,18 @@ def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions, picture: np.ndarr
     if up.turns:
         img = rotate(img, up.turns)
         warnings.append(up.note)
+    # the face is found in the picture as given (a small face in a large photo is lost once the
+    # photo is shrunk to --size), then measured again in the stored picture
+    lm = faces.first(img, opts.min_face_px)
     tw, th = fit_within(img.shape[1], img.shape[0], opts.size)
     if (tw, th) != img.shape[1::-1]:
+        sx, sy = tw / img.shape[1], th / img.shape[0]
+        if faces.face_px * sx < opts.min_face_px:
+            raise InputError(f"face too small: {faces.face_px * sx:.0f} px across once the picture is fitted in "
+                             f"{max(opts.size)}x{min(opts.size)} ({faces.face_px:.0f} px in the photo), need at least "
+                             f"{opts.min_face_px} px: crop the photo around the face, or raise --size")
         img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
-    lm = faces.first(img, opts.min_face_px)
+        lm = faces.refine(img, lm * np.array([sx, sy, sx], np.float32))
     palette = sample_palette(img, lm)
     if not cv2.imwrite(str(tmp / "frame.png"), img):
         raise OutputError(f"{tmp}: cannot write frame.png")
