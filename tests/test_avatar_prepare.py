@@ -276,3 +276,24 @@ def test_a_small_face_in_a_large_photo_is_found_and_judged_at_its_real_size(tmp_
     assert r.exit_code == 0, r.output
     lm = np.load(out / "landmarks.npy")[0]
     assert 600 < lm[:, 1].min() and lm[:, 1].max() < 1100 and lm[13, 1] > lm[159, 1]  # the face where it is, upright
+
+
+def test_a_phone_jpeg_with_data_after_the_image_is_read_and_a_cut_one_refused(tmp_path):
+    """Phones append data after a JPEG's end-of-image marker (a Motion Photo's short video, a
+    maker trailer): such a photo is whole. A JPEG cut short is still a one-line error."""
+    ok, buf = cv2.imencode(".jpg", astronaut_bgr())
+    assert ok
+    jpeg = buf.tobytes()
+    clip = pan_zoom_video(tmp_path / "clip.mp4", frames=5)
+    (tmp_path / "motion.jpg").write_bytes(jpeg + clip.read_bytes())
+    (tmp_path / "trailer.jpg").write_bytes(jpeg + b"SEFH" + bytes(300) + b"SEFT")
+    (tmp_path / "cut.jpg").write_bytes(jpeg[: len(jpeg) * 2 // 3])
+    for name in ("motion.jpg", "trailer.jpg"):
+        r = runner.invoke(app, ["avatar", "prepare", str(tmp_path / name), "-o", str(tmp_path / name[:-4]), "--json"])
+        assert r.exit_code == 0, (name, r.output)
+        assert json.loads(r.stdout.strip().splitlines()[-1])["kind"] == "photo"
+    p = subprocess.run([sys.executable, "-m", "dhlive_cli", "avatar", "prepare", str(tmp_path / "cut.jpg"), "-o",
+                        str(tmp_path / "cut")], capture_output=True, text=True, timeout=60)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and "truncated JPEG" in lines[0], p.stderr
+    assert not (tmp_path / "cut").exists()

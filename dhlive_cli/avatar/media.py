@@ -68,6 +68,48 @@ def _check_png(data: bytes, name: str) -> None:
     raise InputError(f"{name}: truncated PNG (the file ends before its last chunk)")
 
 
+def _jpeg_ends(data: bytes) -> bool:
+    """Whether a JPEG's own data reaches its end-of-image marker.
+
+    Walks the segments (ITU T.81, B.1: a marker, then a 2-byte length) and, after each start of
+    scan, the entropy-coded data up to the next marker (inside it 0xFF is followed only by 0x00
+    stuffing or a restart marker), so bytes that phones append after the image (a Motion
+    Photo's video, a maker trailer) do not hide where the image ends, and an end-of-image
+    marker inside an embedded thumbnail (in APP1) is not taken for the image's own. Where the
+    segment structure is not what T.81 describes, the last 64 bytes must hold the marker.
+    """
+    n, pos = len(data), 2
+    while pos + 1 < n:
+        if data[pos] != 0xFF:
+            return b"\xff\xd9" in data[-64:]
+        m = data[pos + 1]
+        if m == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if m == 0xD9:
+            return True
+        if m == 0x01 or 0xD0 <= m <= 0xD7:  # markers without a length
+            pos += 2
+            continue
+        if pos + 4 > n:
+            return False
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if m == 0xDA:  # start of scan: skip the entropy-coded data
+            while True:
+                j = data.find(b"\xff", pos)
+                if j < 0 or j + 1 >= n:
+                    return False
+                nxt = data[j + 1]
+                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
+                    pos = j + 2
+                elif nxt == 0xFF:
+                    pos = j + 1
+                else:
+                    pos = j
+                    break
+    return False
+
+
 @contextlib.contextmanager
 def _quiet_native_stderr():
     """Image codecs print their own complaints on fd 2; the caller reports one line instead."""
@@ -98,7 +140,7 @@ def read_image(path: Path, keep_alpha: bool = False) -> np.ndarray:
     data = path.read_bytes()
     if kind == "png":
         _check_png(data, name)
-    elif kind == "jpeg" and b"\xff\xd9" not in data[-64:]:
+    elif kind == "jpeg" and not _jpeg_ends(data):
         raise InputError(f"{name}: truncated JPEG (no end-of-image marker)")
     with _quiet_native_stderr():
         img = None
