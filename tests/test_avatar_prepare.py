@@ -270,7 +270,7 @@ def test_a_small_face_in_a_large_photo_is_found_and_judged_at_its_real_size(tmp_
                        capture_output=True, text=True, timeout=120)
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: face too small"), p.stderr
-    assert "crop the photo" in lines[0] and "--size" in lines[0]
+    assert "crop the picture" in lines[0] and "--size" in lines[0]
     assert not out.exists()
     r = runner.invoke(app, ["avatar", "prepare", str(tmp_path / "wide.jpg"), "-o", str(out), "--size", "1800x1800", "--json"])
     assert r.exit_code == 0, r.output
@@ -297,3 +297,22 @@ def test_a_phone_jpeg_with_data_after_the_image_is_read_and_a_cut_one_refused(tm
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1 and "truncated JPEG" in lines[0], p.stderr
     assert not (tmp_path / "cut").exists()
+
+
+def test_a_small_face_in_a_large_clip_is_judged_at_its_real_size(tmp_path):
+    """The video path does the same on its first frame: a ~87 px face in a 3200x1800 clip is
+    found, and said to be too small once fitted in 1080p (not 'no face found ... photo')."""
+    from dhlive_cli.avatar.media import FrameEncoder
+
+    small = cv2.resize(astronaut_bgr(), None, fx=0.9, fy=0.9, interpolation=cv2.INTER_AREA)
+    clip = tmp_path / "wide.mp4"
+    with FrameEncoder(clip, 3200, 1800, 25, crf=20, preset="ultrafast") as enc:
+        for k in range(8):
+            canvas = np.full((1800, 3200, 3), (120, 110, 100), np.uint8)
+            canvas[600 : 600 + small.shape[0], 1400 + k : 1400 + k + small.shape[1]] = small
+            enc.write(canvas)
+    p = subprocess.run([sys.executable, "-m", "dhlive_cli", "avatar", "prepare", str(clip), "-o", str(tmp_path / "av")],
+                       capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: face too small"), p.stderr
+    assert "--size" in lines[0] and not (tmp_path / "av").exists()

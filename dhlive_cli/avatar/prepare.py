@@ -186,6 +186,22 @@ class _Faces:
         lm, _ = self.mesh.landmarks(bgr, self.mesh.roi_from_detection(det, bgr.shape))
         return self.refine(bgr, lm)
 
+    def first_fitted(self, bgr: np.ndarray, tw: int, th: int, opts: PrepareOptions) -> tuple[np.ndarray, np.ndarray]:
+        """(picture scaled to tw x th, its face landmarks). The face is found in the picture as
+        given (a small face in a large photo or a 4K clip is lost once it is shrunk to --size),
+        then measured again in the scaled picture; InputError where only the scaling makes it
+        smaller than opts.min_face_px (crop or raise --size)."""
+        lm = self.first(bgr, opts.min_face_px)
+        if (tw, th) == bgr.shape[1::-1]:
+            return bgr, lm
+        sx, sy = tw / bgr.shape[1], th / bgr.shape[0]
+        if self.face_px * sx < opts.min_face_px:
+            raise InputError(f"face too small: {self.face_px * sx:.0f} px across once the picture is fitted in "
+                             f"{max(opts.size)}x{min(opts.size)} ({self.face_px:.0f} px as given), need at least "
+                             f"{opts.min_face_px} px: crop the picture around the face, or raise --size")
+        small = cv2.resize(bgr, (tw, th), interpolation=cv2.INTER_AREA)
+        return small, self.refine(small, lm * np.array([sx, sy, sx], np.float32))
+
     def refine(self, bgr: np.ndarray, lm: np.ndarray) -> np.ndarray:
         """Landmarks measured again in the tracking crop around lm (where the mesh is most accurate)."""
         for _ in range(2):
@@ -251,18 +267,8 @@ def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions, picture: np.ndarr
     if up.turns:
         img = rotate(img, up.turns)
         warnings.append(up.note)
-    # the face is found in the picture as given (a small face in a large photo is lost once the
-    # photo is shrunk to --size), then measured again in the stored picture
-    lm = faces.first(img, opts.min_face_px)
     tw, th = fit_within(img.shape[1], img.shape[0], opts.size)
-    if (tw, th) != img.shape[1::-1]:
-        sx, sy = tw / img.shape[1], th / img.shape[0]
-        if faces.face_px * sx < opts.min_face_px:
-            raise InputError(f"face too small: {faces.face_px * sx:.0f} px across once the picture is fitted in "
-                             f"{max(opts.size)}x{min(opts.size)} ({faces.face_px:.0f} px in the photo), need at least "
-                             f"{opts.min_face_px} px: crop the photo around the face, or raise --size")
-        img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
-        lm = faces.refine(img, lm * np.array([sx, sy, sx], np.float32))
+    img, lm = faces.first_fitted(img, tw, th, opts)
     palette = sample_palette(img, lm)
     if not cv2.imwrite(str(tmp / "frame.png"), img):
         raise OutputError(f"{tmp}: cannot write frame.png")
@@ -307,12 +313,12 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
             prev = None
             for k, frame in vf:
                 frame = rotate(frame, up.turns)
-                if frame.shape[1] != tw or frame.shape[0] != th:
-                    frame = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA)
-                if prev is None:
-                    lm = faces.first(frame, opts.min_face_px)
+                if prev is None:  # found at full resolution, then measured in the scaled frame
+                    frame, lm = faces.first_fitted(frame, tw, th, opts)
                     enc = FrameEncoder(fwd_path, tw, th, fps, crf=10, preset="veryfast", gop=_CHUNK, pix_fmt="yuv444p")
                 else:
+                    if frame.shape[1] != tw or frame.shape[0] != th:
+                        frame = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA)
                     lm = faces.track(frame, prev)
                     if lm is None:
                         raise InputError(f"{src}: the face is lost at {k / fps:.2f} s (turned away, covered or out of "
