@@ -9,6 +9,7 @@ astronaut, used as test data only.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -316,3 +317,20 @@ def test_a_small_face_in_a_large_clip_is_judged_at_its_real_size(tmp_path):
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: face too small"), p.stderr
     assert "--size" in lines[0] and not (tmp_path / "av").exists()
+
+
+def test_odd_file_names_and_names_make_a_readable_manifest(tmp_path):
+    """A file name with a newline or with bytes that are not UTF-8, and a --name with an escape
+    sequence, are written escaped into avatar.toml (they made it unreadable: a traceback)."""
+    png = cv2.imencode(".png", astronaut_bgr())[1].tobytes()
+    cases = [(b"new\nline.png", None), (b"caf\xe9.png", None), (b"face.png", "\x1b[31mred\x7f")]
+    for i, (fname, name) in enumerate(cases):
+        src = Path(os.fsdecode(bytes(tmp_path) + b"/" + fname))
+        src.write_bytes(png)
+        out = tmp_path / f"av{i}"
+        args = [sys.executable, "-m", "dhlive_cli", "avatar", "prepare", os.fsencode(src), "-o", str(out), "--quiet"]
+        p = subprocess.run(args + (["--name", name] if name else []), capture_output=True, timeout=120)
+        assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr.decode("utf-8", "replace")
+        spec = tomllib.loads((out / "avatar.toml").read_text())
+        want = name if name else os.fsdecode(fname)[:-4].encode("utf-8", "replace").decode("utf-8")
+        assert spec["name"] == want, (spec["name"], want)

@@ -480,8 +480,14 @@ def _toml_value(v) -> str:
         return repr(round(float(v), 6))
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    # a TOML basic string: backslash, quote and control characters escaped (a file name may hold
+    # a newline, a --name an escape sequence; written raw they made the manifest unreadable)
+    text = str(v).encode("utf-8", "replace").decode("utf-8")  # a name's undecodable bytes become "?"
+    s = "".join(_TOML_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c) for c in text)
     return f'"{s}"'
+
+
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 
 def write_manifest(path: Path, spec: dict) -> None:
