@@ -135,7 +135,7 @@ class PhotoAvatar(FaceAvatar):
         super().__init__(avatar_dir, spec, width, height, fps)
         if self.count != 1:
             raise InputError(f"{self.dir}/avatar.toml: a photo avatar has 1 frame, not {self.count}")
-        from dhlive_cli.avatar.media import read_image
+        from dhlive_cli.avatar.stills import read_image
 
         src = read_image(self.frames_file)
         if src.shape[:2] != (self.src_h, self.src_w):

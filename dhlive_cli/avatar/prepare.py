@@ -31,7 +31,9 @@ import cv2
 import numpy as np
 
 from dhlive_cli.avatar.inner_mouth import sample_palette
-from dhlive_cli.avatar.media import FrameEncoder, VideoFrames, fit_within, read_frames_at, read_image, sniff_image
+from dhlive_cli.avatar.manifest import write_manifest
+from dhlive_cli.avatar.media import FrameEncoder, VideoFrames, fit_within, read_frames_at
+from dhlive_cli.avatar.stills import read_image, sniff_image
 from dhlive_cli.avatar.neutral import (NEEDS_NEUTRAL_GAP, MouthNeutraliser, bank_frames, mouth_crop, mouth_gap,
                                        rest_frame_index)
 from dhlive_cli.avatar.preview import write_preview
@@ -466,41 +468,3 @@ def _write_loop(fwd: Path, dst: Path, order: list[int], blends: dict, n: int, w:
                 enc.write(frame(j))
             if progress and i % 10 == 0:
                 progress(i + 1, len(order), "encoding loop")
-
-
-# --------------------------------------------------------------------------- manifest
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        return repr(round(float(v), 6))
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    # a TOML basic string: backslash, quote and control characters escaped (a file name may hold
-    # a newline, a --name an escape sequence; written raw they made the manifest unreadable)
-    text = str(v).encode("utf-8", "replace").decode("utf-8")  # a name's undecodable bytes become "?"
-    s = "".join(_TOML_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c) for c in text)
-    return f'"{s}"'
-
-
-_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def write_manifest(path: Path, spec: dict) -> None:
-    lines = ["# An avatar made by `dhlive avatar prepare`; render with `dhlive render speech.wav -o out.mp4 --avatar DIR`.",
-             "# [frames].loop: pingpong = the clip forwards then backwards; best = cut at the frame most like the",
-             "# start with a short cross-fade; still = a photo (idle sway and blinks are made at run time).", ""]
-    tables = {k: v for k, v in spec.items() if isinstance(v, dict)}
-    for k, v in spec.items():
-        if not isinstance(v, dict):
-            lines.append(f"{k} = {_toml_value(v)}")
-    for name, table in tables.items():
-        lines.append("")
-        lines.append(f"[{name}]")
-        for k, v in table.items():
-            lines.append(f"{k} = {_toml_value(v)}")
-    path.write_text("\n".join(lines) + "\n")
