@@ -9,6 +9,7 @@ astronaut, used as test data only.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -214,3 +215,122 @@ def test_prepare_refuses_a_foreign_directory(photo_avatar, tmp_path):
 def test_help_has_examples():
     r = runner.invoke(app, ["avatar", "prepare", "--help"])
     assert r.exit_code == 0 and "dhlive avatar prepare anna.jpg -o avatars/anna" in r.output
+
+
+@pytest.mark.parametrize("kind", ["gif", "ppm", "one-frame mp4"])
+def test_a_single_picture_only_ffmpeg_reads_makes_a_photo_avatar(tmp_path, kind):
+    """A GIF or PPM still (formats only ffmpeg reads here) or a one-frame clip is one picture: it
+    becomes a photo avatar with a note, not 'needs at least 2 video frames (use a photo)'."""
+    from dhlive_cli.avatar.media import FrameEncoder
+
+    png = tmp_path / "face.png"
+    cv2.imwrite(str(png), astronaut_bgr())
+    if kind == "one-frame mp4":
+        src = tmp_path / "face.mp4"
+        with FrameEncoder(src, 512, 512, 25) as enc:
+            enc.write(astronaut_bgr())
+    else:
+        src = tmp_path / f"face.{kind}"
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(png), str(src)], check=True)
+    out = tmp_path / "av"
+    r = runner.invoke(app, ["avatar", "prepare", str(src), "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["kind"] == "photo" and res["frames"] == 1, res
+    assert any("single picture" in w for w in res["warnings"]), res["warnings"]
+    assert sorted(p.name for p in out.iterdir()) == ["avatar.toml", "frame.png", "landmarks.npy", "preview.png"]
+    assert np.load(out / "landmarks.npy").shape == (1, 468, 3)
+
+
+def test_a_16_bit_transparent_png_keeps_its_transparency(tmp_path):
+    """Image editors export 16-bit RGBA PNGs: the transparent part is laid on the background
+    (with a note) instead of showing whatever colour it hides (here black)."""
+    img = astronaut_bgr().astype(np.uint16) * 257
+    alpha = np.zeros(img.shape[:2], np.uint16)
+    cv2.ellipse(alpha, (250, 190), (150, 200), 0, 0, 360, 65535, -1)
+    img[alpha == 0] = 0
+    cv2.imwrite(str(tmp_path / "cut16.png"), np.dstack([img, alpha]))
+    r = runner.invoke(app, ["avatar", "prepare", str(tmp_path / "cut16.png"), "-o", str(tmp_path / "av"), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert any("transparent" in w for w in res["warnings"]), res["warnings"]
+    corner = cv2.imread(str(tmp_path / "av" / "frame.png"))[:20, :20].reshape(-1, 3).mean(axis=0)
+    assert corner.min() > 150, corner  # the light default background, not black
+
+
+def test_a_small_face_in_a_large_photo_is_found_and_judged_at_its_real_size(tmp_path):
+    """A 1800 px photo with a ~90 px face: the face is found in the photo as given (not only after
+    shrinking it to the 1080p box, where it is too small for the detector); once fitted it is
+    under 64 px, which is said with the remedy. With --size large enough it makes an avatar."""
+    small = cv2.resize(astronaut_bgr(), None, fx=0.9, fy=0.9, interpolation=cv2.INTER_AREA)
+    canvas = np.full((1800, 1800, 3), (120, 110, 100), np.uint8)
+    canvas[600 : 600 + small.shape[0], 700 : 700 + small.shape[1]] = small
+    cv2.imwrite(str(tmp_path / "wide.jpg"), canvas)
+    out = tmp_path / "av"
+    p = subprocess.run([sys.executable, "-m", "dhlive_cli", "avatar", "prepare", str(tmp_path / "wide.jpg"), "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: face too small"), p.stderr
+    assert "crop the picture" in lines[0] and "--size" in lines[0]
+    assert not out.exists()
+    r = runner.invoke(app, ["avatar", "prepare", str(tmp_path / "wide.jpg"), "-o", str(out), "--size", "1800x1800", "--json"])
+    assert r.exit_code == 0, r.output
+    lm = np.load(out / "landmarks.npy")[0]
+    assert 600 < lm[:, 1].min() and lm[:, 1].max() < 1100 and lm[13, 1] > lm[159, 1]  # the face where it is, upright
+
+
+def test_a_phone_jpeg_with_data_after_the_image_is_read_and_a_cut_one_refused(tmp_path):
+    """Phones append data after a JPEG's end-of-image marker (a Motion Photo's short video, a
+    maker trailer): such a photo is whole. A JPEG cut short is still a one-line error."""
+    ok, buf = cv2.imencode(".jpg", astronaut_bgr())
+    assert ok
+    jpeg = buf.tobytes()
+    clip = pan_zoom_video(tmp_path / "clip.mp4", frames=5)
+    (tmp_path / "motion.jpg").write_bytes(jpeg + clip.read_bytes())
+    (tmp_path / "trailer.jpg").write_bytes(jpeg + b"SEFH" + bytes(300) + b"SEFT")
+    (tmp_path / "cut.jpg").write_bytes(jpeg[: len(jpeg) * 2 // 3])
+    for name in ("motion.jpg", "trailer.jpg"):
+        r = runner.invoke(app, ["avatar", "prepare", str(tmp_path / name), "-o", str(tmp_path / name[:-4]), "--json"])
+        assert r.exit_code == 0, (name, r.output)
+        assert json.loads(r.stdout.strip().splitlines()[-1])["kind"] == "photo"
+    p = subprocess.run([sys.executable, "-m", "dhlive_cli", "avatar", "prepare", str(tmp_path / "cut.jpg"), "-o",
+                        str(tmp_path / "cut")], capture_output=True, text=True, timeout=60)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and "truncated JPEG" in lines[0], p.stderr
+    assert not (tmp_path / "cut").exists()
+
+
+def test_a_small_face_in_a_large_clip_is_judged_at_its_real_size(tmp_path):
+    """The video path does the same on its first frame: a ~87 px face in a 3200x1800 clip is
+    found, and said to be too small once fitted in 1080p (not 'no face found ... photo')."""
+    from dhlive_cli.avatar.media import FrameEncoder
+
+    small = cv2.resize(astronaut_bgr(), None, fx=0.9, fy=0.9, interpolation=cv2.INTER_AREA)
+    clip = tmp_path / "wide.mp4"
+    with FrameEncoder(clip, 3200, 1800, 25, crf=20, preset="ultrafast") as enc:
+        for k in range(8):
+            canvas = np.full((1800, 3200, 3), (120, 110, 100), np.uint8)
+            canvas[600 : 600 + small.shape[0], 1400 + k : 1400 + k + small.shape[1]] = small
+            enc.write(canvas)
+    p = subprocess.run([sys.executable, "-m", "dhlive_cli", "avatar", "prepare", str(clip), "-o", str(tmp_path / "av")],
+                       capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: face too small"), p.stderr
+    assert "--size" in lines[0] and not (tmp_path / "av").exists()
+
+
+def test_odd_file_names_and_names_make_a_readable_manifest(tmp_path):
+    """A file name with a newline or with bytes that are not UTF-8, and a --name with an escape
+    sequence, are written escaped into avatar.toml (they made it unreadable: a traceback)."""
+    png = cv2.imencode(".png", astronaut_bgr())[1].tobytes()
+    cases = [(b"new\nline.png", None), (b"caf\xe9.png", None), (b"face.png", "\x1b[31mred\x7f")]
+    for i, (fname, name) in enumerate(cases):
+        src = Path(os.fsdecode(bytes(tmp_path) + b"/" + fname))
+        src.write_bytes(png)
+        out = tmp_path / f"av{i}"
+        args = [sys.executable, "-m", "dhlive_cli", "avatar", "prepare", os.fsencode(src), "-o", str(out), "--quiet"]
+        p = subprocess.run(args + (["--name", name] if name else []), capture_output=True, timeout=120)
+        assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr.decode("utf-8", "replace")
+        spec = tomllib.loads((out / "avatar.toml").read_text())
+        want = name if name else os.fsdecode(fname)[:-4].encode("utf-8", "replace").decode("utf-8")
+        assert spec["name"] == want, (spec["name"], want)

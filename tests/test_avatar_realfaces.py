@@ -88,6 +88,21 @@ def test_inner_mouth_has_the_persons_teeth_and_a_dark_cavity(avatars):
     assert not bad, bad
 
 
+@pytest.mark.parametrize("name", ["astronaut", "smiling"])
+def test_a_black_and_white_photo_keeps_a_grey_mouth(name, tmp_path):
+    """In a grey-scale photo the painted teeth, cavity and tongue carry no colour either: every
+    pixel of the output, mouth wide open, stays grey (C* within rounding of 0)."""
+    grey = cv2.cvtColor(cv2.cvtColor(face(name), cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    cv2.imwrite(str(tmp_path / "bw.png"), grey)
+    prepare_avatar(tmp_path / "bw.png", tmp_path / "av", PrepareOptions(preview=False))
+    av = load_avatar(tmp_path / "av", W, H, FPS)
+    img = _render(av, 0, WIDE)
+    L = lab(img)
+    chroma = np.hypot(L[..., 1], L[..., 2])
+    print(f"{name:10s} black-and-white photo, mouth wide: largest C* in the frame {chroma.max():.2f}")
+    assert chroma.max() <= 1.5, float(chroma.max())
+
+
 # --------------------------------------------------------------------------- 2. stillness
 
 
@@ -180,6 +195,36 @@ def test_a_line_under_the_chin_stays_straight(name, tmp_path):
     print(f"{name:10s} line 0.17 face heights under the chin: visible in {seen.mean():.0%} of its columns, "
           f"moves at most {bend:.2f} px with the mouth wide")
     assert bend <= 0.5, bend
+
+
+def _edge_streaks(out: np.ndarray, src: np.ndarray, x0: int, x1: int, k: int = 16) -> float:
+    """Share of the bottom k rows' pixels (columns x0..x1) that copy the picture's last row in the
+    output although they differ from it in the source: the edge row smeared up as streaks."""
+    o = cv2.cvtColor(out, cv2.COLOR_BGR2GRAY).astype(np.int16)[-k:, x0:x1]
+    s = cv2.cvtColor(src, cv2.COLOR_BGR2GRAY).astype(np.int16)[-k:, x0:x1]
+    varies = np.abs(s[:-1] - s[-1]) > 6
+    return float(((np.abs(o[:-1] - o[-1]) < 2) & varies).sum() / max(1, int(varies.sum())))
+
+
+@pytest.mark.parametrize("name", ["astronaut", "smiling"])
+def test_a_photo_cut_off_at_the_chin_keeps_its_bottom_edge(name, avatars, tmp_path):
+    """A photo that ends at the chin, with parted lips (closed at rest: the jaw moves up): the
+    bottom rows are not the edge row smeared up into vertical streaks, at rest or on b/m/p,
+    any more than with the mouth wide (where the jaw moves down and nothing comes from below)."""
+    frame = cv2.imread(str(avatars[name] / "frame.png"))
+    lm = np.load(avatars[name] / "landmarks.npy")[0]
+    src = np.ascontiguousarray(frame[: int(lm[152, 1])])
+    cv2.imwrite(str(tmp_path / "cut.png"), src)
+    prepare_avatar(tmp_path / "cut.png", tmp_path / "av", PrepareOptions(preview=False))
+    h, w = src.shape[:2]
+    av = load_avatar(tmp_path / "av", w, h, FPS)
+    assert av.fit.sx == 1.0 and not av.fit.fill, av.fit  # the photo's own pixels, its last row at the frame's
+    x0, _, x1, _ = av.mouth_box(0)
+    shares = {k: _edge_streaks(_render(av, 0, m), src, x0, x1)
+              for k, m in (("rest", MouthShape()), ("b/m/p", MouthShape(close=1.0)), ("wide", WIDE))}
+    print(f"{name:10s} cut at the chin: bottom rows copying the edge row: " +
+          ", ".join(f"{k} {v:.3f}" for k, v in shares.items()))
+    assert max(shares["rest"], shares["b/m/p"]) <= shares["wide"] + 0.05, shares
 
 
 # --------------------------------------------------------------------------- 4. motion, orientation, VFR

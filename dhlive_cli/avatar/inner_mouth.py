@@ -191,8 +191,10 @@ def sample_palette(bgr: np.ndarray, lm: np.ndarray) -> MouthPalette:
     t_ab = min(max(along, 0.5 * chroma_s), 0.7 * chroma_s) * dir_s + across
     teeth = np.array([t_l, t_ab[0], t_ab[1]], np.float32)
     lip_l = float(lips[0])
-    cavity = np.array([0.24 * min(lip_l, float(skin[0])), 0.6 * float(lips[1]) + 4.0, 0.3 * float(lips[2])], np.float32)
-    tongue = np.array([0.78 * lip_l, 0.9 * float(lips[1]) + 4.0, 0.7 * float(lips[2])], np.float32)
+    # the inside of a mouth is redder than the lips; in a black-and-white photo it stays grey
+    red = 4.0 * min(1.0, chroma_s / 10.0)
+    cavity = np.array([0.24 * min(lip_l, float(skin[0])), 0.6 * float(lips[1]) + red, 0.3 * float(lips[2])], np.float32)
+    tongue = np.array([0.78 * lip_l, 0.9 * float(lips[1]) + red, 0.7 * float(lips[2])], np.float32)
     tup = lambda v: tuple(float(x) for x in bgr_of(v))  # noqa: E731
     return MouthPalette(lips=tup(lips), skin=tup(skin), teeth=tup(teeth), cavity=tup(cavity), tongue=tup(tongue),
                         grain=min(20.0, grain))

@@ -1,7 +1,6 @@
-"""Pictures in and out for photo and video avatars.
+"""Video in and out for video avatars (still photos are read by stills.py).
 
-- ``read_image``: a still photo, with the container checked first so a truncated or corrupt file
-  is a one-line InputError (and no library noise on stderr).
+- ``fit_within``: the size a picture is stored at (--size).
 - ``VideoFrames``: an input video's frames, in order, resampled to the avatar frame rate
   (OpenCV's bundled FFmpeg; orientation metadata applied).
 - ``FrameEncoder``: raw BGR frames to H.264 through an ffmpeg child (frames on stdin).
@@ -18,7 +17,6 @@ import math
 import os
 import subprocess
 import threading
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,89 +28,6 @@ from dhlive_cli.queues import BoundedQueue, Cancelled
 log = logging.getLogger(__name__)
 
 _F_SETPIPE_SZ = 1031
-
-IMAGE_MAGIC = {
-    b"\x89PNG\r\n\x1a\n": "png",
-    b"\xff\xd8\xff": "jpeg",
-    b"BM": "bmp",
-    b"II*\x00": "tiff",
-    b"MM\x00*": "tiff",
-}
-
-
-def sniff_image(path: Path) -> str | None:
-    """The image format of a file from its first bytes, or None when it is not a still image."""
-    with open(path, "rb") as f:
-        head = f.read(16)
-    for magic, kind in IMAGE_MAGIC.items():
-        if head.startswith(magic):
-            return kind
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
-def _check_png(data: bytes, name: str) -> None:
-    pos = 8
-    while pos + 8 <= len(data):
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        kind = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if end > len(data):
-            break
-        if zlib.crc32(data[pos + 4 : pos + 8 + length]) != int.from_bytes(data[end - 4 : end], "big"):
-            raise InputError(f"{name}: corrupt PNG (bad checksum in a {kind.decode('latin-1')!r} chunk)")
-        if kind == b"IEND":
-            return
-        pos = end
-    raise InputError(f"{name}: truncated PNG (the file ends before its last chunk)")
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """Image codecs print their own complaints on fd 2; the caller reports one line instead."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # pragma: no cover - no stderr at all
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def read_image(path: Path, keep_alpha: bool = False) -> np.ndarray:
-    """A photo as BGR uint8 (BGRA when keep_alpha and the file has 8-bit alpha), or InputError
-    (missing, truncated, corrupt, unsupported)."""
-    import cv2
-
-    name = str(path)
-    kind = sniff_image(path)
-    if kind is None:
-        raise InputError(f"{name}: not an image this tool reads (PNG, JPEG, BMP, TIFF, WebP)")
-    data = path.read_bytes()
-    if kind == "png":
-        _check_png(data, name)
-    elif kind == "jpeg" and b"\xff\xd9" not in data[-64:]:
-        raise InputError(f"{name}: truncated JPEG (no end-of-image marker)")
-    with _quiet_native_stderr():
-        img = None
-        if keep_alpha:
-            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-            if img is not None and not (img.ndim == 3 and img.shape[2] == 4 and img.dtype == np.uint8):
-                img = None  # no 8-bit alpha: read it as plain colour below
-        if img is None:
-            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
-        raise InputError(f"{name}: corrupt {kind.upper()} image (cannot decode it)")
-    if min(img.shape[:2]) < 32:
-        raise InputError(f"{name}: image is only {img.shape[1]}x{img.shape[0]} pixels")
-    return np.ascontiguousarray(img)
-
 
 def fit_within(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]:
     """The size to scale (width, height) to so it fits in box (either orientation), never up."""
@@ -157,6 +72,12 @@ class VideoFrames:
         self._src_index = 0
         self._t_first = self._timestamp(0)
         self.height, self.width = first.shape[:2]
+
+    @property
+    def decoded(self) -> int:
+        """Source frames decoded so far (iteration reads one frame ahead, so after it a file with
+        a single picture says 1 however long that picture is shown)."""
+        return self._src_index + 1
 
     @property
     def expected_frames(self) -> int | None:

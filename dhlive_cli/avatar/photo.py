@@ -84,6 +84,8 @@ class FaceAvatar:
         self.fit = compute_fit(self.src_w, self.src_h, face_box, self.width, self.height)
         # (count, K, 2) rig landmarks in output pixels; float32 keeps a long loop's table small
         self.pts = self.fit.apply(rig).astype(np.float32)
+        # the last output row that shows the picture (below it: the frame's end or a margin)
+        self.bottom = min(self.height, self.fit.oy + self.fit.fh) - 1
         self._tls = threading.local()
 
     def _load_bank(self, table) -> im.MouthBank | None:
@@ -133,7 +135,7 @@ class PhotoAvatar(FaceAvatar):
         super().__init__(avatar_dir, spec, width, height, fps)
         if self.count != 1:
             raise InputError(f"{self.dir}/avatar.toml: a photo avatar has 1 frame, not {self.count}")
-        from dhlive_cli.avatar.media import read_image
+        from dhlive_cli.avatar.stills import read_image
 
         src = read_image(self.frames_file)
         if src.shape[:2] != (self.src_h, self.src_w):
@@ -255,7 +257,7 @@ class PhotoAvatar(FaceAvatar):
         g = warp.g
         x0, y0, x1, y1 = g.box
         x0, y0, x1, y1 = max(x0, hx0), max(y0, hy0), min(x1, hx1), min(y1, hy1)
-        dx, dy, keep = mouth_displacement(g, warp, sc)
+        dx, dy, keep = mouth_displacement(g, warp, sc, self.bottom)
         ox, oy = x0 - g.box[0], y0 - g.box[1]
         cut = own = None
         if keep is not None:
@@ -373,7 +375,7 @@ class VideoAvatar(FaceAvatar):
                                                                   self.height)
         warp = fr.MouthWarp(g, fr.MouthPose.from_shape(g, mouth.open, mouth.spread, mouth.round, mouth.close))
         x0, y0, x1, y1 = g.box
-        dx, dy, keep = mouth_displacement(g, warp, sc)
+        dx, dy, keep = mouth_displacement(g, warp, sc, self.bottom)
         mx, my = sc.maps(y1 - y0, x1 - x0)
         np.add(dx, np.arange(x0, x1, dtype=np.float32)[None, :], out=mx)
         np.add(dy, np.arange(y0, y1, dtype=np.float32)[:, None], out=my)

@@ -31,7 +31,9 @@ import cv2
 import numpy as np
 
 from dhlive_cli.avatar.inner_mouth import sample_palette
-from dhlive_cli.avatar.media import FrameEncoder, VideoFrames, fit_within, read_frames_at, read_image, sniff_image
+from dhlive_cli.avatar.manifest import write_manifest
+from dhlive_cli.avatar.media import FrameEncoder, VideoFrames, fit_within, read_frames_at
+from dhlive_cli.avatar.stills import read_image, sniff_image
 from dhlive_cli.avatar.neutral import (NEEDS_NEUTRAL_GAP, MouthNeutraliser, bank_frames, mouth_crop, mouth_gap,
                                        rest_frame_index)
 from dhlive_cli.avatar.preview import write_preview
@@ -182,8 +184,29 @@ class _Faces:
         from dhlive_cli.face import find_single_face
 
         det = find_single_face(bgr, self.detector, min_face_px=min_face_px, mesh=self.mesh)
-        lm, presence = self.mesh.landmarks(bgr, self.mesh.roi_from_detection(det, bgr.shape))
-        for _ in range(2):  # the tracking crop is where the mesh is most accurate
+        self.face_px = float(max(det.width, det.height))  # the detector's face size, px
+        lm, _ = self.mesh.landmarks(bgr, self.mesh.roi_from_detection(det, bgr.shape))
+        return self.refine(bgr, lm)
+
+    def first_fitted(self, bgr: np.ndarray, tw: int, th: int, opts: PrepareOptions) -> tuple[np.ndarray, np.ndarray]:
+        """(picture scaled to tw x th, its face landmarks). The face is found in the picture as
+        given (a small face in a large photo or a 4K clip is lost once it is shrunk to --size),
+        then measured again in the scaled picture; InputError where only the scaling makes it
+        smaller than opts.min_face_px (crop or raise --size)."""
+        lm = self.first(bgr, opts.min_face_px)
+        if (tw, th) == bgr.shape[1::-1]:
+            return bgr, lm
+        sx, sy = tw / bgr.shape[1], th / bgr.shape[0]
+        if self.face_px * sx < opts.min_face_px:
+            raise InputError(f"face too small: {self.face_px * sx:.0f} px across once the picture is fitted in "
+                             f"{max(opts.size)}x{min(opts.size)} ({self.face_px:.0f} px as given), need at least "
+                             f"{opts.min_face_px} px: crop the picture around the face, or raise --size")
+        small = cv2.resize(bgr, (tw, th), interpolation=cv2.INTER_AREA)
+        return small, self.refine(small, lm * np.array([sx, sy, sx], np.float32))
+
+    def refine(self, bgr: np.ndarray, lm: np.ndarray) -> np.ndarray:
+        """Landmarks measured again in the tracking crop around lm (where the mesh is most accurate)."""
+        for _ in range(2):
             lm, presence = self.mesh.landmarks(bgr, self.mesh.roi_from_landmarks(lm, bgr.shape))
         if presence < 0.5:
             raise InputError("the face could not be measured reliably: use a sharper, front-facing picture")
@@ -227,13 +250,19 @@ def smooth_landmarks(lm: np.ndarray, fps: float) -> np.ndarray:
 # --------------------------------------------------------------------------- photo
 
 
-def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions) -> PrepareResult:
+def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions, picture: np.ndarray | None = None,
+                   warnings: list[str] | None = None) -> PrepareResult:
+    """A photo avatar from the file src, or from `picture` (BGR uint8: the one picture of a file
+    that only ffmpeg reads, e.g. a GIF or PPM still, or a one-frame clip)."""
     from dhlive_cli.avatar.orientation import find_upright, flatten_alpha, rotate
 
-    warnings = []
-    img, note = flatten_alpha(read_image(src, keep_alpha=True))
-    if note:
-        warnings.append(note)
+    warnings = list(warnings or [])
+    if picture is None:
+        img, note = flatten_alpha(read_image(src, keep_alpha=True))
+        if note:
+            warnings.append(note)
+    else:
+        img = picture
     h, w = img.shape[:2]
     faces = _Faces()
     up = find_upright(img, faces.detector, faces.mesh)
@@ -241,9 +270,7 @@ def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions) -> PrepareResult:
         img = rotate(img, up.turns)
         warnings.append(up.note)
     tw, th = fit_within(img.shape[1], img.shape[0], opts.size)
-    if (tw, th) != img.shape[1::-1]:
-        img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
-    lm = faces.first(img, opts.min_face_px)
+    img, lm = faces.first_fitted(img, tw, th, opts)
     palette = sample_palette(img, lm)
     if not cv2.imwrite(str(tmp / "frame.png"), img):
         raise OutputError(f"{tmp}: cannot write frame.png")
@@ -288,12 +315,12 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
             prev = None
             for k, frame in vf:
                 frame = rotate(frame, up.turns)
-                if frame.shape[1] != tw or frame.shape[0] != th:
-                    frame = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA)
-                if prev is None:
-                    lm = faces.first(frame, opts.min_face_px)
+                if prev is None:  # found at full resolution, then measured in the scaled frame
+                    frame, lm = faces.first_fitted(frame, tw, th, opts)
                     enc = FrameEncoder(fwd_path, tw, th, fps, crf=10, preset="veryfast", gop=_CHUNK, pix_fmt="yuv444p")
                 else:
+                    if frame.shape[1] != tw or frame.shape[0] != th:
+                        frame = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA)
                     lm = faces.track(frame, prev)
                     if lm is None:
                         raise InputError(f"{src}: the face is lost at {k / fps:.2f} s (turned away, covered or out of "
@@ -311,8 +338,13 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
                 enc.abort()
             raise
     n = len(lms)
-    if n < 2:
-        raise InputError(f"{src}: needs at least 2 video frames, found {n} (use a photo for a still)")
+    if n < 2 or vf.decoded < 2:
+        # one picture (a GIF or PPM still, a one-frame clip): it makes a photo avatar
+        fwd_path.unlink(missing_ok=True)
+        if min(vf.first.shape[:2]) < 32:
+            raise InputError(f"{src}: image is only {vf.first.shape[1]}x{vf.first.shape[0]} pixels")
+        return _prepare_photo(src, tmp, opts, picture=np.ascontiguousarray(vf.first),
+                              warnings=[f"{src.name} holds a single picture: it was prepared as a photo avatar"])
     lm_all = smooth_landmarks(np.stack(lms), fps)
     warnings = [up.note] if up.turns else []
     gaps = np.array([mouth_gap(x) for x in lm_all])
@@ -436,35 +468,3 @@ def _write_loop(fwd: Path, dst: Path, order: list[int], blends: dict, n: int, w:
                 enc.write(frame(j))
             if progress and i % 10 == 0:
                 progress(i + 1, len(order), "encoding loop")
-
-
-# --------------------------------------------------------------------------- manifest
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        return repr(round(float(v), 6))
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{s}"'
-
-
-def write_manifest(path: Path, spec: dict) -> None:
-    lines = ["# An avatar made by `dhlive avatar prepare`; render with `dhlive render speech.wav -o out.mp4 --avatar DIR`.",
-             "# [frames].loop: pingpong = the clip forwards then backwards; best = cut at the frame most like the",
-             "# start with a short cross-fade; still = a photo (idle sway and blinks are made at run time).", ""]
-    tables = {k: v for k, v in spec.items() if isinstance(v, dict)}
-    for k, v in spec.items():
-        if not isinstance(v, dict):
-            lines.append(f"{k} = {_toml_value(v)}")
-    for name, table in tables.items():
-        lines.append("")
-        lines.append(f"[{name}]")
-        for k, v in table.items():
-            lines.append(f"{k} = {_toml_value(v)}")
-    path.write_text("\n".join(lines) + "\n")

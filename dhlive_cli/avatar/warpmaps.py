@@ -15,7 +15,8 @@ import numpy as np
 
 from dhlive_cli.avatar import facerig as fr
 
-__all__ = ["CHIN_FEATHER", "WarpScratch", "coarse_axis", "cut_blend", "cut_rows", "mouth_displacement", "resize_into"]
+__all__ = ["CHIN_FEATHER", "WarpScratch", "coarse_axis", "cut_blend", "cut_rows", "fade_to_bottom", "mouth_displacement",
+           "resize_into"]
 
 _MOUTH_STRIDE = 4  # coarse grid of the jaw and lip warp (each side of the seam is smooth)
 CHIN_FEATHER = 0.05  # blur of the chin's cut over the neck, in mouth half-widths (1 px or more)
@@ -94,8 +95,12 @@ class WarpScratch:
         return self.ex[:h, :w], self.ey[:h, :w]
 
 
-def mouth_displacement(g: fr.MouthGeometry, warp: fr.MouthWarp, sc: WarpScratch):
+def mouth_displacement(g: fr.MouthGeometry, warp: fr.MouthWarp, sc: WarpScratch, bottom: int | None = None):
     """Backward displacement (source - output) over g.box, and the chin cut.
+
+    bottom: the last output row that shows the picture (a photo cut off at the chin ends there,
+    or the frame does); a jaw moving up samples from below it, so the upward pull fades to zero
+    at that row (fade_to_bottom) instead of smearing the edge row up as vertical streaks.
 
     Returns (dx, dy, keep): dx, dy (h, w) float32 views of the box in pixels; keep None, or
     (h, w) uint8: how much of the displaced picture each output pixel shows (255 all of it,
@@ -137,7 +142,29 @@ def mouth_displacement(g: fr.MouthGeometry, warp: fr.MouthWarp, sc: WarpScratch)
         keep[mask == 0] = 255  # the upper side is never cut
     cv2.copyTo(lx, mask, dx)
     cv2.copyTo(ly, mask, dy)
+    if bottom is not None and bottom < y1 + 3.0 * g.hw:  # the reach is under 2 hw: far edges cannot matter
+        fade_to_bottom(dy, y0, bottom)
     return dx, dy, keep
+
+
+def fade_to_bottom(dy: np.ndarray, y0: int, bottom: int) -> None:
+    """Scale the downward reach (dy > 0: the source lies below) of a backward map over rows
+    y0.. in place so that no output row at or above `bottom` samples below it: the reach is
+    multiplied by (bottom - y) / band, clipped to 0..1, with band twice the largest reach, so
+    the map stays monotonic (its slope in y stays >= 1/2) and nothing folds. Rows below
+    `bottom` (margins around a smaller picture) keep their own pixels."""
+    reach = float(dy.max()) if dy.size else 0.0
+    if reach <= 0.0:
+        return
+    band = 2.0 * reach + 1.0
+    h = dy.shape[0]
+    first = max(0, int(bottom - band) - y0)  # rows above this are far enough from the edge
+    if first >= h:
+        return
+    room = (np.float32(bottom) - np.arange(y0 + first, y0 + h, dtype=np.float32))[:, None]
+    f = np.clip(room * np.float32(1.0 / band), 0.0, 1.0)
+    part = dy[first:]
+    np.copyto(part, part * f, where=part > 0)
 
 
 def cut_rows(keep: np.ndarray) -> tuple[int, int] | None:
