@@ -39,7 +39,8 @@ from benchmarks.bench_live import utterances  # noqa: E402
 from dhlive_cli.inference import InferenceOptions, InferencePool  # noqa: E402
 from dhlive_cli.memtune import pin_mmap_threshold  # noqa: E402
 from dhlive_cli.presets import load_preset, parse_size  # noqa: E402
-from dhlive_cli.studio import SessionSpec, Studio, live_encoder  # noqa: E402
+from dhlive_cli.session_spec import SessionSpec  # noqa: E402
+from dhlive_cli.studio import Studio, live_encoder  # noqa: E402
 from tests.rtmp_server import RtmpServer, available  # noqa: E402
 
 MIN_FPS = 24.9

@@ -442,7 +442,8 @@ def test_one_inference_call_per_tick_however_many_sessions(tmp_path, speech_10s)
     from dhlive_cli.inference import InferencePool
     from dhlive_cli.presets import load_preset
     from dhlive_cli.sinks import EncoderOptions
-    from dhlive_cli.studio import SessionSpec, Studio
+    from dhlive_cli.session_spec import SessionSpec
+    from dhlive_cli.studio import Studio
 
     pool = InferencePool()
     studio = Studio(pool, load_preset("low"), EncoderOptions(preset="ultrafast", threads=1))

@@ -35,7 +35,7 @@ class SessionRoutes:
         from pathlib import Path
 
         from dhlive_cli.errors import DhliveError, EngineError
-        from dhlive_cli.studio import SessionSpec
+        from dhlive_cli.session_spec import SessionSpec
 
         studio = self._need_studio()
         require_json(request)

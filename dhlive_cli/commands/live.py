@@ -151,7 +151,8 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     from dhlive_cli.inference import InferenceOptions, InferencePool
     from dhlive_cli.memtune import tune_allocator
     from dhlive_cli.presets import load_preset, parse_size
-    from dhlive_cli.studio import SessionSpec, Studio, live_encoder, load_sessions_file
+    from dhlive_cli.session_spec import SessionSpec, load_sessions_file
+    from dhlive_cli.studio import Studio, live_encoder
 
     tune_allocator()  # runs for days, threads and sessions come and go: memory must go back, not pile up
     if sessions_file is not None:
