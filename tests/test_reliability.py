@@ -525,11 +525,14 @@ def test_render_child_sigkilled_is_a_one_line_engine_error(tmp_path, cli, long_s
     c = _start_render(cli, long_speech, out)
     victim = c.children(child)[0]
     t0 = time.monotonic()
-    victim.send_signal(signal.SIGKILL)
-    r = c.finish(timeout=15)
+    with Starvation(pid=c.pid, children=True, poll_s=0.05) as starved:
+        victim.send_signal(signal.SIGKILL)
+        r = c.finish(timeout=15 + 60)
     took = time.monotonic() - t0
     assert_clean_error(r, 1, says)
-    assert took < 10, f"took {took:.1f} s to give up"
+    # 10 s, plus the CPU time other work on the machine kept dhlive and its children waiting (the
+    # audio decoded before the kill is still drawn before the end of it is reached)
+    assert took < 10 + starved.seconds, f"took {took:.1f} s to give up (CPU wait {starved.seconds:.1f} s)"
     assert not any(out.parent.iterdir()), "no output and no partial file"
 
 
