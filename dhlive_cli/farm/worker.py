@@ -119,14 +119,11 @@ class JobRenderer:
             ok = dict(status="ok", frames=result.frames, samples=result.samples, bytes=work.stat().st_size)
             os.replace(work, final)
             committed = True
-            out.update(ok)
-            self.jobs_done += 1
         except KeyboardInterrupt:
             if not committed:
                 _unlink(work)
                 raise
-            out.update(ok)  # stopped after the rename: the job is done, its result goes back
-            self.jobs_done += 1
+            # stopped after the rename: the job is done, its result goes back (below)
         except Exception as e:  # noqa: BLE001 - a job's failure is a result, not the worker's end
             _unlink(work)
             out["error"] = one_line(e)
@@ -135,6 +132,9 @@ class JobRenderer:
         finally:
             if session is not None:
                 session.stop()
+        if committed:
+            out.update(ok)
+            self.jobs_done += 1
         out["seconds"] = round(time.monotonic() - t0, 3)
         return out
 
