@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import typer
@@ -57,6 +58,10 @@ _CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "Clic
 def main() -> None:
     """Run the app; a mistake on the command line is one `error:` line and exit 2, like every
     other input error, instead of Typer's usage box (help is still shown for a bare command)."""
+    # Ctrl+C / `kill -INT` stops every command cleanly (exit 130, partial output removed), also
+    # when dhlive was started with SIGINT ignored: a shell script's background job (`dhlive render
+    # ... &`) inherits SIG_IGN, and Python then never raises KeyboardInterrupt. ffmpeg does the same.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = app(args=hoist_global_options(sys.argv[1:]), prog_name="dhlive", standalone_mode=False)
     except _CLICK_ERROR as e:

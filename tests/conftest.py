@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -58,6 +59,12 @@ def tone(seconds: float, rate: int = SAMPLE_RATE, channels: int = 1, freq: float
     x = 0.3 * np.sign(np.sin(2 * np.pi * freq * t)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
     x = x.astype(np.float32)
     return np.stack([x] * channels, axis=1) if channels > 1 else x
+
+
+def ignore_sigint() -> None:
+    """Popen preexec_fn: the child starts with SIGINT ignored, as a shell script's background job
+    (`cmd &`) does; a test that sends SIGINT then checks dhlive stops anyway."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def ffprobe_json(path: Path) -> dict:

@@ -30,7 +30,7 @@ from dhlive_cli.compositor import DEFAULT_AVATAR
 from dhlive_cli.ffmpeg_bin import ffmpeg_path
 from dhlive_cli.metrics import read_discovery
 from dhlive_cli.timebase import SAMPLE_RATE
-from tests.conftest import ESPEAK, FFPROBE, ffprobe_json, speak
+from tests.conftest import ESPEAK, FFPROBE, ffprobe_json, ignore_sigint, speak
 
 pytestmark = [
     pytest.mark.skipif(ESPEAK is None, reason="espeak-ng not installed (make setup installs it)"),
@@ -268,8 +268,10 @@ def test_interrupted_local_run_resumes_with_only_the_missing_jobs(media, tmp_pat
     rows = good_jobs(media, n)
     jobs = write_jobs(tmp_path / "jobs.csv", strip(rows))
     out = tmp_path / "out"
+    # SIGINT ignored on entry, as in a script's background job: the SIGINT below must still stop it
     proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--workers", "1", "--quiet"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+                            preexec_fn=ignore_sigint)
     try:
         wait_for(lambda: len(results(out)) >= 2, 240, proc, "two finished jobs")
         # the driver's /metrics carries the job counts the progress bar shows

@@ -20,7 +20,7 @@ from dhlive_cli.cli import app
 from dhlive_cli.compositor import load_avatar
 from dhlive_cli.ffmpeg_bin import ffmpeg_path
 from dhlive_cli.mouth import REST_CLOSE
-from tests.conftest import ffprobe_json, needs_ffprobe, tone
+from tests.conftest import ffprobe_json, ignore_sigint, needs_ffprobe, tone
 from tests.loadcheck import Starvation
 
 runner = CliRunner()
@@ -205,8 +205,10 @@ def test_interrupt_exits_fast_removes_output_leaves_no_ffmpeg(tmp_path, sig):
     src = tmp_path / "long.wav"
     sf.write(src, tone(600.0), 16000)  # 10 minutes: far longer than the test waits
     out = tmp_path / "out.mp4"
+    # started as a shell script's background job is (`dhlive render ... &` inherits SIGINT
+    # ignored): Ctrl+C / kill -INT must still stop it, whatever started the test run
     p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "render", str(src), "-o", str(out), "--quiet"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ignore_sigint)
     deadline = time.monotonic() + 30
     while not _children_named(p.pid) or not list(tmp_path.glob(".out.mp4.dhlive-partial*")):
         assert time.monotonic() < deadline, "render did not start"
