@@ -11,8 +11,12 @@ ship is the package-data globs in pyproject.toml. Everything else is in pyprojec
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.bdist_wheel import bdist_wheel
 
 DATA_FOLDERS = {"dhlive_cli.bundled_models": "models", "dhlive_cli.bundled_presets": "presets"}
+# Converted by `make setup` (git-ignored): a wheel without them installs fine and then fails at
+# `avatar prepare`, so building one is refused (editable installs do not build a wheel: exempt).
+FACE_MODELS = ("face_detection_short_range.onnx", "face_landmark.onnx")
 
 
 def data_packages(package: str, folder: str) -> list[str]:
@@ -26,7 +30,20 @@ def data_packages(package: str, folder: str) -> list[str]:
     return names
 
 
+class bdist_wheel_with_face_models(bdist_wheel):
+    """bdist_wheel that stops with one `error:` line when the face models were not converted."""
+
+    def run(self):
+        folder = Path(__file__).resolve().parent / "models" / "face"
+        missing = [name for name in FACE_MODELS if not (folder / name).is_file()]
+        if missing:
+            raise SystemExit(f"error: models/face lacks {', '.join(missing)}: run `make setup` (it converts "
+                             "MediaPipe's face models) before building the wheel, or use `make dist`")
+        super().run()
+
+
 setup(
+    cmdclass={"bdist_wheel": bdist_wheel_with_face_models},
     packages=find_packages(include=["dhlive_cli", "dhlive_cli.*"])
     + [name for package, folder in DATA_FOLDERS.items() for name in data_packages(package, folder)],
     package_dir=DATA_FOLDERS,

@@ -82,6 +82,26 @@ def test_built_wheel_carries_its_data_and_runs_from_an_empty_folder(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.slow
+def test_wheel_build_without_face_models_is_refused(tmp_path):
+    """A fresh clone's `python -m build` (no `make setup`, so no converted face models) must not
+    produce a wheel that installs and then fails at `avatar prepare`: one error line, no wheel."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True)
+    if files.returncode != 0:
+        pytest.skip("not a git checkout")
+    src = tmp_path / "src"
+    for name in filter(None, files.stdout.split("\0")):
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            (src / name).write_bytes((ROOT / name).read_bytes())
+    assert not list((src / "models" / "face").glob("*.onnx"))  # git-ignored: a fresh clone has none
+    dist = tmp_path / "dist"
+    r = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(src)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and not list(dist.glob("*.whl")), r.stdout[-1500:]
+    assert "error: models/face lacks face_detection_short_range.onnx, face_landmark.onnx: run `make setup`" in r.stdout + r.stderr
+
+
 def _astronaut() -> np.ndarray:
     skdata = pytest.importorskip("skimage.data")
     return cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)
