@@ -290,3 +290,19 @@ def test_missing_models_are_a_dependency_error(tmp_path):
         with pytest.raises(DependencyError, match=r"face models missing: run `make setup`") as err:
             make(tmp_path)
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("make, name", [(face.FaceDetector, "face_detection_short_range.onnx"),
+                                        (face.FaceMesh, "face_landmark.onnx")])
+def test_damaged_models_are_refused_by_their_sha256(tmp_path, make, name):
+    """Bytes flipped in the middle of the weights still load in onnxruntime and then find no face
+    (the user was told to use a sharper photo); the sha256 check names the file and the fix."""
+    for f in DEFAULT_MODELS_DIR.glob("*.onnx"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    make(tmp_path)  # intact copies load
+    data = bytearray((tmp_path / name).read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 4096] = bytes(b ^ 0xFF for b in data[mid:mid + 4096])
+    (tmp_path / name).write_bytes(bytes(data))
+    with pytest.raises(DependencyError, match=rf"face model .*{name} is damaged \(sha256 .*convert them again"):
+        make(tmp_path)

@@ -80,6 +80,15 @@ def test_built_wheel_carries_its_data_and_runs_from_an_empty_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     r = dhlive("render", "speech.flac", "--avatar", "av/a", "-o", "a.mp4", "--preset", "low", "--quiet", cwd=empty, env=env)
     assert r.returncode == 0, r.stderr
+    # a damaged installed face model (bytes flipped in its weights: onnxruntime still loads it) is
+    # one error line that says to reinstall, not "use a sharper picture"; nothing is written
+    mesh_file = Path(where[2]) / "face_landmark.onnx"
+    data = bytearray(mesh_file.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 4096] = bytes(4096)
+    mesh_file.write_bytes(bytes(data))
+    r = dhlive("avatar", "prepare", "face.png", "-o", "av/b", "--quiet", cwd=empty, env=env)
+    assert r.returncode != 0 and not (empty / "av" / "b").exists()
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: face model ") and "reinstall dhlive" in r.stderr, r.stderr
 
 
 @pytest.mark.slow

