@@ -43,6 +43,11 @@ def _import_ort():
 
     if len(installed_onnxruntime()) > 1:  # both wheels: the module on disk may match neither
         raise DependencyError(mixed_install_message())
+    # onnxruntime's import writes a telemetry device ID and event database into the user's cache
+    # ($XDG_CACHE_HOME/Microsoft/DeveloperTools) and, where that is read-only (a service account,
+    # a container), prints a warning on every start. dhlive writes nowhere it was not asked to:
+    # off unless the user sets ORT_DISABLE_TELEMETRY=0 (onnxruntime's own switch).
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     try:
         import onnxruntime as ort
     except ImportError as e:

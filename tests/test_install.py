@@ -116,6 +116,19 @@ def _astronaut() -> np.ndarray:
     return cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)
 
 
+def test_onnxruntime_writes_nothing_into_the_cache_and_warns_not_when_it_is_read_only(tmp_path):
+    """onnxruntime's import keeps a telemetry device ID under $XDG_CACHE_HOME and warns when it
+    cannot; dhlive turns that off (the user can still set ORT_DISABLE_TELEMETRY=0)."""
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    speech = tmp_path / "speech.flac"
+    speech.write_bytes(SAMPLE.read_bytes())
+    r = dhlive("lipsync", speech, "-o", tmp_path / "t.json", env=env | {"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "cache" / "Microsoft").exists(), list((tmp_path / "cache").rglob("*"))
+    r = dhlive("lipsync", speech, "-o", tmp_path / "u.json", env=env | {"XDG_CACHE_HOME": "/proc/x"})
+    assert r.returncode == 0 and r.stderr.startswith("wrote ") and r.stderr.count("\n") == 1, r.stderr
+
+
 # ---- one onnxruntime per environment --------------------------------------------------------------
 
 
