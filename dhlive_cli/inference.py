@@ -74,8 +74,10 @@ class InferencePool:
         ort = _import_ort()
         self.options = options or InferenceOptions()
         self.model_path = Path(model_path) if model_path else default_model_path()
+        # a path set long ago in a shell profile is not obvious: errors say where it came from
+        origin = " (from DHLIVE_MODEL)" if not model_path and os.environ.get("DHLIVE_MODEL") else ""
         if not self.model_path.is_file():
-            raise InputError(f"model not found: {self.model_path}")
+            raise InputError(f"model not found: {self.model_path}{origin}")
         device = self.options.device
         if device not in ("auto", "cpu", "cuda"):
             raise InputError(f"--device must be auto, cpu or cuda, not {device!r}")
@@ -94,7 +96,7 @@ class InferencePool:
             try:
                 sess = ort.InferenceSession(str(self.model_path), sess_options=so, providers=providers)
             except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-                raise InputError(f"cannot load model {self.model_path}: {e}") from e
+                raise InputError(f"cannot load model {self.model_path}{origin}: {e}") from e
             self._sessions.append(sess)
             self._locks.append(threading.Lock())
         # get_available_providers() lists CUDA even where no GPU works; the session knows.
@@ -104,7 +106,7 @@ class InferencePool:
         meta = self._sessions[0].get_modelmeta().custom_metadata_map
         spec = meta.get("dhlive.features")
         if spec != FEATURE_SPEC:
-            raise InputError(f"model {self.model_path.name} expects features {spec!r}, engine makes {FEATURE_SPEC!r}")
+            raise InputError(f"model {self.model_path.name}{origin} expects features {spec!r}, engine makes {FEATURE_SPEC!r}")
         self.past = int(meta["dhlive.window_past"])
         self.ahead = int(meta["dhlive.window_ahead"])
         self.name = meta.get("dhlive.model", self.model_path.stem)

@@ -129,6 +129,20 @@ def test_onnxruntime_writes_nothing_into_the_cache_and_warns_not_when_it_is_read
     assert r.returncode == 0 and r.stderr.startswith("wrote ") and r.stderr.count("\n") == 1, r.stderr
 
 
+@pytest.mark.parametrize("content", [None, b"not a model", "speech"])
+def test_bad_dhlive_model_is_one_error_line_that_names_the_variable(tmp_path, content):
+    """DHLIVE_MODEL pointing at a missing file, garbage or a non-model: one error line naming
+    the variable (it may have been set long ago in a shell profile), no output file."""
+    model = tmp_path / "m.onnx"
+    if content == "speech":
+        model.write_bytes(SAMPLE.read_bytes())
+    elif content is not None:
+        model.write_bytes(content)
+    r = dhlive("lipsync", SAMPLE, "-o", tmp_path / "t.json", env=os.environ | {"DHLIVE_MODEL": str(model)})
+    assert r.returncode != 0 and not (tmp_path / "t.json").exists()
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and "(from DHLIVE_MODEL)" in r.stderr, r.stderr
+
+
 # ---- one onnxruntime per environment --------------------------------------------------------------
 
 
