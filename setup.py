@@ -10,7 +10,7 @@ ship is the package-data globs in pyproject.toml. Everything else is in pyprojec
 
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 from setuptools.command.bdist_wheel import bdist_wheel
 
 DATA_FOLDERS = {"dhlive_cli.bundled_models": "models", "dhlive_cli.bundled_presets": "presets"}
@@ -44,7 +44,8 @@ class bdist_wheel_with_face_models(bdist_wheel):
 
 setup(
     cmdclass={"bdist_wheel": bdist_wheel_with_face_models},
-    packages=find_packages(include=["dhlive_cli", "dhlive_cli.*"])
+    # namespace discovery: data-only folders such as dhlive_cli/api/static are packages too
+    packages=find_namespace_packages(include=["dhlive_cli", "dhlive_cli.*"], exclude=["*.__pycache__"])
     + [name for package, folder in DATA_FOLDERS.items() for name in data_packages(package, folder)],
     package_dir=DATA_FOLDERS,
 )

@@ -55,6 +55,9 @@ def test_built_wheel_carries_its_data_and_runs_from_an_empty_folder(tmp_path):
     r = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    # every folder that ships files is a declared package (setuptools' "Package would be ignored"
+    # box for dhlive_cli/api/static greeted everyone who built the wheel)
+    assert "absent from the `packages` configuration" not in r.stdout + r.stderr
     wheel = next(dist.glob("dhlive-*.whl"))
     site = tmp_path / "site"
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
