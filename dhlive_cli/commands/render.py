@@ -35,7 +35,7 @@ def render(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output video file (.mp4 or .mkv); - for stdout.", show_default=False)],
     format: Annotated[Optional[str], typer.Option("--format", help="Container for -o -: mkv (default) or mp4 (fragmented).")] = None,
     avatar: Annotated[Optional[Path], typer.Option(help="Avatar directory (default: the embedded drawn avatar).")] = None,
-    preset: Annotated[str, typer.Option(help="Preset name in presets/ (low, default, high) or a .toml path.")] = "default",
+    preset: Annotated[str, typer.Option(help="A bundled preset (low, default, high) or the path of your own .toml preset.")] = "default",
     size: Annotated[Optional[str], typer.Option(help="Output size: 360p, 720p, 1080p or WxH (overrides the preset).")] = None,
     fps: Annotated[Optional[int], typer.Option(parser=parse_fps, help="Frames per second, a whole number from 1 to 60 (24, 25, 30, 50, 60...; default from the preset).")] = None,
     device: Annotated[str, typer.Option(help="Inference and H.264 encoder device: auto (the GPU where it works), cpu or cuda.")] = "auto",
