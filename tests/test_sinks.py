@@ -44,3 +44,36 @@ def test_a_frame_of_the_wrong_size_is_refused_before_it_reaches_ffmpeg(tmp_path)
             sink.write(np.zeros((120, 160, 3), np.uint8), np.zeros(640, np.float32))  # BGR, not I420
         sink.write(np.zeros((180, 160), np.uint8), np.zeros(640, np.float32))
     assert sink.frames == 1
+
+
+@needs_ffprobe
+def test_stream_audio_keeps_the_whole_speech_band_with_the_aac_cutoff(tmp_path):
+    """16 kHz speech sent as 48 kHz stereo (RTMP): AAC is told the input's Nyquist (8 kHz), which
+    halves its CPU, and every tone the input can hold still arrives at its level."""
+    import subprocess
+
+    from dhlive_cli.ffmpeg_bin import ffmpeg_path
+    from dhlive_cli.sinks import build_encode_command
+
+    cmd = build_encode_command("x.flv", "flv", 160, 120, 25, 3, EncoderOptions(), None)
+    assert cmd[cmd.index("-cutoff") + 1] == "8000"
+    same_rate = build_encode_command("x.mp4", "mp4", 160, 120, 25, 3, EncoderOptions(), None)
+    assert "-cutoff" not in same_rate  # nothing to skip when the rate is kept
+
+    out = tmp_path / "s.flv"
+    t = np.arange(640) / 16000
+    frame = np.zeros((180, 160), np.uint8)
+    with FfmpegSink(str(out), 160, 120, 25, EncoderOptions(preset="ultrafast"), fmt="flv") as sink:
+        for k in range(75):  # 3 s: 1 s at 300 Hz, 1 s at 3 kHz, 1 s at 7.5 kHz, each at -12 dBFS
+            f = (300, 3000, 7500)[k // 25]
+            sink.write(frame, (0.25 * np.sin(2 * np.pi * f * (t + k * 0.04))).astype(np.float32))
+    a = next(s for s in ffprobe_json(out)["streams"] if s["codec_type"] == "audio")
+    assert (a["codec_name"], int(a["sample_rate"]), a["channels"]) == ("aac", 48000, 2)
+    pcm = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(out), "-f", "f32le", "-ac", "1", "-"],
+                         capture_output=True, check=True).stdout
+    x = np.frombuffer(pcm, np.float32)
+    want = 20 * np.log10(0.25 / np.sqrt(2))
+    for i in range(3):  # the middle 0.6 s of each tone
+        seg = x[int((i + 0.2) * 48000) : int((i + 0.8) * 48000)]
+        rms_db = 20 * np.log10(np.sqrt(np.mean(seg**2)) + 1e-12)
+        assert abs(rms_db - want) < 1.5, f"tone {i}: {rms_db:.1f} dBFS, want {want:.1f}"
