@@ -216,3 +216,22 @@ def test_layers_from_the_disk_cache_draw_the_same_pixels(tmp_path, monkeypatch):
     again.render(b, 40, MouthShape(0.8, 0.3, 0.1, 0.0))
     painted.render(a, 40, MouthShape(0.8, 0.3, 0.1, 0.0))
     assert np.array_equal(a, b)
+
+
+def test_mouth_cache_is_bounded_and_never_changes_the_picture(av360):
+    """Mouth patches are kept by quantised shape: a shape drawn again after the cache has been
+    cycled many times over gives the same pixels, and the cache holds at most its slots."""
+    from dhlive_cli.avatar.drawn import DrawnAvatar
+
+    m = MouthShape(0.63, 0.21, 0.4, 0.05)
+    first = _frame(av360, 55, m).copy()
+    rng = np.random.default_rng(7)
+    for i in range(DrawnAvatar._MOUTH_SLOTS * 2):
+        _frame(av360, 55, MouthShape(*rng.uniform(0, 1, 4)))
+    assert len(av360._mslots) <= DrawnAvatar._MOUTH_SLOTS
+    assert np.array_equal(_frame(av360, 55, m), first)
+    # the rest mouth (a silent live stream) and a second draw of it are the same picture
+    rest = _frame(av360, 56, MouthShape(0.0, 0.0, 0.0, 0.8)).copy()
+    assert np.array_equal(_frame(av360, 56, MouthShape(0.0, 0.0, 0.0, 0.8)), rest)
+    assert not np.array_equal(rest[av360.mouth_box()[1]:av360.mouth_box()[3]],
+                              first[av360.mouth_box()[1]:av360.mouth_box()[3]])

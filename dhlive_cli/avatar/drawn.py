@@ -13,13 +13,14 @@ Everything that does not depend on the mouth is painted once per size in ``Drawn
 - ``_eye_variants`` the eye area of the sprite repainted at a few eyelid closures, so a blink is
                 an exact, fully shaded patch instead of a skin-coloured overlay.
 
-``render`` only warps the head, blends it, and draws the lips and mouth interior at the warped
-position; its motion (blinks, breathing, sway) is a pure function of the frame index, so one
+``render`` only puts this frame's mouth (lips and interior, drawn in the sprite's rest pose and
+kept in a small cache by shape) into a copy of the sprite, warps the head and blends it; its motion (blinks, breathing, sway) is a pure function of the frame index, so one
 object can be shared by many sessions and threads. Per-thread scratch buffers are held in a
 ``threading.local`` and allocated once per thread.
 
 Modules: this one lays out, moves and draws per frame; drawn_paint.py (background, body) and
-drawn_head.py (head sprite, eyes) paint the layers once; drawn_style.py has the shared types.
+drawn_head.py (head sprite, eyes) paint the layers once; drawn_mouth.py draws the mouth;
+drawn_style.py has the shared types.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ import cv2
 import numpy as np
 
 from dhlive_cli.avatar.drawn_head import HeadPainter
+from dhlive_cli.avatar.drawn_mouth import MouthPainter
 from dhlive_cli.avatar.drawn_paint import BodyPainter
 from dhlive_cli.avatar.drawn_style import REST_MOUTH  # noqa: F401 - part of this module's interface
-from dhlive_cli.avatar.drawn_style import _EYE_LEVELS, _SHIFT, DrawnStyle, MouthShape, _fix, _mul
+from dhlive_cli.avatar.drawn_style import _EYE_LEVELS, DrawnStyle, MouthShape
 from dhlive_cli.avatar.motion import breath as breath_offset
 from dhlive_cli.avatar.motion import idle_pose
 from dhlive_cli.errors import InputError
@@ -45,7 +47,7 @@ from dhlive_cli.errors import InputError
 __all__ = ["DrawnAvatar", "DrawnStyle", "MouthShape"]
 
 
-class DrawnAvatar(BodyPainter, HeadPainter):
+class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
     """A drawn head-and-shoulders person; see the module docstring for the layer scheme."""
 
     kind = "drawn"
@@ -80,7 +82,7 @@ class DrawnAvatar(BodyPainter, HeadPainter):
 
     # ------------------------------------------------------------------ painted layers, cached
 
-    _PAINT_SOURCES = ("drawn.py", "drawn_style.py", "drawn_paint.py", "drawn_head.py")
+    _PAINT_SOURCES = ("drawn.py", "drawn_style.py", "drawn_paint.py", "drawn_head.py", "drawn_mouth.py")
 
     def _layers(self, spec: dict) -> None:
         """The prerendered layers from the disk cache (avatar/layer_cache.py), else painted and stored."""
@@ -205,66 +207,6 @@ class DrawnAvatar(BodyPainter, HeadPainter):
 
     # ------------------------------------------------------------------ prerender
 
-    # ------------------------------------------------------------------ mouth
-
-    def _mouth_curves(self, m: MouthShape):
-        """Inner-upper, inner-lower, outer-upper, outer-lower curves (x, y in units of S)."""
-        st = self.style
-        o = min(1.0, max(0.0, float(m.open)))
-        sp = min(1.0, max(0.0, float(m.spread)))
-        rd = min(1.0, max(0.0, float(m.round)))
-        cl = min(1.0, max(0.0, float(m.close)))
-        oe = o * (1.0 - cl)
-        w = 0.047 * st.mouth_width * (1 + 0.28 * sp - 0.38 * rd) * (1 - 0.1 * oe)
-        gap = 0.058 * oe * (1 - 0.3 * sp) + 0.015 * rd * (1 - cl) * (1 - 0.6 * oe)
-        w_in = w * (0.86 - 0.12 * rd)
-        lift = (0.0095 * (1 - 0.5 * oe) + 0.003 * sp) * (1 - rd)
-        p = 0.62 - 0.25 * rd + 0.3 * sp
-        lf = st.lip_fullness
-        tu = 0.0085 * lf * (1 - 0.3 * cl) * (1 + 0.5 * rd) * (1 - 0.25 * sp)
-        tl = 0.0118 * lf * (1 - 0.3 * cl) * (1 + 0.45 * rd) * (1 - 0.25 * sp)
-        x = np.linspace(-w, w, 31)
-        f = np.clip(1 - (x / w_in) ** 2, 0, 1) ** p
-        g = np.clip(1 - (x / w) ** 2, 0, 1) ** 0.5
-        curve = -lift * (x / w) ** 2
-        yui = curve - gap * 0.3 * f
-        yli = curve + gap * 0.7 * f
-        ax = np.abs(x) / w
-        bow = tu * (0.32 * np.exp(-(((ax - 0.3) / 0.16) ** 2)) - 0.22 * np.exp(-((ax / 0.1) ** 2)))
-        yuo = yui - tu * g - bow
-        ylo = yli + tl * g ** 0.8
-        return x, yui, yli, yuo, ylo, gap, w_in
-
-    def _mouth_level(self) -> float:
-        """The mouth's line below the face centre, in units of S."""
-        return 0.122 * self.style.face_length
-
-    def _mouth_bounds(self) -> None:
-        my = self._mouth_y = self._mouth_level()
-        xs, ys = [], []
-        vals = (0.0, 0.5, 1.0)
-        for o in vals:
-            for sp in vals:
-                for rd in vals:
-                    for cl in vals:
-                        x, yui, yli, yuo, ylo, _, _ = self._mouth_curves(MouthShape(o, sp, rd, cl))
-                        xs += [x.min(), x.max()]
-                        ys += [yuo.min(), ylo.max()]
-        S = self.S
-        ext_x = max(abs(min(xs)), abs(max(xs))) * 1.1 * S
-        mc = self.P(0.0, my)
-        d = self._max_disp(abs(mc[1] - self.pivot[1]) + ext_x) + 3
-        x0 = mc[0] - ext_x - d
-        x1 = mc[0] + ext_x + d
-        y0 = mc[1] + min(ys) * 1.1 * S - d
-        y1 = mc[1] + max(ys) * 1.1 * S + d
-        self._mouth_box = (
-            max(0, int(math.floor(x0))),
-            max(0, int(math.floor(y0))),
-            min(self.width, int(math.ceil(x1))),
-            min(self.height, int(math.ceil(y1))),
-        )
-
     @property
     def dynamic_boxes(self) -> tuple[tuple[int, int, int, int], ...]:
         """Pixel boxes (x0, y0, x1, y1) outside of which render(fresh=False) changes nothing:
@@ -291,119 +233,6 @@ class DrawnAvatar(BodyPainter, HeadPainter):
             min(self.height, int(np.max(ys) + d) + 1),
         )
 
-    def _mouth_tables(self) -> None:
-        """Per-frame constants of _draw_mouth, computed once: colours, unit circles, the crease's
-        parameter. Drawing a mouth is ~30 small polygons; without these the numpy call overhead,
-        not the pixels, was most of its cost."""
-        col = self.style.colors
-        lips = col["lips"]
-        self._mc = {
-            "crease": _mul(col["skin"], 0.92), "upper": _mul(lips, 0.8), "lower": lips,
-            "hl": _mul(lips, 1.05, 8), "seam": _mul(lips, 0.42), "corner": _mul(lips, 0.5),
-        }
-        self._crease_u = np.linspace(-1, 1, 9)
-        t12 = np.linspace(0.0, 2 * math.pi, 12, endpoint=False)
-        t32 = np.linspace(0.0, 2 * math.pi, 32, endpoint=False)
-        self._circle12 = np.stack([np.cos(t12), np.sin(t12)], axis=1)
-        self._circle32 = (np.cos(t32), np.sin(t32))
-        self._seam_thick = max(1, int(round(0.0032 * self.S)))
-        self._crease_thick = max(1, int(round(0.004 * self.S)))
-        self._corner_r = max(1.0, 0.0022 * self.S)
-
-    def _draw_mouth(self, out: np.ndarray, M: np.ndarray, mouth: MouthShape) -> None:
-        S = self.S
-        mc = self._mc
-        x, yui, yli, yuo, ylo, gap, w_in = self._mouth_curves(mouth)
-        # T: head-local (x, y) in units of S -> this frame's pixels, i.e. P(x, y + mouth_y) then
-        # the head's affine M, folded into one 2x2 matrix and an offset
-        A = M[:, :2]
-        a00, a01, a10, a11 = S * A[0, 0], S * A[0, 1], S * A[1, 0], S * A[1, 1]
-        px, py = self.cx, self.fy + self._mouth_y * S
-        c0 = A[0, 0] * px + A[0, 1] * py + M[0, 2]
-        c1 = A[1, 0] * px + A[1, 1] * py + M[1, 2]
-
-        def T(xx, yy):
-            pts = np.empty((xx.shape[0], 2))
-            pts[:, 0] = xx * a00 + yy * a01 + c0
-            pts[:, 1] = xx * a10 + yy * a11 + c1
-            return pts
-
-        xx = np.concatenate([x, x[::-1]])
-        outer = T(xx, np.concatenate([yuo, ylo[::-1]]))
-        # everything is drawn inside a small box of out; sub-pixel fixed point keeps motion smooth
-        hx0, hy0, hx1, hy1 = self._hrect
-        bx0 = max(hx0, int(outer[:, 0].min()) - 3)
-        by0 = max(hy0, int(outer[:, 1].min()) - 3)
-        bx1 = min(hx1, int(outer[:, 0].max()) + 4)
-        by1 = min(hy1, int((outer[:, 1].max()) + 0.02 * S) + 4)
-        if bx1 <= bx0 or by1 <= by0:
-            return
-        roi = out[by0:by1, bx0:bx1]
-        o = np.array([bx0, by0], np.float64)
-        aa = cv2.LINE_AA
-
-        # soft crease under the lower lip
-        u = self._crease_u
-        crease = T(u * 0.35 * x[-1], ylo.max() + 0.011 - 0.003 * u**2)
-        cv2.polylines(roi, [_fix(crease - o)], False, mc["crease"], self._crease_thick, aa, _SHIFT)
-
-        cv2.fillPoly(roi, [_fix(outer - o)], mc["lower"], aa, _SHIFT)
-        upper = T(xx, np.concatenate([yuo, yui[::-1]]))
-        cv2.fillPoly(roi, [_fix(upper - o)], mc["upper"], aa, _SHIFT)
-        # a highlight on the lower lip
-        k = len(x)
-        lo, hi = k // 2 - k // 5, k // 2 + k // 5 + 1
-        hl_x = x[lo:hi]
-        d = ylo[lo:hi] - yli[lo:hi]
-        hl = T(np.concatenate([hl_x, hl_x[::-1]]), np.concatenate([yli[lo:hi] + 0.4 * d, (yli[lo:hi] + 0.6 * d)[::-1]]))
-        cv2.fillPoly(roi, [_fix(hl - o)], mc["hl"], aa, _SHIFT)
-
-        gap_px = gap * S
-        if gap_px >= 0.8:
-            inner = T(xx, np.concatenate([yui, yli[::-1]]))
-            ix0 = max(0, int(inner[:, 0].min()) - bx0 - 1)
-            iy0 = max(0, int(inner[:, 1].min()) - by0 - 1)
-            ix1 = min(roi.shape[1], int(inner[:, 0].max()) - bx0 + 3)
-            iy1 = min(roi.shape[0], int(inner[:, 1].max()) - by0 + 3)
-            if ix1 > ix0 and iy1 > iy0:
-                sub = roi[iy0:iy1, ix0:ix1]
-                oo = o + (ix0, iy0)
-                mask = np.zeros(sub.shape[:2], np.uint8)
-                cv2.fillPoly(mask, [_fix(inner - oo)], 255, aa, _SHIFT)
-                content = np.empty_like(sub)
-                content[:] = (38, 26, 62)
-                open_t = min(1.0, gap / 0.05)
-                # tongue and lower teeth sit low, upper teeth hang from the upper lip
-                cs, sn = self._circle32
-                tongue = T(w_in * 0.62 * cs, float(yli.max()) - 0.12 * gap + (0.3 * gap + 0.004) * sn)
-                cv2.fillPoly(content, [_fix(tongue - oo)], (92, 84, 186), aa, _SHIFT)
-                if open_t > 0.3:
-                    sel = np.abs(x) < w_in * 0.55
-                    lt = x[sel]
-                    ylt = yli[sel]  # x is a grid of the curves themselves: interp at x is a lookup
-                    lteeth = T(np.concatenate([lt, lt[::-1]]), np.concatenate([ylt - 0.006 * open_t, ylt[::-1] + 0.01]))
-                    cv2.fillPoly(content, [_fix(lteeth - oo)], (200, 204, 210), aa, _SHIFT)
-                sel = np.abs(x) < w_in * 0.82
-                ut = x[sel]
-                yut = yui[sel]
-                th = min(0.016, 0.45 * gap + 0.003)
-                prof = np.clip(1 - (ut / (w_in * 0.82)) ** 2, 0, 1) ** 0.3
-                edge_y = yut + th * prof
-                teeth = T(np.concatenate([ut, ut[::-1]]), np.concatenate([yut - 0.01, edge_y[::-1]]))
-                cv2.fillPoly(content, [_fix(teeth - oo)], (236, 241, 246), aa, _SHIFT)
-                # a faint line where teeth meet the gum shadow
-                cv2.polylines(content, [_fix(T(ut, edge_y) - oo)], False, (196, 202, 210), 1, aa, _SHIFT)
-                a = mask.astype(np.float32) * (1.0 / 255.0)
-                cv2.blendLinear(content, sub, a, 1.0 - a, dst=sub)
-        # the line where the lips meet (and a dark corner) reads at any size
-        seam = T(x, (yui + yli) * 0.5)
-        if gap_px < 1.5:
-            cv2.polylines(roi, [_fix(seam - o)], False, mc["seam"], self._seam_thick, aa, _SHIFT)
-        r = self._corner_r
-        for end in (0, -1):
-            pts = seam[end] + r * self._circle12
-            cv2.fillPoly(roi, [_fix(pts - o)], mc["corner"], aa, _SHIFT)
-
     # ------------------------------------------------------------------ per frame
 
     def _scratch(self):
@@ -411,7 +240,8 @@ class DrawnAvatar(BodyPainter, HeadPainter):
         if s is None:
             hx0, hy0, hx1, hy1 = self._hrect
             h, w = hy1 - hy0, hx1 - hx0
-            s = (np.empty((h, w, 3), np.uint8), np.empty((h, w), np.float32), np.empty((h, w), np.float32))
+            s = (np.empty((h, w, 3), np.uint8), np.empty((h, w), np.float32), np.empty((h, w), np.float32),
+                 self._sprite.copy())  # the sprite with this frame's mouth drawn in
             self._tls.bufs = s
         return s
 
@@ -443,9 +273,11 @@ class DrawnAvatar(BodyPainter, HeadPainter):
         M = self._head_matrix(frame_index)
         Ml = M.copy()
         Ml[:, 2] += M[:, :2] @ (hx0, hy0) - (hx0, hy0)
-        spr, a, inv = self._scratch()
+        spr, a, inv, face = self._scratch()
         h, w = spr.shape[:2]
-        cv2.warpAffine(self._sprite, Ml, (w, h), dst=spr, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mx0, my0, mx1, my1 = self._mrest
+        self._mouth_into(face[my0:my1, mx0:mx1], mouth)
+        cv2.warpAffine(face, Ml, (w, h), dst=spr, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         level = int(round(self.blink_closure(frame_index) * (_EYE_LEVELS - 1)))
         if level:
             ex0, ey0, ex1, ey1 = self._eye_rect
@@ -460,5 +292,3 @@ class DrawnAvatar(BodyPainter, HeadPainter):
         np.subtract(1.0, a, out=inv)
         dsth = out[hy0:hy1, hx0:hx1]
         cv2.blendLinear(spr, dsth, a, inv, dst=dsth)
-
-        self._draw_mouth(out, M, mouth)

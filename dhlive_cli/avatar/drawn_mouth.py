@@ -1,0 +1,259 @@
+"""The drawn avatar's mouth: lip curves for a MouthShape, the mouth's bounds, and the lips and
+mouth interior drawn as anti-aliased polygons (OpenCV, sub-pixel fixed point), kept in a small
+cache of sprite patches by quantised shape.
+
+MouthPainter is a mixin of DrawnAvatar (drawn.py), like BodyPainter and HeadPainter: it uses the
+layout (S, cx, fy, P, pivot, _max_disp, _hrect, _sprite, style) that DrawnAvatar sets up.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import cv2
+import numpy as np
+
+from dhlive_cli.avatar.drawn_style import _SHIFT, MouthShape, _fix, _mul
+
+
+class MouthPainter:
+    """Lips and mouth interior of the drawn avatar (mixin; see the module docstring)."""
+
+
+    def _mouth_curves(self, m: MouthShape):
+        """Inner-upper, inner-lower, outer-upper, outer-lower curves (x, y in units of S)."""
+        st = self.style
+        o = min(1.0, max(0.0, float(m.open)))
+        sp = min(1.0, max(0.0, float(m.spread)))
+        rd = min(1.0, max(0.0, float(m.round)))
+        cl = min(1.0, max(0.0, float(m.close)))
+        oe = o * (1.0 - cl)
+        w = 0.047 * st.mouth_width * (1 + 0.28 * sp - 0.38 * rd) * (1 - 0.1 * oe)
+        gap = 0.058 * oe * (1 - 0.3 * sp) + 0.015 * rd * (1 - cl) * (1 - 0.6 * oe)
+        w_in = w * (0.86 - 0.12 * rd)
+        lift = (0.0095 * (1 - 0.5 * oe) + 0.003 * sp) * (1 - rd)
+        p = 0.62 - 0.25 * rd + 0.3 * sp
+        lf = st.lip_fullness
+        tu = 0.0085 * lf * (1 - 0.3 * cl) * (1 + 0.5 * rd) * (1 - 0.25 * sp)
+        tl = 0.0118 * lf * (1 - 0.3 * cl) * (1 + 0.45 * rd) * (1 - 0.25 * sp)
+        x = np.linspace(-w, w, 31)
+        f = np.clip(1 - (x / w_in) ** 2, 0, 1) ** p
+        g = np.clip(1 - (x / w) ** 2, 0, 1) ** 0.5
+        curve = -lift * (x / w) ** 2
+        yui = curve - gap * 0.3 * f
+        yli = curve + gap * 0.7 * f
+        ax = np.abs(x) / w
+        bow = tu * (0.32 * np.exp(-(((ax - 0.3) / 0.16) ** 2)) - 0.22 * np.exp(-((ax / 0.1) ** 2)))
+        yuo = yui - tu * g - bow
+        ylo = yli + tl * g ** 0.8
+        return x, yui, yli, yuo, ylo, gap, w_in
+
+    def _mouth_level(self) -> float:
+        """The mouth's line below the face centre, in units of S."""
+        return 0.122 * self.style.face_length
+
+    def _mouth_bounds(self) -> None:
+        my = self._mouth_y = self._mouth_level()
+        xs, ys = [], []
+        vals = (0.0, 0.5, 1.0)
+        for o in vals:
+            for sp in vals:
+                for rd in vals:
+                    for cl in vals:
+                        x, yui, yli, yuo, ylo, _, _ = self._mouth_curves(MouthShape(o, sp, rd, cl))
+                        xs += [x.min(), x.max()]
+                        ys += [yuo.min(), ylo.max()]
+        S = self.S
+        ext_x = max(abs(min(xs)), abs(max(xs))) * 1.1 * S
+        mc = self.P(0.0, my)
+        d = self._max_disp(abs(mc[1] - self.pivot[1]) + ext_x) + 3
+        x0 = mc[0] - ext_x - d
+        x1 = mc[0] + ext_x + d
+        y0 = mc[1] + min(ys) * 1.1 * S - d
+        y1 = mc[1] + max(ys) * 1.1 * S + d
+        self._mouth_box = (
+            max(0, int(math.floor(x0))),
+            max(0, int(math.floor(y0))),
+            min(self.width, int(math.ceil(x1))),
+            min(self.height, int(math.ceil(y1))),
+        )
+
+    def _mouth_tables(self) -> None:
+        """Per-frame constants of _draw_mouth, computed once: colours, unit circles, the crease's
+        parameter. Drawing a mouth is ~30 small polygons; without these the numpy call overhead,
+        not the pixels, was most of its cost."""
+        col = self.style.colors
+        lips = col["lips"]
+        self._mc = {
+            "crease": _mul(col["skin"], 0.92), "upper": _mul(lips, 0.8), "lower": lips,
+            "hl": _mul(lips, 1.05, 8), "seam": _mul(lips, 0.42), "corner": _mul(lips, 0.5),
+        }
+        self._crease_u = np.linspace(-1, 1, 9)
+        t12 = np.linspace(0.0, 2 * math.pi, 12, endpoint=False)
+        t32 = np.linspace(0.0, 2 * math.pi, 32, endpoint=False)
+        self._circle12 = np.stack([np.cos(t12), np.sin(t12)], axis=1)
+        self._circle32 = (np.cos(t32), np.sin(t32))
+        self._seam_thick = max(1, int(round(0.0032 * self.S)))
+        self._crease_thick = max(1, int(round(0.004 * self.S)))
+        self._corner_r = max(1.0, 0.0022 * self.S)
+        # The mouth is drawn into the head sprite before the head is warped, as a patch of the
+        # sprite (_mrest, sprite pixels) kept in a small cache by its shape: the rest mouth of a
+        # silent stream, and every shape that recurs, is then a copy instead of ~30 polygons.
+        # Shapes are quantised to steps of about 0.2 px of lip motion (open 0..1 moves the lower
+        # lip by ~0.06 S), and drawn at the quantised value, so the pixels never depend on what
+        # the cache held before.
+        self._mq = max(16, int(round(self.S * 0.06 / 0.2)))
+        hx0, hy0, hx1, hy1 = self._hrect
+        mc = self.P(0.0, self._mouth_y)  # the rest-pose box of every mouth shape, in frame pixels
+        ext_x, ys_lo, ys_hi = self._mouth_extent()
+        rx0 = max(hx0, int(math.floor(mc[0] - ext_x - 4)))
+        rx1 = min(hx1, int(math.ceil(mc[0] + ext_x + 4)))
+        ry0 = max(hy0, int(math.floor(mc[1] + ys_lo - 4)))
+        ry1 = min(hy1, int(math.ceil(mc[1] + ys_hi + 0.02 * self.S + 5)))
+        self._mrest = (rx0 - hx0, ry0 - hy0, rx1 - hx0, ry1 - hy0)
+        # rest-pose pixels -> patch pixels
+        self._mT = np.array([[1.0, 0.0, -float(rx0)], [0.0, 1.0, -float(ry0)]])
+        self._mlock = threading.Lock()
+        self._mslots: dict = {}  # quantised shape -> slot of _mslab, in least-recently-used order
+        self._mslab = None
+
+    _MOUTH_SLOTS = 128  # cached mouth patches (a 720p patch is ~20 KB)
+
+    def _mouth_extent(self) -> tuple[float, float, float]:
+        """Half width and top/bottom (pixels from the mouth's centre) any mouth shape reaches."""
+        xs, ys = [], []
+        vals = (0.0, 0.5, 1.0)
+        for o in vals:
+            for sp in vals:
+                for rd in vals:
+                    for cl in vals:
+                        x, _, _, yuo, ylo, _, _ = self._mouth_curves(MouthShape(o, sp, rd, cl))
+                        xs.append(float(np.abs(x).max()))
+                        ys += [float(yuo.min()), float(ylo.max())]
+        S = self.S
+        return max(xs) * 1.1 * S, min(ys) * 1.1 * S, max(ys) * 1.1 * S
+
+    def _mouth_into(self, dst: np.ndarray, mouth: MouthShape) -> None:
+        """The sprite's mouth patch for `mouth` into dst ((h, w, 3) uint8, the _mrest box of a
+        copy of the sprite): from the cache, else drawn there (at the quantised shape) and kept."""
+        q = self._mq
+        key = tuple(int(round(min(1.0, max(0.0, float(v))) * q)) for v in (mouth.open, mouth.spread, mouth.round, mouth.close))
+        with self._mlock:
+            slot = self._mslots.pop(key, None)
+            if slot is not None:
+                self._mslots[key] = slot  # most recently used last
+                np.copyto(dst, self._mslab[slot])
+                return
+        x0, y0, x1, y1 = self._mrest
+        np.copyto(dst, self._sprite[y0:y1, x0:x1])
+        self._draw_mouth(dst, self._mT, MouthShape(*(k / q for k in key)), clip=(0, 0, x1 - x0, y1 - y0))
+        with self._mlock:
+            if key in self._mslots:
+                return
+            if self._mslab is None:
+                self._mslab = np.empty((self._MOUTH_SLOTS, *dst.shape), np.uint8)
+            if len(self._mslots) >= self._MOUTH_SLOTS:
+                oldest = next(iter(self._mslots))
+                slot = self._mslots.pop(oldest)
+            else:
+                slot = len(self._mslots)
+            np.copyto(self._mslab[slot], dst)
+            self._mslots[key] = slot
+
+    def _draw_mouth(self, out: np.ndarray, M: np.ndarray, mouth: MouthShape, clip=None) -> None:
+        """Lips and mouth interior of `mouth` into out (uint8 BGR), placed by M (2x3: rest-pose
+        pixels -> out's pixels), drawing only inside clip (x0, y0, x1, y1 of out; default: the
+        head's box, for out = a whole frame)."""
+        S = self.S
+        mc = self._mc
+        x, yui, yli, yuo, ylo, gap, w_in = self._mouth_curves(mouth)
+        # T: head-local (x, y) in units of S -> this frame's pixels, i.e. P(x, y + mouth_y) then
+        # the head's affine M, folded into one 2x2 matrix and an offset
+        A = M[:, :2]
+        a00, a01, a10, a11 = S * A[0, 0], S * A[0, 1], S * A[1, 0], S * A[1, 1]
+        px, py = self.cx, self.fy + self._mouth_y * S
+        c0 = A[0, 0] * px + A[0, 1] * py + M[0, 2]
+        c1 = A[1, 0] * px + A[1, 1] * py + M[1, 2]
+
+        def T(xx, yy):
+            pts = np.empty((xx.shape[0], 2))
+            pts[:, 0] = xx * a00 + yy * a01 + c0
+            pts[:, 1] = xx * a10 + yy * a11 + c1
+            return pts
+
+        xx = np.concatenate([x, x[::-1]])
+        outer = T(xx, np.concatenate([yuo, ylo[::-1]]))
+        # everything is drawn inside a small box of out; sub-pixel fixed point keeps motion smooth
+        hx0, hy0, hx1, hy1 = self._hrect if clip is None else clip
+        bx0 = max(hx0, int(outer[:, 0].min()) - 3)
+        by0 = max(hy0, int(outer[:, 1].min()) - 3)
+        bx1 = min(hx1, int(outer[:, 0].max()) + 4)
+        by1 = min(hy1, int((outer[:, 1].max()) + 0.02 * S) + 4)
+        if bx1 <= bx0 or by1 <= by0:
+            return
+        roi = out[by0:by1, bx0:bx1]
+        o = np.array([bx0, by0], np.float64)
+        aa = cv2.LINE_AA
+
+        # soft crease under the lower lip
+        u = self._crease_u
+        crease = T(u * 0.35 * x[-1], ylo.max() + 0.011 - 0.003 * u**2)
+        cv2.polylines(roi, [_fix(crease - o)], False, mc["crease"], self._crease_thick, aa, _SHIFT)
+
+        cv2.fillPoly(roi, [_fix(outer - o)], mc["lower"], aa, _SHIFT)
+        upper = T(xx, np.concatenate([yuo, yui[::-1]]))
+        cv2.fillPoly(roi, [_fix(upper - o)], mc["upper"], aa, _SHIFT)
+        # a highlight on the lower lip
+        k = len(x)
+        lo, hi = k // 2 - k // 5, k // 2 + k // 5 + 1
+        hl_x = x[lo:hi]
+        d = ylo[lo:hi] - yli[lo:hi]
+        hl = T(np.concatenate([hl_x, hl_x[::-1]]), np.concatenate([yli[lo:hi] + 0.4 * d, (yli[lo:hi] + 0.6 * d)[::-1]]))
+        cv2.fillPoly(roi, [_fix(hl - o)], mc["hl"], aa, _SHIFT)
+
+        gap_px = gap * S
+        if gap_px >= 0.8:
+            inner = T(xx, np.concatenate([yui, yli[::-1]]))
+            ix0 = max(0, int(inner[:, 0].min()) - bx0 - 1)
+            iy0 = max(0, int(inner[:, 1].min()) - by0 - 1)
+            ix1 = min(roi.shape[1], int(inner[:, 0].max()) - bx0 + 3)
+            iy1 = min(roi.shape[0], int(inner[:, 1].max()) - by0 + 3)
+            if ix1 > ix0 and iy1 > iy0:
+                sub = roi[iy0:iy1, ix0:ix1]
+                oo = o + (ix0, iy0)
+                mask = np.zeros(sub.shape[:2], np.uint8)
+                cv2.fillPoly(mask, [_fix(inner - oo)], 255, aa, _SHIFT)
+                content = np.empty_like(sub)
+                content[:] = (38, 26, 62)
+                open_t = min(1.0, gap / 0.05)
+                # tongue and lower teeth sit low, upper teeth hang from the upper lip
+                cs, sn = self._circle32
+                tongue = T(w_in * 0.62 * cs, float(yli.max()) - 0.12 * gap + (0.3 * gap + 0.004) * sn)
+                cv2.fillPoly(content, [_fix(tongue - oo)], (92, 84, 186), aa, _SHIFT)
+                if open_t > 0.3:
+                    sel = np.abs(x) < w_in * 0.55
+                    lt = x[sel]
+                    ylt = yli[sel]  # x is a grid of the curves themselves: interp at x is a lookup
+                    lteeth = T(np.concatenate([lt, lt[::-1]]), np.concatenate([ylt - 0.006 * open_t, ylt[::-1] + 0.01]))
+                    cv2.fillPoly(content, [_fix(lteeth - oo)], (200, 204, 210), aa, _SHIFT)
+                sel = np.abs(x) < w_in * 0.82
+                ut = x[sel]
+                yut = yui[sel]
+                th = min(0.016, 0.45 * gap + 0.003)
+                prof = np.clip(1 - (ut / (w_in * 0.82)) ** 2, 0, 1) ** 0.3
+                edge_y = yut + th * prof
+                teeth = T(np.concatenate([ut, ut[::-1]]), np.concatenate([yut - 0.01, edge_y[::-1]]))
+                cv2.fillPoly(content, [_fix(teeth - oo)], (236, 241, 246), aa, _SHIFT)
+                # a faint line where teeth meet the gum shadow
+                cv2.polylines(content, [_fix(T(ut, edge_y) - oo)], False, (196, 202, 210), 1, aa, _SHIFT)
+                a = mask.astype(np.float32) * (1.0 / 255.0)
+                cv2.blendLinear(content, sub, a, 1.0 - a, dst=sub)
+        # the line where the lips meet (and a dark corner) reads at any size
+        seam = T(x, (yui + yli) * 0.5)
+        if gap_px < 1.5:
+            cv2.polylines(roi, [_fix(seam - o)], False, mc["seam"], self._seam_thick, aa, _SHIFT)
+        r = self._corner_r
+        for end in (0, -1):
+            pts = seam[end] + r * self._circle12
+            cv2.fillPoly(roi, [_fix(pts - o)], mc["corner"], aa, _SHIFT)
