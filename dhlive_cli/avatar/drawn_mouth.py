@@ -115,7 +115,8 @@ class MouthPainter:
         # rest-pose pixels -> patch pixels
         self._mT = np.array([[1.0, 0.0, -float(rx0)], [0.0, 1.0, -float(ry0)]])
         self._mlock = threading.Lock()
-        self._mslots: dict = {}  # quantised shape -> slot of _mslab, in least-recently-used order
+        self._mslots: dict = {}  # quantised shape -> slot of _mslab, oldest first
+        self._mowner: list = [None] * self._MOUTH_SLOTS  # the shape each slot holds now
         self._mslab = None
 
     _MOUTH_SLOTS = 128  # cached mouth patches (a 720p patch is ~20 KB)
@@ -136,14 +137,17 @@ class MouthPainter:
 
     def _mouth_into(self, dst: np.ndarray, mouth: MouthShape) -> None:
         """The sprite's mouth patch for `mouth` into dst ((h, w, 3) uint8, the _mrest box of a
-        copy of the sprite): from the cache, else drawn there (at the quantised shape) and kept."""
+        copy of the sprite): from the cache, else drawn there (at the quantised shape) and kept.
+
+        Many draw threads share the cache, so a hit takes no lock (a lock here was where 16 live
+        sessions' threads queued): the slot's owner is checked after the copy, and a slot that
+        was being refilled meanwhile counts as a miss. Slots are reused oldest first."""
         q = self._mq
         key = tuple(int(round(min(1.0, max(0.0, float(v))) * q)) for v in (mouth.open, mouth.spread, mouth.round, mouth.close))
-        with self._mlock:
-            slot = self._mslots.pop(key, None)
-            if slot is not None:
-                self._mslots[key] = slot  # most recently used last
-                np.copyto(dst, self._mslab[slot])
+        slot = self._mslots.get(key)
+        if slot is not None:
+            np.copyto(dst, self._mslab[slot])
+            if self._mowner[slot] == key:
                 return
         x0, y0, x1, y1 = self._mrest
         np.copyto(dst, self._sprite[y0:y1, x0:x1])
@@ -154,11 +158,12 @@ class MouthPainter:
             if self._mslab is None:
                 self._mslab = np.empty((self._MOUTH_SLOTS, *dst.shape), np.uint8)
             if len(self._mslots) >= self._MOUTH_SLOTS:
-                oldest = next(iter(self._mslots))
-                slot = self._mslots.pop(oldest)
+                slot = self._mslots.pop(next(iter(self._mslots)))
             else:
                 slot = len(self._mslots)
+            self._mowner[slot] = None  # readers of this slot from now on see a miss
             np.copyto(self._mslab[slot], dst)
+            self._mowner[slot] = key
             self._mslots[key] = slot
 
     def _draw_mouth(self, out: np.ndarray, M: np.ndarray, mouth: MouthShape, clip=None) -> None:
