@@ -235,3 +235,31 @@ def test_mouth_cache_is_bounded_and_never_changes_the_picture(av360):
     assert np.array_equal(_frame(av360, 56, MouthShape(0.0, 0.0, 0.0, 0.8)), rest)
     assert not np.array_equal(rest[av360.mouth_box()[1]:av360.mouth_box()[3]],
                               first[av360.mouth_box()[1]:av360.mouth_box()[3]])
+
+
+def test_mouth_cache_shared_by_threads_while_slots_are_reused():
+    """Four threads draw from a pool of more shapes than the cache holds (hits and refills of
+    the same slots at once): every frame equals the one drawn alone."""
+    from dhlive_cli.avatar.drawn import DrawnAvatar
+
+    av = DrawnAvatar.load(PRESET, 320, 180, FPS)
+    rng = np.random.default_rng(3)
+    pool = [MouthShape(*rng.uniform(0, 1, 4)) for _ in range(DrawnAvatar._MOUTH_SLOTS + 40)]
+    jobs = [[(i, pool[int(j)]) for i, j in enumerate(rng.integers(0, len(pool), 150))] for _ in range(4)]
+    expect = [[_frame(av, i, m).copy() for i, m in job] for job in jobs]
+    got = [[] for _ in jobs]
+
+    def work(n):
+        out = np.empty((180, 320, 3), np.uint8)
+        for i, m in jobs[n]:
+            av.render(out, i, m)
+            got[n].append(out.copy())
+
+    ts = [threading.Thread(target=work, args=(n,)) for n in range(len(jobs))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    for n in range(len(jobs)):
+        assert len(got[n]) == len(expect[n])
+        assert all(np.array_equal(g, e) for g, e in zip(got[n], expect[n]))
