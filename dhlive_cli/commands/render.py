@@ -65,8 +65,6 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
             stream_format=None) -> dict:
     from dataclasses import replace
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from dhlive_cli.compositor import load_avatar
     from dhlive_cli.engine import RenderSession
     from dhlive_cli.errors import InputError
@@ -115,6 +113,8 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
         if quiet or json_out or not err_console.is_terminal:
             result = session.run()
         else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
             with logs_through(err_console), Progress(
                 TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
                 TextColumn("{task.fields[fps]:>6.1f} fps"), TextColumn("{task.fields[mem]:>5.0f} MB"),
