@@ -55,23 +55,13 @@ class MouthPainter:
 
     def _mouth_bounds(self) -> None:
         my = self._mouth_y = self._mouth_level()
-        xs, ys = [], []
-        vals = (0.0, 0.5, 1.0)
-        for o in vals:
-            for sp in vals:
-                for rd in vals:
-                    for cl in vals:
-                        x, yui, yli, yuo, ylo, _, _ = self._mouth_curves(MouthShape(o, sp, rd, cl))
-                        xs += [x.min(), x.max()]
-                        ys += [yuo.min(), ylo.max()]
-        S = self.S
-        ext_x = max(abs(min(xs)), abs(max(xs))) * 1.1 * S
+        ext_x, y_lo, y_hi = self._mouth_extent()
         mc = self.P(0.0, my)
         d = self._max_disp(abs(mc[1] - self.pivot[1]) + ext_x) + 3
         x0 = mc[0] - ext_x - d
         x1 = mc[0] + ext_x + d
-        y0 = mc[1] + min(ys) * 1.1 * S - d
-        y1 = mc[1] + max(ys) * 1.1 * S + d
+        y0 = mc[1] + y_lo - d
+        y1 = mc[1] + y_hi + d
         self._mouth_box = (
             max(0, int(math.floor(x0))),
             max(0, int(math.floor(y0))),
