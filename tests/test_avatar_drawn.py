@@ -221,14 +221,12 @@ def test_layers_from_the_disk_cache_draw_the_same_pixels(tmp_path, monkeypatch):
 def test_mouth_cache_is_bounded_and_never_changes_the_picture(av360):
     """Mouth patches are kept by quantised shape: a shape drawn again after the cache has been
     cycled many times over gives the same pixels, and the cache holds at most its slots."""
-    from dhlive_cli.avatar.drawn import DrawnAvatar
-
     m = MouthShape(0.63, 0.21, 0.4, 0.05)
     first = _frame(av360, 55, m).copy()
     rng = np.random.default_rng(7)
-    for i in range(DrawnAvatar._MOUTH_SLOTS * 2):
+    for i in range(av360.mouth_slots * 2):
         _frame(av360, 55, MouthShape(*rng.uniform(0, 1, 4)))
-    assert len(av360._mslots) <= DrawnAvatar._MOUTH_SLOTS
+    assert len(av360._mslots) <= av360.mouth_slots
     assert np.array_equal(_frame(av360, 55, m), first)
     # the rest mouth (a silent live stream) and a second draw of it are the same picture
     rest = _frame(av360, 56, MouthShape(0.0, 0.0, 0.0, 0.8)).copy()
@@ -240,11 +238,9 @@ def test_mouth_cache_is_bounded_and_never_changes_the_picture(av360):
 def test_mouth_cache_shared_by_threads_while_slots_are_reused():
     """Four threads draw from a pool of more shapes than the cache holds (hits and refills of
     the same slots at once): every frame equals the one drawn alone."""
-    from dhlive_cli.avatar.drawn import DrawnAvatar
-
     av = DrawnAvatar.load(PRESET, 320, 180, FPS)
     rng = np.random.default_rng(3)
-    pool = [MouthShape(*rng.uniform(0, 1, 4)) for _ in range(DrawnAvatar._MOUTH_SLOTS + 40)]
+    pool = [MouthShape(*rng.uniform(0, 1, 4)) for _ in range(av.mouth_slots + 40)]
     jobs = [[(i, pool[int(j)]) for i, j in enumerate(rng.integers(0, len(pool), 150))] for _ in range(4)]
     expect = [[_frame(av, i, m).copy() for i, m in job] for job in jobs]
     got = [[] for _ in jobs]
@@ -263,3 +259,12 @@ def test_mouth_cache_shared_by_threads_while_slots_are_reused():
     for n in range(len(jobs)):
         assert len(got[n]) == len(expect[n])
         assert all(np.array_equal(g, e) for g, e in zip(got[n], expect[n]))
+
+
+def test_mouth_cache_stays_small_at_any_size():
+    """The cache's patches take at most 8 MB whatever the frame size (2160p: fewer slots)."""
+    for w, h in ((640, 360), (3840, 2160)):
+        av = DrawnAvatar.load(PRESET, w, h, FPS)
+        x0, y0, x1, y1 = av._mrest
+        assert 16 <= av.mouth_slots <= 128
+        assert av.mouth_slots * (x1 - x0) * (y1 - y0) * 3 <= 8 << 20

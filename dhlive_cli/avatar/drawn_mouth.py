@@ -106,10 +106,15 @@ class MouthPainter:
         self._mT = np.array([[1.0, 0.0, -float(rx0)], [0.0, 1.0, -float(ry0)]])
         self._mlock = threading.Lock()
         self._mslots: dict = {}  # quantised shape -> slot of _mslab, oldest first
-        self._mowner: list = [None] * self._MOUTH_SLOTS  # the shape each slot holds now
+        patch = (self._mrest[2] - self._mrest[0]) * (self._mrest[3] - self._mrest[1]) * 3
+        self.mouth_slots = int(min(self._MOUTH_SLOTS, max(16, self._MOUTH_CACHE_BYTES // max(1, patch))))
+        self._mowner: list = [None] * self.mouth_slots  # the shape each slot holds now
         self._mslab = None
 
-    _MOUTH_SLOTS = 128  # cached mouth patches (a 720p patch is ~20 KB)
+    # cached mouth patches: 128, or fewer where they would pass 8 MB (a patch is 9 KB at 360p,
+    # 31 KB at 720p, 67 KB at 1080p, 250 KB at 2160p: 128 / 128 / 126 / 33 slots)
+    _MOUTH_SLOTS = 128
+    _MOUTH_CACHE_BYTES = 8 << 20
 
     def _mouth_extent(self) -> tuple[float, float, float]:
         """Half width and top/bottom (pixels from the mouth's centre) any mouth shape reaches."""
@@ -146,8 +151,8 @@ class MouthPainter:
             if key in self._mslots:
                 return
             if self._mslab is None:
-                self._mslab = np.empty((self._MOUTH_SLOTS, *dst.shape), np.uint8)
-            if len(self._mslots) >= self._MOUTH_SLOTS:
+                self._mslab = np.empty((self.mouth_slots, *dst.shape), np.uint8)
+            if len(self._mslots) >= self.mouth_slots:
                 slot = self._mslots.pop(next(iter(self._mslots)))
             else:
                 slot = len(self._mslots)
