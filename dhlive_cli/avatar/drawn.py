@@ -13,10 +13,11 @@ Everything that does not depend on the mouth is painted once per size in ``Drawn
 - ``_eye_variants`` the eye area of the sprite repainted at a few eyelid closures, so a blink is
                 an exact, fully shaded patch instead of a skin-coloured overlay.
 
-``render`` only puts this frame's mouth (lips and interior, drawn in the sprite's rest pose and
-kept in a small cache by shape) into a copy of the sprite, warps the head and blends it; its motion (blinks, breathing, sway) is a pure function of the frame index, so one
-object can be shared by many sessions and threads. Per-thread scratch buffers are held in a
-``threading.local`` and allocated once per thread.
+``render`` only warps the head, blends it, and draws the lips and mouth interior at the warped
+position (after the warp: a mouth warped with the head came out visibly softer at 360p); its
+motion (blinks, breathing, sway) is a pure function of the frame index, so one object can be
+shared by many sessions and threads. Per-thread scratch buffers are held in a ``threading.local``
+and allocated once per thread.
 
 Modules: this one lays out, moves and draws per frame; drawn_paint.py (background, body) and
 drawn_head.py (head sprite, eyes) paint the layers once; drawn_mouth.py draws the mouth;
@@ -240,8 +241,7 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         if s is None:
             hx0, hy0, hx1, hy1 = self._hrect
             h, w = hy1 - hy0, hx1 - hx0
-            s = (np.empty((h, w, 3), np.uint8), np.empty((h, w), np.float32), np.empty((h, w), np.float32),
-                 self._sprite.copy())  # the sprite with this frame's mouth drawn in
+            s = (np.empty((h, w, 3), np.uint8), np.empty((h, w), np.float32), np.empty((h, w), np.float32))
             self._tls.bufs = s
         return s
 
@@ -273,11 +273,9 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         M = self._head_matrix(frame_index)
         Ml = M.copy()
         Ml[:, 2] += M[:, :2] @ (hx0, hy0) - (hx0, hy0)
-        spr, a, inv, face = self._scratch()
+        spr, a, inv = self._scratch()
         h, w = spr.shape[:2]
-        mx0, my0, mx1, my1 = self._mrest
-        self._mouth_into(face[my0:my1, mx0:mx1], mouth)
-        cv2.warpAffine(face, Ml, (w, h), dst=spr, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cv2.warpAffine(self._sprite, Ml, (w, h), dst=spr, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         level = int(round(self.blink_closure(frame_index) * (_EYE_LEVELS - 1)))
         if level:
             ex0, ey0, ex1, ey1 = self._eye_rect
@@ -292,3 +290,5 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         np.subtract(1.0, a, out=inv)
         dsth = out[hy0:hy1, hx0:hx1]
         cv2.blendLinear(spr, dsth, a, inv, dst=dsth)
+
+        self._draw_mouth(out, M, mouth)

@@ -1,6 +1,5 @@
 """The drawn avatar's mouth: lip curves for a MouthShape, the mouth's bounds, and the lips and
-mouth interior drawn as anti-aliased polygons (OpenCV, sub-pixel fixed point), kept in a small
-cache of sprite patches by quantised shape.
+mouth interior drawn as anti-aliased polygons (OpenCV, sub-pixel fixed point).
 
 MouthPainter is a mixin of DrawnAvatar (drawn.py), like BodyPainter and HeadPainter: it uses the
 layout (S, cx, fy, P, pivot, _max_disp, _hrect, _sprite, style) that DrawnAvatar sets up.
@@ -9,7 +8,6 @@ layout (S, cx, fy, P, pivot, _max_disp, _hrect, _sprite, style) that DrawnAvatar
 from __future__ import annotations
 
 import math
-import threading
 
 import cv2
 import numpy as np
@@ -87,34 +85,6 @@ class MouthPainter:
         self._seam_thick = max(1, int(round(0.0032 * self.S)))
         self._crease_thick = max(1, int(round(0.004 * self.S)))
         self._corner_r = max(1.0, 0.0022 * self.S)
-        # The mouth is drawn into the head sprite before the head is warped, as a patch of the
-        # sprite (_mrest, sprite pixels) kept in a small cache by its shape: the rest mouth of a
-        # silent stream, and every shape that recurs, is then a copy instead of ~30 polygons.
-        # Shapes are quantised to steps of about 0.2 px of lip motion (open 0..1 moves the lower
-        # lip by ~0.06 S), and drawn at the quantised value, so the pixels never depend on what
-        # the cache held before.
-        self._mq = max(16, int(round(self.S * 0.06 / 0.2)))
-        hx0, hy0, hx1, hy1 = self._hrect
-        mc = self.P(0.0, self._mouth_y)  # the rest-pose box of every mouth shape, in frame pixels
-        ext_x, ys_lo, ys_hi = self._mouth_extent()
-        rx0 = max(hx0, int(math.floor(mc[0] - ext_x - 4)))
-        rx1 = min(hx1, int(math.ceil(mc[0] + ext_x + 4)))
-        ry0 = max(hy0, int(math.floor(mc[1] + ys_lo - 4)))
-        ry1 = min(hy1, int(math.ceil(mc[1] + ys_hi + 0.02 * self.S + 5)))
-        self._mrest = (rx0 - hx0, ry0 - hy0, rx1 - hx0, ry1 - hy0)
-        # rest-pose pixels -> patch pixels
-        self._mT = np.array([[1.0, 0.0, -float(rx0)], [0.0, 1.0, -float(ry0)]])
-        self._mlock = threading.Lock()
-        self._mslots: dict = {}  # quantised shape -> slot of _mslab, oldest first
-        patch = (self._mrest[2] - self._mrest[0]) * (self._mrest[3] - self._mrest[1]) * 3
-        self.mouth_slots = int(min(self._MOUTH_SLOTS, max(16, self._MOUTH_CACHE_BYTES // max(1, patch))))
-        self._mowner: list = [None] * self.mouth_slots  # the shape each slot holds now
-        self._mslab = None
-
-    # cached mouth patches: 128, or fewer where they would pass 8 MB (a patch is 9 KB at 360p,
-    # 31 KB at 720p, 67 KB at 1080p, 250 KB at 2160p: 128 / 128 / 126 / 33 slots)
-    _MOUTH_SLOTS = 128
-    _MOUTH_CACHE_BYTES = 8 << 20
 
     def _mouth_extent(self) -> tuple[float, float, float]:
         """Half width and top/bottom (pixels from the mouth's centre) any mouth shape reaches."""
@@ -130,41 +100,9 @@ class MouthPainter:
         S = self.S
         return max(xs) * 1.1 * S, min(ys) * 1.1 * S, max(ys) * 1.1 * S
 
-    def _mouth_into(self, dst: np.ndarray, mouth: MouthShape) -> None:
-        """The sprite's mouth patch for `mouth` into dst ((h, w, 3) uint8, the _mrest box of a
-        copy of the sprite): from the cache, else drawn there (at the quantised shape) and kept.
-
-        Many draw threads share the cache, so a hit takes no lock (a lock here was where 16 live
-        sessions' threads queued): the slot's owner is checked after the copy, and a slot that
-        was being refilled meanwhile counts as a miss. Slots are reused oldest first."""
-        q = self._mq
-        key = tuple(int(round(min(1.0, max(0.0, float(v))) * q)) for v in (mouth.open, mouth.spread, mouth.round, mouth.close))
-        slot = self._mslots.get(key)
-        if slot is not None:
-            np.copyto(dst, self._mslab[slot])
-            if self._mowner[slot] == key:
-                return
-        x0, y0, x1, y1 = self._mrest
-        np.copyto(dst, self._sprite[y0:y1, x0:x1])
-        self._draw_mouth(dst, self._mT, MouthShape(*(k / q for k in key)), clip=(0, 0, x1 - x0, y1 - y0))
-        with self._mlock:
-            if key in self._mslots:
-                return
-            if self._mslab is None:
-                self._mslab = np.empty((self.mouth_slots, *dst.shape), np.uint8)
-            if len(self._mslots) >= self.mouth_slots:
-                slot = self._mslots.pop(next(iter(self._mslots)))
-            else:
-                slot = len(self._mslots)
-            self._mowner[slot] = None  # readers of this slot from now on see a miss
-            np.copyto(self._mslab[slot], dst)
-            self._mowner[slot] = key
-            self._mslots[key] = slot
-
-    def _draw_mouth(self, out: np.ndarray, M: np.ndarray, mouth: MouthShape, clip=None) -> None:
-        """Lips and mouth interior of `mouth` into out (uint8 BGR), placed by M (2x3: rest-pose
-        pixels -> out's pixels), drawing only inside clip (x0, y0, x1, y1 of out; default: the
-        head's box, for out = a whole frame)."""
+    def _draw_mouth(self, out: np.ndarray, M: np.ndarray, mouth: MouthShape) -> None:
+        """Lips and mouth interior of `mouth` into the frame out (H, W, 3) uint8 BGR, placed by
+        the head's affine M (2x3: rest-pose pixels -> this frame's pixels), inside the head's box."""
         S = self.S
         mc = self._mc
         x, yui, yli, yuo, ylo, gap, w_in = self._mouth_curves(mouth)
@@ -185,7 +123,7 @@ class MouthPainter:
         xx = np.concatenate([x, x[::-1]])
         outer = T(xx, np.concatenate([yuo, ylo[::-1]]))
         # everything is drawn inside a small box of out; sub-pixel fixed point keeps motion smooth
-        hx0, hy0, hx1, hy1 = self._hrect if clip is None else clip
+        hx0, hy0, hx1, hy1 = self._hrect
         bx0 = max(hx0, int(outer[:, 0].min()) - 3)
         by0 = max(hy0, int(outer[:, 1].min()) - 3)
         bx1 = min(hx1, int(outer[:, 0].max()) + 4)
