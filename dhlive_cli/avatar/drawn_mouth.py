@@ -12,7 +12,7 @@ import math
 import cv2
 import numpy as np
 
-from dhlive_cli.avatar.drawn_style import _SHIFT, MouthShape, _fix, _mul
+from dhlive_cli.avatar.drawn_style import _ONE, _SHIFT, MouthShape, _fix, _mul
 
 
 class MouthPainter:
@@ -102,26 +102,73 @@ class MouthPainter:
 
     def _draw_mouth(self, out: np.ndarray, M: np.ndarray, mouth: MouthShape) -> None:
         """Lips and mouth interior of `mouth` into the frame out (H, W, 3) uint8 BGR, placed by
-        the head's affine M (2x3: rest-pose pixels -> this frame's pixels), inside the head's box."""
+        the head's affine M (2x3: rest-pose pixels -> this frame's pixels), inside the head's box.
+
+        Every polygon's points are made in head-local units first, then mapped to pixels and to
+        fixed point in one pass each (same arithmetic per point as one pass per polygon, so the
+        same pixels): per polygon, the numpy calls under the GIL were most of a mouth's cost."""
         S = self.S
         mc = self._mc
         x, yui, yli, yuo, ylo, gap, w_in = self._mouth_curves(mouth)
-        # T: head-local (x, y) in units of S -> this frame's pixels, i.e. P(x, y + mouth_y) then
-        # the head's affine M, folded into one 2x2 matrix and an offset
+        # head-local (x, y) in units of S -> this frame's pixels: P(x, y + mouth_y) then the
+        # head's affine M, folded into one 2x2 matrix and an offset
         A = M[:, :2]
         a00, a01, a10, a11 = S * A[0, 0], S * A[0, 1], S * A[1, 0], S * A[1, 1]
         px, py = self.cx, self.fy + self._mouth_y * S
         c0 = A[0, 0] * px + A[0, 1] * py + M[0, 2]
         c1 = A[1, 0] * px + A[1, 1] * py + M[1, 2]
 
-        def T(xx, yy):
-            pts = np.empty((xx.shape[0], 2))
-            pts[:, 0] = xx * a00 + yy * a01 + c0
-            pts[:, 1] = xx * a10 + yy * a11 + c1
-            return pts
+        gap_px = gap * S
+        inside = gap_px >= 0.8
+        open_t = min(1.0, gap / 0.05)
+        xr = x[::-1]
+        xx = np.concatenate([x, xr])
+        k = len(x)
+        lo, hi = k // 2 - k // 5, k // 2 + k // 5 + 1
+        hl_x = x[lo:hi]
+        d = ylo[lo:hi] - yli[lo:hi]
+        u = self._crease_u
+        parts = [  # (name, head-local x, head-local y), in drawing order
+            ("outer", xx, np.concatenate([yuo, ylo[::-1]])),
+            ("crease", u * 0.35 * x[-1], ylo.max() + 0.011 - 0.003 * u**2),
+            ("upper", xx, np.concatenate([yuo, yui[::-1]])),
+            ("hl", np.concatenate([hl_x, hl_x[::-1]]), np.concatenate([yli[lo:hi] + 0.4 * d, (yli[lo:hi] + 0.6 * d)[::-1]])),
+            ("seam", x, (yui + yli) * 0.5),
+        ]
+        if inside:
+            cs, sn = self._circle32
+            parts.append(("inner", xx, np.concatenate([yui, yli[::-1]])))
+            # tongue and lower teeth sit low, upper teeth hang from the upper lip
+            parts.append(("tongue", w_in * 0.62 * cs, float(yli.max()) - 0.12 * gap + (0.3 * gap + 0.004) * sn))
+            if open_t > 0.3:
+                sel = np.abs(x) < w_in * 0.55
+                lt = x[sel]
+                ylt = yli[sel]  # x is a grid of the curves themselves: interp at x is a lookup
+                parts.append(("lteeth", np.concatenate([lt, lt[::-1]]), np.concatenate([ylt - 0.006 * open_t, ylt[::-1] + 0.01])))
+            sel = np.abs(x) < w_in * 0.82
+            ut = x[sel]
+            yut = yui[sel]
+            th = min(0.016, 0.45 * gap + 0.003)
+            prof = np.clip(1 - (ut / (w_in * 0.82)) ** 2, 0, 1) ** 0.3
+            edge_y = yut + th * prof
+            parts.append(("teeth", np.concatenate([ut, ut[::-1]]), np.concatenate([yut - 0.01, edge_y[::-1]])))
+            parts.append(("edge", ut, edge_y))
+        n = [p[1].shape[0] for p in parts]
+        ends = np.cumsum(n)
+        hx = np.concatenate([p[1] for p in parts])
+        hy = np.concatenate([p[2] for p in parts])
+        pts = np.empty((hx.shape[0] + 24, 2))
+        m = hx.shape[0]
+        pts[:m, 0] = hx * a00 + hy * a01 + c0
+        pts[:m, 1] = hx * a10 + hy * a11 + c1
+        at = {name: (int(e) - c, int(e)) for (name, _, _), c, e in zip(parts, n, ends)}
+        # the dark corners: circles around the seam's two ends, in pixels
+        s0, s1 = at["seam"]
+        r = self._corner_r
+        pts[m : m + 12] = pts[s0] + r * self._circle12
+        pts[m + 12 :] = pts[s1 - 1] + r * self._circle12
 
-        xx = np.concatenate([x, x[::-1]])
-        outer = T(xx, np.concatenate([yuo, ylo[::-1]]))
+        outer = pts[slice(*at["outer"])]
         # everything is drawn inside a small box of out; sub-pixel fixed point keeps motion smooth
         hx0, hy0, hx1, hy1 = self._hrect
         bx0 = max(hx0, int(outer[:, 0].min()) - 3)
@@ -132,66 +179,46 @@ class MouthPainter:
             return
         roi = out[by0:by1, bx0:bx1]
         o = np.array([bx0, by0], np.float64)
+        fx = _fix(pts - o)  # (N, 1, 2) int32, relative to the box
+
+        def F(name):
+            return fx[slice(*at[name])]
+
         aa = cv2.LINE_AA
-
         # soft crease under the lower lip
-        u = self._crease_u
-        crease = T(u * 0.35 * x[-1], ylo.max() + 0.011 - 0.003 * u**2)
-        cv2.polylines(roi, [_fix(crease - o)], False, mc["crease"], self._crease_thick, aa, _SHIFT)
-
-        cv2.fillPoly(roi, [_fix(outer - o)], mc["lower"], aa, _SHIFT)
-        upper = T(xx, np.concatenate([yuo, yui[::-1]]))
-        cv2.fillPoly(roi, [_fix(upper - o)], mc["upper"], aa, _SHIFT)
+        cv2.polylines(roi, [F("crease")], False, mc["crease"], self._crease_thick, aa, _SHIFT)
+        cv2.fillPoly(roi, [F("outer")], mc["lower"], aa, _SHIFT)
+        cv2.fillPoly(roi, [F("upper")], mc["upper"], aa, _SHIFT)
         # a highlight on the lower lip
-        k = len(x)
-        lo, hi = k // 2 - k // 5, k // 2 + k // 5 + 1
-        hl_x = x[lo:hi]
-        d = ylo[lo:hi] - yli[lo:hi]
-        hl = T(np.concatenate([hl_x, hl_x[::-1]]), np.concatenate([yli[lo:hi] + 0.4 * d, (yli[lo:hi] + 0.6 * d)[::-1]]))
-        cv2.fillPoly(roi, [_fix(hl - o)], mc["hl"], aa, _SHIFT)
+        cv2.fillPoly(roi, [F("hl")], mc["hl"], aa, _SHIFT)
 
-        gap_px = gap * S
-        if gap_px >= 0.8:
-            inner = T(xx, np.concatenate([yui, yli[::-1]]))
+        if inside:
+            inner = pts[slice(*at["inner"])]
             ix0 = max(0, int(inner[:, 0].min()) - bx0 - 1)
             iy0 = max(0, int(inner[:, 1].min()) - by0 - 1)
             ix1 = min(roi.shape[1], int(inner[:, 0].max()) - bx0 + 3)
             iy1 = min(roi.shape[0], int(inner[:, 1].max()) - by0 + 3)
             if ix1 > ix0 and iy1 > iy0:
                 sub = roi[iy0:iy1, ix0:ix1]
-                oo = o + (ix0, iy0)
+                shift = np.array([ix0 * _ONE, iy0 * _ONE], np.int32)  # exact: whole pixels in fixed point
+
+                def G(name):
+                    return F(name) - shift
+
                 mask = np.zeros(sub.shape[:2], np.uint8)
-                cv2.fillPoly(mask, [_fix(inner - oo)], 255, aa, _SHIFT)
+                cv2.fillPoly(mask, [G("inner")], 255, aa, _SHIFT)
                 content = np.empty_like(sub)
                 content[:] = (38, 26, 62)
-                open_t = min(1.0, gap / 0.05)
-                # tongue and lower teeth sit low, upper teeth hang from the upper lip
-                cs, sn = self._circle32
-                tongue = T(w_in * 0.62 * cs, float(yli.max()) - 0.12 * gap + (0.3 * gap + 0.004) * sn)
-                cv2.fillPoly(content, [_fix(tongue - oo)], (92, 84, 186), aa, _SHIFT)
-                if open_t > 0.3:
-                    sel = np.abs(x) < w_in * 0.55
-                    lt = x[sel]
-                    ylt = yli[sel]  # x is a grid of the curves themselves: interp at x is a lookup
-                    lteeth = T(np.concatenate([lt, lt[::-1]]), np.concatenate([ylt - 0.006 * open_t, ylt[::-1] + 0.01]))
-                    cv2.fillPoly(content, [_fix(lteeth - oo)], (200, 204, 210), aa, _SHIFT)
-                sel = np.abs(x) < w_in * 0.82
-                ut = x[sel]
-                yut = yui[sel]
-                th = min(0.016, 0.45 * gap + 0.003)
-                prof = np.clip(1 - (ut / (w_in * 0.82)) ** 2, 0, 1) ** 0.3
-                edge_y = yut + th * prof
-                teeth = T(np.concatenate([ut, ut[::-1]]), np.concatenate([yut - 0.01, edge_y[::-1]]))
-                cv2.fillPoly(content, [_fix(teeth - oo)], (236, 241, 246), aa, _SHIFT)
+                cv2.fillPoly(content, [G("tongue")], (92, 84, 186), aa, _SHIFT)
+                if "lteeth" in at:
+                    cv2.fillPoly(content, [G("lteeth")], (200, 204, 210), aa, _SHIFT)
+                cv2.fillPoly(content, [G("teeth")], (236, 241, 246), aa, _SHIFT)
                 # a faint line where teeth meet the gum shadow
-                cv2.polylines(content, [_fix(T(ut, edge_y) - oo)], False, (196, 202, 210), 1, aa, _SHIFT)
+                cv2.polylines(content, [G("edge")], False, (196, 202, 210), 1, aa, _SHIFT)
                 a = mask.astype(np.float32) * (1.0 / 255.0)
                 cv2.blendLinear(content, sub, a, 1.0 - a, dst=sub)
         # the line where the lips meet (and a dark corner) reads at any size
-        seam = T(x, (yui + yli) * 0.5)
         if gap_px < 1.5:
-            cv2.polylines(roi, [_fix(seam - o)], False, mc["seam"], self._seam_thick, aa, _SHIFT)
-        r = self._corner_r
-        for end in (0, -1):
-            pts = seam[end] + r * self._circle12
-            cv2.fillPoly(roi, [_fix(pts - o)], mc["corner"], aa, _SHIFT)
+            cv2.polylines(roi, [F("seam")], False, mc["seam"], self._seam_thick, aa, _SHIFT)
+        cv2.fillPoly(roi, [fx[m : m + 12]], mc["corner"], aa, _SHIFT)
+        cv2.fillPoly(roi, [fx[m + 12 :]], mc["corner"], aa, _SHIFT)
