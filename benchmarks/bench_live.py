@@ -17,10 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import benchmarks  # noqa: E402,F401 - before numpy: the CLI's process settings (benchmarks/__init__.py)
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
 
 from benchmarks.common import SAMPLE  # noqa: E402
 from dhlive_cli.compositor import load_avatar  # noqa: E402
