@@ -1,4 +1,4 @@
-"""CPU inference cost of models/lipsync-v1.onnx per 40 ms frame, batched (onnxruntime).
+"""CPU inference cost of models/lipsync-v2.onnx (the default mouth model) per 40 ms frame, batched (onnxruntime).
 
     .venv/bin/python benchmarks/bench_lipsync_model.py [--model PATH] [--batch 256] [--threads 1]
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default=str(ROOT / "models" / "lipsync-v1.onnx"))
+    ap.add_argument("--model", default=str(ROOT / "models" / "lipsync-v2.onnx"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=1.0, help="time per batch size")
     a = ap.parse_args()

@@ -67,7 +67,7 @@ def main() -> None:
     mon_lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     result["monitor_cost"] = json.loads(mon_lines[-1]) if mon_lines else {"error": p.stderr[-300:]}
     print(p.stdout.strip().splitlines()[-1] if p.stdout.strip() else p.stderr[-300:])
-    if (ROOT / "models" / "lipsync-v1.onnx").is_file() and (HERE / "bench_lipsync_model.py").is_file():
+    if (ROOT / "models" / "lipsync-v2.onnx").is_file() and (HERE / "bench_lipsync_model.py").is_file():
         print("\n$ bench_lipsync_model.py", flush=True)
         p = subprocess.run([sys.executable, str(HERE / "bench_lipsync_model.py")], capture_output=True, text=True, cwd=ROOT)
         print(p.stdout)

@@ -26,11 +26,11 @@ PARAMS = ("open", "spread", "round", "close")
 
 
 def default_model_path() -> Path:
-    """The trained model when it is there, else the baseline built from code."""
+    """$DHLIVE_MODEL, else the newest trained model there is (lipsync-v2, then v1), else the baseline."""
     env = os.environ.get("DHLIVE_MODEL")
     if env:
         return Path(env)
-    for name in ("lipsync-v1.onnx", "baseline.onnx"):
+    for name in ("lipsync-v2.onnx", "lipsync-v1.onnx", "baseline.onnx"):
         p = MODELS_DIR / name
         if p.is_file():
             return p

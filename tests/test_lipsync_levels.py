@@ -1,7 +1,7 @@
 """lipsync-v2 + MouthTrack across input levels and on audio with no voice.
 
-lipsync-v2 is not the engine's default yet (it closes on a steady synthetic vowel, which
-lipsync-v1 opens: tests/test_lipsync_model.py), so these tests load it by path. They run the
+lipsync-v2 is the engine's default; these tests load it by path all the same, so a
+DHLIVE_MODEL set in the environment cannot change what they check. They run the
 engine's own analysis path (LogMelStream, WindowAssembler, InferencePool,
 MouthTrack), as `dhlive lipsync` does, on audio made here: eSpeak NG speech, a synthetic
 instrumental (chords, bass line, hi-hat) and room noise.

@@ -1,4 +1,5 @@
-"""The shipped lip-sync model (models/lipsync-v1.onnx) against the engine contract.
+"""The shipped lip-sync models (models/lipsync-v2.onnx, the default, and lipsync-v1.onnx, kept for
+comparison) against the engine contract.
 
 onnxruntime only: run time and tests never import torch.
 """
@@ -25,15 +26,20 @@ from dhlive_cli.features import (
 
 ort = pytest.importorskip("onnxruntime")
 
-MODEL = Path(__file__).resolve().parents[1] / "models" / "lipsync-v1.onnx"
+MODELS = Path(__file__).resolve().parents[1] / "models"
 SR, SPF = 16000, 640
 
 
+@pytest.fixture(scope="module", params=["lipsync-v2", "lipsync-v1"])
+def model_name(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def session():
+def session(model_name):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
-    return ort.InferenceSession(str(MODEL), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(MODELS / f"{model_name}.onnx"), so, providers=["CPUExecutionProvider"])
 
 
 @pytest.fixture(scope="module")
@@ -72,15 +78,16 @@ def vowel(seconds: float, f0: float = 110.0, formants=A_FORMANTS, level: float =
     return (level * x / np.max(np.abs(x))).astype(np.float32)
 
 
-def test_metadata_and_size(session):
+def test_metadata_and_size(session, model_name):
     import onnx
 
-    assert MODEL.stat().st_size <= 2 * 1024 * 1024
-    m = onnx.load(str(MODEL))
+    path = MODELS / f"{model_name}.onnx"
+    assert path.stat().st_size <= 2 * 1024 * 1024
+    m = onnx.load(str(path))
     meta = {p.key: p.value for p in m.metadata_props}
     assert meta["dhlive.features"] == FEATURE_SPEC
     assert meta["dhlive.params"] == "open,spread,round,close"
-    assert meta["dhlive.model"] == "lipsync-v1"
+    assert meta["dhlive.model"] == model_name
     assert meta["dhlive.kind"] == "trained"
     past, ahead = int(meta["dhlive.window_past"]), int(meta["dhlive.window_ahead"])
     assert past >= 4 and 0 <= ahead <= 8

@@ -76,7 +76,10 @@ def espeak_words(eng, text: str) -> list[list[str]]:
 class Aligner:
     """A pocketsphinx decoder in alignment mode (one per process; not thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dither_seed: int = 0) -> None:
+        """dither_seed: 0 = the 1-LSB dither is seeded by the audio length alone (the shipped
+        labels); another value gives a second, equally valid labelling of the same audio, which
+        measures how much the labels themselves move (see `--ceiling` in training.label_real)."""
         import pocketsphinx as ps
 
         self._ps = ps
@@ -84,6 +87,7 @@ class Aligner:
                               dict=os.devnull, loglevel="FATAL",
                               beam=1e-80, pbeam=1e-80, wbeam=1e-60)
         self._known: set[str] = set()
+        self.dither_seed = dither_seed
 
     def align(self, audio: np.ndarray, words: list[list[str]]) -> list[tuple[int, int, str]] | None:
         """audio float32 16 kHz, words of IPA parts -> [(start sample, end sample, IPA or '')].
@@ -102,7 +106,7 @@ class Aligner:
         # dither (1 LSB, seeded by the audio itself so a label never depends on which worker made
         # it): digital silence (log of zero energy) breaks the aligner's normalisation and it
         # gives up mid-utterance
-        rng = np.random.default_rng(audio.shape[0])
+        rng = np.random.default_rng([audio.shape[0], self.dither_seed] if self.dither_seed else audio.shape[0])
         pcm = np.round(np.clip(audio, -1, 1) * 32767 + rng.uniform(-1, 1, audio.shape[0]))
         pcm = np.clip(pcm, -32768, 32767).astype(np.int16).tobytes()
         dec = self.dec

@@ -178,6 +178,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--real", default=None, help="labelled real-speech dir (training.label_real)")
     ap.add_argument("--compare", default=None, help="a second model scored beside it on real speech")
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (the machine is shared)")
     a = ap.parse_args()
     # Without `make model` there is no held-out data (and maybe no model): say so in one line.
     missing = [f for f in (a.model, *(os.path.join(a.data, f"eval_{s}.npz") for s in ("voices", "langs")))
@@ -189,7 +190,7 @@ def main() -> None:
 
     def load(path):
         so = ort.SessionOptions()
-        so.intra_op_num_threads = 2
+        so.intra_op_num_threads = a.threads
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         meta = sess.get_modelmeta().custom_metadata_map
         return sess, int(meta["dhlive.window_past"]), int(meta["dhlive.window_ahead"]), meta.get("dhlive.model", path)

@@ -28,7 +28,7 @@ def main() -> None:
     torch.set_num_threads(1)
     ck = torch.load(a.ckpt, map_location="cpu")
     past, ahead = ck["past"], ck["ahead"]
-    model = LipSyncNet(past, ahead)
+    model = LipSyncNet(past, ahead, **ck.get("config", {}))
     model.load_state_dict(ck["state_dict"])
     model.eval()
     T = past + ahead

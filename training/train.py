@@ -72,6 +72,23 @@ def level_eq_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.log(power * torch.pow(10.0, db / 10.0) + LOG_EPS)
 
 
+def band_warp(x: torch.Tensor, gen: torch.Generator, warp: float) -> torch.Tensor:
+    """Vocal-tract-length perturbation on log-mel windows (N, T, 40): band b takes the value at
+    band position b * alpha (linear interpolation, clamped at the top band), alpha uniform in
+    [1 - warp, 1 + warp] per window. Above ~1 kHz the mel scale is near-logarithmic, so this is
+    close to scaling every formant by one factor, as a longer or shorter vocal tract does (the
+    VTLP idea of Jaitly & Hinton, 2013, applied to mel bands instead of the FFT axis)."""
+    n = x.shape[0]
+    alpha = 1.0 + (torch.rand(n, 1, generator=gen) * 2 - 1) * warp
+    pos = torch.clamp(torch.arange(N_MELS, dtype=torch.float32).view(1, -1) * alpha, 0, N_MELS - 1)
+    lo = pos.floor().long()
+    hi = torch.clamp(lo + 1, max=N_MELS - 1)
+    frac = (pos - lo).unsqueeze(1)
+    lo = lo.unsqueeze(1).expand(-1, x.shape[1], -1)
+    hi = hi.unsqueeze(1).expand(-1, x.shape[1], -1)
+    return torch.gather(x, 2, lo) * (1 - frac) + torch.gather(x, 2, hi) * frac
+
+
 def load_onnx_weights(model: LipSyncNet, path: str) -> None:
     """Copy the weights of an exported LipSyncNet (training/export.py) back into `model`.
 
@@ -86,7 +103,9 @@ def load_onnx_weights(model: LipSyncNet, path: str) -> None:
         if name in init:
             arr = init[name]
         elif name == "proj.weight":
-            (arr,) = [v.T for v in init.values() if v.shape == tuple(state[name].shape[::-1])]
+            # a net reading fewer bands (--bands) starts from the exported projection's lowest bands
+            proj, bands = state[name].shape
+            (arr,) = [v.T[:, :bands] for v in init.values() if v.shape == (N_MELS, proj)]
         else:
             raise ValueError(f"{path} has no weight for {name}")
         if tuple(arr.shape) != tuple(state[name].shape):
@@ -126,6 +145,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--init", default=None, help="start from the weights of an exported model (same architecture)")
     ap.add_argument("--warmup", type=int, default=300, help="steps of linear learning-rate warm-up")
+    ap.add_argument("--proj", type=int, default=24, help="per-row spectral projection width (0: none, plain MLP)")
+    ap.add_argument("--hidden", type=int, default=256, help="first hidden layer width (the second is half)")
+    ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--warp", type=float, default=0.0, help="band warp (vocal-tract length) range, e.g. 0.1 = +-10 %%")
+    ap.add_argument("--bands", type=int, default=N_MELS,
+                    help="mel bands the net reads, from the lowest (29: centres up to 3.8 kHz, 33: up to 4.7 kHz)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -169,7 +194,7 @@ def main() -> None:
     epoch_idx = torch.cat(reps)
     print(f"train frames {len(epoch_idx)} per epoch, validation frames {len(val)} (last 4 % of each source)",
           flush=True)
-    model = LipSyncNet()
+    model = LipSyncNet(proj=a.proj, hidden=a.hidden, dropout=a.dropout, bands=a.bands)
     if a.init:
         load_onnx_weights(model, a.init)
         print(f"initialised from {a.init}", flush=True)
@@ -187,6 +212,8 @@ def main() -> None:
         for s in range(steps_per_epoch):
             idx = perm[s * a.batch : (s + 1) * a.batch]
             x, y = train.batch(idx)
+            if a.warp > 0:
+                x = band_warp(x, gen, a.warp)
             x = level_eq_augment(x, gen)
             p = model(x)
             # a mouth left open after speech stops looks worse than a late small opening, and
@@ -203,7 +230,7 @@ def main() -> None:
         vl = evaluate_loss(model, val)
         print(f"epoch {ep + 1}/{a.epochs}: train bce {run / steps_per_epoch:.4f}, val mse {vl:.4f}, "
               f"{time.time() - t0:.0f}s", flush=True)
-    torch.save({"state_dict": model.state_dict(), "past": PAST, "ahead": AHEAD}, a.out)
+    torch.save({"state_dict": model.state_dict(), "past": PAST, "ahead": AHEAD, "config": model.config}, a.out)
     print(f"saved {a.out}; training wall time {time.time() - t0:.0f}s")
 
 
