@@ -110,9 +110,10 @@ class Studio:
         The frame rate is the preset's (1..60)."""
         self.pool, self.preset, self.enc = pool, preset, enc
         # Each session draws in its own thread, so the sessions already fill the cores; OpenCV's
-        # own worker pool on top only added hand-offs. With one OpenCV thread per call (process
-        # wide: live has nothing else that draws), 16 360p sessions took 1.91 instead of 2.39 ms
-        # of dhlive CPU per frame and kept up (bench_sessions, 2026-12-01).
+        # own worker pool on top only added hand-offs: at 16 360p sessions its threads took 0.34 ms
+        # of CPU per frame, and dhlive's CPU per frame fell from 2.39 to 1.91 ms with one OpenCV
+        # thread per call (process wide: live has nothing else that draws; bench_sessions,
+        # 2026-12-01).
         import cv2
 
         cv2.setNumThreads(1)
