@@ -216,4 +216,3 @@ def test_layers_from_the_disk_cache_draw_the_same_pixels(tmp_path, monkeypatch):
     again.render(b, 40, MouthShape(0.8, 0.3, 0.1, 0.0))
     painted.render(a, 40, MouthShape(0.8, 0.3, 0.1, 0.0))
     assert np.array_equal(a, b)
-
