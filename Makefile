@@ -20,7 +20,7 @@ help:
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make bench  - set up, then run the benchmarks (prints figures)"
 	@echo "make dist   - set up, then build the sdist and the wheel (models included) into dist/"
-	@echo "make model  - retrain the lip-sync model from scratch (CPU, < 90 min)"
+	@echo "make model  - rebuild lipsync-v2 from its data (CPU; end-to-end time not measured, see models/README.md)"
 	@echo "EXTRA=gpu   - any target with onnxruntime-gpu, in its own .venv-gpu"
 
 FACE_MODELS := models/face/face_detection_short_range.onnx models/face/face_landmark.onnx
