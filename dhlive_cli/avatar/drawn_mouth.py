@@ -2,7 +2,7 @@
 mouth interior drawn as anti-aliased polygons (OpenCV, sub-pixel fixed point).
 
 MouthPainter is a mixin of DrawnAvatar (drawn.py), like BodyPainter and HeadPainter: it uses the
-layout (S, cx, fy, P, pivot, _max_disp, _hrect, _sprite, style) that DrawnAvatar sets up.
+layout (S, cx, fy, P, pivot, _max_disp, _hrect, style, width, height) that DrawnAvatar sets up.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dhlive_cli.avatar.drawn_style import _ONE, _SHIFT, MouthShape, _fix, _mul
 
 class MouthPainter:
     """Lips and mouth interior of the drawn avatar (mixin; see the module docstring)."""
-
 
     def _mouth_curves(self, m: MouthShape):
         """Inner-upper, inner-lower, outer-upper, outer-lower curves (x, y in units of S)."""
@@ -121,8 +120,7 @@ class MouthPainter:
         gap_px = gap * S
         inside = gap_px >= 0.8
         open_t = min(1.0, gap / 0.05)
-        xr = x[::-1]
-        xx = np.concatenate([x, xr])
+        xx = np.concatenate([x, x[::-1]])
         k = len(x)
         lo, hi = k // 2 - k // 5, k // 2 + k // 5 + 1
         hl_x = x[lo:hi]
@@ -153,15 +151,15 @@ class MouthPainter:
             edge_y = yut + th * prof
             parts.append(("teeth", np.concatenate([ut, ut[::-1]]), np.concatenate([yut - 0.01, edge_y[::-1]])))
             parts.append(("edge", ut, edge_y))
-        n = [p[1].shape[0] for p in parts]
-        ends = np.cumsum(n)
+        at, m = {}, 0  # name -> (first, end) row of its points
+        for name, part_x, _ in parts:
+            at[name] = (m, m + part_x.shape[0])
+            m += part_x.shape[0]
         hx = np.concatenate([p[1] for p in parts])
         hy = np.concatenate([p[2] for p in parts])
-        pts = np.empty((hx.shape[0] + 24, 2))
-        m = hx.shape[0]
+        pts = np.empty((m + 24, 2))
         pts[:m, 0] = hx * a00 + hy * a01 + c0
         pts[:m, 1] = hx * a10 + hy * a11 + c1
-        at = {name: (int(e) - c, int(e)) for (name, _, _), c, e in zip(parts, n, ends)}
         # the dark corners: circles around the seam's two ends, in pixels
         s0, s1 = at["seam"]
         r = self._corner_r
