@@ -386,6 +386,52 @@ def test_local_worker_killed_mid_job_every_job_completes_once(media, tmp_path):
     assert leftovers(out, {r["output"] for r in recs}) == []
 
 
+def test_local_pool_submit_after_a_worker_died_unseen_loses_no_job(media, tmp_path):
+    """The CI race: a worker is killed, another job's result arrives first, and the driver hands
+    out the next job before wait() has seen the broken executor. submit() must not raise: every
+    job still completes exactly once (the lost one at attempt 2)."""
+    from dhlive_cli.farm.jobs import read_jobs
+    from dhlive_cli.farm.local import LocalPool
+
+    rows = good_jobs(media, 2, prefix="race")
+    jobs = [j.to_dict() for j in read_jobs(write_jobs(tmp_path / "jobs.jsonl", strip(rows)))]
+    out = tmp_path / "out"
+    out.mkdir()
+    pool = LocalPool(out, workers=1)
+    try:
+        pool.submit(jobs[0])
+        (fut,) = list(pool._inflight)
+
+        def busy_worker():  # the worker with an encoder running: it is mid-job
+            for c in psutil.Process().children():
+                try:
+                    if "spawn_main" in " ".join(c.cmdline()) and any(
+                            "ffmpeg" in g.name() for g in c.children(recursive=True)):
+                        return c
+                except psutil.NoSuchProcess:
+                    continue
+            return None
+        deadline = time.monotonic() + 240
+        while (victim := busy_worker()) is None:
+            assert time.monotonic() < deadline and not fut.done(), "no worker mid-job"
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGKILL)
+        fut.exception(timeout=120)  # the executor has failed the future: it is broken now
+        pool.submit(jobs[1])  # before wait() looked: raised BrokenProcessPool before the fix
+        got = []
+        deadline = time.monotonic() + 300
+        while pool.running():
+            assert time.monotonic() < deadline, "jobs did not finish"
+            got += [rec for rec, _ in pool.wait(0.5)]
+    finally:
+        pool.close()
+    assert sorted(r["output"] for r in got) == sorted(r["output"] for r in rows), got  # each once
+    assert all(r["status"] == "ok" for r in got), got
+    assert {r["output"]: r["attempt"] for r in got}[jobs[0]["output"]] == 2
+    for row in rows:
+        check_output(out / row["output"], row["_samples"])
+
+
 # ----------------------------------------------------------------------------- Ray
 
 

@@ -75,6 +75,7 @@ class LocalPool:
         self._ex = self._new_executor()
         self._inflight: dict[cf.Future, tuple[dict, int, float]] = {}
         self._retry: deque[tuple[dict, int]] = deque()
+        self._settled: list[tuple[dict, float]] = []  # wait()'s next answer, from a recovery in submit()
 
     def _new_executor(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx,
@@ -84,18 +85,28 @@ class LocalPool:
         return self.workers - len(self._inflight) - len(self._retry)
 
     def running(self) -> int:
-        return len(self._inflight) + len(self._retry)
+        return len(self._inflight) + len(self._retry) + len(self._settled)
 
     def live_workers(self) -> int:
         return self.workers
 
     def submit(self, job: dict, attempt: int = 1) -> None:
-        fut = self._ex.submit(_render, job)
+        try:
+            fut = self._ex.submit(_render, job)
+        except BrokenProcessPool:
+            # a worker died and the executor knew before the driver saw a failed future: this job
+            # never started (same attempt, first in line); the ones in flight are settled now
+            self._retry.appendleft((job, attempt))
+            self._recover()
+            return
         self._inflight[fut] = (job, attempt, time.monotonic())
 
     def wait(self, timeout: float) -> list[tuple[dict, float]]:
-        while self._retry and len(self._inflight) < self.workers:
+        while self._retry and len(self._inflight) < self.workers and not self._settled:
             self.submit(*self._retry.popleft())
+        if self._settled:  # results and failures settled by a recovery inside submit()
+            out, self._settled = self._settled, []
+            return out
         if not self._inflight:
             return []
         done, _ = cf.wait(list(self._inflight), timeout=timeout, return_when=cf.FIRST_COMPLETED)
@@ -112,13 +123,30 @@ class LocalPool:
             rec["attempt"] = attempt
             out.append((rec, time.monotonic() - t0))
         if broken:
-            # every job still in flight went down with the executor: start them again
-            for fut, (job, attempt, _t0) in list(self._inflight.items()):
-                self._lost(job, attempt, out)
-            self._inflight.clear()
-            self._ex.shutdown(wait=True, cancel_futures=True)
-            self._ex = self._new_executor()
+            self._recover()
+            out += self._settled
+            self._settled = []
         return out
+
+    def _recover(self) -> None:
+        """The executor is broken: settle every job in flight (a result that arrived is kept, a
+        job that went down with the executor is started again or, at its last attempt, failed)
+        into self._settled, and start a fresh executor."""
+        # a broken executor fails every future it has not finished: this wait is short
+        done, _ = cf.wait(list(self._inflight), timeout=60)
+        for fut, (job, attempt, t0) in list(self._inflight.items()):
+            try:
+                rec = fut.result(timeout=0) if fut in done else None
+            except BaseException:  # noqa: BLE001 - BrokenProcessPool, or a call that never ran
+                rec = None
+            if rec is None:
+                self._lost(job, attempt, self._settled)
+            else:
+                rec["attempt"] = attempt
+                self._settled.append((rec, time.monotonic() - t0))
+        self._inflight.clear()
+        self._ex.shutdown(wait=True, cancel_futures=True)
+        self._ex = self._new_executor()
 
     def _lost(self, job: dict, attempt: int, out: list) -> None:
         if attempt < MAX_ATTEMPTS:
@@ -132,7 +160,7 @@ class LocalPool:
         """Results that reached the driver and were not taken by wait() yet, as wait() returns
         them; jobs that were stopped or lost give none. For a run that is stopping: what
         finished in the meantime is still recorded."""
-        out = []
+        out, self._settled = self._settled, []
         for fut in [f for f in self._inflight if f.done()]:
             job, attempt, t0 = self._inflight.pop(fut)
             try:
