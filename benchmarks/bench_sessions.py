@@ -10,7 +10,7 @@ tick. A count passes when EVERY session delivers >= 24.9 fps with late frames <=
 ramp stops after the first count that fails; the result is the largest count that passed.
 
 Per count it also splits the CPU of the measured window between dhlive itself (clock,
-inference, drawing, I420 conversion, pipes) and its encoder children (x264 + aac + flv on
+inference, drawing, I420 conversion, pipes; its draw processes included) and its encoder children (x264 + aac + flv on
 exactly the frames dhlive delivered): per session, and as encoder / (dhlive + encoders), the
 share of the CPU that goes to the encoder it cannot avoid. Encoder memory per session is each
 ffmpeg child's PSS (its private pages plus its share of the pages it shares with the other
@@ -47,26 +47,36 @@ MIN_FPS = 24.9
 MAX_ENCODER_MB = 40.0
 
 
-def _cpu_split(proc: psutil.Process) -> tuple[float, dict[int, float]]:
-    """CPU seconds (user + system) of this process and of each live child (by pid)."""
+def _is_draw_process(c: psutil.Process) -> bool:
+    """A draw process of the studio (live.draw_worker): dhlive's own work, not an encoder."""
+    try:
+        return "dhlive_cli.live.draw_worker" in " ".join(c.cmdline())
+    except psutil.Error:
+        return False
+
+
+def _cpu_split(proc: psutil.Process) -> tuple[float, dict[int, float], dict[int, float]]:
+    """CPU seconds (user + system) of this process, of each encoder child and of each draw
+    process (by pid)."""
     t = proc.cpu_times()
-    kids = {}
+    kids, draws = {}, {}
     for c in proc.children():
         try:
             ct = c.cpu_times()
-            kids[c.pid] = ct.user + ct.system
+            (draws if _is_draw_process(c) else kids)[c.pid] = ct.user + ct.system
         except psutil.Error:
             pass
-    return t.user + t.system, kids
+    return t.user + t.system, kids, draws
 MAX_LATE = 0.005
 
 
-def run_count(n: int, size: str, seconds: float, warmup: float, every: float, talk) -> dict:
+def run_count(n: int, size: str, seconds: float, warmup: float, every: float, talk,
+              draw_processes: int | None = None) -> dict:
     preset = load_preset("low")
     w, h = parse_size(size)
     preset = replace(preset, width=w, height=h)
     pool = InferencePool(None, InferenceOptions(sessions=preset.inference_sessions, intra_threads=preset.inference_threads))
-    studio = Studio(pool, preset, live_encoder(preset, sessions=n), max_sessions=n)
+    studio = Studio(pool, preset, live_encoder(preset, sessions=n), max_sessions=n, draw_processes=draw_processes)
     proc = psutil.Process()
     with tempfile.TemporaryDirectory() as d, RtmpServer(Path(d) / "nginx") as srv:
         try:
@@ -99,8 +109,12 @@ def run_count(n: int, size: str, seconds: float, warmup: float, every: float, ta
             cpu_end = _cpu_split(proc)
             rss = proc.memory_info().rss / 2**20
             kids, pss = [], []
+            draw_rss = 0.0
             for c in proc.children():
                 try:
+                    if _is_draw_process(c):
+                        draw_rss += c.memory_info().rss / 2**20
+                        continue
                     kids.append(c.memory_info().rss / 2**20)
                     pss.append(c.memory_full_info().pss / 2**20)
                 except psutil.Error:
@@ -119,7 +133,8 @@ def run_count(n: int, size: str, seconds: float, warmup: float, every: float, ta
         per.append({"session": b["session"], "delivered_fps": round(written / wall, 3),
                     "late_pct": round(100 * late / max(1, frames), 3), "reconnects": b["outputs"][0]["reconnects"],
                     "latency_ms_median": b["latency_ms_median"]})
-    own = cpu_end[0] - marks["cpu"][0]
+    # dhlive's own CPU: this process and its draw processes
+    own = cpu_end[0] - marks["cpu"][0] + sum(v - marks["cpu"][2].get(pid, 0.0) for pid, v in cpu_end[2].items())
     enc = sum(v - marks["cpu"][1].get(pid, 0.0) for pid, v in cpu_end[1].items())
     ticks = clock["ticks"] - clock0["ticks"]
     calls = clock["inference_calls"] - clock0["inference_calls"]
@@ -131,7 +146,8 @@ def run_count(n: int, size: str, seconds: float, warmup: float, every: float, ta
         "max_late_pct": max(p["late_pct"] for p in per),
         "inference_calls_per_tick": round(calls / max(1, ticks), 4),
         "late_ticks": clock["late_ticks"] - clock0["late_ticks"],
-        "process_cpu_pct": round(cpu, 1), "rss_mb": round(rss, 1), "encoders_rss_mb": round(enc_rss, 1),
+        "process_cpu_pct": round(cpu, 1), "rss_mb": round(rss, 1), "draw_processes_rss_mb": round(draw_rss, 1),
+        "encoders_rss_mb": round(enc_rss, 1),
         "encoder_rss_mb_median": round(statistics.median(kids), 1) if kids else None,
         "encoder_rss_mb_max": round(max(kids), 1) if kids else None,
         "encoder_pss_mb_median": round(statistics.median(pss), 1) if pss else None,
@@ -150,6 +166,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=40.0, help="measured seconds per count")
     ap.add_argument("--warmup", type=float, default=8.0)
     ap.add_argument("--every", type=float, default=3.0, help="seconds of silence between a session's utterances")
+    ap.add_argument("--draw-processes", type=int, default=None,
+                    help="the Studio's draw processes (default: its own, two per core; 0: none)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     if not available():
@@ -158,11 +176,12 @@ def main() -> None:
     talk = utterances()
     steps = []
     for n in (int(x) for x in a.counts.split(",")):
-        r = run_count(n, a.size, a.seconds, a.warmup, a.every, talk)
+        r = run_count(n, a.size, a.seconds, a.warmup, a.every, talk, a.draw_processes)
         steps.append(r)
         print(f"{n:3d} sessions: {'ok  ' if r['ok'] else 'FAIL'} min fps {r['min_delivered_fps']:.3f}, "
               f"max late {r['max_late_pct']:.2f} %, inference calls/tick {r['inference_calls_per_tick']:.3f}, "
-              f"CPU {r['process_cpu_pct']:.0f} %, RSS {r['rss_mb']:.0f} MB (+ encoders {r['encoders_rss_mb']:.0f} MB, "
+              f"CPU {r['process_cpu_pct']:.0f} %, RSS {r['rss_mb']:.0f} MB (+ draw processes "
+              f"{r['draw_processes_rss_mb']:.0f} MB, + encoders {r['encoders_rss_mb']:.0f} MB, "
               f"each RSS median {r['encoder_rss_mb_median']} / max {r['encoder_rss_mb_max']} MB, PSS median "
               f"{r['encoder_pss_mb_median']} / max {r['encoder_pss_mb_max']} MB "
               f"{'ok' if r['encoder_memory_ok'] else 'OVER'} <= {MAX_ENCODER_MB:.0f}); per frame dhlive "

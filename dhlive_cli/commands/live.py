@@ -91,6 +91,7 @@ def live(
     metrics: Annotated[str, typer.Option(help="Prometheus metrics on HOST:PORT (loopback; port 0 = any free port), or off. `dhlive monitor --pid` finds it.")] = "127.0.0.1:0",
     max_sessions: Annotated[int, typer.Option(help="Most sessions this process runs at once (the API refuses more).")] = 16,
     max_viewers: Annotated[int, typer.Option(help="Browser previews (WebRTC, the page at / of --listen) per session at once; 0 turns the preview off.")] = 4,
+    draw_processes: Annotated[Optional[int], typer.Option(help="While more sessions run than the machine has cores, draw the further ones in this many processes [default: two per core]; 0 draws every session in this process.")] = None,
 ):
     """Stream the avatar live at a fixed frame rate: idle when silent, talking when fed speech."""
     if sessions is not None and (rtmp or srt or output or input or avatar or loop):
@@ -105,6 +106,8 @@ def live(
         fail("--max-sessions must be 1..256")
     if not 0 <= max_viewers <= 16:
         fail("--max-viewers must be 0..16")
+    if draw_processes is not None and not 0 <= draw_processes <= 64:
+        fail("--draw-processes must be 0..64")
     if token is not None:
         fail("--token would show the secret to every user of this machine in `ps`: put it in the "
              "DHLIVE_API_TOKEN environment variable or in a file given with --token-file")
@@ -124,6 +127,7 @@ def live(
         _live(rtmp, output, input or [], loop, avatar, preset, size, device, crossfade_ms, hangover_ms, duration, quiet,
               listen, None, metrics, sessions, max_sessions, token_file=token_file, grants=grants,
               allow_origin=allow_origin or [], pixel_budget=pixel_budget, max_viewers=max_viewers,
+              draw_processes=draw_processes,
               maxrate=maxrate, bufsize=bufsize, srt=srt or [], fps=fps)
 
 
@@ -143,7 +147,8 @@ def _grants(listen, output_dir, media_dir, allow_rtmp):
 
 def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfade_ms, hangover_ms, duration, quiet,
           listen=None, token=None, metrics="127.0.0.1:0", sessions_file=None, max_sessions=16, *, token_file=None,
-          grants=None, allow_origin=(), pixel_budget=92.16, max_viewers=4, maxrate=None, bufsize=None, srt=(), fps=None):
+          grants=None, allow_origin=(), pixel_budget=92.16, max_viewers=4, maxrate=None, bufsize=None, srt=(), fps=None,
+          draw_processes=None):
     from dataclasses import replace
 
     from dhlive_cli.errors import InputError
@@ -205,7 +210,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
                   maxrate=maxrate, bufsize=bufsize)
     studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)), stdin=sys.stdin.buffer,
                     grants=grants, pixel_budget=int(pixel_budget * 1e6), max_viewers=max_viewers,
-                    stop_after_frames=stop_after)
+                    stop_after_frames=stop_after, draw_processes=draw_processes)
     single = sessions_file is None and len(specs) == 1
     snapshot = studio.snapshot
     metrics_server = None

@@ -27,8 +27,13 @@ class HoldRing:
     reference-counted: a frame may sit in several output queues at once. Unlike render's
     FrameRing, acquiring never waits: the clock must not block."""
 
-    def __init__(self, slots: int, height: int, width: int):
-        self.frames = np.zeros((slots, *i420_shape(height, width)), dtype=np.uint8)
+    def __init__(self, slots: int, height: int, width: int, frames: np.ndarray | None = None):
+        """frames: the (slots, height * 3 / 2, width) uint8 memory to use (e.g. shared with a
+        draw process, see live.drawing); None: allocated here."""
+        shape = (slots, *i420_shape(height, width))
+        if frames is not None and (frames.shape != shape or frames.dtype != np.uint8):
+            raise ValueError(f"frames must be {shape} uint8, got {frames.shape} {frames.dtype}")
+        self.frames = np.zeros(shape, dtype=np.uint8) if frames is None else frames
         self.drawn = np.zeros(slots, dtype=bool)  # see FrameRing.drawn
         self._refs = np.zeros(slots, dtype=np.int32)
         self._lock = threading.Lock()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from dataclasses import replace
@@ -10,8 +12,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dhlive_cli.analysis import MouthAnalyzer
-from dhlive_cli.compositor import Composer
+from dhlive_cli.compositor import Composer, i420_shape
+from dhlive_cli.errors import EngineError
 from dhlive_cli.inference import InferencePool
+from dhlive_cli.live.drawing import DrawPool, RemoteDrawer, shared_frames
 from dhlive_cli.live.options import LiveOptions
 from dhlive_cli.live.outputs import HoldRing, Output
 from dhlive_cli.live.preview import PreviewTap
@@ -25,6 +29,14 @@ from dhlive_cli.timebase import MODEL_FRAME, SAMPLE_RATE, Timebase
 if TYPE_CHECKING:
     from dhlive_cli.live.conductor import TickConductor
 
+log = logging.getLogger(__name__)
+
+
+# Ticks a frame may still be drawn after its own: a draw that overran its tick by less than a
+# tick is shown (one tick later, with its own sound: the outputs' queues absorb it) instead of
+# being replaced by a repeat. 16 sessions' draws arrive together each tick; the last of a draw
+# process's queue round-trips in 10-30 ms, with rare tails past 40 ms (bench_sessions, 2026-12-01).
+DRAW_SLACK_TICKS = 1
 
 STREAM_FORMATS = ("flv", "mpegts")  # RTMP and SRT outputs: capped, reconnected; the rest are recordings
 
@@ -93,13 +105,18 @@ class LiveSession:
     Per tick the conductor thread runs _tick_collect() (pull 1 frame of audio, features, model
     windows) for every session, one inference for all, then _tick_post() (mouth smoothing,
     resampling, state envelope, hand the frame to the session's draw thread). The draw thread renders and offers
-    the frame with that tick's audio to every output; if it is behind (a newer tick is already
-    waiting) it repeats the previous picture, counted as late, so the sound never waits.
+    the frame with that tick's audio to every output; if it is behind (more than DRAW_SLACK_TICKS
+    newer ticks already waiting) it repeats the previous picture, counted as late, so the sound
+    never waits.
     """
 
     def __init__(self, *, avatar, pool: InferencePool, tb: Timebase, enc: EncoderOptions,
                  outputs: list[tuple], opts: LiveOptions | None = None, name: str = "main",
-                 conductor: "TickConductor | None" = None):
+                 conductor: "TickConductor | None" = None, draw_pool: "DrawPool | None" = None,
+                 avatar_dir=None):
+        """draw_pool: draw this session's frames in one of the pool's processes (the avatar is
+        loaded there again from avatar_dir, as load_avatar takes it: None is the embedded one);
+        None: in this process, in the session's draw thread."""
         self.name = name
         self.avatar, self.pool, self.tb, self.enc = avatar, pool, tb, enc
         self.opts = opts or LiveOptions()
@@ -121,7 +138,14 @@ class LiveSession:
         q_file = max(q_stream, tb.fps // 2)
         queues = [q_stream if o[1] in STREAM_FORMATS else q_file for o in outputs] or [q_stream]
         # every output may hold its whole queue, plus the frame on screen and the one being drawn
-        self.ring = HoldRing(sum(q + 1 for q in queues) + 3, avatar.height, avatar.width)
+        slots = sum(q + 1 for q in queues) + 3
+        self._draw_pool, self._avatar_dir = draw_pool, avatar_dir
+        self._remote: RemoteDrawer | None = None
+        self._shm_fd: int | None = None
+        shared = None
+        if draw_pool is not None:
+            shared, self._shm_fd = shared_frames((slots, *i420_shape(avatar.height, avatar.width)), name)
+        self.ring = HoldRing(slots, avatar.height, avatar.width, frames=shared)
         # outputs: (target, format) or (target, format, open file descriptor of the recording)
         # a bit-rate cap is for ingest servers: recordings stay at the preset's quality
         file_enc = replace(enc, maxrate=None, bufsize=None)
@@ -271,10 +295,17 @@ class LiveSession:
         from dhlive_cli.avatar.drawn import MouthShape
 
         prev_slot = -1
-        draw = Composer(self.avatar).draw  # this thread's BGR canvas -> I420 ring slots
-        warm = getattr(self.avatar, "warm", None)
-        if warm is not None:
-            warm()  # e.g. start this thread's video decoder before the first frame is due
+        frames = self.ring.frames
+        if self._remote is not None:
+            paint = self._remote.draw  # a draw process writes the slot in shared memory
+        else:
+            draw = Composer(self.avatar).draw  # this thread's BGR canvas -> I420 ring slots
+
+            def paint(slot, f, mouth, fresh):
+                draw(frames[slot], f, mouth, fresh=fresh)
+            warm = getattr(self.avatar, "warm", None)
+            if warm is not None:
+                warm()  # e.g. start this thread's video decoder before the first frame is due
         try:
             while True:
                 with self._post_cv:
@@ -283,7 +314,10 @@ class LiveSession:
                     if self._drawn >= self._posted or self.cancel.is_set():
                         break
                     f = self._drawn
-                    behind = self._posted - 1 > f  # a newer tick waits: this one is already late
+                    # late: two newer ticks wait. One newer tick is the pipeline's slack: a frame
+                    # that took a little over its tick (a burst of sessions drawing at once, a draw
+                    # process serving several) is still drawn, and the next one catches up
+                    behind = self._posted - 1 > f + DRAW_SLACK_TICKS
                     self._drawn = f + 1
                 row = f % self._ticks
                 sh = self._post_shape[row]
@@ -297,9 +331,14 @@ class LiveSession:
                     if late:
                         slot = prev_slot
                     else:
-                        draw(self.ring.frames[slot], f,
-                             MouthShape(float(sh[0]), float(sh[1]), float(sh[2]), float(sh[3])),
-                             fresh=not self.ring.drawn[slot])
+                        try:
+                            paint(slot, f, MouthShape(float(sh[0]), float(sh[1]), float(sh[2]), float(sh[3])),
+                                  not self.ring.drawn[slot])
+                        except EngineError as e:  # the draw process failed or is gone
+                            log.error("live session %s: %s; stopping it", self.name, e)
+                            self.ring.unhold(slot)
+                            self._fail()
+                            break
                         self.ring.drawn[slot] = True
                 draw_ms = (time.perf_counter() - t_draw) * 1000
                 if slot >= 0:
@@ -330,6 +369,14 @@ class LiveSession:
     def start(self) -> None:
         if self._started:
             raise RuntimeError(f"session {self.name!r} already started")
+        if self._draw_pool is not None:
+            try:
+                self._remote = self._draw_pool.connect(self.name, self._avatar_dir, self.avatar.width,
+                                                       self.avatar.height, self.tb.fps, self.ring.frames,
+                                                       self._shm_fd)
+            finally:
+                os.close(self._shm_fd)  # the draw process has its own descriptor (or none: failed)
+                self._shm_fd = None
         self._started = True
         for out in self.outputs:
             out.start()
@@ -356,6 +403,9 @@ class LiveSession:
         self._stopping.set()
         if not self._started:  # built but never started: no thread, no child to end
             self.cancel.set()
+            if self._shm_fd is not None:
+                os.close(self._shm_fd)
+                self._shm_fd = None
             return
         deadline = time.monotonic() + timeout
         if self._started:
@@ -368,6 +418,8 @@ class LiveSession:
             self._post_cv.notify()
         if self._started:
             self._thread.join(0.5)
+        if self._remote is not None and not self._thread.is_alive():
+            self._remote.close()
         for f in self.feeders:
             stop = getattr(f, "stop", None)
             if stop is not None:

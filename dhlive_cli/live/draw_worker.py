@@ -1,0 +1,135 @@
+"""A draw process of live.drawing's DrawPool: `python -m dhlive_cli.live.draw_worker SOCKET`.
+
+Kept apart from live.drawing (the parent side) so that running it as a module does not import
+it a second time through the dhlive_cli.live package. It serves every session that connects to
+SOCKET (a Unix socket, key-checked), one request at a time in arrival order, and draws straight
+into each session's shared frame ring.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import signal
+import sys
+import threading
+from multiprocessing.connection import Connection, Listener, wait
+from multiprocessing.reduction import recv_handle
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def _serve_session(conn: Connection, state: dict) -> bool:
+    """One request of one session; False when the session is done with (closed or gone)."""
+    try:
+        req = conn.recv()
+    except (EOFError, OSError):
+        return False
+    kind = req[0]
+    if kind == "draw":
+        _, slot, f, m0, m1, m2, m3, fresh = req
+        try:
+            state["composer"].draw(state["frames"][slot], f, state["shape"](m0, m1, m2, m3), fresh=fresh)
+        except Exception as e:  # noqa: BLE001 - told to the session, which stops with it
+            log.exception("drawing frame %d failed", f)
+            conn.send(("error", f"drawing failed: {type(e).__name__}: {e}"))
+            return True
+        conn.send(("ok",))
+        return True
+    if kind == "open":
+        _, avatar_dir, width, height, fps, shape = req
+        fd = recv_handle(conn)
+        try:
+            from dhlive_cli.avatar.drawn import MouthShape
+            from dhlive_cli.compositor import Composer, load_avatar
+
+            size = int(np.prod(shape))
+            mm = mmap.mmap(fd, size)
+            state["frames"] = np.ndarray(shape, dtype=np.uint8, buffer=mm)
+            # one avatar per session, not shared: a video avatar keeps a decoder per drawing
+            # thread, and two sessions drawn by this one thread would make it seek back and forth
+            avatar = load_avatar(avatar_dir, width, height, fps)
+            state["avatar"] = avatar
+            state["composer"] = Composer(avatar)
+            state["shape"] = MouthShape
+            warm = getattr(avatar, "warm", None)
+            if warm is not None:
+                warm()
+        except Exception as e:  # noqa: BLE001 - the session reports it
+            conn.send(("error", f"{type(e).__name__}: {e}"))
+            return False
+        finally:
+            os.close(fd)
+        conn.send(("ok",))
+        return True
+    return False  # "close"
+
+
+def _worker_main(address: str, authkey: bytes, parent_fd: int) -> None:
+    """A draw process: serves every session that connects, one request at a time, until
+    `parent_fd` (its stdin, a pipe from the DrawPool) reaches end of file: the pool closed or
+    its process died."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle
+    import cv2
+
+    cv2.setNumThreads(1)  # one drawing thread per process: OpenCV's pool only adds hand-offs
+    listener = Listener(address, family="AF_UNIX", authkey=authkey)
+    accepted: list[Connection] = []
+    lock = threading.Lock()
+    wake_r, wake_w = os.pipe()
+
+    def accept_loop() -> None:
+        while True:
+            try:
+                c = listener.accept()
+            except (OSError, EOFError):
+                return
+            except Exception:  # noqa: BLE001 - a wrong key (AuthenticationError): refused, go on
+                continue
+            with lock:
+                accepted.append(c)
+            os.write(wake_w, b"x")
+
+    threading.Thread(target=accept_loop, name="dhlive-draw-accept", daemon=True).start()
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    sessions: dict[Connection, dict] = {}
+    try:
+        while True:
+            for r in wait([parent_fd, wake_r, *sessions]):
+                if r == parent_fd:
+                    if not os.read(parent_fd, 64):
+                        return  # end of file: the pool closed, or its process is gone
+                    continue
+                if r == wake_r:
+                    os.read(wake_r, 64)
+                    with lock:
+                        for c in accepted:
+                            sessions[c] = {}
+                        accepted.clear()
+                    continue
+                if not _serve_session(r, sessions[r]):
+                    st = sessions.pop(r)
+                    r.close()
+                    close = getattr(st.get("avatar"), "close", None)
+                    if close is not None:
+                        close()
+    finally:
+        listener.close()
+
+
+def main() -> None:
+    """`python -m dhlive_cli.live.draw_worker SOCKET`: a draw process (started by DrawPool only). The
+    first line on stdin is the sockets' key (hex); stdin's end of file ends the process."""
+    import dhlive_cli  # noqa: F401 - the CLI's process settings (one OpenBLAS thread)
+
+    key = bytes.fromhex(sys.stdin.buffer.readline().decode().strip())
+    _worker_main(sys.argv[1], key, sys.stdin.fileno())
+
+
+
+if __name__ == "__main__":
+    main()

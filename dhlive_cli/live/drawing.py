@@ -1,0 +1,179 @@
+"""Draw processes: live sessions' pictures drawn outside the process that runs the clock.
+
+Why: in one process every session's draw thread, its output thread and the shared clock take
+turns on one interpreter lock. At 16 360p sessions on 2 cores the clock's own work per session
+and tick (pull the audio, log-mel, model windows: ~0.3 ms of CPU) took ~3 ms of wall time
+waiting for that lock behind the draw threads, so the shared clock, and with it every stream,
+fell to 16-21 fps while the cores were not full (bench_sessions, 2026-12-01).
+
+A DrawPool runs worker processes (live.draw_worker). Each owns, per session given to it, the avatar
+and the Composer, and draws that session's frames one at a time in the order asked, straight
+into the session's frame ring, which lives in shared memory (an anonymous memfd passed over the
+session's Unix socket). A session's draw thread sends (slot, frame index, mouth shape, fresh)
+and waits for the worker's answer with the lock released: the clock's process keeps the clock,
+the inference and the encoder pipes.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from multiprocessing.connection import Client, Connection
+from multiprocessing.reduction import send_handle
+
+import numpy as np
+
+from dhlive_cli.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+
+def shared_frames(shape: tuple[int, ...], name: str) -> tuple[np.ndarray, int]:
+    """A zeroed uint8 array of `shape` in an anonymous shared-memory file (memfd), and that file's
+    descriptor (the caller closes it once the worker has its own copy, see DrawPool.connect).
+    The mapping lives as long as the array. Raises OSError when memory cannot be had."""
+    size = int(np.prod(shape))
+    fd = os.memfd_create(f"dhlive-{name}"[:200], os.MFD_CLOEXEC)
+    try:
+        os.ftruncate(fd, size)
+        mm = mmap.mmap(fd, size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return np.ndarray(shape, dtype=np.uint8, buffer=mm), fd
+
+
+# ----------------------------------------------------------------------------- parent side
+
+class RemoteDrawer:
+    """A session's link to its draw process: draw(slot, f, mouth, fresh) draws frame f with
+    mouth into ring slot `slot` of the session's shared frames and returns when it is there.
+    Raises EngineError when the worker reported an error or is gone."""
+
+    def __init__(self, conn: Connection, on_close=None):
+        self._conn = conn
+        self._on_close = on_close
+
+    def draw(self, slot: int, frame_index: int, mouth, fresh: bool) -> None:
+        try:
+            self._conn.send(("draw", slot, frame_index, mouth.open, mouth.spread, mouth.round, mouth.close, fresh))
+            reply = self._conn.recv()
+        except (EOFError, OSError) as e:
+            raise EngineError(f"the draw process is gone ({type(e).__name__})") from None
+        if reply[0] != "ok":
+            raise EngineError(reply[1])
+
+    def close(self) -> None:
+        """Tell the process this session is done (it frees the session's avatar). Idempotent."""
+        if self._conn.closed:
+            return
+        try:
+            self._conn.send(("close",))
+        except (OSError, ValueError):
+            pass
+        self._conn.close()
+        if self._on_close is not None:
+            self._on_close()
+
+
+class DrawPool:
+    """`processes` draw processes shared by the live sessions of one Studio, started on the first
+    connect(). Each session is given to the process with the fewest sessions. Thread-safe.
+
+    close() ends the processes (their sessions' next draw raises EngineError)."""
+
+    def __init__(self, processes: int):
+        if processes < 1:
+            raise ValueError("a DrawPool needs at least one process")
+        self.processes = processes
+        self._lock = threading.Lock()
+        self._workers: list[dict] = []  # {"proc", "address", "parent", "sessions"}
+        self._dir: str | None = None
+        self._key = secrets.token_bytes(32)
+        self._closed = False
+
+    def _start(self) -> None:
+        self._dir = tempfile.mkdtemp(prefix="dhlive-draw-")  # 0700: only we reach the sockets
+        for i in range(self.processes):
+            address = os.path.join(self._dir, f"w{i}")
+            # a plain child (not multiprocessing's spawn, which would run the caller's main
+            # script again in the child when it lacks a __main__ guard); stdin is its lifeline
+            proc = subprocess.Popen([sys.executable, "-m", "dhlive_cli.live.draw_worker", address],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+            self._workers.append({"proc": proc, "address": address, "sessions": 0})
+            proc.stdin.write(self._key.hex().encode() + b"\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()  # "ready" once it listens; nothing if it died
+            if line.strip() != b"ready":
+                raise EngineError(f"a draw process did not start (exit status {proc.poll()})")
+
+    def connect(self, name: str, avatar_dir, width: int, height: int, fps: int,
+                frames: np.ndarray, fd: int) -> RemoteDrawer:
+        """Give session `name` (its avatar as load_avatar takes it, its shared frame ring and the
+        memfd behind it) to a draw process; returns its RemoteDrawer once the avatar is loaded
+        there. Raises EngineError (pool closed, process failed, avatar refused)."""
+        with self._lock:
+            if self._closed:
+                raise EngineError("the draw processes are closed")
+            if not self._workers:
+                self._start()
+            w = min(self._workers, key=lambda x: x["sessions"])
+            if w["proc"].poll() is not None:
+                raise EngineError("a draw process has died")
+            w["sessions"] += 1
+        try:
+            conn = Client(w["address"], family="AF_UNIX", authkey=self._key)
+            conn.send(("open", None if avatar_dir is None else str(avatar_dir), width, height, fps,
+                       tuple(frames.shape)))
+            send_handle(conn, fd, w["proc"].pid)
+            reply = conn.recv()
+        except (EOFError, OSError) as e:
+            with self._lock:
+                w["sessions"] -= 1
+            raise EngineError(f"session {name!r}: the draw process is gone ({type(e).__name__})") from None
+        if reply[0] != "ok":
+            conn.close()
+            with self._lock:
+                w["sessions"] -= 1
+            raise EngineError(f"session {name!r}: {reply[1]}")
+        return RemoteDrawer(conn, on_close=lambda: self._release(w))
+
+    def _release(self, w: dict) -> None:
+        with self._lock:
+            w["sessions"] = max(0, w["sessions"] - 1)
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [w["proc"].pid for w in self._workers]
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End the draw processes (each sees its stdin close and returns) and remove the
+        sockets' folder. Idempotent."""
+        with self._lock:
+            self._closed = True
+            workers, self._workers = self._workers, []
+        for w in workers:
+            for f in (w["proc"].stdin, w["proc"].stdout):
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        for w in workers:
+            try:
+                w["proc"].wait(timeout)
+            except subprocess.TimeoutExpired:
+                w["proc"].kill()
+                w["proc"].wait(1)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+__all__ = ["DrawPool", "RemoteDrawer", "shared_frames"]

@@ -1,0 +1,171 @@
+"""Draw processes (live.drawing): sessions beyond one per core drawn outside the clock's process.
+
+Real parts: real draw processes (python -m dhlive_cli.live.draw_worker), real shared memory,
+a real Studio with real encoders writing recordings that are decoded back.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from multiprocessing.connection import Client
+
+import numpy as np
+import psutil
+import pytest
+
+from dhlive_cli.avatar.drawn import MouthShape
+from dhlive_cli.compositor import Composer, i420_shape, load_avatar
+from dhlive_cli.errors import EngineError
+from dhlive_cli.ffmpeg_bin import ffmpeg_path
+from dhlive_cli.live.drawing import DrawPool, shared_frames
+from tests.conftest import dhlive_threads
+
+
+def _mouths(n: int) -> list[MouthShape]:
+    rng = np.random.default_rng(7)
+    return [MouthShape(float(a), float(b), float(c), float(d)) for a, b, c, d in rng.random((n, 4))]
+
+
+def _draw_processes() -> list[psutil.Process]:
+    out = []
+    for c in psutil.Process().children():
+        try:
+            if "dhlive_cli.live.draw_worker" in " ".join(c.cmdline()):
+                out.append(c)
+        except psutil.Error:
+            pass
+    return out
+
+
+def test_a_draw_process_draws_the_same_bytes_as_the_session_thread():
+    w, h = 320, 180
+    shape = (4, *i420_shape(h, w))
+    frames, fd = shared_frames(shape, "t")
+    pool = DrawPool(1)
+    try:
+        remote = pool.connect("t", None, w, h, 25, frames, fd)
+        os.close(fd)
+        local = Composer(load_avatar(None, w, h, 25))
+        want = np.zeros(shape[1:], np.uint8)
+        for f, m in enumerate(_mouths(40)):
+            slot = f % 4
+            fresh = f < 4  # each slot is converted whole the first time, then only its boxes
+            remote.draw(slot, f, m, fresh)
+            local.draw(want, f, m, fresh=f == 0)
+            assert np.array_equal(frames[slot], want), f  # the same bytes, in the shared slot
+        remote.close()
+    finally:
+        pool.close()
+    assert not _draw_processes()
+
+
+def test_a_refused_avatar_and_a_dead_draw_process_are_engine_errors(tmp_path):
+    w, h = 320, 180
+    shape = (2, *i420_shape(h, w))
+    pool = DrawPool(1)
+    try:
+        frames, fd = shared_frames(shape, "bad")
+        with pytest.raises(EngineError, match="not an avatar directory"):
+            pool.connect("bad", tmp_path, w, h, 25, frames, fd)  # no avatar.toml there
+        os.close(fd)
+        frames, fd = shared_frames(shape, "ok")
+        remote = pool.connect("ok", None, w, h, 25, frames, fd)
+        os.close(fd)
+        remote.draw(0, 0, MouthShape(), True)
+        (proc,) = _draw_processes()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        with pytest.raises(EngineError, match="draw process is gone"):
+            remote.draw(1, 1, MouthShape(), True)
+        remote.close()
+    finally:
+        pool.close()
+
+
+def test_a_wrong_key_is_refused_by_the_draw_process():
+    w, h = 320, 180
+    frames, fd = shared_frames((2, *i420_shape(h, w)), "k")
+    pool = DrawPool(1)
+    try:
+        remote = pool.connect("k", None, w, h, 25, frames, fd)
+        os.close(fd)
+        address = pool._workers[0]["address"]
+        assert (os.stat(os.path.dirname(address)).st_mode & 0o777) == 0o700  # only this user reaches it
+        from multiprocessing import AuthenticationError
+
+        with pytest.raises((AuthenticationError, EOFError, ConnectionError)):
+            Client(address, family="AF_UNIX", authkey=b"not the key")
+        remote.draw(0, 0, MouthShape(), True)  # the process is still serving its session
+        remote.close()
+    finally:
+        pool.close()
+
+
+def _frames_of(path) -> int:
+    out = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-map", "0:v", "-f", "null", "-"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    probe = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-map", "0:v", "-c", "copy", "-f", "framemd5",
+                            "-"], capture_output=True, text=True, check=True).stdout
+    return sum(1 for line in probe.splitlines() if line and not line.startswith("#"))
+
+
+def test_studio_sessions_beyond_the_cores_draw_in_processes_and_record_every_frame(tmp_path):
+    from dhlive_cli.inference import InferencePool
+    from dhlive_cli.presets import load_preset
+    from dhlive_cli.session_spec import SessionSpec
+    from dhlive_cli.sinks import EncoderOptions
+    from dhlive_cli.studio import Studio
+
+    frames = 50
+    studio = Studio(InferencePool(), load_preset("low"), EncoderOptions(preset="ultrafast", threads=1),
+                    draw_processes=1, stop_after_frames=frames)
+    studio.local_draws = 1  # the first session draws here, the next two in the draw process
+    try:
+        sessions = [studio.create(SessionSpec(name=f"s{i}", output=tmp_path / f"s{i}.mkv")) for i in range(3)]
+        assert [s._remote is not None for s in sessions] == [False, True, True]
+        assert len(_draw_processes()) == 1
+        deadline = time.monotonic() + 120  # a timeout for the event, not a speed bound
+        while not all(s.finished for s in sessions):
+            assert time.monotonic() < deadline, [s.snapshot()["frames"] for s in sessions]
+            time.sleep(0.05)
+    finally:
+        studio.close()
+    assert not _draw_processes()  # closed with the studio
+    assert not [t for t in dhlive_threads() if t.startswith(("dhlive-draw", "dhlive-out", "dhlive-tick"))]
+    for i in range(3):
+        assert _frames_of(tmp_path / f"s{i}.mkv") == frames, i
+
+
+def test_studio_stops_only_the_sessions_of_a_draw_process_that_died(tmp_path):
+    from dhlive_cli.inference import InferencePool
+    from dhlive_cli.presets import load_preset
+    from dhlive_cli.session_spec import SessionSpec
+    from dhlive_cli.sinks import EncoderOptions
+    from dhlive_cli.studio import Studio
+
+    studio = Studio(InferencePool(), load_preset("low"), EncoderOptions(preset="ultrafast", threads=1),
+                    draw_processes=1)
+    studio.local_draws = 1
+    try:
+        here, there = (studio.create(SessionSpec(name=n, output=tmp_path / f"{n}.mkv")) for n in ("here", "there"))
+        deadline = time.monotonic() + 120
+        while there.snapshot()["frames"] < 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (proc,) = _draw_processes()
+        proc.send_signal(signal.SIGKILL)
+        while "there" not in [n for n, _ in studio.removed]:
+            studio.supervise()
+            assert time.monotonic() < deadline, there.snapshot()
+            time.sleep(0.05)
+        f0 = here.snapshot()["frames"]
+        while here.snapshot()["frames"] < f0 + 25:  # the other session goes on
+            assert time.monotonic() < deadline and not here.failed
+            time.sleep(0.05)
+        assert list(studio.sessions()) == ["here"]
+    finally:
+        studio.close()
