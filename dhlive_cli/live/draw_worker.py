@@ -8,7 +8,6 @@ into each session's shared frame ring.
 
 from __future__ import annotations
 
-import logging
 import mmap
 import os
 import signal
@@ -18,8 +17,6 @@ from multiprocessing.connection import Connection, Listener, wait
 from multiprocessing.reduction import recv_handle
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 
 def _serve_session(conn: Connection, state: dict) -> bool:
@@ -33,8 +30,7 @@ def _serve_session(conn: Connection, state: dict) -> bool:
         _, slot, f, m0, m1, m2, m3, fresh = req
         try:
             state["composer"].draw(state["frames"][slot], f, state["shape"](m0, m1, m2, m3), fresh=fresh)
-        except Exception as e:  # noqa: BLE001 - told to the session, which stops with it
-            log.exception("drawing frame %d failed", f)
+        except Exception as e:  # noqa: BLE001 - told to the session, which logs it and stops
             conn.send(("error", f"drawing failed: {type(e).__name__}: {e}"))
             return True
         conn.send(("ok",))
@@ -59,7 +55,9 @@ def _serve_session(conn: Connection, state: dict) -> bool:
             if warm is not None:
                 warm()
         except Exception as e:  # noqa: BLE001 - the session reports it
-            conn.send(("error", f"{type(e).__name__}: {e}"))
+            from dhlive_cli.errors import DhliveError
+
+            conn.send(("error", str(e) if isinstance(e, DhliveError) else f"{type(e).__name__}: {e}"))
             return False
         finally:
             os.close(fd)

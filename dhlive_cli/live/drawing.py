@@ -16,7 +16,6 @@ the inference and the encoder pipes.
 
 from __future__ import annotations
 
-import logging
 import mmap
 import os
 import secrets
@@ -32,7 +31,6 @@ import numpy as np
 
 from dhlive_cli.errors import EngineError
 
-log = logging.getLogger(__name__)
 
 
 def shared_frames(shape: tuple[int, ...], name: str) -> tuple[np.ndarray, int]:
@@ -94,25 +92,34 @@ class DrawPool:
             raise ValueError("a DrawPool needs at least one process")
         self.processes = processes
         self._lock = threading.Lock()
-        self._workers: list[dict] = []  # {"proc", "address", "parent", "sessions"}
+        self._workers: list[dict] = []  # {"proc": Popen, "address": socket path, "sessions": count}
         self._dir: str | None = None
         self._key = secrets.token_bytes(32)
         self._closed = False
 
     def _start(self) -> None:
+        """Start every process (under self._lock); all or none: a failure ends the ones started."""
         self._dir = tempfile.mkdtemp(prefix="dhlive-draw-")  # 0700: only we reach the sockets
-        for i in range(self.processes):
-            address = os.path.join(self._dir, f"w{i}")
-            # a plain child (not multiprocessing's spawn, which would run the caller's main
-            # script again in the child when it lacks a __main__ guard); stdin is its lifeline
-            proc = subprocess.Popen([sys.executable, "-m", "dhlive_cli.live.draw_worker", address],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
-            self._workers.append({"proc": proc, "address": address, "sessions": 0})
-            proc.stdin.write(self._key.hex().encode() + b"\n")
-            proc.stdin.flush()
-            line = proc.stdout.readline()  # "ready" once it listens; nothing if it died
-            if line.strip() != b"ready":
-                raise EngineError(f"a draw process did not start (exit status {proc.poll()})")
+        try:
+            for i in range(self.processes):
+                address = os.path.join(self._dir, f"w{i}")
+                # a plain child (not multiprocessing's spawn, which would run the caller's main
+                # script again in the child when it lacks a __main__ guard); stdin is its lifeline
+                proc = subprocess.Popen([sys.executable, "-m", "dhlive_cli.live.draw_worker", address],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+                self._workers.append({"proc": proc, "address": address, "sessions": 0})
+                try:
+                    proc.stdin.write(self._key.hex().encode() + b"\n")
+                    proc.stdin.flush()
+                except OSError:
+                    pass  # it died already: told below
+                line = proc.stdout.readline()  # "ready" once it listens; nothing if it died
+                if line.strip() != b"ready":
+                    raise EngineError(f"a draw process did not start (exit status {proc.poll()})")
+        except BaseException:
+            self._end(self._workers)
+            self._workers = []
+            raise
 
     def connect(self, name: str, avatar_dir, width: int, height: int, fps: int,
                 frames: np.ndarray, fd: int) -> RemoteDrawer:
@@ -159,6 +166,9 @@ class DrawPool:
         with self._lock:
             self._closed = True
             workers, self._workers = self._workers, []
+        self._end(workers, timeout)
+
+    def _end(self, workers: list[dict], timeout: float = 5.0) -> None:
         for w in workers:
             for f in (w["proc"].stdin, w["proc"].stdout):
                 try:
