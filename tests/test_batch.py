@@ -353,6 +353,17 @@ def test_a_job_that_finished_just_before_the_stop_keeps_its_result_line(media, t
     check_output(out / recs[0]["output"], next(r["_samples"] for r in rows if r["output"] == recs[0]["output"]))
 
 
+def busy_worker(parent: int) -> psutil.Process | None:
+    """A local worker process of `parent` with an encoder running (it is mid-job), or None."""
+    for c in psutil.Process(parent).children():
+        try:
+            if "spawn_main" in " ".join(c.cmdline()) and any("ffmpeg" in g.name() for g in c.children(recursive=True)):
+                return c
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
 def test_local_worker_killed_mid_job_every_job_completes_once(media, tmp_path):
     rows = good_jobs(media, 5)
     jobs = write_jobs(tmp_path / "jobs.jsonl", strip(rows))
@@ -360,16 +371,7 @@ def test_local_worker_killed_mid_job_every_job_completes_once(media, tmp_path):
     proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--workers", "2", "--json", "--metrics", "off"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
     try:
-        def busy_worker():  # a worker process with an encoder running: it is mid-job
-            for c in psutil.Process(proc.pid).children():
-                try:
-                    if "spawn_main" in " ".join(c.cmdline()) and any(
-                            "ffmpeg" in g.name() for g in c.children(recursive=True)):
-                        return c
-                except psutil.NoSuchProcess:
-                    continue
-            return None
-        victim = wait_for(busy_worker, 240, proc, "a worker in the middle of a job")
+        victim = wait_for(lambda: busy_worker(proc.pid), 240, proc, "a worker in the middle of a job")
         victim.send_signal(signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=300)
     finally:
@@ -402,17 +404,8 @@ def test_local_pool_submit_after_a_worker_died_unseen_loses_no_job(media, tmp_pa
         pool.submit(jobs[0])
         (fut,) = list(pool._inflight)
 
-        def busy_worker():  # the worker with an encoder running: it is mid-job
-            for c in psutil.Process().children():
-                try:
-                    if "spawn_main" in " ".join(c.cmdline()) and any(
-                            "ffmpeg" in g.name() for g in c.children(recursive=True)):
-                        return c
-                except psutil.NoSuchProcess:
-                    continue
-            return None
         deadline = time.monotonic() + 240
-        while (victim := busy_worker()) is None:
+        while (victim := busy_worker(os.getpid())) is None:
             assert time.monotonic() < deadline and not fut.done(), "no worker mid-job"
             time.sleep(0.05)
         victim.send_signal(signal.SIGKILL)
