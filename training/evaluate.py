@@ -16,6 +16,11 @@ compared model and for a loudness envelope on the same frames:
 The loudness envelope is the frame's log mel power (mean of its 4 hops), mapped per utterance
 from its 5th..95th percentile onto 0..1: what a loudness-driven mouth would do.
 
+Experiments: `--norm utt` scores a model trained with the same `training.train --norm` (the
+input goes through training.spectral_norm first; the compared model and the loudness envelope
+get the raw features); `--dev-speakers A,B` scores other labelled speakers instead of the dev set
+(leave-one-speaker-out runs; never the official figure) and `--real-only` skips the eSpeak sets.
+
 Held out from training: the voice variants in generate.HELDOUT_VARIANTS (the "voices" split
 speaks the training languages with only those variants and with sentences kept out of training)
 and the languages it, pt, nl (the "langs" split, also with held-out variants). Each split is
@@ -104,11 +109,14 @@ def real_metrics(pred: np.ndarray, tgt: np.ndarray, silent: np.ndarray, bil: np.
     }
 
 
-def real_report(sessions: dict, real_dir: str) -> dict:
-    """Scores every model in `sessions` (name -> (session, past, ahead)) and the loudness envelope."""
+def real_report(sessions: dict, real_dir: str, speakers: tuple[str, ...] | None = None) -> dict:
+    """Scores every model in `sessions` (name -> (session, past, ahead)) and the loudness envelope
+    on `speakers` (default: real_speech.DEV_SPEAKERS, the official dev set)."""
     from training.real_speech import DEV_SPEAKERS
 
-    sets = [np.load(os.path.join(real_dir, f"{spk}.npz")) for spk in DEV_SPEAKERS]
+    speakers = speakers or DEV_SPEAKERS
+
+    sets = [np.load(os.path.join(real_dir, f"{spk}.npz")) for spk in speakers]
     n_frames = np.concatenate([d["n_frames"] for d in sets])
     tgt = np.concatenate([d["tgt"] for d in sets])
     silent = np.concatenate([d["silent"] for d in sets])
@@ -122,13 +130,14 @@ def real_report(sessions: dict, real_dir: str) -> dict:
     bil = np.concatenate(bil)
     spk_of = np.concatenate([[i] * len(d["n_frames"]) for i, d in enumerate(sets)])
     starts = np.concatenate([[0], np.cumsum(n_frames)])
-    preds = {name: predict(sess, mel, n_frames, past, ahead) for name, (sess, past, ahead) in sessions.items()}
+    preds = {name: predict(sess, mel, n_frames, past, ahead, norm=i == 0)
+             for i, (name, (sess, past, ahead)) in enumerate(sessions.items())}
     preds["loudness"] = loudness_envelope(mel, n_frames)
-    rep = {"speakers": list(DEV_SPEAKERS), "utterances": int(n_frames.size), "minutes": float(n_frames.sum() / 25 / 60)}
+    rep = {"speakers": list(speakers), "utterances": int(n_frames.size), "minutes": float(n_frames.sum() / 25 / 60)}
     for name, pred in preds.items():
         m = real_metrics(pred, tgt, silent, bil, n_frames)
         per = {}
-        for i, spk in enumerate(DEV_SPEAKERS):
+        for i, spk in enumerate(speakers):
             sel = np.concatenate([np.arange(starts[u], starts[u + 1]) for u in np.where(spk_of == i)[0]])
             per[spk] = round(float(np.corrcoef(pred[sel, 0], tgt[sel, 0])[0, 1]), 3)
         m["r_open_by_speaker"] = per
@@ -136,7 +145,14 @@ def real_report(sessions: dict, real_dir: str) -> dict:
     return rep
 
 
-def predict(sess, mel: np.ndarray, n_frames: np.ndarray, past: int, ahead: int) -> np.ndarray:
+NORM = {"mode": "", "bands": 33}  # input normalisation of the scored model (--norm)
+
+
+def predict(sess, mel: np.ndarray, n_frames: np.ndarray, past: int, ahead: int, norm: bool = False) -> np.ndarray:
+    if norm and NORM["mode"]:
+        from training.spectral_norm import normalise
+
+        mel = normalise(mel, n_frames, NORM["mode"], NORM["bands"])
     out, off = [], 0
     for n in n_frames:
         w = model_windows(mel[off : off + 4 * n], int(n), past, ahead)
@@ -179,7 +195,14 @@ def main() -> None:
     ap.add_argument("--real", default=None, help="labelled real-speech dir (training.label_real)")
     ap.add_argument("--compare", default=None, help="a second model scored beside it on real speech")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (the machine is shared)")
+    ap.add_argument("--norm", default="", choices=["", "utt"],
+                    help="per-band mean normalisation of the scored model's input (training.spectral_norm)")
+    ap.add_argument("--dev-speakers", default="", help="score these real speakers instead of the dev set "
+                    "(comma-separated; leave-one-speaker-out runs, not the official figure)")
+    ap.add_argument("--real-only", action="store_true", help="score the real speakers only, skip the eSpeak sets")
+    ap.add_argument("--norm-bands", type=int, default=33, help="bands the --norm offsets are zero-mean over")
     a = ap.parse_args()
+    NORM.update(mode=a.norm, bands=a.norm_bands)
     # Without `make model` there is no held-out data (and maybe no model): say so in one line.
     missing = [f for f in (a.model, *(os.path.join(a.data, f"eval_{s}.npz") for s in ("voices", "langs")))
                if not os.path.isfile(f)]
@@ -203,7 +226,7 @@ def main() -> None:
         if a.compare:
             s2, p2, a2, n2 = load(a.compare)
             sessions[n2] = (s2, p2, a2)
-        real = real_report(sessions, a.real)
+        real = real_report(sessions, a.real, tuple(a.dev_speakers.split(",")) if a.dev_speakers else None)
         print(f"real-speech dev set: {', '.join(real['speakers'])} ({real['utterances']} utterances, "
               f"{real['minutes']:.1f} min; held-out speakers)")
         print(f"{'model':<14}{'open r':>8}{'best lag':>9}{'r@lag':>7}{'p/b/m':>7}{'pause':>7}  open r by speaker")
@@ -219,10 +242,10 @@ def main() -> None:
         if m["best_lag"] != 0:
             fails.append(f"real best lag {m['best_lag']}")
     report = {}
-    for split in ("voices", "langs"):
+    for split in () if a.real_only else ("voices", "langs"):
         d = np.load(os.path.join(a.data, f"eval_{split}.npz"))
         for cond, key in (("clean", "mel"), ("degraded", "mel_deg")):
-            pred = predict(sess, d[key], d["n_frames"], past, ahead)
+            pred = predict(sess, d[key], d["n_frames"], past, ahead, norm=True)
             report[f"{split}/{cond}"] = m = metrics(pred, d["tgt"], d["silent"], d["bil"], d["n_frames"])
             # per language, open r only, to see which language drags
             starts = np.concatenate([[0], np.cumsum(d["n_frames"])])

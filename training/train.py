@@ -59,15 +59,53 @@ class WindowSet:
 GAIN_DB = (-50.0, 8.0)  # data sits at peak -6 dBFS: this spans peaks of -56..+2 dBFS
 
 
-def level_eq_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random gain (GAIN_DB) and a random smooth EQ across the mel bands, exact in power domain."""
+def _band_centres_hz() -> torch.Tensor:
+    """Centre frequency (Hz) of each of the N_MELS bands of dhlive_cli.features (HTK mel, 50..8000 Hz)."""
+    from dhlive_cli.features import F_MAX, F_MIN
+
+    mel = torch.linspace(2595.0 * math.log10(1 + F_MIN / 700), 2595.0 * math.log10(1 + F_MAX / 700), N_MELS + 2)
+    return (700.0 * (10.0 ** (mel / 2595.0) - 1.0))[1:-1]
+
+
+def level_eq_augment(x: torch.Tensor, gen: torch.Generator, eq: float = 1.0, bumps_db: float = 4.0,
+                     knots: int = 4, lowpass_p: float = 0.0, bandpass_p: float = 0.0,
+                     mask_p: float = 0.0) -> torch.Tensor:
+    """Random gain and channel colouring of log-mel windows (N, T, 40), exact in the power domain.
+
+    - gain uniform in GAIN_DB;
+    - EQ: a tilt of +-8 dB x eq across the bands plus smooth bumps (`knots` random levels of
+      +-bumps_db x eq, linearly interpolated over the bands): the shipped recipe is eq 1, 4 dB, 4;
+    - lowpass_p: share of windows given a low-pass with its corner uniform in 3.4..8 kHz (48 dB per
+      octave above it, floor -60 dB): 8 kHz, wideband codecs, MP3 at low rates;
+    - bandpass_p: share of windows given a codec-like high-pass, corner 150..400 Hz (same slope),
+      as telephone and VoIP paths cut the low end;
+    - mask_p: share of windows with one span of 1..4 adjacent bands attenuated by 10..30 dB (a
+      notch; the frequency masking of SpecAugment, Park et al. 2019, in a soft form).
+    """
     n = x.shape[0]
     gain_db = torch.rand(n, 1, 1, generator=gen) * (GAIN_DB[1] - GAIN_DB[0]) + GAIN_DB[0]
-    tilt_db = (torch.rand(n, 1, 1, generator=gen) * 2 - 1) * 8
+    tilt_db = (torch.rand(n, 1, 1, generator=gen) * 2 - 1) * 8 * eq
     band = torch.linspace(-1, 1, N_MELS).view(1, 1, -1)
-    knots = (torch.rand(n, 1, 4, generator=gen) * 2 - 1) * 4
-    bumps = torch.nn.functional.interpolate(knots, size=N_MELS, mode="linear", align_corners=True)
+    kn = (torch.rand(n, 1, knots, generator=gen) * 2 - 1) * bumps_db * eq
+    bumps = torch.nn.functional.interpolate(kn, size=N_MELS, mode="linear", align_corners=True)
     db = gain_db + tilt_db * band + bumps
+    if lowpass_p > 0 or bandpass_p > 0:
+        f = _band_centres_hz().view(1, 1, -1)
+        if lowpass_p > 0:
+            fc = 3400.0 + torch.rand(n, 1, 1, generator=gen) * (8000.0 - 3400.0)
+            on = (torch.rand(n, 1, 1, generator=gen) < lowpass_p).float()
+            db = db - on * torch.clamp(48.0 * torch.log2(f / fc), 0.0, 60.0)
+        if bandpass_p > 0:
+            fc = 150.0 + torch.rand(n, 1, 1, generator=gen) * 250.0
+            on = (torch.rand(n, 1, 1, generator=gen) < bandpass_p).float()
+            db = db - on * torch.clamp(48.0 * torch.log2(fc / f), 0.0, 60.0)
+    if mask_p > 0:
+        lo = torch.randint(0, N_MELS, (n, 1, 1), generator=gen)
+        width = torch.randint(1, 5, (n, 1, 1), generator=gen)
+        depth = 10.0 + torch.rand(n, 1, 1, generator=gen) * 20.0
+        on = (torch.rand(n, 1, 1, generator=gen) < mask_p).float()
+        idx = torch.arange(N_MELS).view(1, 1, -1)
+        db = db - on * depth * ((idx >= lo) & (idx < lo + width)).float()
     power = torch.clamp(torch.exp(x) - LOG_EPS, min=0.0)
     return torch.log(power * torch.pow(10.0, db / 10.0) + LOG_EPS)
 
@@ -151,6 +189,14 @@ def main() -> None:
     ap.add_argument("--warp", type=float, default=0.0, help="band warp (vocal-tract length) range, e.g. 0.1 = +-10 %%")
     ap.add_argument("--bands", type=int, default=N_MELS,
                     help="mel bands the net reads, from the lowest (29: centres up to 3.8 kHz, 33: up to 4.7 kHz)")
+    ap.add_argument("--eq", type=float, default=1.0, help="scale of the random EQ (0: gain only)")
+    ap.add_argument("--bumps-db", type=float, default=4.0, help="EQ bump range (+- dB) before --eq scaling")
+    ap.add_argument("--knots", type=int, default=4, help="EQ bump knots across the 40 bands")
+    ap.add_argument("--lowpass-p", type=float, default=0.0, help="share of windows given a 3.4-8 kHz low-pass")
+    ap.add_argument("--bandpass-p", type=float, default=0.0, help="share of windows given a 150-400 Hz high-pass")
+    ap.add_argument("--mask-p", type=float, default=0.0, help="share of windows with a 1-4 band notch")
+    ap.add_argument("--norm", default="", choices=["", "utt"],
+                    help="utt: per-band mean normalisation of each utterance's input (training.spectral_norm)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -175,6 +221,11 @@ def main() -> None:
         nf = nv["n_frames"][:k]
         f = int(nf.sum())
         sources.append(("novoice", nv["mel"][: 4 * f], nf, nv["tgt"][:f], 1))
+    if a.norm:
+        from training.spectral_norm import normalise
+
+        sources = [(nm, normalise(m, nf, a.norm, a.bands), nf, t, r) for nm, m, nf, t, r in sources]
+        print(f"inputs normalised per band ({a.norm})", flush=True)
     tr, va = [], []
     for name, mel, nf, tgt, rep in sources:
         n_val = max(1, len(nf) // 25)
@@ -214,7 +265,7 @@ def main() -> None:
             x, y = train.batch(idx)
             if a.warp > 0:
                 x = band_warp(x, gen, a.warp)
-            x = level_eq_augment(x, gen)
+            x = level_eq_augment(x, gen, a.eq, a.bumps_db, a.knots, a.lowpass_p, a.bandpass_p, a.mask_p)
             p = model(x)
             # a mouth left open after speech stops looks worse than a late small opening, and
             # the table's open targets near 0 (pauses, p/b/m) are where smoothing hurts most
