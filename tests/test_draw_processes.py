@@ -169,3 +169,44 @@ def test_studio_stops_only_the_sessions_of_a_draw_process_that_died(tmp_path):
         assert list(studio.sessions()) == ["here"]
     finally:
         studio.close()
+
+
+def test_a_caller_that_hangs_up_in_the_handshake_does_not_stop_the_draw_process_accepting():
+    # a connection dropped (or junk sent) before the key check ended the process's accepting
+    # thread: the next session's connect() then waited forever
+    import socket
+    import threading
+
+    w, h = 320, 180
+    shape = (2, *i420_shape(h, w))
+    pool = DrawPool(1)
+    try:
+        frames, fd = shared_frames(shape, "a")
+        first = pool.connect("a", None, w, h, 25, frames, fd)
+        os.close(fd)
+        address = pool._workers[0]["address"]
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(address)
+        s.close()  # hangs up before answering the challenge
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(address)
+        s.recv(64)  # the challenge
+        s.sendall(b"\xff\xff\xff\x7f")  # a length past what the handshake reads
+        s.close()
+        from multiprocessing import AuthenticationError
+
+        with pytest.raises((AuthenticationError, EOFError, ConnectionError)):  # still checks keys
+            Client(address, family="AF_UNIX", authkey=b"not the key")
+        frames, fd = shared_frames(shape, "b")
+        got: list = []
+        t = threading.Thread(target=lambda: got.append(pool.connect("b", None, w, h, 25, frames, fd)), daemon=True)
+        t.start()
+        t.join(120)  # a timeout for the event, not a speed bound
+        os.close(fd)
+        assert got, "the second session was never accepted"
+        got[0].draw(0, 0, MouthShape(), True)
+        first.draw(0, 0, MouthShape(), True)
+        got[0].close()
+        first.close()
+    finally:
+        pool.close()

@@ -77,15 +77,18 @@ def _worker_main(address: str, authkey: bytes, parent_fd: int) -> None:
     listener = Listener(address, family="AF_UNIX", authkey=authkey)
     accepted: list[Connection] = []
     lock = threading.Lock()
+    closing = threading.Event()
     wake_r, wake_w = os.pipe()
 
     def accept_loop() -> None:
         while True:
             try:
                 c = listener.accept()
-            except (OSError, EOFError):
-                return
-            except Exception:  # noqa: BLE001 - a wrong key (AuthenticationError): refused, go on
+            except Exception:  # noqa: BLE001 - one caller's failure is not the listener's
+                if closing.is_set():
+                    return  # the listener is closed
+                # this caller had a wrong key, hung up or sent junk in the handshake
+                # (AuthenticationError, EOFError, OSError "bad message length"): refused, go on
                 continue
             with lock:
                 accepted.append(c)
@@ -116,6 +119,7 @@ def _worker_main(address: str, authkey: bytes, parent_fd: int) -> None:
                     if close is not None:
                         close()
     finally:
+        closing.set()
         listener.close()
 
 
