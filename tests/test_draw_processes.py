@@ -171,6 +171,38 @@ def test_studio_stops_only_the_sessions_of_a_draw_process_that_died(tmp_path):
         studio.close()
 
 
+def test_a_session_after_a_draw_process_died_is_drawn_by_a_new_one():
+    # the dead process has the fewest sessions once its own are stopped: every later session
+    # was given to it and refused ("a draw process has died") for the rest of the Studio's life
+    w, h = 320, 180
+    shape = (2, *i420_shape(h, w))
+    pool = DrawPool(1)
+    try:
+        frames, fd = shared_frames(shape, "a")
+        first = pool.connect("a", None, w, h, 25, frames, fd)
+        os.close(fd)
+        (proc,) = _draw_processes()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        with pytest.raises(EngineError, match="draw process is gone"):
+            first.draw(0, 0, MouthShape(), True)
+        first.close()
+        for n in range(2):
+            frames, fd = shared_frames(shape, f"b{n}")
+            remote = pool.connect(f"b{n}", None, w, h, 25, frames, fd)
+            os.close(fd)
+            remote.draw(0, 0, MouthShape(), True)
+            assert frames[0].any()  # drawn, by the process started in the dead one's place
+            remote.close()
+        (again,) = _draw_processes()
+        assert again.pid != proc.pid
+        assert sorted(os.listdir(os.path.dirname(pool._workers[0]["address"]))) == [
+            os.path.basename(pool._workers[0]["address"])]  # the dead one's socket is gone
+    finally:
+        pool.close()
+    assert not _draw_processes()
+
+
 def test_a_caller_that_hangs_up_in_the_handshake_does_not_stop_the_draw_process_accepting():
     # a connection dropped (or junk sent) before the key check ended the process's accepting
     # thread: the next session's connect() then waited forever

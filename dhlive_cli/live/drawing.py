@@ -16,6 +16,7 @@ the inference and the encoder pipes.
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 import secrets
@@ -31,6 +32,7 @@ import numpy as np
 
 from dhlive_cli.errors import EngineError
 
+log = logging.getLogger(__name__)
 
 
 def shared_frames(shape: tuple[int, ...], name: str) -> tuple[np.ndarray, int]:
@@ -96,30 +98,59 @@ class DrawPool:
         self._dir: str | None = None
         self._key = secrets.token_bytes(32)
         self._closed = False
+        self._spawned = 0  # draw processes started so far (names their sockets)
 
     def _start(self) -> None:
         """Start every process (under self._lock); all or none: a failure ends the ones started."""
         self._dir = tempfile.mkdtemp(prefix="dhlive-draw-")  # 0700: only we reach the sockets
         try:
-            for i in range(self.processes):
-                address = os.path.join(self._dir, f"w{i}")
-                # a plain child (not multiprocessing's spawn, which would run the caller's main
-                # script again in the child when it lacks a __main__ guard); stdin is its lifeline
-                proc = subprocess.Popen([sys.executable, "-m", "dhlive_cli.live.draw_worker", address],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
-                self._workers.append({"proc": proc, "address": address, "sessions": 0})
-                try:
-                    proc.stdin.write(self._key.hex().encode() + b"\n")
-                    proc.stdin.flush()
-                except OSError:
-                    pass  # it died already: told below
-                line = proc.stdout.readline()  # "ready" once it listens; nothing if it died
-                if line.strip() != b"ready":
-                    raise EngineError(f"a draw process did not start (exit status {proc.poll()})")
-        except BaseException:
-            self._end(self._workers)
+            for _ in range(self.processes):
+                self._workers.append(self._spawn())
+        except BaseException:  # all or none: the next connect() tries again
+            for w in self._workers:
+                self._end(w, 1.0)
             self._workers = []
             raise
+
+    def _spawn(self) -> dict:
+        """Start one draw process and wait until it listens. Raises EngineError when it does not
+        start (it is ended, its socket removed)."""
+        self._spawned += 1
+        # a fresh name per process: a replaced one's socket may still be on disk
+        address = os.path.join(self._dir, f"w{self._spawned}")
+        # a plain child (not multiprocessing's spawn, which would run the caller's main
+        # script again in the child when it lacks a __main__ guard); stdin is its lifeline
+        proc = subprocess.Popen([sys.executable, "-m", "dhlive_cli.live.draw_worker", address],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        w = {"proc": proc, "address": address, "sessions": 0}
+        try:
+            proc.stdin.write(self._key.hex().encode() + b"\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()  # "ready" once it listens; nothing if it died
+        except OSError:
+            line = b""
+        if line.strip() != b"ready":
+            self._end(w, 1.0)
+            raise EngineError(f"a draw process did not start (exit status {proc.poll()})")
+        return w
+
+    def _end(self, w: dict, timeout: float) -> None:
+        """Close a draw process's pipes (it returns on its stdin's end of file), wait for it
+        (killed after `timeout` s) and remove its socket."""
+        for f in (w["proc"].stdin, w["proc"].stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        try:
+            w["proc"].wait(timeout)
+        except subprocess.TimeoutExpired:
+            w["proc"].kill()
+            w["proc"].wait(1)
+        try:
+            os.unlink(w["address"])
+        except OSError:
+            pass
 
     def connect(self, name: str, avatar_dir, width: int, height: int, fps: int,
                 frames: np.ndarray, fd: int) -> RemoteDrawer:
@@ -133,8 +164,16 @@ class DrawPool:
                 self._start()
             w = min(self._workers, key=lambda x: x["sessions"])
             if w["proc"].poll() is not None:
-                raise EngineError("a draw process has died")
+                # it died (its sessions were stopped with it): a new one takes its place, or
+                # every later session would be given to the dead one, having the fewest
+                log.warning("draw process %d ended (exit status %s); starting another",
+                            w["proc"].pid, w["proc"].returncode)
+                self._workers.remove(w)
+                self._end(w, 1.0)
+                w = self._spawn()
+                self._workers.append(w)
             w["sessions"] += 1
+        conn = None
         try:
             conn = Client(w["address"], family="AF_UNIX", authkey=self._key)
             conn.send(("open", None if avatar_dir is None else str(avatar_dir), width, height, fps,
@@ -142,6 +181,8 @@ class DrawPool:
             send_handle(conn, fd, w["proc"].pid)
             reply = conn.recv()
         except (EOFError, OSError) as e:
+            if conn is not None:
+                conn.close()
             with self._lock:
                 w["sessions"] -= 1
             raise EngineError(f"session {name!r}: the draw process is gone ({type(e).__name__})") from None
@@ -166,9 +207,6 @@ class DrawPool:
         with self._lock:
             self._closed = True
             workers, self._workers = self._workers, []
-        self._end(workers, timeout)
-
-    def _end(self, workers: list[dict], timeout: float = 5.0) -> None:
         for w in workers:
             for f in (w["proc"].stdin, w["proc"].stdout):
                 try:
@@ -176,11 +214,7 @@ class DrawPool:
                 except OSError:
                     pass
         for w in workers:
-            try:
-                w["proc"].wait(timeout)
-            except subprocess.TimeoutExpired:
-                w["proc"].kill()
-                w["proc"].wait(1)
+            self._end(w, timeout)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
