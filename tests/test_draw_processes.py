@@ -242,3 +242,28 @@ def test_a_caller_that_hangs_up_in_the_handshake_does_not_stop_the_draw_process_
         first.close()
     finally:
         pool.close()
+
+
+def test_a_closed_session_leaves_nothing_mapped_in_its_draw_process():
+    # the serving loop's names kept the last closed session's state (avatar, frame ring mapped
+    # from shared memory) alive until another session of that process closed
+    w, h = 320, 180
+    shape = (2, *i420_shape(h, w))
+    pool = DrawPool(1)
+    try:
+        frames, fd = shared_frames(shape, "gone")
+        first = pool.connect("gone", None, w, h, 25, frames, fd)
+        os.close(fd)
+        first.draw(0, 0, MouthShape(), True)
+        first.close()
+        frames, fd = shared_frames(shape, "kept")
+        second = pool.connect("kept", None, w, h, 25, frames, fd)
+        os.close(fd)
+        second.draw(0, 0, MouthShape(), True)  # served after the first one's close (sent before)
+        (proc,) = _draw_processes()
+        with open(f"/proc/{proc.pid}/maps") as f:
+            maps = f.read()
+        assert "memfd:dhlive-kept" in maps and "memfd:dhlive-gone" not in maps
+        second.close()
+    finally:
+        pool.close()

@@ -66,6 +66,17 @@ def _serve_session(conn: Connection, state: dict) -> bool:
     return False  # "close"
 
 
+def _end_session(conn: Connection, state: dict) -> None:
+    """Close a session's connection and free what it held here: its avatar (a video avatar's
+    decoder) and its frame ring's mapping. A function of its own so that no name of the serving
+    loop keeps the last session's avatar and shared memory alive until the next one ends."""
+    conn.close()
+    close = getattr(state.get("avatar"), "close", None)
+    if close is not None:
+        close()
+    state.clear()
+
+
 def _worker_main(address: str, authkey: bytes, parent_fd: int) -> None:
     """A draw process: serves every session that connects, one request at a time, until
     `parent_fd` (its stdin, a pipe from the DrawPool) reaches end of file: the pool closed or
@@ -113,11 +124,7 @@ def _worker_main(address: str, authkey: bytes, parent_fd: int) -> None:
                         accepted.clear()
                     continue
                 if not _serve_session(r, sessions[r]):
-                    st = sessions.pop(r)
-                    r.close()
-                    close = getattr(st.get("avatar"), "close", None)
-                    if close is not None:
-                        close()
+                    _end_session(r, sessions.pop(r))
     finally:
         closing.set()
         listener.close()
