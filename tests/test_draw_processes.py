@@ -267,3 +267,27 @@ def test_a_closed_session_leaves_nothing_mapped_in_its_draw_process():
         second.close()
     finally:
         pool.close()
+
+
+def test_draw_processes_start_under_a_long_temporary_folder(tmp_path, monkeypatch):
+    # a Unix socket's path is at most 107 bytes: a TMPDIR this long made every draw process
+    # fail to listen (a traceback, then "a draw process did not start" for the session)
+    import tempfile
+
+    deep = tmp_path / ("t" * 100)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    w, h = 320, 180
+    frames, fd = shared_frames((2, *i420_shape(h, w)), "deep")
+    pool = DrawPool(1)
+    try:
+        remote = pool.connect("deep", None, w, h, 25, frames, fd)
+        os.close(fd)
+        remote.draw(0, 0, MouthShape(), True)
+        assert frames[0].any()
+        (folder,) = os.listdir(deep)
+        assert (os.stat(deep / folder).st_mode & 0o777) == 0o700
+        remote.close()
+    finally:
+        pool.close()
+    assert not os.listdir(deep)  # the sockets' folder is removed

@@ -136,7 +136,11 @@ def main() -> None:
     import dhlive_cli  # noqa: F401 - the CLI's process settings (one OpenBLAS thread)
 
     key = bytes.fromhex(sys.stdin.buffer.readline().decode().strip())
-    _worker_main(sys.argv[1], key, sys.stdin.fileno())
+    try:
+        _worker_main(sys.argv[1], key, sys.stdin.fileno())
+    except OSError as e:  # e.g. the socket cannot be made: the pool reports that it did not start
+        sys.stderr.write(f"dhlive draw process: {e}\n")
+        sys.exit(1)
 
 
 

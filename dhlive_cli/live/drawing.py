@@ -96,6 +96,7 @@ class DrawPool:
         self._lock = threading.Lock()
         self._workers: list[dict] = []  # {"proc": Popen, "address": socket path, "sessions": count}
         self._dir: str | None = None
+        self._dirfd: int | None = None  # the sockets' folder, open (see _start)
         self._key = secrets.token_bytes(32)
         self._closed = False
         self._spawned = 0  # draw processes started so far (names their sockets)
@@ -103,6 +104,10 @@ class DrawPool:
     def _start(self) -> None:
         """Start every process (under self._lock); all or none: a failure ends the ones started."""
         self._dir = tempfile.mkdtemp(prefix="dhlive-draw-")  # 0700: only we reach the sockets
+        # the sockets are named through this descriptor (/proc/self/fd/N/wK, the same N in the
+        # children, which are given it): a Unix socket's path is at most 107 bytes, which a
+        # long TMPDIR would pass
+        self._dirfd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for _ in range(self.processes):
                 self._workers.append(self._spawn())
@@ -117,11 +122,12 @@ class DrawPool:
         start (it is ended, its socket removed)."""
         self._spawned += 1
         # a fresh name per process: a replaced one's socket may still be on disk
-        address = os.path.join(self._dir, f"w{self._spawned}")
+        address = f"/proc/self/fd/{self._dirfd}/w{self._spawned}"
         # a plain child (not multiprocessing's spawn, which would run the caller's main
         # script again in the child when it lacks a __main__ guard); stdin is its lifeline
         proc = subprocess.Popen([sys.executable, "-m", "dhlive_cli.live.draw_worker", address],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+                                pass_fds=(self._dirfd,))
         w = {"proc": proc, "address": address, "sessions": 0}
         try:
             proc.stdin.write(self._key.hex().encode() + b"\n")
@@ -217,7 +223,8 @@ class DrawPool:
             self._end(w, timeout)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+            os.close(self._dirfd)
+            self._dir = self._dirfd = None
 
 
 __all__ = ["DrawPool", "RemoteDrawer", "shared_frames"]
