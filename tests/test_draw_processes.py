@@ -291,3 +291,17 @@ def test_draw_processes_start_under_a_long_temporary_folder(tmp_path, monkeypatc
     finally:
         pool.close()
     assert not os.listdir(deep)  # the sockets' folder is removed
+
+
+def test_a_draw_process_without_its_key_does_not_listen(tmp_path):
+    # a pool that died before writing the key left stdin at end of file: the empty key turned
+    # multiprocessing's key check off for the socket
+    import sys
+
+    address = tmp_path / "w"
+    for given in (b"", b"zz\n", b"00\n"):
+        out = subprocess.run([sys.executable, "-m", "dhlive_cli.live.draw_worker", str(address)], input=given,
+                             capture_output=True, timeout=120)
+        assert out.returncode == 1 and b"ready" not in out.stdout, out
+        assert out.stderr.decode().strip() == "dhlive draw process: no key on stdin"
+        assert not address.exists()

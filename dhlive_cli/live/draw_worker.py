@@ -135,7 +135,13 @@ def main() -> None:
     first line on stdin is the sockets' key (hex); stdin's end of file ends the process."""
     import dhlive_cli  # noqa: F401 - the CLI's process settings (one OpenBLAS thread)
 
-    key = bytes.fromhex(sys.stdin.buffer.readline().decode().strip())
+    try:
+        key = bytes.fromhex(sys.stdin.buffer.readline().decode().strip())
+    except ValueError:
+        key = b""
+    if len(key) < 16:  # no key (the pool died before sending it): an empty one would turn the check off
+        sys.stderr.write("dhlive draw process: no key on stdin\n")
+        sys.exit(1)
     try:
         _worker_main(sys.argv[1], key, sys.stdin.fileno())
     except OSError as e:  # e.g. the socket cannot be made: the pool reports that it did not start
