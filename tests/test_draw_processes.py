@@ -305,3 +305,34 @@ def test_a_draw_process_without_its_key_does_not_listen(tmp_path):
         assert out.returncode == 1 and b"ready" not in out.stdout, out
         assert out.stderr.decode().strip() == "dhlive draw process: no key on stdin"
         assert not address.exists()
+
+
+def test_a_sessions_file_without_the_api_starts_only_the_draw_processes_it_can_use(tmp_path):
+    # without --listen no session comes later, but the default counted --max-sessions (16):
+    # one session beyond the cores started 2 x cores draw processes, all but one idle
+    import sys
+
+    cores = os.cpu_count() or 1
+    if cores > 4:
+        pytest.skip("needs cores + 1 sessions: kept to small machines")
+    n = cores + 1
+    toml = tmp_path / "studio.toml"
+    toml.write_text('preset = "low"\nsize = "160x90"\n' + "".join(
+        f'[[session]]\nname = "s{i}"\noutput = "s{i}.mkv"\n' for i in range(n)))
+    p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "live", "--sessions", str(toml), "--quiet",
+                          "--duration", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen: set[int] = set()
+    proc = psutil.Process(p.pid)
+    while p.poll() is None:
+        try:
+            for c in proc.children():
+                if "dhlive_cli.live.draw_worker" in " ".join(c.cmdline()):
+                    seen.add(c.pid)
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    out, err = p.communicate()
+    assert p.returncode == 0, err.decode()
+    assert len(seen) == 1, seen
+    for i in range(n):
+        assert _frames_of(tmp_path / f"s{i}.mkv") == 75, i

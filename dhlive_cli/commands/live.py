@@ -208,7 +208,10 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     many = sessions_file is not None and len(specs) > 1 or (listen is not None and sessions_file is None and not specs)
     enc = replace(live_encoder(preset, sessions=max_sessions if many else 1, codec=pick_video_codec(device)),
                   maxrate=maxrate, bufsize=bufsize)
-    studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)), stdin=sys.stdin.buffer,
+    # without the API no session is added later: the sessions given are all there will be (the
+    # default number of draw processes counts on it, see Studio)
+    studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)) if listen else len(specs),
+                    stdin=sys.stdin.buffer,
                     grants=grants, pixel_budget=int(pixel_budget * 1e6), max_viewers=max_viewers,
                     stop_after_frames=stop_after, draw_processes=draw_processes)
     single = sessions_file is None and len(specs) == 1
