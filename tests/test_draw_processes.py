@@ -336,3 +336,42 @@ def test_a_sessions_file_without_the_api_starts_only_the_draw_processes_it_can_u
     assert len(seen) == 1, seen
     for i in range(n):
         assert _frames_of(tmp_path / f"s{i}.mkv") == 75, i
+
+
+def test_a_stop_signal_to_the_whole_process_group_fades_the_draw_process_sessions_out_too(tmp_path):
+    # a service manager's stop (SIGTERM to the group) or the terminal's hang-up reached the draw
+    # processes too: they died under their sessions, which then crashed ("the draw process is
+    # gone") and lost frames, where sessions drawn here faded out and kept every frame
+    import re
+    import sys
+
+    cores = os.cpu_count() or 1
+    if cores > 4:
+        pytest.skip("needs cores + 1 sessions: kept to small machines")
+    n = cores + 1
+    toml = tmp_path / "studio.toml"
+    toml.write_text('preset = "low"\nsize = "160x90"\n' + "".join(
+        f'[[session]]\nname = "s{i}"\noutput = "s{i}.mkv"\n' for i in range(n)))
+    p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "live", "--sessions", str(toml), "--duration", "120"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        proc = psutil.Process(p.pid)
+        deadline = time.monotonic() + 120  # a timeout for the event, not a speed bound
+        # running: a draw process serves a session and every recording has its first frames
+        while not ([c for c in proc.children() if "draw_worker" in " ".join(c.cmdline())]
+                   and all((tmp_path / f"s{i}.mkv").exists() and (tmp_path / f"s{i}.mkv").stat().st_size > 4096
+                           for i in range(n))):
+            assert p.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.killpg(p.pid, signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    text = out.decode() + err.decode()
+    assert p.returncode == 0, text
+    assert "draw process is gone" not in text and "error" not in text.lower(), text
+    for i in range(n):
+        said = int(re.search(rf"stopped s{i}: (\d+) frames", text).group(1))
+        assert _frames_of(tmp_path / f"s{i}.mkv") == said, (i, text)

@@ -124,10 +124,13 @@ class DrawPool:
         # a fresh name per process: a replaced one's socket may still be on disk
         address = f"/proc/self/fd/{self._dirfd}/w{self._spawned}"
         # a plain child (not multiprocessing's spawn, which would run the caller's main
-        # script again in the child when it lacks a __main__ guard); stdin is its lifeline
+        # script again in the child when it lacks a __main__ guard); stdin is its lifeline.
+        # In a session of its own, as the encoders: a signal to the whole process group (a
+        # service manager's stop, the terminal's hang-up) is ours to handle, fading the
+        # sessions out; it must not end the draw processes under them first
         proc = subprocess.Popen([sys.executable, "-m", "dhlive_cli.live.draw_worker", address],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
-                                pass_fds=(self._dirfd,))
+                                pass_fds=(self._dirfd,), start_new_session=True)
         w = {"proc": proc, "address": address, "sessions": 0}
         try:
             proc.stdin.write(self._key.hex().encode() + b"\n")
