@@ -375,3 +375,35 @@ def test_a_stop_signal_to_the_whole_process_group_fades_the_draw_process_session
     for i in range(n):
         said = int(re.search(rf"stopped s{i}: (\d+) frames", text).group(1))
         assert _frames_of(tmp_path / f"s{i}.mkv") == said, (i, text)
+
+
+def test_a_killed_pool_leaves_no_draw_process_and_no_socket_folder(tmp_path):
+    # kill -9 of the process holding the pool: its draw processes see their stdin end and
+    # exit; the folder of their sockets was left behind in the temporary folder
+    import sys
+
+    script = (
+        "import os, sys, tempfile\n"
+        "tempfile.tempdir = sys.argv[1]\n"
+        "from dhlive_cli.compositor import i420_shape\n"
+        "from dhlive_cli.live.drawing import DrawPool, shared_frames\n"
+        "pool = DrawPool(2)\n"
+        "frames, fd = shared_frames((2, *i420_shape(180, 320)), 'k')\n"
+        "remote = pool.connect('k', None, 320, 180, 25, frames, fd)\n"
+        "print(*pool.pids(), flush=True)\n"
+        "sys.stdin.read()\n")
+    p = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        pids = [int(x) for x in p.stdout.readline().split()]
+        assert len(pids) == 2 and len(os.listdir(tmp_path)) == 1
+        workers = [psutil.Process(x) for x in pids]
+        p.kill()
+        p.wait(30)
+        psutil.wait_procs(workers, timeout=60)  # a timeout for the event, not a speed bound
+        assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert os.listdir(tmp_path) == []

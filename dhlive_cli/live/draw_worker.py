@@ -127,7 +127,13 @@ def _worker_main(address: str, authkey: bytes, parent_fd: int) -> None:
                     _end_session(r, sessions.pop(r))
     finally:
         closing.set()
-        listener.close()
+        listener.close()  # removes the socket
+        # the last process out removes the sockets' folder: its pool may have been killed
+        # before it could (the others' sockets still in it make this fail, as it should)
+        try:
+            os.rmdir(os.path.dirname(os.path.realpath(address)))
+        except OSError:
+            pass
 
 
 def main() -> None:
