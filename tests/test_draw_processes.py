@@ -407,3 +407,22 @@ def test_a_killed_pool_leaves_no_draw_process_and_no_socket_folder(tmp_path):
             p.kill()
             p.wait()
     assert os.listdir(tmp_path) == []
+
+
+def test_a_failed_draw_is_one_message_without_a_traceback(capfd):
+    # the draw process logged the failure with its traceback on the operator's stderr (the
+    # session's thread then logged its own line): a session drawn here gives that one line only
+    w, h = 320, 180
+    frames, fd = shared_frames((2, *i420_shape(h, w)), "f")
+    pool = DrawPool(1)
+    try:
+        remote = pool.connect("f", None, w, h, 25, frames, fd)
+        os.close(fd)
+        with pytest.raises(EngineError, match=r"^drawing failed: IndexError: "):
+            remote.draw(7, 0, MouthShape(), True)  # no slot 7 in a ring of 2
+        remote.draw(1, 1, MouthShape(), True)  # the process goes on serving
+        remote.close()
+    finally:
+        pool.close()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "failed" not in err, err

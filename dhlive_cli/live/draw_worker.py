@@ -30,8 +30,12 @@ def _serve_session(conn: Connection, state: dict) -> bool:
         _, slot, f, m0, m1, m2, m3, fresh = req
         try:
             state["composer"].draw(state["frames"][slot], f, state["shape"](m0, m1, m2, m3), fresh=fresh)
-        except Exception as e:  # noqa: BLE001 - told to the session, which logs it and stops
-            conn.send(("error", f"drawing failed: {type(e).__name__}: {e}"))
+        except Exception as e:  # noqa: BLE001 - told to the session, which logs it in one line and stops
+            from dhlive_cli.errors import DhliveError
+
+            # dhlive's own errors (an avatar video cut short) read as they would in the session's
+            # thread; anything else is named. No traceback: the process's stderr is the operator's
+            conn.send(("error", str(e) if isinstance(e, DhliveError) else f"drawing failed: {type(e).__name__}: {e}"))
             return True
         conn.send(("ok",))
         return True
