@@ -91,7 +91,7 @@ def live(
     metrics: Annotated[str, typer.Option(help="Prometheus metrics on HOST:PORT (loopback; port 0 = any free port), or off. `dhlive monitor --pid` finds it.")] = "127.0.0.1:0",
     max_sessions: Annotated[int, typer.Option(help="Most sessions this process runs at once (the API refuses more).")] = 16,
     max_viewers: Annotated[int, typer.Option(help="Browser previews (WebRTC, the page at / of --listen) per session at once; 0 turns the preview off.")] = 4,
-    draw_processes: Annotated[Optional[int], typer.Option(help="While more sessions run than the machine has cores, draw the further ones in this many processes [default: two per core]; 0 draws every session in this process.")] = None,
+    draw_processes: Annotated[Optional[int], typer.Option(help="While more sessions run than the machine has cores, draw the further ones in this many processes [default: two per core, no more than those sessions can use]; 0 draws every session in this process.")] = None,
 ):
     """Stream the avatar live at a fixed frame rate: idle when silent, talking when fed speech."""
     if sessions is not None and (rtmp or srt or output or input or avatar or loop):
