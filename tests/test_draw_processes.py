@@ -426,3 +426,29 @@ def test_a_failed_draw_is_one_message_without_a_traceback(capfd):
         pool.close()
     err = capfd.readouterr().err
     assert "Traceback" not in err and "failed" not in err, err
+
+
+def test_a_pool_whose_processes_cannot_start_leaves_no_folder_and_no_descriptor(tmp_path, monkeypatch):
+    # every failed start (each connect() tries again) left its sockets' folder and the
+    # descriptor held open on it
+    import shutil
+    import sys
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", shutil.which("false"))  # a "Python" that exits at once
+    w, h = 320, 180
+    pool = DrawPool(2)
+    fds = len(os.listdir("/proc/self/fd"))
+    try:
+        for n in range(3):
+            frames, fd = shared_frames((2, *i420_shape(h, w)), f"x{n}")
+            with pytest.raises(EngineError, match="did not start"):
+                pool.connect(f"x{n}", None, w, h, 25, frames, fd)
+            os.close(fd)
+            del frames
+            assert os.listdir(tmp_path) == []
+        assert len(os.listdir("/proc/self/fd")) == fds
+    finally:
+        pool.close()
+

@@ -111,11 +111,18 @@ class DrawPool:
         try:
             for _ in range(self.processes):
                 self._workers.append(self._spawn())
-        except BaseException:  # all or none: the next connect() tries again
+        except BaseException:  # all or none: the next connect() tries again, in a new folder
             for w in self._workers:
                 self._end(w, 1.0)
             self._workers = []
+            self._remove_dir()
             raise
+
+    def _remove_dir(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            os.close(self._dirfd)
+            self._dir = self._dirfd = None
 
     def _spawn(self) -> dict:
         """Start one draw process and wait until it listens. Raises EngineError when it does not
@@ -224,10 +231,7 @@ class DrawPool:
                     pass
         for w in workers:
             self._end(w, timeout)
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            os.close(self._dirfd)
-            self._dir = self._dirfd = None
+        self._remove_dir()
 
 
 __all__ = ["DrawPool", "RemoteDrawer", "shared_frames"]
