@@ -452,3 +452,39 @@ def test_a_pool_whose_processes_cannot_start_leaves_no_folder_and_no_descriptor(
     finally:
         pool.close()
 
+
+
+def test_a_dead_draw_process_that_cannot_be_replaced_is_an_error_and_the_next_try_works(tmp_path, monkeypatch):
+    # the dead one was taken out of the pool, and the next start made a second sockets'
+    # folder and descriptor while the first stayed (until the pool closed)
+    import shutil
+    import sys
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    w, h = 320, 180
+    shape = (2, *i420_shape(h, w))
+    pool = DrawPool(1)
+    try:
+        frames, fd = shared_frames(shape, "a")
+        first = pool.connect("a", None, w, h, 25, frames, fd)
+        os.close(fd)
+        (proc,) = _draw_processes()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        first.close()
+        python = sys.executable
+        monkeypatch.setattr(sys, "executable", shutil.which("false"))  # the replacement exits at once
+        frames, fd = shared_frames(shape, "b")
+        with pytest.raises(EngineError, match="did not start"):
+            pool.connect("b", None, w, h, 25, frames, fd)
+        monkeypatch.setattr(sys, "executable", python)
+        remote = pool.connect("b", None, w, h, 25, frames, fd)  # the next try starts one
+        os.close(fd)
+        remote.draw(0, 0, MouthShape(), True)
+        assert frames[0].any()
+        assert len(os.listdir(tmp_path)) == 1  # one sockets' folder, not one per start
+        remote.close()
+    finally:
+        pool.close()
+    assert os.listdir(tmp_path) == []

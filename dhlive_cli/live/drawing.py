@@ -103,11 +103,12 @@ class DrawPool:
 
     def _start(self) -> None:
         """Start every process (under self._lock); all or none: a failure ends the ones started."""
-        self._dir = tempfile.mkdtemp(prefix="dhlive-draw-")  # 0700: only we reach the sockets
-        # the sockets are named through this descriptor (/proc/self/fd/N/wK, the same N in the
-        # children, which are given it): a Unix socket's path is at most 107 bytes, which a
-        # long TMPDIR would pass
-        self._dirfd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if self._dir is None:  # (kept when the last process died and could not be replaced)
+            self._dir = tempfile.mkdtemp(prefix="dhlive-draw-")  # 0700: only we reach the sockets
+            # the sockets are named through this descriptor (/proc/self/fd/N/wK, the same N in
+            # the children, which are given it): a Unix socket's path is at most 107 bytes,
+            # which a long TMPDIR would pass
+            self._dirfd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for _ in range(self.processes):
                 self._workers.append(self._spawn())
