@@ -110,8 +110,8 @@ class Studio:
         stop_after_frames: the operator's sessions (command line, sessions file) end by
         themselves after exactly this many frames (`--duration` x fps); API sessions do not.
         The frame rate is the preset's (1..60). draw_processes: while more sessions run than the
-        machine has cores, the further sessions are drawn in this many draw processes
-        (live.drawing; started on first need); None: two per core, at most one per session
+        machine has cores, the further sessions are drawn in up to this many draw processes
+        (live.drawing; each started when a session needs it); None: two per core, at most one per session
         beyond the cores; 0: every session draws in this process."""
         self.pool, self.preset, self.enc = pool, preset, enc
         # Each session draws in its own thread, so the sessions already fill the cores; OpenCV's

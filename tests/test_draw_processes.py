@@ -388,8 +388,8 @@ def test_a_killed_pool_leaves_no_draw_process_and_no_socket_folder(tmp_path):
         "from dhlive_cli.compositor import i420_shape\n"
         "from dhlive_cli.live.drawing import DrawPool, shared_frames\n"
         "pool = DrawPool(2)\n"
-        "frames, fd = shared_frames((2, *i420_shape(180, 320)), 'k')\n"
-        "remote = pool.connect('k', None, 320, 180, 25, frames, fd)\n"
+        "rings = [shared_frames((2, *i420_shape(180, 320)), f'k{i}') for i in range(2)]\n"
+        "remotes = [pool.connect(f'k{i}', None, 320, 180, 25, *rings[i]) for i in range(2)]\n"
         "print(*pool.pids(), flush=True)\n"
         "sys.stdin.read()\n")
     p = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdin=subprocess.PIPE,
@@ -488,3 +488,29 @@ def test_a_dead_draw_process_that_cannot_be_replaced_is_an_error_and_the_next_tr
     finally:
         pool.close()
     assert os.listdir(tmp_path) == []
+
+
+def test_draw_processes_start_as_sessions_need_them():
+    # all `processes` started with the first session: one session beyond the cores started
+    # four interpreters (~50 MB each, 3.5 s before that session could start, 1.2 s for one)
+    w, h = 320, 180
+    shape = (2, *i420_shape(h, w))
+    pool = DrawPool(3)
+    remotes = []
+    try:
+        for n, want in enumerate((1, 2, 3, 3)):
+            frames, fd = shared_frames(shape, f"s{n}")
+            remotes.append(pool.connect(f"s{n}", None, w, h, 25, frames, fd))
+            os.close(fd)
+            assert len(_draw_processes()) == want, n
+        for r in remotes:
+            r.close()
+        frames, fd = shared_frames(shape, "again")
+        again = pool.connect("again", None, w, h, 25, frames, fd)  # a process without sessions takes it
+        os.close(fd)
+        again.draw(0, 0, MouthShape(), True)
+        assert len(_draw_processes()) == 3
+        again.close()
+    finally:
+        pool.close()
+    assert not _draw_processes()

@@ -84,8 +84,10 @@ class RemoteDrawer:
 
 
 class DrawPool:
-    """`processes` draw processes shared by the live sessions of one Studio, started on the first
-    connect(). Each session is given to the process with the fewest sessions. Thread-safe.
+    """Up to `processes` draw processes shared by the live sessions of one Studio. Each session
+    is given to a process without sessions, started for it when there is none and fewer than
+    `processes` run, else to the one with the fewest; a process found dead is dropped (and so
+    replaced when needed). Thread-safe.
 
     close() ends the processes (their sessions' next draw raises EngineError)."""
 
@@ -96,28 +98,28 @@ class DrawPool:
         self._lock = threading.Lock()
         self._workers: list[dict] = []  # {"proc": Popen, "address": socket path, "sessions": count}
         self._dir: str | None = None
-        self._dirfd: int | None = None  # the sockets' folder, open (see _start)
+        self._dirfd: int | None = None  # the sockets' folder, open (see _add)
         self._key = secrets.token_bytes(32)
         self._closed = False
         self._spawned = 0  # draw processes started so far (names their sockets)
 
-    def _start(self) -> None:
-        """Start every process (under self._lock); all or none: a failure ends the ones started."""
-        if self._dir is None:  # (kept when the last process died and could not be replaced)
+    def _add(self) -> dict:
+        """Start one more process (under self._lock), making the sockets' folder first if there
+        is none. Raises EngineError; a pool left without processes also removes its folder."""
+        if self._dir is None:
             self._dir = tempfile.mkdtemp(prefix="dhlive-draw-")  # 0700: only we reach the sockets
             # the sockets are named through this descriptor (/proc/self/fd/N/wK, the same N in
             # the children, which are given it): a Unix socket's path is at most 107 bytes,
             # which a long TMPDIR would pass
             self._dirfd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            for _ in range(self.processes):
-                self._workers.append(self._spawn())
-        except BaseException:  # all or none: the next connect() tries again, in a new folder
-            for w in self._workers:
-                self._end(w, 1.0)
-            self._workers = []
-            self._remove_dir()
+            w = self._spawn()
+        except BaseException:
+            if not self._workers:
+                self._remove_dir()
             raise
+        self._workers.append(w)
+        return w
 
     def _remove_dir(self) -> None:
         if self._dir is not None:
@@ -177,18 +179,17 @@ class DrawPool:
         with self._lock:
             if self._closed:
                 raise EngineError("the draw processes are closed")
-            if not self._workers:
-                self._start()
-            w = min(self._workers, key=lambda x: x["sessions"])
-            if w["proc"].poll() is not None:
-                # it died (its sessions were stopped with it): a new one takes its place, or
-                # every later session would be given to the dead one, having the fewest
-                log.warning("draw process %d ended (exit status %s); starting another",
-                            w["proc"].pid, w["proc"].returncode)
-                self._workers.remove(w)
-                self._end(w, 1.0)
-                w = self._spawn()
-                self._workers.append(w)
+            for dead in [w for w in self._workers if w["proc"].poll() is not None]:
+                # its sessions were stopped with it; were it kept, every later session would be
+                # given to it, having the fewest
+                log.warning("draw process %d ended (exit status %s)", dead["proc"].pid, dead["proc"].returncode)
+                self._workers.remove(dead)
+                self._end(dead, 1.0)
+            w = min(self._workers, key=lambda x: x["sessions"], default=None)
+            if w is None or (w["sessions"] > 0 and len(self._workers) < self.processes):
+                # started on need (a process is ~50 MB and ~0.5 s of CPU to start): one
+                # session beyond the cores does not start all of them
+                w = self._add()
             w["sessions"] += 1
         conn = None
         try:
