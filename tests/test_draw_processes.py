@@ -514,3 +514,22 @@ def test_draw_processes_start_as_sessions_need_them():
     finally:
         pool.close()
     assert not _draw_processes()
+
+
+def test_a_draw_process_that_died_is_reaped_when_its_sessions_close():
+    # it stayed a zombie until another session was given to the pool (or the pool closed)
+    w, h = 320, 180
+    frames, fd = shared_frames((2, *i420_shape(h, w)), "z")
+    pool = DrawPool(1)
+    try:
+        remote = pool.connect("z", None, w, h, 25, frames, fd)
+        os.close(fd)
+        (proc,) = _draw_processes()
+        os.kill(proc.pid, signal.SIGKILL)
+        with pytest.raises(EngineError):
+            while True:  # until the session sees it gone, as its draw thread does
+                remote.draw(0, 0, MouthShape(), True)
+        remote.close()
+        assert not psutil.pid_exists(proc.pid)
+    finally:
+        pool.close()

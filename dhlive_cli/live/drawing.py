@@ -58,14 +58,17 @@ class RemoteDrawer:
     Raises EngineError when the worker reported an error or is gone."""
 
     def __init__(self, conn: Connection, on_close=None):
+        """on_close(gone): called by close(); gone is True when the process was found gone."""
         self._conn = conn
         self._on_close = on_close
+        self._gone = False
 
     def draw(self, slot: int, frame_index: int, mouth, fresh: bool) -> None:
         try:
             self._conn.send(("draw", slot, frame_index, mouth.open, mouth.spread, mouth.round, mouth.close, fresh))
             reply = self._conn.recv()
         except (EOFError, OSError) as e:
+            self._gone = True
             raise EngineError(f"the draw process is gone ({type(e).__name__})") from None
         if reply[0] != "ok":
             raise EngineError(reply[1])
@@ -80,7 +83,7 @@ class RemoteDrawer:
             pass
         self._conn.close()
         if self._on_close is not None:
-            self._on_close()
+            self._on_close(self._gone)
 
 
 class DrawPool:
@@ -209,11 +212,16 @@ class DrawPool:
             with self._lock:
                 w["sessions"] -= 1
             raise EngineError(f"session {name!r}: {reply[1]}")
-        return RemoteDrawer(conn, on_close=lambda: self._release(w))
+        return RemoteDrawer(conn, on_close=lambda gone: self._release(w, gone))
 
-    def _release(self, w: dict) -> None:
+    def _release(self, w: dict, gone: bool) -> None:
         with self._lock:
             w["sessions"] = max(0, w["sessions"] - 1)
+        if gone:  # its session lost it: reap it now, not leave a zombie until the next session
+            try:
+                w["proc"].wait(1.0)  # it closed its end of the socket on its way out
+            except subprocess.TimeoutExpired:
+                pass
 
     def pids(self) -> list[int]:
         with self._lock:
