@@ -128,6 +128,7 @@ class Studio:
         self.stop_after_frames = stop_after_frames
         self._claims: dict[str, _Prepared] = {}  # what each running session holds: outputs, size
         self._pending: dict[str, int] = {}  # sessions being built: name -> pixels per frame
+        self._pending_here: set[str] = set()  # those of them to be drawn in this process
         self.on_remove: list = []  # callbacks(name) after a session stopped (the API closes its sockets)
         self.tb = Timebase(preset.fps)
         self.conductor = TickConductor(pool, self.tb, max_sessions=max_sessions)
@@ -191,6 +192,7 @@ class Studio:
             for p in prepared:
                 self._removing.discard(p.spec.name)
                 self._pending.pop(p.spec.name, None)
+                self._pending_here.discard(p.spec.name)
                 self._sessions[p.spec.name] = p.session
                 self._claims[p.spec.name] = p
                 out.append(p.session)
@@ -275,9 +277,13 @@ class Studio:
                 outs.append((str(spec.output), "matroska" if spec.output.suffix.lower() == ".mkv" else "mp4", p.fd))
             p.avatar = self.avatars.get(spec.avatar, w, h, self.preset.fps)
             with self._lock:
-                here = sum(1 for x in self._sessions.values() if x._draw_pool is None) + sum(
-                    1 for x in batch if x.session is not None and x.session._draw_pool is None)
-            remote = self.draw_pool if self.draw_pool is not None and here >= self.local_draws else None
+                # decided and counted in one hold of the lock: concurrent creates (API requests)
+                # each counted only the running sessions and their own batch, so all of them
+                # were drawn here, past one per core
+                here = sum(1 for x in self._sessions.values() if x._draw_pool is None) + len(self._pending_here)
+                remote = self.draw_pool if self.draw_pool is not None and here >= self.local_draws else None
+                if remote is None:
+                    self._pending_here.add(spec.name)
             session = LiveSession(avatar=p.avatar, pool=self.pool, tb=self.tb, enc=self.enc, outputs=outs,
                                   draw_pool=remote, avatar_dir=spec.avatar,
                                   opts=LiveOptions(crossfade_ms=spec.crossfade_ms, hangover_ms=spec.hangover_ms,
@@ -315,6 +321,7 @@ class Studio:
         with self._lock:
             self._removing.discard(p.spec.name)
             self._pending.pop(p.spec.name, None)
+            self._pending_here.discard(p.spec.name)
 
     def remove(self, name: str) -> dict:
         """Stop a session and free all it holds; returns its last snapshot. KeyError if unknown."""

@@ -533,3 +533,43 @@ def test_a_draw_process_that_died_is_reaped_when_its_sessions_close():
         assert not psutil.pid_exists(proc.pid)
     finally:
         pool.close()
+
+
+def test_concurrent_creates_draw_no_more_sessions_here_than_allowed(tmp_path):
+    # each create counted only the running sessions and its own batch: four API requests at
+    # once were all drawn in the clock's process (here: local_draws 1), none in draw processes
+    import threading
+
+    from dhlive_cli.inference import InferencePool
+    from dhlive_cli.presets import load_preset
+    from dhlive_cli.session_spec import SessionSpec
+    from dhlive_cli.sinks import EncoderOptions
+    from dhlive_cli.studio import Studio
+
+    studio = Studio(InferencePool(), load_preset("low"), EncoderOptions(preset="ultrafast", threads=1),
+                    draw_processes=2)
+    studio.local_draws = 1
+    made, errors = [], []
+    start = threading.Barrier(4)
+
+    def create(i: int) -> None:
+        start.wait()
+        try:
+            made.append(studio.create(SessionSpec(name=f"c{i}", output=tmp_path / f"c{i}.mkv")))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors and len(made) == 4
+        assert sum(1 for s in made if s._remote is None) == 1
+        # one of them removed: the next session is drawn here again
+        here = next(s for s in made if s._remote is None)
+        studio.remove(here.name)
+        assert studio.create(SessionSpec(name="next", output=tmp_path / "next.mkv"))._remote is None
+    finally:
+        studio.close()
