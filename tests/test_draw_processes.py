@@ -573,3 +573,43 @@ def test_concurrent_creates_draw_no_more_sessions_here_than_allowed(tmp_path):
         assert studio.create(SessionSpec(name="next", output=tmp_path / "next.mkv"))._remote is None
     finally:
         studio.close()
+
+
+def test_a_session_removed_while_its_draw_process_stalls_is_closed_there_once_it_resumes(tmp_path):
+    # stop() gives up waiting for the draw thread after its timeout and closed the session in
+    # the draw process only if that thread had ended: otherwise the process kept the session's
+    # avatar and frame ring, and the pool counted it, for the Studio's whole life
+    from dhlive_cli.inference import InferencePool
+    from dhlive_cli.presets import load_preset
+    from dhlive_cli.session_spec import SessionSpec
+    from dhlive_cli.sinks import EncoderOptions
+    from dhlive_cli.studio import Studio
+
+    studio = Studio(InferencePool(), load_preset("low"), EncoderOptions(preset="ultrafast", threads=1),
+                    draw_processes=1)
+    studio.local_draws = 0
+    try:
+        stalled = studio.create(SessionSpec(name="stalled", output=tmp_path / "stalled.mkv"))
+        deadline = time.monotonic() + 120  # a timeout for the event, not a speed bound
+        while stalled.snapshot()["frames"] < 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (proc,) = _draw_processes()
+        proc.suspend()
+        try:
+            studio.remove("stalled")
+            assert stalled._thread.is_alive()  # waiting for the stopped process's answer
+        finally:
+            proc.resume()
+        stalled._thread.join(120)
+        assert not stalled._thread.is_alive()
+        assert studio.draw_pool._workers[0]["sessions"] == 0
+        after = studio.create(SessionSpec(name="after", output=tmp_path / "after.mkv"))
+        while after.snapshot()["frames"] < 2:  # answered after the stalled one's close (sent first)
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with open(f"/proc/{proc.pid}/maps") as f:
+            maps = f.read()
+        assert "memfd:dhlive-after" in maps and "memfd:dhlive-stalled" not in maps
+    finally:
+        studio.close()

@@ -364,6 +364,10 @@ class LiveSession:
         finally:
             if prev_slot >= 0:
                 self.ring.unhold(prev_slot)
+            if self._remote is not None:
+                # this thread's last use of it: stop() may have given up waiting for this thread
+                # (a draw process that stalled), and then left the session open in the process
+                self._remote.close()
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
