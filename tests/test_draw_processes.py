@@ -613,3 +613,35 @@ def test_a_session_removed_while_its_draw_process_stalls_is_closed_there_once_it
         assert "memfd:dhlive-after" in maps and "memfd:dhlive-stalled" not in maps
     finally:
         studio.close()
+
+
+def test_one_sessions_slow_request_does_not_hold_up_the_other_sessions_of_its_draw_process():
+    """Each session has its own thread in the draw process: while one session's request is still
+    arriving (here: half a message, as a slow avatar load would also keep its thread), the other
+    session of the same process keeps getting its frames."""
+    import struct
+    import threading
+
+    w, h = 320, 180
+    shape = (2, *i420_shape(h, w))
+    pool = DrawPool(1)
+    try:
+        fa, fd = shared_frames(shape, "a")
+        a = pool.connect("a", None, w, h, 25, fa, fd)
+        os.close(fd)
+        slow = Client(pool._workers[0]["address"], family="AF_UNIX", authkey=pool._key)
+        # a message of 100 bytes announced, 10 sent: its reader waits for the rest
+        os.write(slow.fileno(), struct.pack("!i", 100) + b"x" * 10)
+        drew = threading.Event()
+
+        def draw_a():
+            for f in range(10):
+                a.draw(f % 2, f, MouthShape(), f < 2)
+            drew.set()
+        threading.Thread(target=draw_a, daemon=True).start()
+        assert drew.wait(60), "session a was held up by another session's unfinished request"
+        slow.close()
+        a.draw(0, 10, MouthShape(), False)  # and the process goes on after the other hung up
+        a.close()
+    finally:
+        pool.close()

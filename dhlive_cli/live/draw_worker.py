@@ -1,9 +1,12 @@
 """A draw process of live.drawing's DrawPool: `python -m dhlive_cli.live.draw_worker SOCKET`.
 
 Kept apart from live.drawing (the parent side) so that running it as a module does not import
-it a second time through the dhlive_cli.live package. It serves every session that connects to
-SOCKET (a Unix socket, key-checked), one request at a time in arrival order, and draws straight
-into each session's shared frame ring.
+it a second time through the dhlive_cli.live package. Every session that connects to SOCKET (a
+Unix socket, key-checked) gets a thread of its own here, which loads the session's avatar and
+then draws its frames straight into the session's shared frame ring. One frame is drawn at a
+time in the whole process (a lock): the threads only let a session's avatar load (0.1-0.3 s for
+a photo or video avatar) go on beside the other sessions' drawing instead of stalling them, and
+keep a video avatar's decoder, which belongs to the thread that draws, with its session.
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ import os
 import signal
 import sys
 import threading
-from multiprocessing.connection import Connection, Listener, wait
+from multiprocessing.connection import Connection, Listener
 from multiprocessing.reduction import recv_handle
 
 import numpy as np
 
 
-def _serve_session(conn: Connection, state: dict) -> bool:
+def _serve_session(conn: Connection, state: dict, draw_lock: threading.Lock) -> bool:
     """One request of one session; False when the session is done with (closed or gone)."""
     try:
         req = conn.recv()
@@ -29,7 +32,8 @@ def _serve_session(conn: Connection, state: dict) -> bool:
     if kind == "draw":
         _, slot, f, m0, m1, m2, m3, fresh = req
         try:
-            state["composer"].draw(state["frames"][slot], f, state["shape"](m0, m1, m2, m3), fresh=fresh)
+            with draw_lock:
+                state["composer"].draw(state["frames"][slot], f, state["shape"](m0, m1, m2, m3), fresh=fresh)
         except Exception as e:  # noqa: BLE001 - told to the session, which logs it in one line and stops
             from dhlive_cli.errors import DhliveError
 
@@ -81,21 +85,30 @@ def _end_session(conn: Connection, state: dict) -> None:
     state.clear()
 
 
+def _session(conn: Connection, draw_lock: threading.Lock) -> None:
+    """A session's thread: open (load its avatar), then draw until it closes or goes away."""
+    state: dict = {}
+    try:
+        while _serve_session(conn, state, draw_lock):
+            pass
+    finally:
+        _end_session(conn, state)
+
+
 def _worker_main(address: str, authkey: bytes, parent_fd: int) -> None:
-    """A draw process: serves every session that connects, one request at a time, until
+    """A draw process: a thread per session that connects (see the module docstring), until
     `parent_fd` (its stdin, a pipe from the DrawPool) reaches end of file: the pool closed or
     its process died."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle
     import cv2
 
-    cv2.setNumThreads(1)  # one drawing thread per process: OpenCV's pool only adds hand-offs
+    cv2.setNumThreads(1)  # one frame at a time: OpenCV's pool would only add hand-offs
     listener = Listener(address, family="AF_UNIX", authkey=authkey)
-    accepted: list[Connection] = []
-    lock = threading.Lock()
     closing = threading.Event()
-    wake_r, wake_w = os.pipe()
+    draw_lock = threading.Lock()
 
     def accept_loop() -> None:
+        n = 0
         while True:
             try:
                 c = listener.accept()
@@ -105,30 +118,16 @@ def _worker_main(address: str, authkey: bytes, parent_fd: int) -> None:
                 # this caller had a wrong key, hung up or sent junk in the handshake
                 # (AuthenticationError, EOFError, OSError "bad message length"): refused, go on
                 continue
-            with lock:
-                accepted.append(c)
-            os.write(wake_w, b"x")
+            n += 1
+            threading.Thread(target=_session, args=(c, draw_lock), name=f"dhlive-draw-session-{n}",
+                             daemon=True).start()
 
     threading.Thread(target=accept_loop, name="dhlive-draw-accept", daemon=True).start()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
-    sessions: dict[Connection, dict] = {}
     try:
-        while True:
-            for r in wait([parent_fd, wake_r, *sessions]):
-                if r == parent_fd:
-                    if not os.read(parent_fd, 64):
-                        return  # end of file: the pool closed, or its process is gone
-                    continue
-                if r == wake_r:
-                    os.read(wake_r, 64)
-                    with lock:
-                        for c in accepted:
-                            sessions[c] = {}
-                        accepted.clear()
-                    continue
-                if not _serve_session(r, sessions[r]):
-                    _end_session(r, sessions.pop(r))
+        while os.read(parent_fd, 64):
+            pass  # end of file: the pool closed, or its process is gone
     finally:
         closing.set()
         listener.close()  # removes the socket
@@ -157,7 +156,6 @@ def main() -> None:
     except OSError as e:  # e.g. the socket cannot be made: the pool reports that it did not start
         sys.stderr.write(f"dhlive draw process: {e}\n")
         sys.exit(1)
-
 
 
 if __name__ == "__main__":

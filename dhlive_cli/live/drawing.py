@@ -6,8 +6,8 @@ and tick (pull the audio, log-mel, model windows: ~0.3 ms of CPU) took ~3 ms of 
 waiting for that lock behind the draw threads, so the shared clock, and with it every stream,
 fell to 16-21 fps while the cores were not full (bench_sessions, 2026-12-01).
 
-A DrawPool runs worker processes (live.draw_worker). Each owns, per session given to it, the avatar
-and the Composer, and draws that session's frames one at a time in the order asked, straight
+A DrawPool runs worker processes (live.draw_worker). Each owns, per session given to it, a thread,
+the avatar and the Composer, and draws one frame at a time (of any of its sessions), straight
 into the session's frame ring, which lives in shared memory (an anonymous memfd passed over the
 session's Unix socket). A session's draw thread sends (slot, frame index, mouth shape, fresh)
 and waits for the worker's answer with the lock released: the clock's process keeps the clock,
