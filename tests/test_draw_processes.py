@@ -21,6 +21,7 @@ from dhlive_cli.compositor import Composer, i420_shape, load_avatar
 from dhlive_cli.errors import EngineError
 from dhlive_cli.ffmpeg_bin import ffmpeg_path
 from dhlive_cli.live.drawing import DrawPool, shared_frames
+from dhlive_cli.session_spec import SessionSpec
 from tests.conftest import dhlive_threads
 
 
@@ -38,6 +39,30 @@ def _draw_processes() -> list[psutil.Process]:
         except psutil.Error:
             pass
     return out
+
+
+def _open(pool: DrawPool, name: str, shape: tuple[int, ...]):
+    """Session `name` (the embedded avatar, frame ring of `shape` = (slots, h * 3 / 2, w)) given to
+    a draw process of `pool`: (its RemoteDrawer, its shared frames)."""
+    frames, fd = shared_frames(shape, name)
+    try:
+        return pool.connect(name, None, shape[2], shape[1] * 2 // 3, 25, frames, fd), frames
+    finally:
+        os.close(fd)
+
+
+def _studio(draw_processes: int, local_draws: int, stop_after_frames: int | None = None):
+    """A real Studio (360p, ultrafast encoders) whose first `local_draws` sessions draw in this
+    process and the others in `draw_processes` draw processes."""
+    from dhlive_cli.inference import InferencePool
+    from dhlive_cli.presets import load_preset
+    from dhlive_cli.sinks import EncoderOptions
+    from dhlive_cli.studio import Studio
+
+    studio = Studio(InferencePool(), load_preset("low"), EncoderOptions(preset="ultrafast", threads=1),
+                    draw_processes=draw_processes, stop_after_frames=stop_after_frames)
+    studio.local_draws = local_draws
+    return studio
 
 
 def test_a_draw_process_draws_the_same_bytes_as_the_session_thread():
@@ -71,9 +96,7 @@ def test_a_refused_avatar_and_a_dead_draw_process_are_engine_errors(tmp_path):
         with pytest.raises(EngineError, match="not an avatar directory"):
             pool.connect("bad", tmp_path, w, h, 25, frames, fd)  # no avatar.toml there
         os.close(fd)
-        frames, fd = shared_frames(shape, "ok")
-        remote = pool.connect("ok", None, w, h, 25, frames, fd)
-        os.close(fd)
+        remote, frames = _open(pool, "ok", shape)
         remote.draw(0, 0, MouthShape(), True)
         (proc,) = _draw_processes()
         proc.send_signal(signal.SIGKILL)
@@ -114,16 +137,9 @@ def _frames_of(path) -> int:
 
 
 def test_studio_sessions_beyond_the_cores_draw_in_processes_and_record_every_frame(tmp_path):
-    from dhlive_cli.inference import InferencePool
-    from dhlive_cli.presets import load_preset
-    from dhlive_cli.session_spec import SessionSpec
-    from dhlive_cli.sinks import EncoderOptions
-    from dhlive_cli.studio import Studio
-
     frames = 50
-    studio = Studio(InferencePool(), load_preset("low"), EncoderOptions(preset="ultrafast", threads=1),
-                    draw_processes=1, stop_after_frames=frames)
-    studio.local_draws = 1  # the first session draws here, the next two in the draw process
+    # the first session draws here, the next two in the draw process
+    studio = _studio(draw_processes=1, local_draws=1, stop_after_frames=frames)
     try:
         sessions = [studio.create(SessionSpec(name=f"s{i}", output=tmp_path / f"s{i}.mkv")) for i in range(3)]
         assert [s._remote is not None for s in sessions] == [False, True, True]
@@ -141,15 +157,7 @@ def test_studio_sessions_beyond_the_cores_draw_in_processes_and_record_every_fra
 
 
 def test_studio_stops_only_the_sessions_of_a_draw_process_that_died(tmp_path):
-    from dhlive_cli.inference import InferencePool
-    from dhlive_cli.presets import load_preset
-    from dhlive_cli.session_spec import SessionSpec
-    from dhlive_cli.sinks import EncoderOptions
-    from dhlive_cli.studio import Studio
-
-    studio = Studio(InferencePool(), load_preset("low"), EncoderOptions(preset="ultrafast", threads=1),
-                    draw_processes=1)
-    studio.local_draws = 1
+    studio = _studio(draw_processes=1, local_draws=1)
     try:
         here, there = (studio.create(SessionSpec(name=n, output=tmp_path / f"{n}.mkv")) for n in ("here", "there"))
         deadline = time.monotonic() + 120
@@ -178,9 +186,7 @@ def test_a_session_after_a_draw_process_died_is_drawn_by_a_new_one():
     shape = (2, *i420_shape(h, w))
     pool = DrawPool(1)
     try:
-        frames, fd = shared_frames(shape, "a")
-        first = pool.connect("a", None, w, h, 25, frames, fd)
-        os.close(fd)
+        first, frames = _open(pool, "a", shape)
         (proc,) = _draw_processes()
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
@@ -188,9 +194,7 @@ def test_a_session_after_a_draw_process_died_is_drawn_by_a_new_one():
             first.draw(0, 0, MouthShape(), True)
         first.close()
         for n in range(2):
-            frames, fd = shared_frames(shape, f"b{n}")
-            remote = pool.connect(f"b{n}", None, w, h, 25, frames, fd)
-            os.close(fd)
+            remote, frames = _open(pool, f"b{n}", shape)
             remote.draw(0, 0, MouthShape(), True)
             assert frames[0].any()  # drawn, by the process started in the dead one's place
             remote.close()
@@ -213,9 +217,7 @@ def test_a_caller_that_hangs_up_in_the_handshake_does_not_stop_the_draw_process_
     shape = (2, *i420_shape(h, w))
     pool = DrawPool(1)
     try:
-        frames, fd = shared_frames(shape, "a")
-        first = pool.connect("a", None, w, h, 25, frames, fd)
-        os.close(fd)
+        first, frames = _open(pool, "a", shape)
         address = pool._workers[0]["address"]
         s = socket.socket(socket.AF_UNIX)
         s.connect(address)
@@ -251,14 +253,10 @@ def test_a_closed_session_leaves_nothing_mapped_in_its_draw_process():
     shape = (2, *i420_shape(h, w))
     pool = DrawPool(1)
     try:
-        frames, fd = shared_frames(shape, "gone")
-        first = pool.connect("gone", None, w, h, 25, frames, fd)
-        os.close(fd)
+        first, frames = _open(pool, "gone", shape)
         first.draw(0, 0, MouthShape(), True)
         first.close()
-        frames, fd = shared_frames(shape, "kept")
-        second = pool.connect("kept", None, w, h, 25, frames, fd)
-        os.close(fd)
+        second, frames = _open(pool, "kept", shape)
         second.draw(0, 0, MouthShape(), True)  # served after the first one's close (sent before)
         (proc,) = _draw_processes()
         with open(f"/proc/{proc.pid}/maps") as f:
@@ -466,9 +464,7 @@ def test_a_dead_draw_process_that_cannot_be_replaced_is_an_error_and_the_next_tr
     shape = (2, *i420_shape(h, w))
     pool = DrawPool(1)
     try:
-        frames, fd = shared_frames(shape, "a")
-        first = pool.connect("a", None, w, h, 25, frames, fd)
-        os.close(fd)
+        first, frames = _open(pool, "a", shape)
         (proc,) = _draw_processes()
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
@@ -540,15 +536,7 @@ def test_concurrent_creates_draw_no_more_sessions_here_than_allowed(tmp_path):
     # once were all drawn in the clock's process (here: local_draws 1), none in draw processes
     import threading
 
-    from dhlive_cli.inference import InferencePool
-    from dhlive_cli.presets import load_preset
-    from dhlive_cli.session_spec import SessionSpec
-    from dhlive_cli.sinks import EncoderOptions
-    from dhlive_cli.studio import Studio
-
-    studio = Studio(InferencePool(), load_preset("low"), EncoderOptions(preset="ultrafast", threads=1),
-                    draw_processes=2)
-    studio.local_draws = 1
+    studio = _studio(draw_processes=2, local_draws=1)
     made, errors = [], []
     start = threading.Barrier(4)
 
@@ -579,15 +567,7 @@ def test_a_session_removed_while_its_draw_process_stalls_is_closed_there_once_it
     # stop() gives up waiting for the draw thread after its timeout and closed the session in
     # the draw process only if that thread had ended: otherwise the process kept the session's
     # avatar and frame ring, and the pool counted it, for the Studio's whole life
-    from dhlive_cli.inference import InferencePool
-    from dhlive_cli.presets import load_preset
-    from dhlive_cli.session_spec import SessionSpec
-    from dhlive_cli.sinks import EncoderOptions
-    from dhlive_cli.studio import Studio
-
-    studio = Studio(InferencePool(), load_preset("low"), EncoderOptions(preset="ultrafast", threads=1),
-                    draw_processes=1)
-    studio.local_draws = 0
+    studio = _studio(draw_processes=1, local_draws=0)
     try:
         stalled = studio.create(SessionSpec(name="stalled", output=tmp_path / "stalled.mkv"))
         deadline = time.monotonic() + 120  # a timeout for the event, not a speed bound
@@ -626,9 +606,7 @@ def test_one_sessions_slow_request_does_not_hold_up_the_other_sessions_of_its_dr
     shape = (2, *i420_shape(h, w))
     pool = DrawPool(1)
     try:
-        fa, fd = shared_frames(shape, "a")
-        a = pool.connect("a", None, w, h, 25, fa, fd)
-        os.close(fd)
+        a, fa = _open(pool, "a", shape)
         slow = Client(pool._workers[0]["address"], family="AF_UNIX", authkey=pool._key)
         # a message of 100 bytes announced, 10 sent: its reader waits for the rest
         os.write(slow.fileno(), struct.pack("!i", 100) + b"x" * 10)
