@@ -53,8 +53,8 @@ def _serve_session(conn: Connection, state: dict, draw_lock: threading.Lock) -> 
             size = int(np.prod(shape))
             mm = mmap.mmap(fd, size)
             state["frames"] = np.ndarray(shape, dtype=np.uint8, buffer=mm)
-            # one avatar per session, not shared: a video avatar keeps a decoder per drawing
-            # thread, and two sessions drawn by this one thread would make it seek back and forth
+            # one avatar per session, loaded in the session's own thread: a video avatar keeps
+            # a decoder per drawing thread, which thus stays with its session
             avatar = load_avatar(avatar_dir, width, height, fps)
             state["avatar"] = avatar
             state["composer"] = Composer(avatar)
@@ -76,8 +76,7 @@ def _serve_session(conn: Connection, state: dict, draw_lock: threading.Lock) -> 
 
 def _end_session(conn: Connection, state: dict) -> None:
     """Close a session's connection and free what it held here: its avatar (a video avatar's
-    decoder) and its frame ring's mapping. A function of its own so that no name of the serving
-    loop keeps the last session's avatar and shared memory alive until the next one ends."""
+    decoder) and its frame ring's mapping, as soon as the session ends."""
     conn.close()
     close = getattr(state.get("avatar"), "close", None)
     if close is not None:
