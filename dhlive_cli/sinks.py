@@ -74,6 +74,8 @@ class EncoderOptions:
     of address space if the encoder stalls; live keeps it small).
     maxrate, bufsize: a video bit-rate cap for ingest servers that require one, in ffmpeg's
     notation ("2500k"): x264's VBV on top of CRF ("capped CRF"), NVENC's maxrate; None: no cap.
+    aac_coder: ffmpeg's AAC quantiser search, "twoloop" (its default: best quality per bit) or
+    "fast" (live: about half the CPU; see build_encode_command).
     """
 
     preset: str = "veryfast"
@@ -87,6 +89,7 @@ class EncoderOptions:
     input_queue: int = 64
     maxrate: str | None = None
     bufsize: str | None = None
+    aac_coder: str = "twoloop"
 
 
 def video_args(enc: EncoderOptions, fps: int) -> dict:
@@ -174,6 +177,14 @@ def build_encode_command(target: str, fmt: str, width: int, height: int, fps: in
         # the input's Nyquist: telling AAC so makes it skip the empty bands' quantiser search, which
         # was most of a live encoder's CPU (twoloop, 128k stereo, 20 s: 1.45 s of CPU -> 0.73 s)
         out_kwargs["cutoff"] = audio_rate // 2
+    if enc.aac_coder != "twoloop":
+        out_kwargs["aac_coder"] = enc.aac_coder
+        if enc.aac_coder == "fast" and audio_channels == 1 and out_channels == 2:
+            # Both channels carry the same mono signal. The fast coder's per-band mid/side search
+            # then spends ~40 % of the encoder's CPU to find what is known: measured on 60 s of
+            # 16 kHz speech sent as 128k 48 kHz stereo, twoloop 1.43 s of CPU (decoded SNR 38.5
+            # dB), fast 1.42 s, fast without M/S 0.75 s (35.6 dB, 131 kb/s).
+            out_kwargs["aac_ms"] = 0
     if movflags:
         out_kwargs["movflags"] = movflags
         if "empty_moov" in movflags:

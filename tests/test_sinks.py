@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from dhlive_cli.sinks import EncoderOptions, FfmpegSink
 from tests.conftest import ffprobe_json, needs_ffprobe
@@ -47,23 +48,32 @@ def test_a_frame_of_the_wrong_size_is_refused_before_it_reaches_ffmpeg(tmp_path)
 
 
 @needs_ffprobe
-def test_stream_audio_keeps_the_whole_speech_band_with_the_aac_cutoff(tmp_path):
+@pytest.mark.parametrize("coder", ["twoloop", "fast"])
+def test_stream_audio_keeps_the_whole_speech_band_with_the_aac_cutoff(tmp_path, coder):
     """16 kHz speech sent as 48 kHz stereo (RTMP): AAC is told the input's Nyquist (8 kHz), which
-    halves its CPU, and every tone the input can hold still arrives at its level."""
+    halves its CPU, and every tone the input can hold still arrives at its level -- with the
+    default coder and with live's fast one (no mid/side search: both channels are the same)."""
     import subprocess
 
     from dhlive_cli.ffmpeg_bin import ffmpeg_path
     from dhlive_cli.sinks import build_encode_command
 
-    cmd = build_encode_command("x.flv", "flv", 160, 120, 25, 3, EncoderOptions(), None)
+    cmd = build_encode_command("x.flv", "flv", 160, 120, 25, 3, EncoderOptions(aac_coder=coder), None)
     assert cmd[cmd.index("-cutoff") + 1] == "8000"
+    if coder == "fast":
+        assert cmd[cmd.index("-aac_coder") + 1] == "fast" and cmd[cmd.index("-aac_ms") + 1] == "0"
+        stereo_in = build_encode_command("x.flv", "flv", 160, 120, 25, 3, EncoderOptions(aac_coder=coder), None,
+                                         audio_rate=48000, audio_channels=2)
+        assert "-aac_ms" not in stereo_in  # real stereo keeps its mid/side coding
+    else:
+        assert "-aac_coder" not in cmd
     same_rate = build_encode_command("x.mp4", "mp4", 160, 120, 25, 3, EncoderOptions(), None)
     assert "-cutoff" not in same_rate  # nothing to skip when the rate is kept
 
     out = tmp_path / "s.flv"
     t = np.arange(640) / 16000
     frame = np.zeros((180, 160), np.uint8)
-    with FfmpegSink(str(out), 160, 120, 25, EncoderOptions(preset="ultrafast"), fmt="flv") as sink:
+    with FfmpegSink(str(out), 160, 120, 25, EncoderOptions(preset="ultrafast", aac_coder=coder), fmt="flv") as sink:
         for k in range(75):  # 3 s: 1 s at 300 Hz, 1 s at 3 kHz, 1 s at 7.5 kHz, each at -12 dBFS
             f = (300, 3000, 7500)[k // 25]
             sink.write(frame, (0.25 * np.sin(2 * np.pi * f * (t + k * 0.04))).astype(np.float32))
