@@ -229,7 +229,8 @@ class RenderSession:
     @staticmethod
     def _encoder_options(preset: Preset) -> EncoderOptions:
         return EncoderOptions(preset=preset.encoder_preset, crf=preset.crf, threads=preset.encoder_threads,
-                              audio_bitrate=preset.audio_bitrate, gop_seconds=preset.gop_seconds)
+                              audio_bitrate=preset.audio_bitrate, gop_seconds=preset.gop_seconds,
+                              reuse_freed=True)
 
     # ------------------------------------------------------------------ threads
     def _analyse(self) -> None:

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -87,3 +89,43 @@ def test_stream_audio_keeps_the_whole_speech_band_with_the_aac_cutoff(tmp_path, 
         seg = x[int((i + 0.2) * 48000) : int((i + 0.8) * 48000)]
         rms_db = 20 * np.log10(np.sqrt(np.mean(seg**2)) + 1e-12)
         assert abs(rms_db - want) < 1.5, f"tone {i}: {rms_db:.1f} dBFS, want {want:.1f}"
+
+
+def test_encoder_env_adds_the_reuse_tunables_and_keeps_the_callers(monkeypatch):
+    from dhlive_cli.sinks import encoder_env
+
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1000:glibc.malloc.arena_max=1")
+    assert encoder_env(EncoderOptions()) is None  # live: the child inherits our environment unchanged
+    env = encoder_env(EncoderOptions(reuse_freed=True))
+    got = dict(t.split("=", 1) for t in env["GLIBC_TUNABLES"].split(":"))
+    assert got == {"glibc.malloc.trim_threshold": "1000", "glibc.malloc.arena_max": "1",
+                   "glibc.malloc.mmap_threshold": "33554432"}
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    env = encoder_env(EncoderOptions(reuse_freed=True))
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456"
+    assert env["PATH"] == os.environ["PATH"]
+
+
+def test_a_render_encoder_runs_with_the_reuse_tunables_and_encodes_the_same(tmp_path):
+    """The flag reaches the real ffmpeg child's environment (and only with it), and only its
+    memory reuse changes: the same frames give the same H.264 bytes either way."""
+    import subprocess
+
+    from dhlive_cli.ffmpeg_bin import ffmpeg_path
+
+    streams = []
+    for reuse in (False, True):
+        out = tmp_path / f"r{int(reuse)}.mp4"
+        frame = np.zeros((180, 160), np.uint8)
+        with FfmpegSink(str(out), 160, 120, 25, EncoderOptions(preset="ultrafast", threads=1, reuse_freed=reuse)) as sink:
+            (pid,) = sink.pids
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+            for k in range(25):
+                frame[:] = 8 * k
+                sink.write(frame, np.zeros(640, np.float32))
+        tun = [v for v in environ if v.startswith(b"GLIBC_TUNABLES=")]
+        assert (b"glibc.malloc.mmap_threshold=33554432" in b"".join(tun)) == reuse, tun
+        streams.append(subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(out), "-map", "0:v", "-c", "copy",
+                                       "-f", "h264", "-"], capture_output=True, check=True).stdout)
+    assert len(streams[0]) > 1000 and streams[0] == streams[1]

@@ -98,7 +98,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
                                                   intra_threads=preset.inference_threads))
     enc = EncoderOptions(preset=preset.encoder_preset, crf=preset.crf, threads=preset.encoder_threads,
                          audio_bitrate=preset.audio_bitrate, gop_seconds=preset.gop_seconds,
-                         codec=pick_video_codec(device))
+                         codec=pick_video_codec(device), reuse_freed=True)
     av = load_avatar(avatar, preset.width, preset.height, preset.fps)
     session = RenderSession(input, output, avatar=av, pool=pool, preset=preset,
                             stream_format=(stream_format or "mkv").lower(), encoder=enc)
