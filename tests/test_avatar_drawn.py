@@ -95,6 +95,20 @@ def test_mouth_box_bounds_random_shapes(av360):
             assert not diff.any()
 
 
+def test_a_head_cut_off_by_the_top_edge_shows_no_background_gap_when_it_moves_down():
+    """A large head (head_scale 1.6 at 640x360) runs off the top of the frame. When the idle
+    motion moves it down, the frame's top rows show more of the same hair, never the background
+    through a gap (the sprite ends at the frame edge; its edge repeats, it is not see-through)."""
+    av = DrawnAvatar({"drawn": {"head_scale": 1.6}}, 640, 360, FPS)
+    out = np.empty((360, 640, 3), np.uint8)
+    dark = []  # hair-dark pixels (B+G+R < 350; the background is ~730) in the top row
+    for k in range(0, 750, 5):
+        av.render(out, k, MouthShape())
+        dark.append(int((out[0].astype(int).sum(axis=1) < 350).sum()))
+    assert max(dark) > 40  # the hair does reach the top edge
+    assert min(dark) > 0.8 * max(dark), dark
+
+
 def test_mouth_parameters_each_matter(av360):
     ref = _frame(av360, 10, MouthShape(open=0.5))
     for m in (MouthShape(0.5, 1, 0, 0), MouthShape(0.5, 0, 1, 0), MouthShape(0.5, 0, 0, 1)):

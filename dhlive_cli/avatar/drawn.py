@@ -127,8 +127,10 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         variant with the sprite's alpha over its area: one warp per frame moves colour and alpha
         together. OpenCV's bilinear warp has a vectorised path for 4-channel uint8 but not for 3:
         measured at 360p (172x201 px, one thread), BGR uint8 0.27 ms + float32 alpha 0.07 ms
-        against BGRA 0.16 ms. The alpha's outer rows and columns are 0, so the border mode that
-        repeats the sprite's edge colour gives the same alpha as a zero border."""
+        against BGRA 0.16 ms. The warp repeats the sprite's edge, colour and alpha, past its border:
+        where the sprite lies inside the frame its outer rows and columns have alpha 0, the same as
+        a zero border; where the frame cuts the head (a large head_scale), a head moving away from
+        that edge shows more of itself there, not a gap of background."""
         hx0, hy0 = self._hrect[:2]
         a8 = np.clip(self._alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
         self._head4 = np.ascontiguousarray(np.dstack([self._sprite, a8]))
