@@ -69,6 +69,24 @@ def test_bad_spec_is_input_error():
         DrawnAvatar({"drawn": {"skin": "pink"}}, 320, 240)
     with pytest.raises(InputError):
         DrawnAvatar({"drawn": {"blink_interval_s": [1, 8]}}, 320, 240)
+    # out of the painter's range: a head of twice the size used to fail with a Python error
+    for key, value in (("head_scale", 2.0), ("head_scale", -1.0), ("eye_spacing", 5.0), ("face_length", 5.0),
+                       ("breath_amount", -1.0), ("sway_amount", float("nan")), ("breath_hz", float("inf")),
+                       ("blush", 2.0)):
+        with pytest.raises(InputError, match=key):
+            DrawnAvatar({"drawn": {key: value}}, 640, 360)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (64, 36), (640, 360), (360, 640)])
+def test_every_style_value_at_the_ends_of_its_range_paints(size):
+    from dhlive_cli.avatar.drawn_style import _RANGES
+
+    out = np.empty((size[1], size[0], 3), np.uint8)
+    for key, ends in _RANGES.items():
+        for v in ends:
+            av = DrawnAvatar({"drawn": {key: v}}, *size, FPS)
+            av.render(out, 40, MouthShape(open=1.0, spread=1.0))
+            assert out.std() > 5  # something was drawn
 
 
 def test_open_mouth_changes_only_the_mouth_box(av360):
@@ -96,10 +114,10 @@ def test_mouth_box_bounds_random_shapes(av360):
 
 
 def test_a_head_cut_off_by_the_top_edge_shows_no_background_gap_when_it_moves_down():
-    """A large head (head_scale 1.6 at 640x360) runs off the top of the frame. When the idle
+    """A large head (head_scale 1.4 at 640x360) runs off the top of the frame. When the idle
     motion moves it down, the frame's top rows show more of the same hair, never the background
     through a gap (the sprite ends at the frame edge; its edge repeats, it is not see-through)."""
-    av = DrawnAvatar({"drawn": {"head_scale": 1.6}}, 640, 360, FPS)
+    av = DrawnAvatar({"drawn": {"head_scale": 1.4}}, 640, 360, FPS)
     out = np.empty((360, 640, 3), np.uint8)
     dark = []  # hair-dark pixels (B+G+R < 350; the background is ~730) in the top row
     for k in range(0, 750, 5):

@@ -139,6 +139,8 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         self._eyes4 = tuple(np.ascontiguousarray(np.dstack([v, ea])) for v in self._eye_variants)
         for arr in (self._head4, *self._eyes4):
             arr.flags.writeable = False
+        # render reads only the packed copies (the layer cache was written before this)
+        self._sprite = self._alpha = self._eye_variants = None
 
     # ------------------------------------------------------------------ layout and motion
 

@@ -20,6 +20,14 @@ _ONE = 1 << _SHIFT
 _EYE_LEVELS = 6  # eyelid closures prerendered: 0, 0.2, ... 1.0
 
 
+# What the painter is made for (a head that fits the frame, features on the face): outside
+# these, heads of 2x scale or more failed to paint (a Python error instead of a message)
+_PROPORTIONS = ("head_scale", "face_width", "face_length", "eye_size", "eye_spacing", "mouth_width",
+                "lip_fullness", "shoulder_width")
+_RANGES = {**{k: (0.5, 1.5) for k in _PROPORTIONS}, "blush": (0.0, 1.0), "breath_hz": (0.05, 1.0),
+           "breath_amount": (0.0, 3.0), "sway_amount": (0.0, 3.0)}
+
+
 @dataclass(frozen=True, slots=True)
 class MouthShape:
     """Mouth parameters for one frame, each in [0, 1]."""
@@ -107,6 +115,10 @@ class DrawnStyle:
             raise InputError(f"avatar.toml: clothing must be one of {CLOTHING}")
         if not 60.0 <= style.blink_ms <= 400.0:
             raise InputError("avatar.toml: blink_ms must lie within [60, 400]")
+        for name, (lo, hi) in _RANGES.items():
+            v = float(getattr(style, name))
+            if not lo <= v <= hi:  # NaN fails too
+                raise InputError(f"avatar.toml: {name} = {getattr(style, name)!r} must lie within [{lo:g}, {hi:g}]")
         colors = {
             k: _hex_bgr(getattr(style, k), k)
             for k in (
