@@ -119,3 +119,11 @@ def test_live_refuses_other_fps_with_one_line(tmp_path, fps):
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and "1 to 60" in lines[0], lines
     assert not (tmp_path / "r.mp4").exists()
+
+
+def test_live_refuses_a_second_output_with_one_line(tmp_path):
+    """-o twice used to keep the last file only, silently; a session records to one file."""
+    p = live("--input", SAMPLE, "-o", tmp_path / "a.mp4", "-o", tmp_path / "b.mkv", "--duration", "1", timeout=60)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and "--output" in lines[0], lines
+    assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "b.mkv").exists()

@@ -65,7 +65,7 @@ Examples:
 def live(
     rtmp: Annotated[Optional[list[str]], typer.Option(help="Stream to this RTMP URL (flv, H.264 + AAC); repeatable: each target has its own encoder and reconnects with backoff on its own. Shown everywhere as rtmp://host/app/****.")] = None,
     srt: Annotated[Optional[list[str]], typer.Option(help="Stream to this SRT URL (MPEG-TS, H.264 + AAC; caller mode, e.g. srt://host:9000?streamid=KEY); repeatable, reconnects like --rtmp. The query is shown as ****.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also record to this file (.mp4/.mkv); - streams Matroska to stdout.")] = None,
+    output: Annotated[Optional[list[Path]], typer.Option("--output", "-o", help="Also record to this file (.mp4/.mkv); - streams Matroska to stdout. One per session.")] = None,
     input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Speech: a file (repeatable, played in order), - for raw s16le 16 kHz mono PCM on stdin, or mic[:DEVICE].")] = None,
     loop: Annotated[bool, typer.Option(help="Replay the input files forever.")] = False,
     avatar: Annotated[Optional[Path], typer.Option(help="Avatar directory (default: the embedded drawn avatar).")] = None,
@@ -94,6 +94,9 @@ def live(
     draw_processes: Annotated[Optional[int], typer.Option(help="While more sessions run than the machine has cores, draw the further ones in this many processes [default: two per core, no more than those sessions can use]; 0 draws every session in this process.")] = None,
 ):
     """Stream the avatar live at a fixed frame rate: idle when silent, talking when fed speech."""
+    if output and len(output) > 1:  # one recording per session (more: one [[session]] each in --sessions FILE)
+        fail(f"--output was given {len(output)} times: a session records to one file (for more, use --sessions FILE)")
+    output = output[0] if output else None
     if sessions is not None and (rtmp or srt or output or input or avatar or loop):
         fail("--sessions FILE gives each session its avatar, inputs and outputs: "
              "do not combine it with --rtmp, --srt, --output, --input, --avatar or --loop")
