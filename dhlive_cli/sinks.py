@@ -188,7 +188,7 @@ def build_encode_command(target: str, fmt: str, width: int, height: int, fps: in
         out_kwargs["aac_coder"] = enc.aac_coder
         if enc.aac_coder == "fast" and audio_channels == 1 and out_channels == 2:
             # Both channels carry the same mono signal. The fast coder's per-band mid/side search
-            # then spends ~40 % of the encoder's CPU to find what is known: measured on 60 s of
+            # then spends about half of the encoder's CPU to find what is known: measured on 60 s of
             # 16 kHz speech sent as 128k 48 kHz stereo, twoloop 1.43 s of CPU (decoded SNR 38.5
             # dB), fast 1.42 s, fast without M/S 0.75 s (35.6 dB, 131 kb/s).
             out_kwargs["aac_ms"] = 0
