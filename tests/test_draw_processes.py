@@ -42,6 +42,40 @@ def _draw_processes() -> list[psutil.Process]:
     return out
 
 
+@pytest.fixture
+def one_draw_process():
+    """A DrawPool of one draw process and the frame-ring shape (slots, h * 3 / 2, w) of a 320x180
+    session; the pool is closed after the test."""
+    pool = DrawPool(1)
+    try:
+        yield pool, (2, *i420_shape(180, 320))
+    finally:
+        pool.close()
+
+
+def _killed_under(pool: DrawPool, shape: tuple[int, ...]) -> tuple:
+    """Session "a" opened on `pool` (its only draw process), then that process SIGKILLed and
+    reaped: (the session's RemoteDrawer, the dead process)."""
+    first, _ = _open(pool, "a", shape)
+    (proc,) = _draw_processes()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    return first, proc
+
+
+def _one_beyond_the_cores(tmp_path) -> tuple:
+    """A sessions file of cores + 1 small sessions (160x90, preset low), each recording to
+    s{i}.mkv in tmp_path: (its path, the session count). Skips on machines of more than 4 cores."""
+    cores = os.cpu_count() or 1
+    if cores > 4:
+        pytest.skip("needs cores + 1 sessions: kept to small machines")
+    n = cores + 1
+    toml = tmp_path / "studio.toml"
+    toml.write_text('preset = "low"\nsize = "160x90"\n' + "".join(
+        f'[[session]]\nname = "s{i}"\noutput = "s{i}.mkv"\n' for i in range(n)))
+    return toml, n
+
+
 def _open(pool: DrawPool, name: str, shape: tuple[int, ...]):
     """Session `name` (the embedded avatar, frame ring of `shape` = (slots, h * 3 / 2, w)) given to
     a draw process of `pool`: (its RemoteDrawer, its shared frames)."""
@@ -88,34 +122,26 @@ def test_a_draw_process_draws_the_same_bytes_as_the_session_thread():
     assert not _draw_processes()
 
 
-def test_a_refused_avatar_and_a_dead_draw_process_are_engine_errors(tmp_path):
-    w, h = 320, 180
-    shape = (2, *i420_shape(h, w))
-    pool = DrawPool(1)
-    try:
-        frames, fd = shared_frames(shape, "bad")
-        with pytest.raises(EngineError, match="not an avatar directory"):
-            pool.connect("bad", tmp_path, w, h, 25, frames, fd)  # no avatar.toml there
-        os.close(fd)
-        remote, frames = _open(pool, "ok", shape)
-        remote.draw(0, 0, MouthShape(), True)
-        (proc,) = _draw_processes()
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-        with pytest.raises(EngineError, match="draw process is gone"):
-            remote.draw(1, 1, MouthShape(), True)
-        remote.close()
-    finally:
-        pool.close()
+def test_a_refused_avatar_and_a_dead_draw_process_are_engine_errors(tmp_path, one_draw_process):
+    pool, shape = one_draw_process
+    frames, fd = shared_frames(shape, "bad")
+    with pytest.raises(EngineError, match="not an avatar directory"):
+        pool.connect("bad", tmp_path, 320, 180, 25, frames, fd)  # no avatar.toml there
+    os.close(fd)
+    remote, frames = _open(pool, "ok", shape)
+    remote.draw(0, 0, MouthShape(), True)
+    (proc,) = _draw_processes()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    with pytest.raises(EngineError, match="draw process is gone"):
+        remote.draw(1, 1, MouthShape(), True)
+    remote.close()
 
 
 def test_a_wrong_key_is_refused_by_the_draw_process():
-    w, h = 320, 180
-    frames, fd = shared_frames((2, *i420_shape(h, w)), "k")
     pool = DrawPool(1)
     try:
-        remote = pool.connect("k", None, w, h, 25, frames, fd)
-        os.close(fd)
+        remote, frames = _open(pool, "k", (2, *i420_shape(180, 320)))
         address = pool._workers[0]["address"]
         assert (os.stat(os.path.dirname(address)).st_mode & 0o777) == 0o700  # only this user reaches it
         from multiprocessing import AuthenticationError
@@ -192,10 +218,7 @@ def test_a_session_after_a_draw_process_died_is_drawn_by_a_new_one():
     shape = (2, *i420_shape(h, w))
     pool = DrawPool(1)
     try:
-        first, frames = _open(pool, "a", shape)
-        (proc,) = _draw_processes()
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
+        first, proc = _killed_under(pool, shape)
         with pytest.raises(EngineError, match="draw process is gone"):
             first.draw(0, 0, MouthShape(), True)
         first.close()
@@ -213,64 +236,54 @@ def test_a_session_after_a_draw_process_died_is_drawn_by_a_new_one():
     assert not _draw_processes()
 
 
-def test_a_caller_that_hangs_up_in_the_handshake_does_not_stop_the_draw_process_accepting():
+def test_a_caller_that_hangs_up_in_the_handshake_does_not_stop_the_draw_process_accepting(one_draw_process):
     # a connection dropped (or junk sent) before the key check ended the process's accepting
     # thread: the next session's connect() then waited forever
     import socket
     import threading
 
-    w, h = 320, 180
-    shape = (2, *i420_shape(h, w))
-    pool = DrawPool(1)
-    try:
-        first, frames = _open(pool, "a", shape)
-        address = pool._workers[0]["address"]
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(address)
-        s.close()  # hangs up before answering the challenge
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(address)
-        s.recv(64)  # the challenge
-        s.sendall(b"\xff\xff\xff\x7f")  # a length past what the handshake reads
-        s.close()
-        from multiprocessing import AuthenticationError
+    pool, shape = one_draw_process
+    first, frames = _open(pool, "a", shape)
+    address = pool._workers[0]["address"]
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(address)
+    s.close()  # hangs up before answering the challenge
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(address)
+    s.recv(64)  # the challenge
+    s.sendall(b"\xff\xff\xff\x7f")  # a length past what the handshake reads
+    s.close()
+    from multiprocessing import AuthenticationError
 
-        with pytest.raises((AuthenticationError, EOFError, ConnectionError)):  # still checks keys
-            Client(address, family="AF_UNIX", authkey=b"not the key")
-        frames, fd = shared_frames(shape, "b")
-        got: list = []
-        t = threading.Thread(target=lambda: got.append(pool.connect("b", None, w, h, 25, frames, fd)), daemon=True)
-        t.start()
-        t.join(120)  # a timeout for the event, not a speed bound
-        os.close(fd)
-        assert got, "the second session was never accepted"
-        got[0].draw(0, 0, MouthShape(), True)
-        first.draw(0, 0, MouthShape(), True)
-        got[0].close()
-        first.close()
-    finally:
-        pool.close()
+    with pytest.raises((AuthenticationError, EOFError, ConnectionError)):  # still checks keys
+        Client(address, family="AF_UNIX", authkey=b"not the key")
+    frames, fd = shared_frames(shape, "b")
+    got: list = []
+    t = threading.Thread(target=lambda: got.append(pool.connect("b", None, 320, 180, 25, frames, fd)), daemon=True)
+    t.start()
+    t.join(120)  # a timeout for the event, not a speed bound
+    os.close(fd)
+    assert got, "the second session was never accepted"
+    got[0].draw(0, 0, MouthShape(), True)
+    first.draw(0, 0, MouthShape(), True)
+    got[0].close()
+    first.close()
 
 
-def test_a_closed_session_leaves_nothing_mapped_in_its_draw_process():
+def test_a_closed_session_leaves_nothing_mapped_in_its_draw_process(one_draw_process):
     # the serving loop's names kept the last closed session's state (avatar, frame ring mapped
     # from shared memory) alive until another session of that process closed
-    w, h = 320, 180
-    shape = (2, *i420_shape(h, w))
-    pool = DrawPool(1)
-    try:
-        first, frames = _open(pool, "gone", shape)
-        first.draw(0, 0, MouthShape(), True)
-        first.close()
-        second, frames = _open(pool, "kept", shape)
-        second.draw(0, 0, MouthShape(), True)  # served after the first one's close (sent before)
-        (proc,) = _draw_processes()
-        with open(f"/proc/{proc.pid}/maps") as f:
-            maps = f.read()
-        assert "memfd:dhlive-kept" in maps and "memfd:dhlive-gone" not in maps
-        second.close()
-    finally:
-        pool.close()
+    pool, shape = one_draw_process
+    first, frames = _open(pool, "gone", shape)
+    first.draw(0, 0, MouthShape(), True)
+    first.close()
+    second, frames = _open(pool, "kept", shape)
+    second.draw(0, 0, MouthShape(), True)  # served after the first one's close (sent before)
+    (proc,) = _draw_processes()
+    with open(f"/proc/{proc.pid}/maps") as f:
+        maps = f.read()
+    assert "memfd:dhlive-kept" in maps and "memfd:dhlive-gone" not in maps
+    second.close()
 
 
 def test_draw_processes_start_under_a_long_temporary_folder(tmp_path, monkeypatch):
@@ -281,12 +294,9 @@ def test_draw_processes_start_under_a_long_temporary_folder(tmp_path, monkeypatc
     deep = tmp_path / ("t" * 100)
     deep.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(deep))
-    w, h = 320, 180
-    frames, fd = shared_frames((2, *i420_shape(h, w)), "deep")
     pool = DrawPool(1)
     try:
-        remote = pool.connect("deep", None, w, h, 25, frames, fd)
-        os.close(fd)
+        remote, frames = _open(pool, "deep", (2, *i420_shape(180, 320)))
         remote.draw(0, 0, MouthShape(), True)
         assert frames[0].any()
         (folder,) = os.listdir(deep)
@@ -316,13 +326,7 @@ def test_a_sessions_file_without_the_api_starts_only_the_draw_processes_it_can_u
     # one session beyond the cores started 2 x cores draw processes, all but one idle
     import sys
 
-    cores = os.cpu_count() or 1
-    if cores > 4:
-        pytest.skip("needs cores + 1 sessions: kept to small machines")
-    n = cores + 1
-    toml = tmp_path / "studio.toml"
-    toml.write_text('preset = "low"\nsize = "160x90"\n' + "".join(
-        f'[[session]]\nname = "s{i}"\noutput = "s{i}.mkv"\n' for i in range(n)))
+    toml, n = _one_beyond_the_cores(tmp_path)
     p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "live", "--sessions", str(toml), "--quiet",
                           "--duration", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen: set[int] = set()
@@ -349,13 +353,7 @@ def test_a_stop_signal_to_the_whole_process_group_fades_the_draw_process_session
     import re
     import sys
 
-    cores = os.cpu_count() or 1
-    if cores > 4:
-        pytest.skip("needs cores + 1 sessions: kept to small machines")
-    n = cores + 1
-    toml = tmp_path / "studio.toml"
-    toml.write_text('preset = "low"\nsize = "160x90"\n' + "".join(
-        f'[[session]]\nname = "s{i}"\noutput = "s{i}.mkv"\n' for i in range(n)))
+    toml, n = _one_beyond_the_cores(tmp_path)
     p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "live", "--sessions", str(toml), "--duration", "120"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -416,12 +414,9 @@ def test_a_killed_pool_leaves_no_draw_process_and_no_socket_folder(tmp_path):
 def test_a_failed_draw_is_one_message_without_a_traceback(capfd):
     # the draw process logged the failure with its traceback on the operator's stderr (the
     # session's thread then logged its own line): a session drawn here gives that one line only
-    w, h = 320, 180
-    frames, fd = shared_frames((2, *i420_shape(h, w)), "f")
     pool = DrawPool(1)
     try:
-        remote = pool.connect("f", None, w, h, 25, frames, fd)
-        os.close(fd)
+        remote, frames = _open(pool, "f", (2, *i420_shape(180, 320)))
         with pytest.raises(EngineError, match=r"^drawing failed: IndexError: "):
             remote.draw(7, 0, MouthShape(), True)  # no slot 7 in a ring of 2
         remote.draw(1, 1, MouthShape(), True)  # the process goes on serving
@@ -470,10 +465,7 @@ def test_a_dead_draw_process_that_cannot_be_replaced_is_an_error_and_the_next_tr
     shape = (2, *i420_shape(h, w))
     pool = DrawPool(1)
     try:
-        first, frames = _open(pool, "a", shape)
-        (proc,) = _draw_processes()
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
+        first, _ = _killed_under(pool, shape)
         first.close()
         python = sys.executable
         monkeypatch.setattr(sys, "executable", shutil.which("false"))  # the replacement exits at once
@@ -520,12 +512,9 @@ def test_draw_processes_start_as_sessions_need_them():
 
 def test_a_draw_process_that_died_is_reaped_when_its_sessions_close():
     # it stayed a zombie until another session was given to the pool (or the pool closed)
-    w, h = 320, 180
-    frames, fd = shared_frames((2, *i420_shape(h, w)), "z")
     pool = DrawPool(1)
     try:
-        remote = pool.connect("z", None, w, h, 25, frames, fd)
-        os.close(fd)
+        remote, frames = _open(pool, "z", (2, *i420_shape(180, 320)))
         (proc,) = _draw_processes()
         os.kill(proc.pid, signal.SIGKILL)
         with pytest.raises(EngineError):
@@ -601,31 +590,26 @@ def test_a_session_removed_while_its_draw_process_stalls_is_closed_there_once_it
         studio.close()
 
 
-def test_one_sessions_slow_request_does_not_hold_up_the_other_sessions_of_its_draw_process():
+def test_one_sessions_slow_request_does_not_hold_up_the_other_sessions_of_its_draw_process(one_draw_process):
     """Each session has its own thread in the draw process: while one session's request is still
     arriving (here: half a message, as a slow avatar load would also keep its thread), the other
     session of the same process keeps getting its frames."""
     import struct
     import threading
 
-    w, h = 320, 180
-    shape = (2, *i420_shape(h, w))
-    pool = DrawPool(1)
-    try:
-        a, fa = _open(pool, "a", shape)
-        slow = Client(pool._workers[0]["address"], family="AF_UNIX", authkey=pool._key)
-        # a message of 100 bytes announced, 10 sent: its reader waits for the rest
-        os.write(slow.fileno(), struct.pack("!i", 100) + b"x" * 10)
-        drew = threading.Event()
+    pool, shape = one_draw_process
+    a, fa = _open(pool, "a", shape)
+    slow = Client(pool._workers[0]["address"], family="AF_UNIX", authkey=pool._key)
+    # a message of 100 bytes announced, 10 sent: its reader waits for the rest
+    os.write(slow.fileno(), struct.pack("!i", 100) + b"x" * 10)
+    drew = threading.Event()
 
-        def draw_a():
-            for f in range(10):
-                a.draw(f % 2, f, MouthShape(), f < 2)
-            drew.set()
-        threading.Thread(target=draw_a, daemon=True).start()
-        assert drew.wait(60), "session a was held up by another session's unfinished request"
-        slow.close()
-        a.draw(0, 10, MouthShape(), False)  # and the process goes on after the other hung up
-        a.close()
-    finally:
-        pool.close()
+    def draw_a():
+        for f in range(10):
+            a.draw(f % 2, f, MouthShape(), f < 2)
+        drew.set()
+    threading.Thread(target=draw_a, daemon=True).start()
+    assert drew.wait(60), "session a was held up by another session's unfinished request"
+    slow.close()
+    a.draw(0, 10, MouthShape(), False)  # and the process goes on after the other hung up
+    a.close()
