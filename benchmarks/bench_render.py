@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import median, run_render, speech_file  # noqa: E402
+from dhlive_cli.engine import render_encoder  # noqa: E402
 from dhlive_cli.presets import NAMED_SIZES, load_preset  # noqa: E402
 from dhlive_cli.sinks import EncoderOptions, build_encode_command, encoder_env  # noqa: E402
 
@@ -105,8 +106,7 @@ def time_floor(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
 
 def speed(seconds: float, repeats: int, sizes: list[str]) -> dict:
     preset = load_preset("default")
-    enc = EncoderOptions(preset=preset.encoder_preset, crf=preset.crf, threads=preset.encoder_threads,
-                         audio_bitrate=preset.audio_bitrate, gop_seconds=preset.gop_seconds, reuse_freed=True)
+    enc = render_encoder(preset)  # the settings `dhlive render` uses
     with tempfile.TemporaryDirectory(prefix="dhlive-bench-") as d:
         return _speed(Path(d), seconds, repeats, enc, sizes)
 

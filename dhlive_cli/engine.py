@@ -147,6 +147,16 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+
+def render_encoder(preset: Preset, codec: str = "libx264") -> EncoderOptions:
+    """Encoder settings of a render (`dhlive render`, RenderSession's own sink) from a preset:
+    its x264 preset, CRF, threads, audio bit rate and keyframe interval, on `codec`
+    ("libx264" or "h264_nvenc", see hwenc.pick_video_codec); the encoder reuses freed frame
+    buffers (EncoderOptions.reuse_freed). Live streams take studio.live_encoder instead."""
+    return EncoderOptions(preset=preset.encoder_preset, crf=preset.crf, threads=preset.encoder_threads,
+                          audio_bitrate=preset.audio_bitrate, gop_seconds=preset.gop_seconds, codec=codec,
+                          reuse_freed=True)
+
 class RenderSession:
     """Renders one audio file with one avatar to one output (or the null sink when output is None)."""
 
@@ -209,7 +219,7 @@ class RenderSession:
         elif self.to_stdout:
             fmt = self.STREAM_FORMATS[stream_format]
             self.sink = FfmpegSink("pipe:1", self.width, self.height, self.tb.fps,
-                                   encoder or self._encoder_options(preset), fmt=fmt, fragmented=fmt == "mp4")
+                                   encoder or render_encoder(preset), fmt=fmt, fragmented=fmt == "mp4")
         elif self.output is not None:
             fmt = "mp4" if self.output.suffix.lower() in (".mp4", ".m4v", ".mov", "") else None
             if fmt is None and self.output.suffix.lower() == ".mkv":
@@ -221,16 +231,11 @@ class RenderSession:
                 self._tmp_path = sibling_name(self.output, "dhlive-partial", self.output.suffix or ".mp4")
                 target = self._tmp_path
             self.sink = FfmpegSink(str(target), self.width, self.height, self.tb.fps,
-                                   encoder or self._encoder_options(preset), fmt=fmt)
+                                   encoder or render_encoder(preset), fmt=fmt)
         else:
             self.sink = NullSink()
         self.state = State.READY
 
-    @staticmethod
-    def _encoder_options(preset: Preset) -> EncoderOptions:
-        return EncoderOptions(preset=preset.encoder_preset, crf=preset.crf, threads=preset.encoder_threads,
-                              audio_bitrate=preset.audio_bitrate, gop_seconds=preset.gop_seconds,
-                              reuse_freed=True)
 
     # ------------------------------------------------------------------ threads
     def _analyse(self) -> None:

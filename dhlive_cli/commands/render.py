@@ -66,10 +66,9 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     from dataclasses import replace
 
     from dhlive_cli.compositor import load_avatar
-    from dhlive_cli.engine import RenderSession
+    from dhlive_cli.engine import RenderSession, render_encoder
     from dhlive_cli.errors import InputError
     from dhlive_cli.hwenc import pick_video_codec
-    from dhlive_cli.sinks import EncoderOptions
     from dhlive_cli.inference import InferenceOptions, InferencePool
     from dhlive_cli.presets import load_preset, parse_size
     from dhlive_cli.timebase import Timebase
@@ -96,9 +95,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
         preset = replace(preset, fps=fps)
     pool = InferencePool(model, InferenceOptions(device=device, sessions=preset.inference_sessions,
                                                   intra_threads=preset.inference_threads))
-    enc = EncoderOptions(preset=preset.encoder_preset, crf=preset.crf, threads=preset.encoder_threads,
-                         audio_bitrate=preset.audio_bitrate, gop_seconds=preset.gop_seconds,
-                         codec=pick_video_codec(device), reuse_freed=True)
+    enc = render_encoder(preset, codec=pick_video_codec(device))
     av = load_avatar(avatar, preset.width, preset.height, preset.fps)
     session = RenderSession(input, output, avatar=av, pool=pool, preset=preset,
                             stream_format=(stream_format or "mkv").lower(), encoder=enc)
