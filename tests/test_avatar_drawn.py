@@ -75,6 +75,12 @@ def test_bad_spec_is_input_error():
                        ("blush", 2.0)):
         with pytest.raises(InputError, match=key):
             DrawnAvatar({"drawn": {key: value}}, 640, 360)
+    # values of the wrong type: each raised a Python error deep in the painter
+    for key, value in (("seed", -1), ("seed", 1.5), ("seed", 10**23), ("sway_amount", "big"), ("head_scale", "1"),
+                       ("blink_ms", "fast"), ("blink_interval_s", "x"), ("blink_interval_s", [3]),
+                       ("eye_size", True)):
+        with pytest.raises(InputError, match=key):
+            DrawnAvatar({"drawn": {key: value}}, 640, 360)
 
 
 @pytest.mark.parametrize("size", [(32, 32), (64, 36), (640, 360), (360, 640)])

@@ -100,15 +100,21 @@ class DrawnStyle:
             raise InputError(f"avatar.toml: unknown [drawn] keys: {', '.join(unknown)}")
         kwargs = dict(table)
         if "blink_interval_s" in kwargs:
-            lo, hi = (float(v) for v in kwargs["blink_interval_s"])
+            try:
+                lo, hi = (float(v) for v in kwargs["blink_interval_s"])
+            except (TypeError, ValueError):
+                raise InputError("avatar.toml: blink_interval_s must be two numbers of seconds, "
+                                 "e.g. [2.4, 5.6]") from None
             if not (2.0 <= lo <= hi <= 6.0):
                 raise InputError("avatar.toml: blink_interval_s must lie within [2, 6] seconds")
             kwargs["blink_interval_s"] = (lo, hi)
-        try:
-            style = cls(**kwargs)
-            float(style.blink_ms) + float(style.breath_hz) + int(style.seed)
-        except (TypeError, ValueError) as e:
-            raise InputError(f"avatar.toml: bad [drawn] value: {e}") from None
+        style = cls(**kwargs)
+        for name in ("blink_ms", *_RANGES):  # TOML gives ints, floats, strings, ...: numbers only
+            v = getattr(style, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise InputError(f"avatar.toml: {name} must be a number, got {v!r}")
+        if isinstance(style.seed, bool) or not isinstance(style.seed, int) or not 0 <= style.seed < 2**63:
+            raise InputError(f"avatar.toml: seed must be a whole number from 0 to 2**63 - 1, got {style.seed!r}")
         if style.hair_style not in HAIR_STYLES:
             raise InputError(f"avatar.toml: hair_style must be one of {HAIR_STYLES}")
         if style.clothing not in CLOTHING:
@@ -116,7 +122,7 @@ class DrawnStyle:
         if not 60.0 <= style.blink_ms <= 400.0:
             raise InputError("avatar.toml: blink_ms must lie within [60, 400]")
         for name, (lo, hi) in _RANGES.items():
-            v = float(getattr(style, name))
+            v = getattr(style, name)
             if not lo <= v <= hi:  # NaN fails too
                 raise InputError(f"avatar.toml: {name} = {getattr(style, name)!r} must lie within [{lo:g}, {hi:g}]")
         colors = {
