@@ -32,6 +32,18 @@ def ffmpeg_path() -> str:
     )
 
 
+@functools.cache
+def ffprobe_path() -> str | None:
+    """ffprobe beside the ffmpeg in use ($DHLIVE_FFMPEG's folder), else on PATH; None where there
+    is none (the imageio-ffmpeg wheel ships ffmpeg alone): callers then go without what it tells."""
+    env = os.environ.get("DHLIVE_FFMPEG")
+    if env:
+        near = os.path.join(os.path.dirname(env), "ffprobe")
+        if os.path.isfile(near) and os.access(near, os.X_OK):
+            return near
+    return shutil.which("ffprobe")
+
+
 class StderrTail:
     """Drains a child's stderr on a thread (a full pipe would stall ffmpeg) and keeps the last
     few non-empty lines, so a failure can be told in ffmpeg's own words."""

@@ -360,8 +360,9 @@ def test_video_decoder_children_end_with_their_thread(video_dir):
 
 
 def test_a_loop_file_that_ends_early_is_one_error_and_leaves_nothing(video_dir, tmp_path):
-    """A loop file shorter than its manifest says: reading past its real end is one EngineError
-    line, and the decoder's reader thread and ffmpeg child are gone with it."""
+    """A loop file that became shorter than its manifest says after the avatar was loaded (load
+    refuses one that already is: tests/test_avatar_damaged.py): reading past its real end is one
+    EngineError line, and the decoder's reader thread and ffmpeg child are gone with it."""
     import subprocess
 
     import psutil
@@ -370,9 +371,9 @@ def test_a_loop_file_that_ends_early_is_one_error_and_leaves_nothing(video_dir, 
 
     d = tmp_path / "short"
     shutil.copytree(video_dir, d)
+    av = load_avatar(d, 320, 240, FPS)
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(video_dir / "frames.mp4"), "-frames:v", "5", "-c", "copy",
                     str(d / "frames.mp4")], check=True)
-    av = load_avatar(d, 320, 240, FPS)
     assert av.count > 25
     me = psutil.Process()
     before = {c.pid for c in me.children()}

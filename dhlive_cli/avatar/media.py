@@ -53,6 +53,11 @@ class VideoFrames:
         finally:
             cv2.utils.logging.setLogLevel(level)
         if not cap.isOpened():
+            from dhlive_cli.avatar.integrity import cut_before_its_index
+
+            why = cut_before_its_index(path)
+            if why:
+                raise InputError(f"{path}: the video is damaged or cut short ({why})")
             raise InputError(f"{path}: not an image or a video that can be decoded (corrupt or unsupported file)")
         self._cap = cap
         src_fps = cap.get(cv2.CAP_PROP_FPS)

@@ -308,9 +308,12 @@ class VideoAvatar(FaceAvatar):
         super().__init__(avatar_dir, spec, width, height, fps)
         if self.count < 2:
             raise InputError(f"{self.dir}/avatar.toml: a video avatar needs at least 2 frames")
+        from dhlive_cli.avatar.integrity import check_avatar_video
         from dhlive_cli.avatar.media import read_frames_at
         from dhlive_cli.errors import EngineError
 
+        # a loop video cut short (or another clip's) would loop the frames left: refused at load
+        check_avatar_video(self.frames_file, self.count, self.src_fps, self.src_w, self.src_h)
         try:  # a missing or corrupt loop video is the user's input error, found at load time
             read_frames_at(self.frames_file, 0, 1, int(round(self.src_fps)), self.src_w, self.src_h)
         except EngineError as e:

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from dhlive_cli.avatar.inner_mouth import sample_palette
+from dhlive_cli.avatar.integrity import check_source
 from dhlive_cli.avatar.manifest import write_manifest
 from dhlive_cli.avatar.media import FrameEncoder, VideoFrames, fit_within, read_frames_at
 from dhlive_cli.avatar.stills import read_image, sniff_image
@@ -304,6 +305,8 @@ def _prepare_video(src: Path, tmp: Path, opts: PrepareOptions, progress) -> Prep
     from dhlive_cli.avatar.orientation import find_upright, rotate
 
     with VideoFrames(src, fps, opts.max_seconds) as vf:
+        # a clip cut short opens and its start decodes: ffmpeg reads it to the end first
+        check_source(src, opts.max_seconds)
         faces = _Faces()
         # the clip's first frame says which way is up (a rotated phone clip without its tag)
         up = find_upright(vf.first, faces.detector, faces.mesh)

@@ -1,0 +1,182 @@
+"""Damaged files in and around `dhlive avatar prepare` are one `error:` line, never an avatar or a
+render made of what happened to be readable:
+
+- a source clip cut short (an AVI, an MP4 with its index first or last, a Matroska file), while a
+  clip that is only short, and whole copies of the same clips, still prepare;
+- an avatar whose frames.mp4 was cut (or swapped for another avatar's) at load, named as such.
+
+Real ffmpeg, real files made in each test's temp dir (a clip of scikit-image's astronaut photo).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from dhlive_cli.avatar.prepare import PrepareOptions, prepare_avatar
+from dhlive_cli.compositor import load_avatar
+from dhlive_cli.errors import InputError
+from tests.conftest import FFPROBE, needs_ffprobe
+from tests.test_avatar_photo import pan_zoom_video
+
+pytest.importorskip("skimage.data", reason="scikit-image (dev extra) provides the test photo")
+
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dhlive_cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def one_error(p: subprocess.CompletedProcess) -> str:
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr
+    return lines[0]
+
+
+def ffmpeg(*args) -> None:
+    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    """The same 4 s face clip as MP4 (index first, as FrameEncoder writes it), MP4 with the index
+    last (ffmpeg's default), AVI (MPEG-4 part 2) and Matroska (H.264)."""
+    d = tmp_path_factory.mktemp("clips")
+    pan_zoom_video(d / "whole.mp4", frames=100)
+    ffmpeg("-i", d / "whole.mp4", "-c", "copy", d / "moov_last.mp4")
+    ffmpeg("-i", d / "whole.mp4", "-c:v", "mpeg4", "-q:v", "3", d / "whole.avi")
+    ffmpeg("-i", d / "whole.mp4", "-c", "copy", d / "whole.mkv")
+    return d
+
+
+def _avi_cut_between_chunks(data: bytes) -> bytes:
+    """An AVI cut just before its 40th video chunk: every packet left is whole, so ffmpeg prints
+    no error; only the header's frame count tells."""
+    starts = [m.start() for m in re.finditer(b"00dc", data)]
+    assert len(starts) > 60
+    return data[: starts[40]]
+
+
+CUTS = {
+    "head300k.avi": ("whole.avi", lambda b: b[:300000]),
+    "between_chunks.avi": ("whole.avi", _avi_cut_between_chunks),
+    "third_index_last.mp4": ("moov_last.mp4", lambda b: b[: len(b) // 3]),
+    "third_index_first.mp4": ("whole.mp4", lambda b: b[: len(b) // 3]),
+    "half.mkv": ("whole.mkv", lambda b: b[: len(b) // 2]),
+}
+
+
+@pytest.mark.parametrize("name", list(CUTS))
+def test_a_source_clip_cut_short_is_one_error_and_writes_nothing(clips, tmp_path, name):
+    if name == "between_chunks.avi" and FFPROBE is None:
+        pytest.skip("ffprobe not installed: the header's frame count is what tells this cut")
+    src_name, cut = CUTS[name]
+    data = (clips / src_name).read_bytes()
+    if name.startswith("head300k"):
+        assert len(data) > 2 * 300000  # a longer AVI, cut mid-stream
+    src = tmp_path / name
+    src.write_bytes(cut(data))
+    out = tmp_path / "av"
+    line = one_error(run_cli("avatar", "prepare", src, "-o", out))
+    assert line.startswith(f"error: {src}: the video is damaged or cut short ("), line
+    assert not out.exists()
+    assert not list(tmp_path.glob(".av.dhlive-partial-*"))
+
+
+@pytest.mark.parametrize("name", ["whole.avi", "whole.mkv", "moov_last.mp4", "short"])
+def test_whole_clips_and_a_short_one_still_prepare(clips, tmp_path, name):
+    if name == "short":  # 0.8 s, whole: short is not damaged
+        src = pan_zoom_video(tmp_path / "short.mp4", frames=20)
+        frames = 20
+    else:
+        # the first 40 frames of each whole clip, in its own container, keep the test quick
+        src = tmp_path / name
+        ffmpeg("-i", clips / name, "-frames:v", "40", "-c", "copy", src)
+        frames = 40
+    res = prepare_avatar(src, tmp_path / "av", PrepareOptions(loop="pingpong", preview=False))
+    assert res.kind == "video" and res.frames == 2 * frames - 2
+    spec = tomllib.loads((tmp_path / "av" / "avatar.toml").read_text())
+    assert spec["frames"]["count"] == 2 * frames - 2
+    load_avatar(tmp_path / "av", 320, 240, 25).close()
+
+
+# --------------------------------------------------------------------------- a prepared avatar
+
+
+@pytest.fixture(scope="module")
+def video_avatar(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("vid_avatar")
+    prepare_avatar(pan_zoom_video(d / "clip.mp4", frames=40), d / "av", PrepareOptions(loop="pingpong", preview=False))
+    return d / "av"
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("wav") / "tone.wav"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:duration=1", "-ar", "16000", "-ac", "1", path)
+    return path
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_an_intact_video_avatar_renders(video_avatar, speech_wav, tmp_path):
+    p = run_cli("render", speech_wav, "-o", tmp_path / "out.mp4", "--avatar", video_avatar, "--size", "320x240",
+                "--quiet", "--metrics", "off")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "out.mp4").stat().st_size > 0
+
+
+@pytest.mark.parametrize("keep", ["20kB", "half", "all_but_1_byte"])
+def test_an_avatar_whose_frames_mp4_was_cut_is_refused_at_load(video_avatar, speech_wav, tmp_path, keep):
+    """A cut frames.mp4 looped the few frames left with exit 0; now render stops before it starts,
+    with one line naming the file and what to do."""
+    av = _copy(video_avatar, tmp_path / "av")
+    data = (video_avatar / "frames.mp4").read_bytes()
+    n = {"20kB": 20000, "half": len(data) // 2, "all_but_1_byte": len(data) - 1}[keep]
+    assert n < len(data)
+    (av / "frames.mp4").write_bytes(data[:n])
+    out = tmp_path / "out.mp4"
+    line = one_error(run_cli("render", speech_wav, "-o", out, "--avatar", av, "--size", "320x240", "--quiet"))
+    assert line.startswith(f"error: {av / 'frames.mp4'}: the avatar video is damaged or cut short ("), line
+    assert "dhlive avatar prepare" in line
+    assert not out.exists()
+    with pytest.raises(InputError, match="damaged or cut short"):
+        load_avatar(av, 320, 240, 25)
+
+
+def test_an_avatar_with_another_avatars_frames_is_refused(video_avatar, tmp_path):
+    """frames.mp4 of a 20-frame clip in an avatar whose avatar.toml and landmarks say 78 frames."""
+    other = tmp_path / "other"
+    prepare_avatar(pan_zoom_video(tmp_path / "short.mp4", frames=20), other,
+                   PrepareOptions(loop="pingpong", preview=False))
+    av = _copy(video_avatar, tmp_path / "av")
+    shutil.copy(other / "frames.mp4", av / "frames.mp4")
+    with pytest.raises(InputError, match=r"frames.mp4: the avatar video is damaged or cut short \(it holds 38 frames, "
+                                         r"avatar.toml says 78\)"):
+        load_avatar(av, 320, 240, 25)
+
+
+def test_a_loop_video_that_is_not_mp4_is_checked_by_its_last_frame(video_avatar, tmp_path):
+    """A hand-made avatar may point avatar.toml at a Matroska loop: whole, it loads; cut, ffmpeg
+    cannot decode its last frame and load says so."""
+    av = _copy(video_avatar, tmp_path / "av")
+    ffmpeg("-i", av / "frames.mp4", "-c", "copy", av / "frames.mkv")
+    toml = (av / "avatar.toml").read_text()
+    assert 'file = "frames.mp4"' in toml
+    (av / "avatar.toml").write_text(toml.replace('file = "frames.mp4"', 'file = "frames.mkv"'))
+    load_avatar(av, 320, 240, 25).close()
+    data = (av / "frames.mkv").read_bytes()
+    (av / "frames.mkv").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(InputError, match=r"frames.mkv: the avatar video is damaged or cut short \(.*\): run "
+                                         r"`dhlive avatar prepare` again"):
+        load_avatar(av, 320, 240, 25)
