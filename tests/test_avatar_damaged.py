@@ -3,7 +3,8 @@ render made of what happened to be readable:
 
 - a source clip cut short (an AVI, an MP4 with its index first or last, a Matroska file), while a
   clip that is only short, and whole copies of the same clips, still prepare;
-- an avatar whose frames.mp4 was cut (or swapped for another avatar's) at load, named as such.
+- an avatar whose frames.mp4 was cut (or swapped for another avatar's) at load, named as such;
+- a landmarks.npy or mouths.npy that is not a .npy array of the right shape.
 
 Real ffmpeg, real files made in each test's temp dir (a clip of scikit-image's astronaut photo).
 """
@@ -17,13 +18,14 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dhlive_cli.avatar.prepare import PrepareOptions, prepare_avatar
 from dhlive_cli.compositor import load_avatar
 from dhlive_cli.errors import InputError
 from tests.conftest import FFPROBE, needs_ffprobe
-from tests.test_avatar_photo import pan_zoom_video
+from tests.test_avatar_photo import astronaut_bgr, pan_zoom_video
 
 pytest.importorskip("skimage.data", reason="scikit-image (dev extra) provides the test photo")
 
@@ -180,3 +182,70 @@ def test_a_loop_video_that_is_not_mp4_is_checked_by_its_last_frame(video_avatar,
     with pytest.raises(InputError, match=r"frames.mkv: the avatar video is damaged or cut short \(.*\): run "
                                          r"`dhlive avatar prepare` again"):
         load_avatar(av, 320, 240, 25)
+
+
+# --------------------------------------------------------------------------- landmark and mouth arrays
+
+
+@pytest.fixture(scope="module")
+def photo_avatar(tmp_path_factory) -> Path:
+    import cv2
+
+    d = tmp_path_factory.mktemp("photo_avatar")
+    cv2.imwrite(str(d / "astronaut.png"), astronaut_bgr())
+    prepare_avatar(d / "astronaut.png", d / "av", PrepareOptions(preview=False))
+    return d / "av"
+
+
+LANDMARK_FILES = {
+    "text": lambda p: p.write_text("468 points, one a line\n0.1 0.2 0.3\n"),
+    "empty": lambda p: p.write_bytes(b""),
+    "cut": lambda p: p.write_bytes(p.read_bytes()[:200]),
+    "pickle": lambda p: np.save(p, np.array([{"x": 1}], dtype=object), allow_pickle=True),
+    "wrong_shape": lambda p: np.save(p, np.zeros((1, 68, 2), np.float32)),
+    "wrong_dtype": lambda p: np.save(p, np.zeros((1, 468, 3), np.uint8)),
+    "nan": lambda p: np.save(p, np.full((1, 468, 3), np.nan, np.float32)),
+}
+
+
+@pytest.mark.parametrize("case", list(LANDMARK_FILES))
+def test_a_landmark_file_that_is_not_a_landmark_array_is_one_error(photo_avatar, tmp_path, case):
+    av = _copy(photo_avatar, tmp_path / "av")
+    lm = av / "landmarks.npy"
+    LANDMARK_FILES[case](lm)
+    with pytest.raises(InputError) as e:
+        load_avatar(av, 320, 240, 25)
+    msg = str(e.value)
+    assert msg.startswith(f"{lm}: not a landmark array"), msg
+    assert "pickle" not in msg and "allow_pickle" not in msg
+
+
+def test_a_text_landmark_file_is_one_cli_line(photo_avatar, speech_wav, tmp_path):
+    av = _copy(photo_avatar, tmp_path / "av")
+    (av / "landmarks.npy").write_text("not numbers\n")
+    line = one_error(run_cli("render", speech_wav, "-o", tmp_path / "o.mp4", "--avatar", av, "--size", "320x240"))
+    assert line == f"error: {av / 'landmarks.npy'}: not a landmark array (corrupt or not written by dhlive avatar prepare)"
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("case", ["text", "wrong_shape", "wrong_dtype"])
+def test_a_mouth_bank_that_is_not_an_array_of_mouths_is_one_error(photo_avatar, tmp_path, case):
+    """A [mouths] table (as prepare writes for a clip that talks) over a mouths.npy that is not
+    (k, rows, cols, 3) uint8; a proper one loads."""
+    av = _copy(photo_avatar, tmp_path / "av")
+    with open(av / "avatar.toml", "a") as f:
+        f.write('\n[mouths]\nfile = "mouths.npy"\nopenings = [0.2, 0.5]\n')
+    m = av / "mouths.npy"
+    np.save(m, np.full((2, 48, 128, 3), 90, np.uint8))
+    load_avatar(av, 320, 240, 25).close()
+    if case == "text":
+        m.write_text("teeth\n")
+    elif case == "wrong_shape":
+        np.save(m, np.zeros((2, 48, 128), np.uint8))
+    else:
+        np.save(m, np.zeros((2, 48, 128, 3), np.float64))
+    with pytest.raises(InputError) as e:
+        load_avatar(av, 320, 240, 25)
+    msg = str(e.value)
+    assert msg.startswith(f"{m}: not an array of mouth pictures"), msg
+    assert "pickle" not in msg

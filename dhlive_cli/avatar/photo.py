@@ -69,13 +69,13 @@ class FaceAvatar:
             raise InputError(f"{self.dir}/avatar.toml: bad or missing entry: {e}") from None
         if not self.frames_file.is_file():
             raise InputError(f"{self.frames_file}: missing (the avatar directory is incomplete)")
-        try:
-            lm = np.load(lm_file, mmap_mode="r")
-        except (OSError, ValueError) as e:
-            raise InputError(f"{lm_file}: cannot read landmarks: {e}") from None
-        if lm.ndim != 3 or lm.shape[0] != self.count or lm.shape[1] != 468 or lm.shape[2] < 2:
-            raise InputError(f"{lm_file}: expected ({self.count}, 468, 2|3) landmarks, found {lm.shape}")
+        lm = _load_array(lm_file, "a landmark array")
+        if lm.dtype.kind != "f" or lm.ndim != 3 or lm.shape[0] != self.count or lm.shape[1] != 468 or lm.shape[2] < 2:
+            raise InputError(f"{lm_file}: not a landmark array for this avatar: ({self.count}, 468, 3) float32 "
+                             f"expected, found {lm.shape} {lm.dtype} (written by another prepare, or changed)")
         rig = np.asarray(lm[:, fr.RIG_INDEX, :2], np.float64)
+        if not np.isfinite(rig).all():
+            raise InputError(f"{lm_file}: not a landmark array (it holds NaN or infinite values)")
         # the avatar's identity: its own face geometry, so two avatars never share blinks and sway
         self.identity = zlib.crc32(np.ascontiguousarray(rig[0], np.float32).tobytes())
         oval = rig[:, fr.rig_slots(fr.FACE_OVAL)]
@@ -93,12 +93,14 @@ class FaceAvatar:
         if table is None:
             return None
         try:
-            crops = np.load(self.dir / str(table["file"]))
+            path = self.dir / str(table["file"])
             openings = np.asarray([float(v) for v in table["openings"]], np.float32)
-        except (KeyError, TypeError, ValueError, OSError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise InputError(f"{self.dir}/avatar.toml: bad [mouths] entry: {e}") from None
+        crops = np.asarray(_load_array(path, "an array of mouth pictures"))
         if crops.ndim != 4 or crops.shape[0] != len(openings) or crops.shape[3] != 3 or crops.dtype != np.uint8:
-            raise InputError(f"{self.dir}/{table['file']}: expected (k, rows, cols, 3) uint8 crops, found {crops.shape}")
+            raise InputError(f"{path}: not an array of mouth pictures for this avatar: ({len(openings)}, rows, cols, 3) "
+                             f"uint8 expected, found {crops.shape} {crops.dtype}")
         return im.MouthBank(crops.astype(np.float32), openings)
 
     def _scratch(self) -> WarpScratch:
@@ -121,6 +123,19 @@ class FaceAvatar:
 
     def close(self) -> None:
         pass
+
+
+def _load_array(path: Path, what: str) -> np.ndarray:
+    """np.load(path) (memory-mapped, read-only; never pickles): any file that is not a .npy
+    array (text, a pickle, a cut file, a folder) is one InputError naming it, not numpy's words."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing (the avatar directory is incomplete)") from None
+    except PermissionError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror}") from None
+    except (OSError, ValueError, EOFError):
+        raise InputError(f"{path}: not {what} (corrupt or not written by dhlive avatar prepare)") from None
 
 
 # --------------------------------------------------------------------------- photo
