@@ -121,11 +121,11 @@ def cut_before_its_index(path: Path) -> str | None:
 
 
 def check_loop_video(path: Path, count: int, fps: float, width: int, height: int) -> None:
-    """An avatar's frames.mp4 at load: its last frame (count - 1, by avatar.toml) must decode to a
-    width x height picture with no error. A file cut short loses its end first, and one holding
-    fewer frames than the manifest says has no such frame. One ffmpeg child that seeks to the
-    last keyframe and decodes at most one GOP (a second); measured in README (Your own avatar).
-    InputError names the file and says to prepare the avatar again."""
+    """An avatar's loop video that is not an MP4, at load: its last frame (count - 1, by
+    avatar.toml; fps: the loop's frame rate) must decode to a width x height picture with no
+    error. A file cut short loses its end first, and one holding fewer frames than the manifest
+    says has no such frame. One ffmpeg child that seeks to the last keyframe and decodes at most
+    one GOP (~0.2 s for a 1080p loop). InputError names the file and says to prepare again."""
     # half a frame before the last frame's time: a seek to its exact time, rounded to 6 digits,
     # may land just after it and find nothing
     t = max(0.0, (count - 1.5) / fps)
