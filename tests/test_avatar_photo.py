@@ -270,6 +270,25 @@ def test_inner_mouth_edge_is_feathered(photo_dir):
     assert ratio < 0.75
 
 
+@pytest.mark.parametrize("opening", [0.3, 0.45])
+def test_a_small_opening_shows_the_teeth_edge_over_a_dark_slit(photo_dir, opening):
+    """A closed-mouth photo opened a little: the painted upper teeth hang from the upper lip and a
+    dark slit stays below them (they filled the whole opening, which read as dentures: dark
+    share 0.04-0.05, bright 0.55-0.58 before; 0.31-0.36 and 0.28-0.32 now)."""
+    av = load_avatar(photo_dir, 1280, 720, FPS)
+    mouth = MouthShape(open=opening)
+    out = _frame(av, 0, mouth)
+    inside = np.zeros(out.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round(av.mouth_warp(av.frame_points(0), mouth).inner_polygon()).astype(np.int32)], 1)
+    L = cv2.cvtColor(out, cv2.COLOR_BGR2LAB)[..., 0][inside > 0].astype(np.float32)
+    teeth = np.percentile(L, 90)
+    dark, bright = float(np.mean(L < 0.5 * teeth)), float(np.mean(L > 0.85 * teeth))
+    print(f"open {opening}: dark share {dark:.2f}, bright share {bright:.2f} of {L.size} px")  # pytest -s
+    assert L.size > 300
+    assert dark >= 0.2, dark
+    assert 0.15 <= bright <= 0.45, bright
+
+
 def test_chin_slides_over_the_neck_with_a_soft_edge(photo_dir):
     """With the jaw open, the chin's cut over the neck fades over a few pixels instead of a hard
     line: along each column through the chin, from the last row showing the moved chin to the

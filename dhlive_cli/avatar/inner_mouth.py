@@ -14,8 +14,9 @@
 
 ``draw_inner_mouth`` paints one frame's opening (from ``MouthWarp``): a dark cavity shaded with
 depth, the wet inner rim of each lip in the lip colour, an upper tooth row hanging from the upper
-lip (separate teeth, gum shadow, darker to the sides), the lower teeth's edge when the mouth is
-wide, a tongue low in the mouth on open vowels, then the photo's grain; the edge is feathered.
+lip (separate teeth meeting at the midline and narrowing to the sides, gum shadow, darker to the
+sides, never the whole gap), the lower teeth's edge from a middling opening on, a tongue low
+in the mouth on open vowels, then the photo's grain; the edge is feathered.
 """
 
 from __future__ import annotations
@@ -217,6 +218,17 @@ class MouthBank:
 # --------------------------------------------------------------------------- drawing
 
 
+# Tooth rows (judged on contact sheets of the test faces; a full upper row filling a small opening
+# read as dentures): the upper row covers at most this share of the gap, the lower row's edge at
+# most LOWER_MAX of it, shown from an opening (gap) of LOWER_FROM x the mouth's half-width on;
+# teeth narrow by NARROW towards the corners (the arch turns away), and the midline falls
+# between the two front teeth.
+UPPER_MAX = 0.55
+LOWER_MAX = 0.2
+LOWER_FROM = 0.25
+NARROW = 0.25
+
+
 def draw_inner_mouth(out: np.ndarray, w: MouthWarp, pal: MouthPalette, frame_index: int = 0,
                      bank: MouthBank | None = None) -> None:
     """Paint the opened inner mouth of warp `w` into out (H, W, 3) uint8 BGR, in place.
@@ -288,19 +300,23 @@ def draw_inner_mouth(out: np.ndarray, w: MouthWarp, pal: MouthPalette, frame_ind
         img += (tcol * tsh[..., None] - img) * (0.9 * tm)[..., None]
     teeth = np.array(pal.teeth, np.float32)
     tooth_w = 0.36 * half  # a front tooth is about a sixth of the opening's width
-    # lower teeth: their edge above the lower lip, only when the mouth is wide
-    if g0 > 0.4 * g.hw:
-        lb = 0.13 * g.hw
-        lm = smoothstep((lb - height) / max(0.6, 0.3 * lb) + 0.5) * smoothstep((0.6 - un) / 0.2)
-        lm *= 0.85 * min(1.0, (g0 - 0.4 * g.hw) / (0.2 * g.hw))
-        lsh = 0.72 + 0.14 * np.cos(np.pi * np.clip(u * (1.0 / (0.7 * tooth_w)), -50, 50)) ** 2
+    # lower teeth: their edge above the lower lip, from a middling opening on (at most a fifth
+    # of the gap, so a dark slit stays between the rows)
+    if g0 > LOWER_FROM * g.hw:
+        lb = np.minimum(0.13 * g.hw, LOWER_MAX * gap)
+        lm = smoothstep((lb - height) / np.maximum(0.6, 0.3 * lb) + 0.5) * smoothstep((0.6 - un) / 0.2)
+        lm *= 0.85 * min(1.0, (g0 - LOWER_FROM * g.hw) / (0.2 * g.hw))
+        # narrower than the upper teeth, and, like them, meeting at the midline
+        lsh = 0.72 + 0.14 * np.sin(np.pi * np.clip(u * (1.0 / (0.7 * tooth_w)), -50, 50)) ** 2
         img += (teeth * lsh[..., None] - img) * lm[..., None]
     # upper teeth: a row hanging from the upper lip, each tooth's lower edge a little rounded
     th = 0.36 * g.hw
-    k = u * (1.0 / tooth_w) + 0.5  # tooth number (0: the right front tooth), fraction inside it
+    # tooth number (0 and -1: the front teeth, meeting at the midline), fraction inside it
+    k = u * (1.0 + NARROW * un) * (1.0 / tooth_w)
     frac = k - np.floor(k)
     round_edge = 1.0 - 0.18 * (2.0 * frac - 1.0) ** 4  # the corners of each tooth are higher
-    band = np.clip(1.0 - un * un / 0.9, 0.0, 1.0) ** 0.5 * th * round_edge
+    # never the whole gap: a small opening shows the teeth's edge over a dark slit, not a plate
+    band = np.minimum(np.clip(1.0 - un * un / 0.9, 0.0, 1.0) ** 0.5 * th, UPPER_MAX * gap) * round_edge
     soft = max(0.6, 0.035 * g.hw)
     tmask = smoothstep((band - depth) / soft + 0.5) * smoothstep((0.95 - un) / 0.15)
     side = 0.66 + 0.34 * np.clip(np.cos(np.clip(un, 0.0, 1.0) * (0.5 * math.pi)), 0.0, 1.0) ** 0.8
