@@ -2,7 +2,9 @@
 
 import functools
 import os
+import select
 import shutil
+import subprocess
 
 from dhlive_cli.errors import DependencyError
 
@@ -69,3 +71,29 @@ class StderrTail:
 
     def join(self, timeout: float = 2.0) -> None:
         self._thread.join(timeout)
+
+
+def wait_child(proc: subprocess.Popen, timeout: float) -> int:
+    """proc.wait(timeout) that returns the moment the child exits: Popen.wait with a timeout
+    polls with sleeps that grow to 50 ms (a short render waited ~25 ms per child for nothing);
+    this waits on a pidfd (Linux 5.3+, os.pidfd_open) and falls back to Popen.wait elsewhere.
+    Returns the exit status as Popen.returncode (negative: killed by that signal); raises
+    subprocess.TimeoutExpired as Popen.wait does."""
+    rc = proc.poll()
+    if rc is not None:
+        return rc
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux, an old kernel, or reaped meanwhile
+        return proc.wait(timeout=timeout)
+    try:
+        rc = proc.poll()  # reaped between the two calls: the pid may name another process now
+        if rc is not None:
+            return rc
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        if not p.poll(max(0, int(timeout * 1000))):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+    finally:
+        os.close(fd)
+    return proc.wait()

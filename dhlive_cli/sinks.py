@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dhlive_cli.errors import EngineError, OutputError
-from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path
+from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path, wait_child
 from dhlive_cli.publish_log import PublishLog
 from dhlive_cli.redact import redact_text, redact_url, secrets_of
 from dhlive_cli.timebase import SAMPLE_RATE
@@ -477,7 +477,7 @@ class FfmpegSink:
             pass
         self._blocked_since = time.monotonic()
         try:
-            rc = proc.wait(timeout=timeout)
+            rc = wait_child(proc, timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -243,9 +243,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
 
             metrics_text = None
             if metrics_server is not None:  # one exposition: the API's /metrics is the metrics server's
-                from prometheus_client import generate_latest
-
-                metrics_text = lambda: generate_latest(metrics_server.registry).decode()  # noqa: E731
+                metrics_text = metrics_server.text
             server = ApiServer(studio.sessions, host=host or "127.0.0.1", port=int(port), token=token,
                                metrics_text=metrics_text, studio=studio, allow_origins=tuple(origins))
             server.start()
