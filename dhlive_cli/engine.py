@@ -23,22 +23,21 @@ import threading
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 
 import numpy as np
 
 from dhlive_cli.analysis import MouthAnalyzer
 from dhlive_cli.compositor import Composer, FrameRing
-from dhlive_cli.errors import Cancelled, EngineError, InputError, OutputError
+from dhlive_cli.errors import Cancelled, EngineError, InputError
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.mouth_rate import MouthResampler
 from dhlive_cli.outpaths import check_not_input, check_output_path, is_special_file, sibling_name
 from dhlive_cli.presets import Preset
 from dhlive_cli.queues import BoundedQueue
 from dhlive_cli.queues import Cancelled as QueueCancelled
-from dhlive_cli.sinks import EncoderOptions, FfmpegSink, NullSink
-from dhlive_cli.sources import FileAudioSource
-from dhlive_cli.timebase import MODEL_FPS, MODEL_FRAME, SAMPLE_RATE, Timebase
+from dhlive_cli.render_io import STDOUT, STREAM_FORMATS, RenderIO
+from dhlive_cli.sinks import EncoderOptions
+from dhlive_cli.timebase import MODEL_FRAME, SAMPLE_RATE, Timebase
 
 log = logging.getLogger(__name__)
 
@@ -160,37 +159,37 @@ def render_encoder(preset: Preset, codec: str = "libx264") -> EncoderOptions:
 class RenderSession:
     """Renders one audio file with one avatar to one output (or the null sink when output is None)."""
 
-    STDOUT = "-"  # the output that means: stream the video to this process's standard output
-    STREAM_FORMATS = {"mkv": "matroska", "mp4": "mp4"}  # what `-o -` can write (both play while written)
+    STDOUT = STDOUT  # the output that means: stream the video to this process's standard output
+    STREAM_FORMATS = STREAM_FORMATS  # what `-o -` can write (both play while written)
 
     def __init__(self, input_path: str | os.PathLike, output: str | os.PathLike | None, *, avatar,
                  pool: InferencePool, preset: Preset, fps: int | None = None, sink=None,
-                 stream_format: str = "mkv", encoder: EncoderOptions | None = None):
+                 stream_format: str = "mkv", encoder: EncoderOptions | None = None, io: RenderIO | None = None):
         """input_path: an audio file, or "-" for any container ffmpeg reads on stdin. output: an
         .mp4/.mkv path, "-" for stdout (stream_format "mkv", or "mp4" written as fragmented mp4),
         or None for the null sink. fps: 1..60 (default: the preset's). encoder: the video/audio
         encoder settings (default: from the preset, x264). The output's sound is the input's own
         rate and channels (see program_audio); a sink without set_audio() (NullSink, tests' own)
-        gets the 16 kHz mono analysis stream. Raises InputError/OutputError (ValueError for an
-        fps outside 1..60) before anything is written."""
+        gets the 16 kHz mono analysis stream. io: the decoder and encoder already made (and maybe
+        started, see render_io) for this input and output at the avatar's size and this fps;
+        the session then owns them. Raises InputError/OutputError (ValueError for an fps outside
+        1..60) before anything is written, EngineError when io was made for another size or fps."""
         self.state = State.NULL
         self.tb = Timebase(fps or preset.fps)
         self.preset = preset
         self.pool = pool
         self.avatar = avatar
         self.width, self.height = avatar.width, avatar.height
-        self.to_stdout = output is not None and str(output) == self.STDOUT
-        if self.to_stdout and stream_format not in self.STREAM_FORMATS:
-            raise InputError(f"--format {stream_format}: stdout takes mkv or mp4 (fragmented)")
-        self.output = check_output_path(output) if output is not None and not self.to_stdout else None
-        if self.output is not None:
-            check_not_input(self.output, input_path)
+        if io is None:
+            io = RenderIO(input_path, output, self.width, self.height, self.tb.fps, preset=preset,
+                          encoder=encoder or render_encoder(preset), stream_format=stream_format, sink=sink)
+        elif (io.width, io.height, io.fps) != (self.width, self.height, self.tb.fps):
+            raise EngineError(f"the encoder was made for {io.width}x{io.height}@{io.fps}, "
+                              f"the avatar is {self.width}x{self.height}@{self.tb.fps}")
+        self.io = io
+        self.to_stdout, self.output = io.to_stdout, io.output
+        self.source, self.sink = io.source, io.sink
         bf = preset.block_frames
-        # program audio waits in the source's ring for its frames' mouth: one read block plus
-        # the model's look-ahead, and slack for the decoder's two outputs to be out of step
-        own_audio = sink is None or hasattr(sink, "set_audio")
-        self.source = FileAudioSource(input_path, program="source" if own_audio else "same",
-                                      program_buffer_s=bf / MODEL_FPS + 2.0)  # probes: bad input fails here
         est = self.source.info.estimated_samples
         self.stats = Stats(frames_total=self.tb.frames_for_samples(est) if est else None)
         self.cancel = threading.Event()
@@ -213,27 +212,6 @@ class RenderSession:
         self._resampler = MouthResampler(self.tb.fps, max_push_rows=self._model_rows.shape[0])
         self._read_buf = np.zeros(bf * MODEL_FRAME, dtype=np.float32)
         self.audio_rate, self.audio_channels = SAMPLE_RATE, 1  # the program audio's, once open
-        self._tmp_path: Path | None = None
-        if sink is not None:  # tests and benchmarks bring their own
-            self.sink = sink
-        elif self.to_stdout:
-            fmt = self.STREAM_FORMATS[stream_format]
-            self.sink = FfmpegSink("pipe:1", self.width, self.height, self.tb.fps,
-                                   encoder or render_encoder(preset), fmt=fmt, fragmented=fmt == "mp4")
-        elif self.output is not None:
-            fmt = "mp4" if self.output.suffix.lower() in (".mp4", ".m4v", ".mov", "") else None
-            if fmt is None and self.output.suffix.lower() == ".mkv":
-                fmt = "matroska"
-            if fmt is None:
-                raise OutputError(f"{self.output}: unsupported output type {self.output.suffix!r} (use .mp4 or .mkv)")
-            target = self.output
-            if not is_special_file(self.output):  # a device (/dev/null, /dev/full) is written in place
-                self._tmp_path = sibling_name(self.output, "dhlive-partial", self.output.suffix or ".mp4")
-                target = self._tmp_path
-            self.sink = FfmpegSink(str(target), self.width, self.height, self.tb.fps,
-                                   encoder or render_encoder(preset), fmt=fmt)
-        else:
-            self.sink = NullSink()
         self.state = State.READY
 
 
@@ -373,14 +351,10 @@ class RenderSession:
         cpu0 = _cpu_seconds()
         self.stats.started_at = t0
         try:
-            self.source.open()
-            self.audio_rate, self.audio_channels = self.source.program_format()
-            if hasattr(self.sink, "set_audio"):
-                self.sink.set_audio(self.audio_rate, self.audio_channels)
+            self.audio_rate, self.audio_channels = self.io.open_sink()  # starts what io.start() did not
             per_frame = self.tb.max_frame_samples(self.audio_rate) * self.audio_channels
             for _ in range(self._n_blocks):
                 self._block_pool.put(FrameBlock(self.preset.block_frames, per_frame))
-            self.sink.open()
         except BaseException:
             self.stop()
             raise
@@ -413,9 +387,7 @@ class RenderSession:
                 raise Cancelled("stopped")
             for t in self._threads:
                 t.join(5)
-            self.sink.close()
-            if self._tmp_path is not None:
-                os.replace(self._tmp_path, self.output)
+            self.io.finish()
         except BaseException:
             self.stop()
             raise
@@ -424,7 +396,7 @@ class RenderSession:
         self.state = State.STOPPED
         snap = self.stats.snapshot()
         return RenderResult(
-            output=str(self.output) if self.output else self.STDOUT if self.to_stdout else None, frames=snap["frames_done"],
+            output=self.io.output_name, frames=snap["frames_done"],
             samples=self.source.samples_read, duration_s=snap["samples_done"] / self.audio_rate,
             elapsed_s=time.monotonic() - t0, cpu_s=_cpu_seconds() - cpu0, peak_rss_mb=snap["peak_rss_mb"],
             peak_children_rss_mb=snap["peak_children_rss_mb"], model=self.pool.name,
@@ -438,19 +410,13 @@ class RenderSession:
             if self.state is State.STOPPED:
                 return
             self.cancel.set()
-            self.sink.abort()  # unblocks an encode thread stuck writing to ffmpeg
-            self.source.close()
+            self.io.abort()  # unblocks an encode thread stuck writing to ffmpeg; the partial file goes
             deadline = time.monotonic() + timeout
             for t in self._threads:
                 t.join(max(0.0, deadline - time.monotonic()))
             alive = [t.name for t in self._threads if t.is_alive()]
             if alive:
                 log.warning("threads still running after stop(): %s", ", ".join(alive))
-            if self._tmp_path is not None:
-                try:
-                    self._tmp_path.unlink()
-                except FileNotFoundError:
-                    pass
             self.state = State.STOPPED
 
     def __enter__(self):

@@ -19,13 +19,14 @@ import numpy as np
 
 from dhlive_cli.errors import EngineError, InputError
 from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path
-from dhlive_cli.program_audio import PROGRAM_FILTER, STALL_S, ProgramReader, wait_readable
+from dhlive_cli.program_audio import PROGRAM_FILTER, PROGRAM_RATES, STALL_S, ProgramReader, wait_readable
 from dhlive_cli.timebase import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
 _DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 _TWO_CHANNELS_RE = re.compile(r"Audio:[^\n]*?, \d+ Hz, (stereo|2 channels|downmix)\b")
+_RATE_LAYOUT_RE = re.compile(r"Audio:[^\n]*?, (\d+) Hz, (mono|stereo)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,10 @@ class AudioInfo:
     duration_s: float | None  # from the container; None when it does not say
     estimated_samples: int | None
     two_channels: bool = False  # a stereo stream: mixed to mono here, with a check for cancellation
+    # the stream's own rate (Hz) and channels (1 mono, 2 stereo) when the header says so plainly;
+    # None otherwise (other layouts, or a probe that does not tell)
+    rate: int | None = None
+    channels: int | None = None
 
 
 MAX_WAV_CHUNKS = 256  # chunks before "data" that a WAV header may have; real files have a handful
@@ -82,7 +87,8 @@ def _probe_sndfile(p: Path) -> AudioInfo | None:
         return None
     dur = info.frames / info.samplerate
     return AudioInfo(path=p, duration_s=dur, estimated_samples=int(round(dur * SAMPLE_RATE)),
-                     two_channels=info.channels == 2)
+                     two_channels=info.channels == 2, rate=info.samplerate,
+                     channels=info.channels if info.channels in (1, 2) else None)
 
 
 # demuxers for audio files nobody vouches for (API uploads and API-chosen inputs): plain audio
@@ -140,7 +146,10 @@ def probe(path: str | os.PathLike, formats: str | None = None, keep_fds: tuple[i
         h, mi, s = m.groups()
         dur = int(h) * 3600 + int(mi) * 60 + float(s)
     est = int(round(dur * SAMPLE_RATE)) if dur is not None else None
-    return AudioInfo(path=p, duration_s=dur, estimated_samples=est, two_channels=bool(_TWO_CHANNELS_RE.search(err)))
+    rl = _RATE_LAYOUT_RE.findall(err)
+    rate, channels = (int(rl[0][0]), 1 if rl[0][1] == "mono" else 2) if len(rl) == 1 else (None, None)
+    return AudioInfo(path=p, duration_s=dur, estimated_samples=est, two_channels=bool(_TWO_CHANNELS_RE.search(err)),
+                     rate=rate, channels=channels)
 
 
 def _grow_pipe(fd: int) -> None:
@@ -261,6 +270,19 @@ class FileAudioSource:
                 prog.on_readable()
             if out_fd in ready:
                 return os.readv(out_fd, [view])
+
+    def program_hint(self) -> tuple[int, int] | None:
+        """(rate in Hz, channels) that program_format() will return, known from the input's own
+        header before the decoder has started: its rate when AAC has it (PROGRAM_RATES) and its
+        layout when mono or stereo, which the program filter keeps as they are. None when the
+        header does not tell (stdin, other rates or layouts, a probe without one audio stream):
+        then only the decoder's output says."""
+        if self.program_mode == "same":
+            return SAMPLE_RATE, 1
+        info = self.info
+        if self.program_mode != "source" or info.rate not in PROGRAM_RATES or info.channels not in (1, 2):
+            return None
+        return info.rate, info.channels
 
     def program_format(self) -> tuple[int, int]:
         """(rate in Hz, channels) of the program audio; waits for its header. InputError when

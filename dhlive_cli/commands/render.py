@@ -71,6 +71,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     from dhlive_cli.hwenc import pick_video_codec
     from dhlive_cli.inference import InferenceOptions, InferencePool
     from dhlive_cli.presets import load_preset, parse_size
+    from dhlive_cli.render_io import RenderIO
     from dhlive_cli.timebase import Timebase
 
     to_stdout = str(output) == "-"
@@ -93,20 +94,26 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
         except ValueError as e:
             raise InputError(f"--fps {fps}: {e}") from e
         preset = replace(preset, fps=fps)
-    pool = InferencePool(model, InferenceOptions(device=device, sessions=preset.inference_sessions,
-                                                  intra_threads=preset.inference_threads))
     enc = render_encoder(preset, codec=pick_video_codec(device))
-    av = load_avatar(avatar, preset.width, preset.height, preset.fps)
-    session = RenderSession(input, output, avatar=av, pool=pool, preset=preset,
-                            stream_format=(stream_format or "mkv").lower(), encoder=enc)
 
     # SIGTERM behaves like Ctrl+C: stop cleanly, remove the partial file
     def on_term(signum, frame):
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, on_term)
-    metrics_server = start_metrics(metrics, session.stats.snapshot, "render")
+    metrics_server = io = session = None
     try:
+        # the input and output are checked and both ffmpeg children started first: their
+        # start-up (libraries, the decoder's first output) runs on the other core while this one
+        # loads the model and the avatar (render_io)
+        io = RenderIO(input, output, preset.width, preset.height, preset.fps, preset=preset, encoder=enc,
+                      stream_format=(stream_format or "mkv").lower())
+        io.start()
+        pool = InferencePool(model, InferenceOptions(device=device, sessions=preset.inference_sessions,
+                                                      intra_threads=preset.inference_threads))
+        av = load_avatar(avatar, preset.width, preset.height, preset.fps)
+        session = RenderSession(input, output, avatar=av, pool=pool, preset=preset, io=io)
+        metrics_server = start_metrics(metrics, session.stats.snapshot, "render")
         if quiet or json_out or not err_console.is_terminal:
             result = session.run()
         else:
@@ -125,7 +132,10 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
 
                 result = session.run(on_tick=tick)
     finally:
-        session.stop()
+        if session is not None:
+            session.stop()
+        elif io is not None:
+            io.abort()
         if metrics_server:
             metrics_server.close()
         signal.signal(signal.SIGTERM, old)

@@ -1,0 +1,159 @@
+"""RenderIO: a render's decoder and encoder checked and started before the model and the avatar.
+
+Real ffmpeg children throughout; inputs are tones written in the test's own folder."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import soundfile as sf
+
+from dhlive_cli.compositor import load_avatar
+from dhlive_cli.engine import RenderSession, render_encoder
+from dhlive_cli.errors import OutputError
+from dhlive_cli.ffmpeg_bin import ffmpeg_path
+from dhlive_cli.inference import InferencePool
+from dhlive_cli.presets import load_preset
+from dhlive_cli.render_io import RenderIO
+from dhlive_cli.sources import FileAudioSource
+from tests.conftest import ffprobe_json, tone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _encode(src, dst, codec):
+    subprocess.run([ffmpeg_path(), "-v", "error", "-y", "-i", str(src), "-c:a", codec, str(dst)], check=True)
+
+
+@pytest.mark.parametrize("suffix,rate,channels,hint", [
+    ("wav", 44100, 2, (44100, 2)),  # libsndfile's header
+    ("flac", 22050, 1, (22050, 1)),
+    ("mp3", 24000, 1, (24000, 1)),  # ffmpeg's probe
+    ("wav", 96000, 1, None),  # not an AAC rate: the program filter picks one, only the decoder says which
+    ("wav", 44100, 4, None),  # four channels are mixed down by ffmpeg's matrix
+])
+def test_the_program_hint_is_what_the_decoder_then_says(tmp_path, suffix, rate, channels, hint):
+    wav = tmp_path / "in.wav"
+    sf.write(wav, tone(0.5, rate, channels), rate)
+    path = wav
+    if suffix != "wav":
+        path = tmp_path / f"in.{suffix}"
+        _encode(wav, path, {"flac": "flac", "mp3": "libmp3lame"}[suffix])
+    src = FileAudioSource(path, program="source")
+    assert src.program_hint() == hint
+    with src:
+        fmt = src.program_format()
+    if hint is not None:
+        assert fmt == hint
+    else:
+        assert fmt[1] in (1, 2) and fmt != (rate, channels)
+
+
+def test_stdin_gives_no_hint(tmp_path):
+    assert FileAudioSource("-", program="source").program_hint() is None
+
+
+def _io(tmp_path, wav, out, **kw):
+    preset = load_preset("low")
+    return RenderIO(wav, out, preset.width, preset.height, preset.fps, preset=preset,
+                    encoder=render_encoder(preset), **kw), preset
+
+
+def test_start_runs_both_children_before_anything_else_is_loaded(tmp_path):
+    wav = tmp_path / "in.wav"
+    sf.write(wav, tone(1.0, 44100, 2), 44100)
+    out = tmp_path / "out.mp4"
+    io, preset = _io(tmp_path, wav, out)
+    io.start()
+    try:
+        assert io.source._proc is not None and _alive(io.source._proc.pid)
+        assert io.sink.pids and _alive(io.sink.pids[0])  # the encoder waits for its first frame
+        # the picture side comes afterwards and takes the running encoder
+        av = load_avatar(None, preset.width, preset.height, preset.fps)
+        session = RenderSession(wav, out, avatar=av, pool=InferencePool(None), preset=preset, io=io)
+        encoder_pid = io.sink.pids[0]
+        result = session.run()
+    except BaseException:
+        io.abort()
+        raise
+    assert result.frames == 25 and out.is_file()
+    assert not _alive(encoder_pid)
+    a = next(s for s in ffprobe_json(out)["streams"] if s["codec_type"] == "audio")
+    assert (int(a["sample_rate"]), a["channels"]) == (44100, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.mp4"]
+
+
+def test_a_wrong_hint_restarts_the_encoder_for_the_decoders_format(tmp_path):
+    wav = tmp_path / "in.wav"
+    sf.write(wav, tone(1.0, 32000, 1), 32000)
+    out = tmp_path / "out.mkv"
+    io, preset = _io(tmp_path, wav, out)
+    io.source.program_hint = lambda: (22050, 2)  # a header that misleads
+    io.start()
+    first = io.sink.pids[0]
+    av = load_avatar(None, preset.width, preset.height, preset.fps)
+    session = RenderSession(wav, out, avatar=av, pool=InferencePool(None), preset=preset, io=io)
+    result = session.run()
+    assert not _alive(first)
+    assert (result.audio_rate, result.audio_channels) == (32000, 1)
+    a = next(s for s in ffprobe_json(out)["streams"] if s["codec_type"] == "audio")
+    assert (int(a["sample_rate"]), a["channels"]) == (32000, 1)
+    assert float(ffprobe_json(out)["format"]["duration"]) == pytest.approx(1.0, abs=0.05)
+
+
+def test_abort_after_start_leaves_no_children_and_no_file(tmp_path):
+    wav = tmp_path / "in.wav"
+    sf.write(wav, tone(1.0, 16000, 1), 16000)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an older render")  # what a failed render must leave as it was
+    io, _ = _io(tmp_path, wav, out)
+    io.start()
+    pids = [io.source._proc.pid, *io.sink.pids]
+    io.abort()
+    io.abort()  # idempotent
+    assert not any(_alive(p) for p in pids)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.mp4"]
+    assert out.read_bytes() == b"an older render"
+
+
+def test_output_type_and_size_are_checked_before_any_child(tmp_path):
+    wav = tmp_path / "in.wav"
+    sf.write(wav, tone(0.5, 16000, 1), 16000)
+    with pytest.raises(OutputError, match="unsupported output type"):
+        _io(tmp_path, wav, tmp_path / "out.avi")
+    io, preset = _io(tmp_path, wav, tmp_path / "out.mp4")
+    av = load_avatar(None, 2 * preset.width, 2 * preset.height, preset.fps)
+    with pytest.raises(Exception, match="made for"):
+        RenderSession(wav, tmp_path / "out.mp4", avatar=av, pool=InferencePool(None), preset=preset, io=io)
+    io.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_cli_a_bad_avatar_after_the_children_started_is_one_error_and_leaves_nothing(tmp_path):
+    wav = tmp_path / "in.wav"
+    sf.write(wav, tone(1.0, 16000, 1), 16000)
+    out = tmp_path / "out.mp4"
+    bad = tmp_path / "avatar"
+    bad.mkdir()
+    (bad / "avatar.toml").write_text('kind = "hologram"\n')
+    before = {int(p) for p in os.listdir("/proc") if p.isdigit()}
+    r = subprocess.run([sys.executable, "-m", "dhlive_cli", "render", str(wav), "-o", str(out), "--avatar", str(bad),
+                        "--quiet"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "hologram" in lines[0], r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["avatar", "in.wav"]
+    # no ffmpeg child of that render (its decoder reads in.wav, its encoder writes beside out.mp4) outlives it
+    for pid in {int(p) for p in os.listdir("/proc") if p.isdigit()} - before:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                assert str(tmp_path).encode() not in f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            pass
