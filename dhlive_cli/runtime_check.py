@@ -11,25 +11,41 @@ The list of distribution names is onnxruntime's own packaging (PyPI projects tha
 from __future__ import annotations
 
 import functools
+import os
+import re
 import sys
-from importlib import metadata
 
 # PyPI distributions that provide the `onnxruntime` import package
 ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino", "onnxruntime-silicon")
 
 
+def _normalize(name: str) -> str:
+    # PEP 503 name normalisation, with "_" (what wheels use in their .dist-info names) for "-"
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
 @functools.lru_cache(maxsize=1)
 def installed_onnxruntime() -> tuple[str, ...]:
     """Names (with versions, e.g. "onnxruntime 1.20.1") of the onnxruntime wheels installed
-    where this interpreter looks (sys.path), sorted; empty when there is none. Read once per
-    process (about 1 ms, 200 ms with the first import of importlib.metadata)."""
-    found = []
-    for dist in ORT_DISTRIBUTIONS:
+    where this interpreter looks (sys.path), sorted; empty when there is none.
+
+    Read from the `NAME-VERSION.dist-info` folders an installer leaves beside the packages (the
+    PyPA "Recording installed projects" specification), the first of each name along sys.path
+    as importlib.metadata finds it: one directory listing per sys.path entry, about 1 ms, where
+    importing importlib.metadata alone took 20-35 ms of every render's start-up."""
+    wanted = {_normalize(d): d for d in ORT_DISTRIBUTIONS}
+    found: dict[str, str] = {}
+    for entry in sys.path:
         try:
-            found.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
+            names = [e.name for e in os.scandir(entry or ".") if e.name.endswith(".dist-info")]
+        except OSError:  # not a folder (a zip), or gone
             continue
-    return tuple(sorted(found))
+        for name in names:
+            dist, sep, version = name[: -len(".dist-info")].partition("-")
+            key = _normalize(dist)
+            if sep and key in wanted and key not in found:
+                found[key] = f"{wanted[key]} {version}"
+    return tuple(sorted(found.values()))
 
 
 def mixed_install_message() -> str | None:
