@@ -157,3 +157,61 @@ def test_cli_a_bad_avatar_after_the_children_started_is_one_error_and_leaves_not
                 assert str(tmp_path).encode() not in f.read()
         except (FileNotFoundError, ProcessLookupError):
             pass
+
+
+def test_render_metrics_are_served_from_the_first_second_and_gone_at_the_end(tmp_path):
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dhlive_cli.metrics import discovery_path, read_discovery
+    from tests.test_batch import wait_for
+
+    wav = tmp_path / "long.wav"
+    sf.write(wav, tone(60.0, 16000, 1), 16000)  # at 360p a minute renders for seconds even on a fast machine
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "render", str(wav), "-o", str(out), "--size", "360p",
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        rec = wait_for(lambda: read_discovery(proc.pid), 120, proc, "the render's metrics discovery file")
+
+        def frames():
+            with urllib.request.urlopen(rec["metrics_url"], timeout=30) as r:
+                fams = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+            return fams["dhlive_frames"].samples[0].value if "dhlive_frames" in fams else None
+
+        assert wait_for(frames, 60, proc, "a frame count on /metrics") >= 0
+        _, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert not discovery_path(proc.pid).exists()
+
+
+def test_deferred_metrics_start_late_or_never(tmp_path):
+    import threading
+
+    from dhlive_cli.commands.common import DeferredMetrics
+
+    started = threading.Event()
+    closed = []
+
+    class Server:
+        def close(self):
+            closed.append(True)
+
+    def start():
+        started.set()
+        return Server()
+
+    late = DeferredMetrics(start, 0.05)
+    assert started.wait(60)
+    late.close()
+    assert closed == [True]
+    calls = []
+    never = DeferredMetrics(lambda: calls.append(1), 60.0)
+    never.close()
+    never._timer.join(60)
+    assert calls == [] and never.server is None

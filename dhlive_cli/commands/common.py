@@ -54,8 +54,14 @@ def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def start_metrics(spec: str | None, snapshot, command: str):
-    """--metrics HOST:PORT (default 127.0.0.1:0, an ephemeral loopback port) or 'off'."""
+def start_metrics(spec: str | None, snapshot, command: str, defer_s: float = 0.0):
+    """--metrics HOST:PORT (default 127.0.0.1:0, an ephemeral loopback port) or 'off'.
+
+    Returns a started MetricsServer, None for off, or with defer_s > 0 and port 0 a
+    DeferredMetrics that starts the server defer_s seconds later (`render`: a job that ends
+    within its first second has nothing to watch, and the server's imports are 30-40 ms of
+    such a render's start-up). A port the user named is always bound at once, so a port in use
+    is an error before the job starts. Raises InputError."""
     from dhlive_cli.errors import InputError
 
     if spec is None or spec.lower() == "off":
@@ -66,21 +72,64 @@ def start_metrics(spec: str | None, snapshot, command: str):
     host = host or "127.0.0.1"
     if host not in ("127.0.0.1", "localhost", "::1", "[::1]"):
         raise InputError(f"--metrics {spec!r}: metrics are served on loopback only")
-    import psutil
 
-    from dhlive_cli.metrics import MetricsServer
+    def start():
+        import psutil
 
-    proc = psutil.Process()
+        from dhlive_cli.metrics import MetricsServer
 
-    def snap():
-        s = snapshot()
-        s.setdefault("rss_mb", proc.memory_info().rss / 2**20)
-        return s
+        proc = psutil.Process()
 
-    try:
-        return MetricsServer(snap, host=host, port=int(port), command=command)
-    except OSError as e:
-        raise InputError(f"--metrics {spec}: cannot listen: {e.strerror or e}") from e
+        def snap():
+            s = snapshot()
+            s.setdefault("rss_mb", proc.memory_info().rss / 2**20)
+            return s
+
+        try:
+            return MetricsServer(snap, host=host, port=int(port), command=command)
+        except OSError as e:
+            raise InputError(f"--metrics {spec}: cannot listen: {e.strerror or e}") from e
+
+    if defer_s > 0 and int(port) == 0:
+        return DeferredMetrics(start, defer_s)
+    return start()
+
+
+class DeferredMetrics:
+    """A metrics server started `delay_s` seconds from now on a timer thread, unless close()
+    comes first. `server` is the MetricsServer once started (None before, or if it could not
+    listen: that is logged as a warning, the job goes on)."""
+
+    def __init__(self, start, delay_s: float):
+        import threading
+
+        self._start = start
+        self._lock = threading.Lock()
+        self._closed = False
+        self.server = None
+        self._timer = threading.Timer(delay_s, self._run)
+        self._timer.name = "dhlive-metrics-start"
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _run(self) -> None:
+        from dhlive_cli.errors import InputError
+
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self.server = self._start()
+            except InputError as e:
+                logging.getLogger("dhlive_cli.metrics").warning("%s", e)
+
+    def close(self) -> None:
+        self._timer.cancel()
+        with self._lock:  # a start under way finishes first, then is closed here
+            self._closed = True
+            server, self.server = self.server, None
+        if server is not None:
+            server.close()
 
 
 class ConsoleLogHandler(logging.Handler):

@@ -40,7 +40,7 @@ def render(
     fps: Annotated[Optional[int], typer.Option(parser=parse_fps, help="Frames per second, a whole number from 1 to 60 (24, 25, 30, 50, 60...; default from the preset).")] = None,
     device: Annotated[str, typer.Option(help="Inference and H.264 encoder device: auto (the GPU where it works), cpu or cuda.")] = "auto",
     model: Annotated[Optional[Path], typer.Option(help="Mouth model .onnx (default: the bundled model).")] = None,
-    metrics: Annotated[str, typer.Option(help="Prometheus metrics on HOST:PORT (loopback; port 0 = any free port), or off.")] = "127.0.0.1:0",
+    metrics: Annotated[str, typer.Option(help="Prometheus metrics on HOST:PORT (loopback; port 0 = any free port, served from the render's first second on), or off.")] = "127.0.0.1:0",
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ):
@@ -113,7 +113,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
                                                       intra_threads=preset.inference_threads))
         av = load_avatar(avatar, preset.width, preset.height, preset.fps)
         session = RenderSession(input, output, avatar=av, pool=pool, preset=preset, io=io)
-        metrics_server = start_metrics(metrics, session.stats.snapshot, "render")
+        metrics_server = start_metrics(metrics, session.stats.snapshot, "render", defer_s=1.0)
         if quiet or json_out or not err_console.is_terminal:
             result = session.run()
         else:
