@@ -60,7 +60,7 @@ class EncoderOptions:
 
 
 def video_args(enc: EncoderOptions, fps: int) -> dict:
-    """ffmpeg output options (ffmpeg-python keyword form) for the video stream of enc."""
+    """ffmpeg output options for the video stream of enc, as {option name: value} (see _options)."""
     g = max(1, int(round(enc.gop_seconds * fps)))
     if enc.codec == "h264_nvenc":
         args = {"vcodec": "h264_nvenc", "preset": _NVENC_PRESET.get(enc.preset, "p4"), "rc": "vbr",
@@ -101,6 +101,11 @@ def audio_lead(rate: int) -> int:
     return max(1, int(rate * AUDIO_LEAD_S))
 
 
+def _options(kw: dict) -> list[str]:
+    """ffmpeg options from a dict, in name order: {"crf": 23, "b:v": 0} -> ["-b:v", "0", "-crf", "23"]."""
+    return [arg for name in sorted(kw) for arg in (f"-{name}", str(kw[name]))]
+
+
 def build_encode_command(target: str, fmt: str, width: int, height: int, fps: int, audio_fd: int,
                          enc: EncoderOptions, movflags: str | None, pix_fmt: str = "yuv420p",
                          flush_s: float | None = None, log_level: str = "error", audio_rate: int = SAMPLE_RATE,
@@ -122,22 +127,19 @@ def build_encode_command(target: str, fmt: str, width: int, height: int, fps: in
 
     log_level: ffmpeg's -loglevel; anything above "error" also turns the progress line off
     (PublishLog reads an RTMP encoder's "level+verbose" log)."""
-    import ffmpeg  # ffmpeg-python: only builds the argument list; we own the process
-
     # frames per 1024-sample audio packet, twice, plus slack (see AUDIO_LEAD_S)
     queue = max(enc.input_queue, 2 * -(-fps * 1024 // audio_rate) + 4)
-    video = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}",
-                         framerate=fps, thread_queue_size=queue, probesize=32, analyzeduration=0)
+    video = ["-f", "rawvideo", *_options(dict(pix_fmt=pix_fmt, s=f"{width}x{height}", framerate=fps,
+                                              thread_queue_size=queue, probesize=32, analyzeduration=0)), "-i", "pipe:0"]
     # Raw inputs need no probing; without these limits ffmpeg reads seconds of audio before it
     # takes the first frame, while we wait to write that frame: a deadlock.
-    audio = ffmpeg.input(f"pipe:{audio_fd}", format="f32le", ar=audio_rate, ac=audio_channels,
-                         thread_queue_size=queue, probesize=32, analyzeduration=0)
+    audio = ["-f", "f32le", *_options(dict(ar=audio_rate, ac=audio_channels, thread_queue_size=queue, probesize=32,
+                                           analyzeduration=0)), "-i", f"pipe:{audio_fd}"]
     out_rate, out_channels = audio_out or (STREAM_AUDIO if fmt == "flv" else (audio_rate, audio_channels))
     out_kwargs = {
         **video_args(enc, fps),
-        "acodec": "aac", "audio_bitrate": enc.audio_bitrate, "ar": out_rate, "ac": out_channels,
+        "acodec": "aac", "ar": out_rate, "ac": out_channels,
         "af": f"atrim=start_sample={audio_lead(audio_rate)},asetpts=PTS-STARTPTS",  # the lead's silence
-        "format": fmt,
     }
     if out_rate > audio_rate:
         # Upsampled audio (live's 16 kHz speech sent as 48 kHz for RTMP ingest) holds nothing above
@@ -164,11 +166,10 @@ def build_encode_command(target: str, fmt: str, width: int, height: int, fps: in
         elif fmt == "matroska":
             out_kwargs["cluster_time_limit"] = int(flush_s * 1000)  # milliseconds
         out_kwargs["flush_packets"] = 1
-    stream = ffmpeg.output(video, audio, target, **out_kwargs)
-    args = ffmpeg.compile(stream, cmd=ffmpeg_path(), overwrite_output=True)
+    out = ["-map", "0", "-map", "1", "-f", fmt, "-b:a", enc.audio_bitrate, *_options(out_kwargs), target, "-y"]
     # -nostdin would close our video pipe; quiet logging keeps stderr small and useful
     quiet = ["-hide_banner", "-loglevel", log_level] + ([] if log_level == "error" else ["-nostats"])
-    return [args[0], *quiet] + args[1:]
+    return [ffmpeg_path(), *quiet, *video, *audio, *out]
 
 
 # glibc's allocator settings for an encoder that reuses freed frames (EncoderOptions.reuse_freed):
