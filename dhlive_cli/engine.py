@@ -343,9 +343,6 @@ class RenderSession:
         """Render to the end (or until stop()). on_tick(stats_snapshot) is called from this thread."""
         if self.state is not State.READY:
             raise EngineError(f"run() in state {self.state.value}")
-        import psutil
-
-        proc = psutil.Process()
         budget = self.preset.memory_budget_mb * 2**20
         t0 = time.monotonic()
         cpu0 = _cpu_seconds()
@@ -364,6 +361,9 @@ class RenderSession:
             self._threads.append(t)
             t.start()
         try:
+            import psutil  # after the threads started: its import (~10 ms) is not on the first frame's path
+
+            proc = psutil.Process()
             encoder = self._threads[-1]
             while encoder.is_alive():
                 encoder.join(tick_s)
