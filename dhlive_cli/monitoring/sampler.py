@@ -75,9 +75,10 @@ class ProcessProbe:
                         uss = p.memory_full_info().uss / MB
                     except psutil.AccessDenied:
                         self.uss_ok = False  # smaps needs ptrace rights; stop asking every second
-            # a process that exits between the status read and the memory read is a zombie by
-            # then and reads as 0 MB: a running process always has resident pages
-            if rss == 0 and (not p.is_running() or p.status() == psutil.STATUS_ZOMBIE):
+            # a running process always has resident pages: 0 MB is one that exits between the
+            # status read and the memory read, a zombie by then or still tearing down (its memory
+            # already released, its state not yet Z: seen under load, recorded as a 0 MB sample)
+            if rss == 0:
                 raise TargetGone
             children = p.children(recursive=True)
         except (psutil.NoSuchProcess, ProcessLookupError):
