@@ -10,8 +10,9 @@ veryfast) and the *same-frames floor*: the identical ffmpeg command the render r
 those frames and that audio from the files instead of from pipes -- x264 alone on exactly the
 pictures dhlive makes, in the format it consumes. Medians; render/floor is the share of the
 encoder's speed dhlive keeps (1.0 = drawing, converting and piping cost nothing). Render time
-is the engine's run() (decoder and encoder children started and finished, file complete), as
-the floor's time is its ffmpeg process from start to exit; the whole `dhlive render` process
+runs from the start of the decoder and encoder children (which `dhlive render` starts before it
+loads the model and the avatar: that loading is inside it) to the complete file, as the
+floor's time is its ffmpeg process from start to exit; the whole `dhlive render` process
 wall time (interpreter, imports, model and avatar loading) is printed beside it. The load
 average is printed with each size: on a shared machine the ratio is the figure to read.
 
@@ -123,7 +124,9 @@ def _speed(tmp: Path, seconds: float, repeats: int, enc: EncoderOptions, sizes: 
         for _ in range(repeats):
             res, _, wall = run_render([str(src), "-o", str(tmp / "r.mp4"), "--size", size])
             assert res["frames"] == frames, (res["frames"], frames)
-            r_s.append(res["elapsed_s"])
+            # from the encoder's start, as the floor's ffmpeg run is timed (render_io starts it
+            # before the model and avatar load)
+            r_s.append(res["io_elapsed_s"])
             r_cpu.append(res["cpu_s"])
             p_s.append(wall)
             fw, fc = time_floor(cmd, encoder_env(enc))

@@ -116,6 +116,9 @@ class RenderResult:
     audio_channels: int = 1
     peak_children_rss_mb: float = 0.0  # the ffmpeg children (encoder, decoder) together, at their peak
     cpu_s: float = 0.0  # CPU seconds (user + system) of this process and its children during run()
+    # seconds from the start of the decoder and encoder (render_io, often before run()) to the
+    # end: the span an encoder run alone is compared with, its own start-up included
+    io_elapsed_s: float = 0.0
 
     @property
     def realtime_factor(self) -> float:
@@ -398,7 +401,8 @@ class RenderSession:
         return RenderResult(
             output=self.io.output_name, frames=snap["frames_done"],
             samples=self.source.samples_read, duration_s=snap["samples_done"] / self.audio_rate,
-            elapsed_s=time.monotonic() - t0, cpu_s=_cpu_seconds() - cpu0, peak_rss_mb=snap["peak_rss_mb"],
+            elapsed_s=time.monotonic() - t0, io_elapsed_s=time.monotonic() - min(t0, self.io.started_at or t0),
+            cpu_s=_cpu_seconds() - cpu0, peak_rss_mb=snap["peak_rss_mb"],
             peak_children_rss_mb=snap["peak_children_rss_mb"], model=self.pool.name,
             provider=self.pool.provider, width=self.width, height=self.height, fps=self.tb.fps,
             audio_rate=self.audio_rate, audio_channels=self.audio_channels,

@@ -18,6 +18,7 @@ format, the output's path and type) is checked in the constructor, before anythi
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from dhlive_cli.errors import EngineError, InputError, OutputError
@@ -78,6 +79,7 @@ class RenderIO:
         else:
             self.sink = NullSink()
         self._started = False
+        self.started_at: float | None = None  # time.monotonic() when start() began the children
         self._sink_format: tuple[int, int] | None = None  # what the running encoder was told
 
     @property
@@ -91,6 +93,7 @@ class RenderIO:
         if self._started:
             return
         self._started = True
+        self.started_at = time.monotonic()
         self.source.open()
         hint = self.source.program_hint()
         if hint is not None and isinstance(self.sink, FfmpegSink):

@@ -84,6 +84,7 @@ def test_start_runs_both_children_before_anything_else_is_loaded(tmp_path):
         io.abort()
         raise
     assert result.frames == 25 and out.is_file()
+    assert result.io_elapsed_s > result.elapsed_s > 0  # the children's span began before run()
     assert not _alive(encoder_pid)
     a = next(s for s in ffprobe_json(out)["streams"] if s["codec_type"] == "audio")
     assert (int(a["sample_rate"]), a["channels"]) == (44100, 2)

@@ -142,6 +142,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     return {
         "output": result.output, "frames": result.frames, "samples": result.samples,
         "duration_s": round(result.duration_s, 3), "elapsed_s": round(result.elapsed_s, 3),
+        "io_elapsed_s": round(result.io_elapsed_s, 3),
         "cpu_s": round(result.cpu_s, 3),
         "realtime_factor": round(result.realtime_factor, 2), "peak_rss_mb": round(result.peak_rss_mb, 1),
         "peak_children_rss_mb": round(result.peak_children_rss_mb, 1),
