@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -94,3 +95,29 @@ def serve():
     for srv in servers:
         srv.stop()
     assert not [t.name for t in threading.enumerate() if t.name.startswith("dhlive-api")]
+
+
+@contextlib.contextmanager
+def killed_on_exit(proc: subprocess.Popen):
+    """The block's child process, killed and reaped if it is still running when the block ends
+    (a failed assertion or a timeout must not leave it behind)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory) -> Path:
+    """A photo avatar prepared from scikit-image's astronaut photo (one per test module)."""
+    import cv2
+
+    from dhlive_cli.avatar.prepare import PrepareOptions, prepare_avatar
+    from tests.test_avatar_photo import astronaut_bgr
+
+    d = tmp_path_factory.mktemp("photo_avatar")
+    cv2.imwrite(str(d / "astronaut.png"), astronaut_bgr())
+    prepare_avatar(d / "astronaut.png", d / "av", PrepareOptions(preview=False))
+    return d / "av"

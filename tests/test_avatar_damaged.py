@@ -24,8 +24,8 @@ import pytest
 from dhlive_cli.avatar.prepare import PrepareOptions, prepare_avatar
 from dhlive_cli.compositor import load_avatar
 from dhlive_cli.errors import InputError
-from tests.conftest import FFPROBE, needs_ffprobe
-from tests.test_avatar_photo import astronaut_bgr, pan_zoom_video
+from tests.conftest import FFPROBE
+from tests.test_avatar_photo import pan_zoom_video
 
 pytest.importorskip("skimage.data", reason="scikit-image (dev extra) provides the test photo")
 
@@ -187,16 +187,6 @@ def test_a_loop_video_that_is_not_mp4_is_checked_by_its_last_frame(video_avatar,
 # --------------------------------------------------------------------------- landmark and mouth arrays
 
 
-@pytest.fixture(scope="module")
-def photo_avatar(tmp_path_factory) -> Path:
-    import cv2
-
-    d = tmp_path_factory.mktemp("photo_avatar")
-    cv2.imwrite(str(d / "astronaut.png"), astronaut_bgr())
-    prepare_avatar(d / "astronaut.png", d / "av", PrepareOptions(preview=False))
-    return d / "av"
-
-
 LANDMARK_FILES = {
     "text": lambda p: p.write_text("468 points, one a line\n0.1 0.2 0.3\n"),
     "empty": lambda p: p.write_bytes(b""),
@@ -209,8 +199,8 @@ LANDMARK_FILES = {
 
 
 @pytest.mark.parametrize("case", list(LANDMARK_FILES))
-def test_a_landmark_file_that_is_not_a_landmark_array_is_one_error(photo_avatar, tmp_path, case):
-    av = _copy(photo_avatar, tmp_path / "av")
+def test_a_landmark_file_that_is_not_a_landmark_array_is_one_error(photo_dir, tmp_path, case):
+    av = _copy(photo_dir, tmp_path / "av")
     lm = av / "landmarks.npy"
     LANDMARK_FILES[case](lm)
     with pytest.raises(InputError) as e:
@@ -220,8 +210,8 @@ def test_a_landmark_file_that_is_not_a_landmark_array_is_one_error(photo_avatar,
     assert "pickle" not in msg and "allow_pickle" not in msg
 
 
-def test_a_text_landmark_file_is_one_cli_line(photo_avatar, speech_wav, tmp_path):
-    av = _copy(photo_avatar, tmp_path / "av")
+def test_a_text_landmark_file_is_one_cli_line(photo_dir, speech_wav, tmp_path):
+    av = _copy(photo_dir, tmp_path / "av")
     (av / "landmarks.npy").write_text("not numbers\n")
     line = one_error(run_cli("render", speech_wav, "-o", tmp_path / "o.mp4", "--avatar", av, "--size", "320x240"))
     assert line == f"error: {av / 'landmarks.npy'}: not a landmark array (corrupt or not written by dhlive avatar prepare)"
@@ -229,10 +219,10 @@ def test_a_text_landmark_file_is_one_cli_line(photo_avatar, speech_wav, tmp_path
 
 
 @pytest.mark.parametrize("case", ["text", "wrong_shape", "wrong_dtype"])
-def test_a_mouth_bank_that_is_not_an_array_of_mouths_is_one_error(photo_avatar, tmp_path, case):
+def test_a_mouth_bank_that_is_not_an_array_of_mouths_is_one_error(photo_dir, tmp_path, case):
     """A [mouths] table (as prepare writes for a clip that talks) over a mouths.npy that is not
     (k, rows, cols, 3) uint8; a proper one loads."""
-    av = _copy(photo_avatar, tmp_path / "av")
+    av = _copy(photo_dir, tmp_path / "av")
     with open(av / "avatar.toml", "a") as f:
         f.write('\n[mouths]\nfile = "mouths.npy"\nopenings = [0.2, 0.5]\n')
     m = av / "mouths.npy"

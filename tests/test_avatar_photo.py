@@ -49,14 +49,6 @@ def pan_zoom_video(path: Path, frames: int = 60, size: int = 320, fps: int = 25)
 
 
 @pytest.fixture(scope="module")
-def photo_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("photo_avatar")
-    cv2.imwrite(str(d / "astronaut.png"), astronaut_bgr())
-    prepare_avatar(d / "astronaut.png", d / "av", PrepareOptions(preview=False))
-    return d / "av"
-
-
-@pytest.fixture(scope="module")
 def video_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("video_avatar")
     src = pan_zoom_video(d / "clip.mp4", frames=40)

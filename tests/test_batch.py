@@ -30,7 +30,7 @@ from dhlive_cli.compositor import DEFAULT_AVATAR
 from dhlive_cli.ffmpeg_bin import ffmpeg_path
 from dhlive_cli.metrics import read_discovery
 from dhlive_cli.timebase import SAMPLE_RATE
-from tests.conftest import ESPEAK, FFPROBE, ffprobe_json, ignore_sigint, speak
+from tests.conftest import ESPEAK, FFPROBE, ffprobe_json, ignore_sigint, killed_on_exit, speak
 
 pytestmark = [
     pytest.mark.skipif(ESPEAK is None, reason="espeak-ng not installed (make setup installs it)"),
@@ -272,7 +272,7 @@ def test_interrupted_local_run_resumes_with_only_the_missing_jobs(media, tmp_pat
     proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--workers", "1", "--quiet"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
                             preexec_fn=ignore_sigint)
-    try:
+    with killed_on_exit(proc):
         wait_for(lambda: len(results(out)) >= 2, 240, proc, "two finished jobs")
         # the driver's /metrics carries the job counts the progress bar shows
         rec = wait_for(lambda: read_discovery(proc.pid), 30, proc, "the metrics discovery file")
@@ -291,9 +291,6 @@ def test_interrupted_local_run_resumes_with_only_the_missing_jobs(media, tmp_pat
         assert fams["dhlive_batch_workers"].samples[0].value == 1
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 130, err
     assert "--resume" in err
     first = {r["output"]: r for r in results(out)}
@@ -370,14 +367,10 @@ def test_local_worker_killed_mid_job_every_job_completes_once(media, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--workers", "2", "--json", "--metrics", "off"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
-    try:
+    with killed_on_exit(proc):
         victim = wait_for(lambda: busy_worker(proc.pid), 240, proc, "a worker in the middle of a job")
         victim.send_signal(signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, stderr
     assert json.loads(stdout)["ok"] == 5
     recs = results(out)
@@ -558,13 +551,10 @@ def test_sigterm_stops_a_ray_run_cleanly(media, tmp_path):
     proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--ray", "local", "--workers", "1", "--quiet",
                                       "--metrics", "off"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
-    try:
+    with killed_on_exit(proc):
         wait_for(lambda: len(results(out)) >= 1, 300, proc, "a finished job")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 130, err
     assert "SIGTERM received" not in err and "Traceback" not in err and "--resume" in err, err
     done = {r["output"]: r for r in results(out)}

@@ -17,7 +17,7 @@ from dhlive_cli.inference import InferencePool
 from dhlive_cli.presets import load_preset
 from dhlive_cli.render_io import RenderIO
 from dhlive_cli.sources import FileAudioSource
-from tests.conftest import ffprobe_json, tone
+from tests.conftest import ffprobe_json, killed_on_exit, tone
 
 
 def _alive(pid: int) -> bool:
@@ -173,7 +173,7 @@ def test_render_metrics_are_served_from_the_first_second_and_gone_at_the_end(tmp
     out = tmp_path / "out.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "render", str(wav), "-o", str(out), "--size", "360p",
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with killed_on_exit(proc):
         rec = wait_for(lambda: read_discovery(proc.pid), 120, proc, "the render's metrics discovery file")
 
         def frames():
@@ -183,10 +183,6 @@ def test_render_metrics_are_served_from_the_first_second_and_gone_at_the_end(tmp
 
         assert wait_for(frames, 60, proc, "a frame count on /metrics") >= 0
         _, err = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, err
     assert not discovery_path(proc.pid).exists()
 
