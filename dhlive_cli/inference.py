@@ -39,6 +39,7 @@ def default_model_path() -> Path:
 
 
 def _import_ort():
+    from dhlive_cli.interrupts import interrupts_held
     from dhlive_cli.runtime_check import installed_onnxruntime, mixed_install_message
 
     if len(installed_onnxruntime()) > 1:  # both wheels: the module on disk may match neither
@@ -49,7 +50,10 @@ def _import_ort():
     # off unless the user sets ORT_DISABLE_TELEMETRY=0 (onnxruntime's own switch).
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     try:
-        import onnxruntime as ort
+        # an interrupt during this import comes out as ImportError("import numpy failed") from
+        # onnxruntime's extension; held, it is raised as itself once the import is done (interrupts)
+        with interrupts_held():
+            import onnxruntime as ort
     except ImportError as e:
         raise DependencyError(
             "onnxruntime is not installed: pip install 'dhlive[cpu]' (or 'dhlive[gpu]' for CUDA)"

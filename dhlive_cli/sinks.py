@@ -36,6 +36,7 @@ from dhlive_cli.encode_command import (  # noqa: F401 - re-exported: the sinks' 
 )
 from dhlive_cli.errors import EngineError, OutputError
 from dhlive_cli.ffmpeg_bin import StderrTail, wait_child
+from dhlive_cli.interrupts import interrupts_held
 from dhlive_cli.publish_log import PublishLog
 from dhlive_cli.redact import redact_text, redact_url, secrets_of
 from dhlive_cli.timebase import SAMPLE_RATE
@@ -167,16 +168,22 @@ class FfmpegSink:
                                    audio_out=self.audio_out)
         log.debug("encoder: %s", redact_text(" ".join(cmd), self._secrets))
         try:
-            self._proc = subprocess.Popen(
-                # target pipe:1 streams to our own stdout (`render -o -`): the child writes it directly
-                cmd, stdin=subprocess.PIPE, stdout=None if self.target == "pipe:1" else subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                pass_fds=(r,) if self.fd is None else (r, self.fd), start_new_session=True, bufsize=0,
-                env=encoder_env(self.enc),
-            )
+            # Ctrl+C inside Popen would leave a child that abort() cannot see (interrupts)
+            with interrupts_held():
+                self._proc = subprocess.Popen(
+                    # target pipe:1 streams to our own stdout (`render -o -`): the child writes it directly
+                    cmd, stdin=subprocess.PIPE, stdout=None if self.target == "pipe:1" else subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    pass_fds=(r,) if self.fd is None else (r, self.fd), start_new_session=True, bufsize=0,
+                    env=encoder_env(self.enc),
+                )
+                self._audio_w = w
+        except BaseException:
+            if self._audio_w is None:
+                os.close(w)
+            raise
         finally:
             os.close(r)
-        self._audio_w = w
         for size in (1 << 22, 1 << 20):  # 4 MB, else 1 MB (the usual limit without CAP_SYS_RESOURCE)
             try:
                 fcntl.fcntl(self._proc.stdin.fileno(), _F_SETPIPE_SZ, size)

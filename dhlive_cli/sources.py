@@ -19,6 +19,7 @@ import numpy as np
 
 from dhlive_cli.errors import EngineError, InputError
 from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path
+from dhlive_cli.interrupts import interrupts_held
 from dhlive_cli.program_audio import PROGRAM_FILTER, PROGRAM_RATES, STALL_S, ProgramReader, wait_readable
 from dhlive_cli.timebase import SAMPLE_RATE
 
@@ -241,11 +242,13 @@ class FileAudioSource:
         cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", *src, "-vn", "-flush_packets", "1", *out,
                *prog_args]
         try:
-            self._proc = subprocess.Popen(
-                cmd, stdin=None if self.from_stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, start_new_session=True,  # Ctrl+C goes to us; we stop the child ourselves
-                pass_fds=self.keep_fds + ((prog_w,) if prog_w is not None else ()), bufsize=0,
-            )
+            # Ctrl+C inside Popen would leave a child that close() cannot see (interrupts)
+            with interrupts_held():
+                self._proc = subprocess.Popen(
+                    cmd, stdin=None if self.from_stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, start_new_session=True,  # Ctrl+C goes to us; we stop the child ourselves
+                    pass_fds=self.keep_fds + ((prog_w,) if prog_w is not None else ()), bufsize=0,
+                )
         finally:
             if prog_w is not None:
                 os.close(prog_w)

@@ -212,3 +212,124 @@ def test_deferred_metrics_start_late_or_never(tmp_path):
     never.close()
     never._timer.join(60)
     assert calls == [] and never.server is None
+
+
+# ------------------------------------------------------------------ interrupts during start-up
+
+def _children_in(folder) -> list[int]:
+    """Processes whose command line names `folder` (a render's ffmpeg children read and write there)."""
+    found = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                if str(folder).encode() in f.read() and _alive(int(p)):
+                    found.append(int(p))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return found
+
+
+def test_a_signal_inside_interrupts_held_is_raised_once_the_block_is_done():
+    import signal
+
+    from dhlive_cli.interrupts import interrupts_held
+
+    before = signal.getsignal(signal.SIGINT)
+    done = False
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a call the handler could have cut
+            done = True
+    assert done
+    assert signal.getsignal(signal.SIGINT) is before
+    with interrupts_held():  # nothing arrived: nothing raised
+        pass
+
+
+def _interrupt_when_forked():
+    """A profile hook that sends this process SIGINT the moment subprocess has forked a child:
+    Python then raises KeyboardInterrupt inside Popen's constructor (where a real Ctrl+C that
+    lands then raises it), before the caller has the Popen."""
+    import signal
+
+    def hook(frame, event, arg):
+        if event == "c_return" and getattr(arg, "__name__", "") == "fork_exec":
+            sys.setprofile(None)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return hook
+
+
+@pytest.mark.parametrize("end", ["encoder", "decoder"])
+def test_ctrl_c_as_a_child_is_forked_leaves_it_known_and_stopped(tmp_path, end):
+    from dhlive_cli.sinks import FfmpegSink
+
+    wav = tmp_path / "in.wav"
+    sf.write(wav, tone(2.0, 16000, 1), 16000)
+    out = tmp_path / "out.mp4"
+    child = FfmpegSink(str(out), 64, 64, 25) if end == "encoder" else FileAudioSource(wav, program="source")
+    sys.setprofile(_interrupt_when_forked())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            child.open()
+    finally:
+        sys.setprofile(None)
+    pids = child.pids if end == "encoder" else [child._proc.pid] if child._proc else []
+    assert pids, "the interrupt came before the child was known to its owner"
+    child.abort() if end == "encoder" else child.close()
+    assert not any(_alive(p) for p in pids)
+    assert _children_in(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_ctrl_c_during_the_onnxruntime_import_is_an_interrupt_after_it(tmp_path):
+    # in a fresh interpreter: this one has imported onnxruntime already
+    script = """
+import os, signal, sys
+from dhlive_cli.inference import _import_ort
+def hook(frame, event, arg):
+    if event == "call" and "onnxruntime" in frame.f_code.co_filename:
+        sys.setprofile(None)
+        os.kill(os.getpid(), signal.SIGINT)
+sys.setprofile(hook)
+try:
+    _import_ort()
+    print("no interrupt")
+except KeyboardInterrupt:
+    print("interrupted", "onnxruntime.capi._pybind_state" in sys.modules)
+except BaseException as e:
+    print(type(e).__name__, e)
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    # the import is not cut in half (a cut one can come out as ImportError, read as "not installed")
+    assert r.stdout.split() == ["interrupted", "True"], r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_cli_a_signal_as_the_encoder_starts_stops_everything(tmp_path, sig):
+    import signal
+
+    wav = tmp_path / "in.wav"
+    sf.write(wav, tone(5.0, 16000, 1), 16000)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an older render")
+    proc = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "render", str(wav), "-o", str(out), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # the moment the second child (the encoder) appears: start-up is at its busiest
+        while proc.poll() is None and len(_children_in(tmp_path)) < 2:
+            pass
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == 130 and lines == ["interrupted: output removed"], (proc.returncode, err)
+    assert _children_in(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.mp4"]
+    assert out.read_bytes() == b"an older render"
