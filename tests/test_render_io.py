@@ -333,3 +333,24 @@ def test_cli_a_signal_as_the_encoder_starts_stops_everything(tmp_path, sig):
     assert _children_in(tmp_path) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.mp4"]
     assert out.read_bytes() == b"an older render"
+
+
+@pytest.mark.parametrize("port", ["in use", "99999"])
+def test_cli_a_metrics_port_it_cannot_serve_is_one_error_before_any_output(tmp_path, port):
+    import socket
+
+    wav = tmp_path / "in.wav"
+    sf.write(wav, tone(1.0, 16000, 1), 16000)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an older render")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        spec = f"127.0.0.1:{busy.getsockname()[1] if port == 'in use' else port}"
+        r = subprocess.run([sys.executable, "-m", "dhlive_cli", "render", str(wav), "-o", str(out), "--metrics", spec,
+                            "--quiet"], capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: --metrics") and spec in lines[0], r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.mp4"]
+    assert out.read_bytes() == b"an older render"
+    assert _children_in(tmp_path) == []

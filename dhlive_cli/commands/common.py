@@ -67,8 +67,8 @@ def start_metrics(spec: str | None, snapshot, command: str, defer_s: float = 0.0
     if spec is None or spec.lower() == "off":
         return None
     host, _, port = spec.rpartition(":")
-    if not port.isdigit():
-        raise InputError(f"--metrics {spec!r}: expected HOST:PORT or off")
+    if not port.isdigit() or int(port) > 65535:  # a bigger port number was a Python error in bind()
+        raise InputError(f"--metrics {spec!r}: expected HOST:PORT (port 0-65535) or off")
     host = host or "127.0.0.1"
     if host not in ("127.0.0.1", "localhost", "::1", "[::1]"):
         raise InputError(f"--metrics {spec!r}: metrics are served on loopback only")
