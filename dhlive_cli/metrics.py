@@ -181,11 +181,14 @@ class MetricsServer:
 
     The socket listens when the constructor returns (OSError when it cannot); prometheus_client
     and the collector (metrics_families) are imported at the first scrape, so a short render
-    does not pay for them. close() returns at once: the serving thread waits on the listening
-    socket and on a wake-up pipe together, no poll interval."""
+    does not pay for them; with build_now (a server started off the main thread, where that
+    costs the job nothing) they are imported before the discovery file is written, so the first
+    scrape `dhlive monitor` makes answers as fast as the next (the import took 0.05-0.2 s under
+    load, past monitor's 0.1 s timeout at --interval 0.2). close() returns at once: the serving
+    thread waits on the listening socket and on a wake-up pipe together, no poll interval."""
 
     def __init__(self, snapshot: Callable[[], dict], host: str = "127.0.0.1", port: int = 0,
-                 command: str = "live"):
+                 command: str = "live", build_now: bool = False):
         self._snapshot = snapshot
         self._registry = None  # built at the first scrape
         self._wsgi = None
@@ -205,6 +208,8 @@ class MetricsServer:
         self._thread = threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True)
         self._thread.start()
         self.started = time.time()
+        if build_now:
+            self.registry  # noqa: B018 - builds the registry and its WSGI app
         self.discovery_file = self._write_discovery()
 
     @property

@@ -73,6 +73,8 @@ def start_metrics(spec: str | None, snapshot, command: str, defer_s: float = 0.0
     if host not in ("127.0.0.1", "localhost", "::1", "[::1]"):
         raise InputError(f"--metrics {spec!r}: metrics are served on loopback only")
 
+    deferred = defer_s > 0 and int(port) == 0
+
     def start():
         import psutil
 
@@ -86,11 +88,12 @@ def start_metrics(spec: str | None, snapshot, command: str, defer_s: float = 0.0
             return s
 
         try:
-            return MetricsServer(snap, host=host, port=int(port), command=command)
+            # deferred: on the timer's thread, where the first scrape's imports cost the job nothing
+            return MetricsServer(snap, host=host, port=int(port), command=command, build_now=deferred)
         except OSError as e:
             raise InputError(f"--metrics {spec}: cannot listen: {e.strerror or e}") from e
 
-    if defer_s > 0 and int(port) == 0:
+    if deferred:
         return DeferredMetrics(start, defer_s)
     return start()
 
