@@ -377,3 +377,36 @@ later.close()
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)})
     assert r.stdout.split() == ["False", "True"], r.stdout + r.stderr
+
+
+def test_cli_a_second_ctrl_c_while_the_children_are_stopped_leaves_none_behind(tmp_path):
+    # the render runs in a fresh interpreter where Ctrl+C is pressed (a real SIGINT to itself)
+    # twice: as the model starts loading (both ffmpeg children are running), and again as the
+    # encoder is being stopped for the first one
+    wav = tmp_path / "in.wav"
+    sf.write(wav, tone(2.0, 16000, 1), 16000)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an older render")
+    script = f"""
+import os, signal, sys
+from dhlive_cli import inference, sinks
+from dhlive_cli.cli import main
+def pressed(f):
+    def first_ctrl_c(*a, **k):
+        os.kill(os.getpid(), signal.SIGINT)
+        return f(*a, **k)
+    return first_ctrl_c
+inference.InferencePool.__init__ = pressed(inference.InferencePool.__init__)
+sinks.FfmpegSink.abort = pressed(sinks.FfmpegSink.abort)
+sys.argv = ["dhlive", "render", {str(wav)!r}, "-o", {str(out)!r}, "--quiet", "--metrics", "off"]
+main()
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    left = _children_in(tmp_path)
+    for pid in left:  # an orphan would go on to write the partial file: stopped here, then counted
+        os.kill(pid, 9)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 130 and lines == ["interrupted: output removed"], (r.returncode, r.stderr)
+    assert left == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.mp4"]
+    assert out.read_bytes() == b"an older render"

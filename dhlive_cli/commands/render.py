@@ -70,6 +70,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     from dhlive_cli.errors import InputError
     from dhlive_cli.hwenc import pick_video_codec
     from dhlive_cli.inference import InferenceOptions, InferencePool
+    from dhlive_cli.interrupts import interrupts_held
     from dhlive_cli.presets import load_preset, parse_size
     from dhlive_cli.render_io import RenderIO
     from dhlive_cli.timebase import Timebase
@@ -132,13 +133,18 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
 
                 result = session.run(on_tick=tick)
     finally:
-        if session is not None:
-            session.stop()
-        elif io is not None:
-            io.abort()
-        if metrics_server:
-            metrics_server.close()
-        signal.signal(signal.SIGTERM, old)
+        try:
+            # a second Ctrl+C (or SIGTERM) while the children are being stopped left them running
+            # and their partial file behind: it is raised once they are gone (interrupts)
+            with interrupts_held():
+                if session is not None:
+                    session.stop()
+                elif io is not None:
+                    io.abort()
+                if metrics_server:
+                    metrics_server.close()
+        finally:
+            signal.signal(signal.SIGTERM, old)
     return {
         "output": result.output, "frames": result.frames, "samples": result.samples,
         "duration_s": round(result.duration_s, 3), "elapsed_s": round(result.elapsed_s, 3),
