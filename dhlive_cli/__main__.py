@@ -1,3 +1,3 @@
-from dhlive_cli.cli import main
+from dhlive_cli.entry import main
 
 main()

@@ -410,3 +410,21 @@ main()
     assert left == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.mp4"]
     assert out.read_bytes() == b"an older render"
+
+
+def test_ctrl_c_while_the_cli_is_still_loading_is_one_line_and_130(tmp_path):
+    # a fresh interpreter runs `python -m dhlive_cli render ...` and gets a real SIGINT the
+    # moment Typer's first module starts loading
+    script = """
+import os, runpy, signal, sys
+def hook(frame, event, arg):
+    if event == "call" and "typer" in frame.f_code.co_filename:
+        sys.setprofile(None)
+        os.kill(os.getpid(), signal.SIGINT)
+sys.argv = ["dhlive", "render", "in.wav", "-o", "out.mp4"]
+sys.setprofile(hook)
+runpy.run_module("dhlive_cli", run_name="__main__")
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (130, "interrupted\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
