@@ -179,18 +179,19 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 class MetricsServer:
     """Serves `snapshot()` as Prometheus text on http://HOST:PORT/metrics until close().
 
-    The socket listens when the constructor returns (OSError when it cannot); prometheus_client
-    and the collector (metrics_families) are imported at the first scrape, so a short render
-    does not pay for them; with build_now (a server started off the main thread, where that
-    costs the job nothing) they are imported before the discovery file is written, so the first
-    scrape `dhlive monitor` makes answers as fast as the next (the import took 0.05-0.2 s under
-    load, past monitor's 0.1 s timeout at --interval 0.2). close() returns at once: the serving
-    thread waits on the listening socket and on a wake-up pipe together, no poll interval."""
+    The socket listens when the constructor returns (OSError when it cannot). prometheus_client
+    and the collector (metrics_families) are imported before the discovery file is written, so
+    the first scrape `dhlive monitor` makes answers as fast as the next (left to that scrape,
+    the import took 0.05-0.2 s under load, past monitor's 0.1 s timeout at --interval 0.2, and
+    monitor then looked again only 5 s later); with build_now=False they are imported at the
+    first scrape instead (a render's port named on the command line: a short render does not
+    pay for them). close() returns at once: the serving thread waits on the listening socket
+    and on a wake-up pipe together, no poll interval."""
 
     def __init__(self, snapshot: Callable[[], dict], host: str = "127.0.0.1", port: int = 0,
-                 command: str = "live", build_now: bool = False):
+                 command: str = "live", build_now: bool = True):
         self._snapshot = snapshot
-        self._registry = None  # built at the first scrape
+        self._registry = None  # built now (build_now) or at the first scrape
         self._wsgi = None
         self.command = command
         self.pid = os.getpid()

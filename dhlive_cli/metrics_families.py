@@ -1,8 +1,8 @@
 """Prometheus metric families of a running dhlive process, built from its snapshot at scrape time.
 
 The collector behind `dhlive_cli.metrics.MetricsServer`, kept apart so the server can start
-without importing prometheus_client (about 40 ms of a short render's start-up): the first
-scrape imports this module. Names follow Prometheus conventions: base units (seconds, bytes),
+without importing prometheus_client (about 40 ms of a short render's start-up): a server
+imports this module before it can be found, or, for a render's named port, at the first scrape. Names follow Prometheus conventions: base units (seconds, bytes),
 labels for queues, states, sessions and outputs.
 """
 

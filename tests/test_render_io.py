@@ -356,27 +356,29 @@ def test_cli_a_metrics_port_it_cannot_serve_is_one_error_before_any_output(tmp_p
     assert _children_in(tmp_path) == []
 
 
-def test_a_deferred_metrics_server_is_ready_to_answer_when_monitor_can_find_it(tmp_path):
+@pytest.mark.parametrize("command,defer_s,ready", [
+    ("render", 0.05, True),  # a render's default server, started on a timer thread
+    ("live", 0.0, True),
+    ("render", 0.0, False),  # a render's named port, bound at once: the import waits for a scrape
+])
+def test_a_metrics_server_is_ready_to_answer_when_monitor_can_find_it(tmp_path, command, defer_s, ready):
     # `dhlive monitor` scrapes with a 0.1-0.5 s timeout and, after a failed scrape, looks the
     # discovery file up again only 5 s later: a first scrape that still had prometheus_client
     # to import (0.05-0.2 s under load) lost the engine figures. In a fresh interpreter: has
-    # the deferred server imported them by the time its discovery file is there?
-    script = """
+    # the server imported it by the time its discovery file is there?
+    script = f"""
 import os, sys, time
 from dhlive_cli.commands.common import start_metrics
 from dhlive_cli.metrics import read_discovery
-now = start_metrics("127.0.0.1:0", lambda: {}, "render")  # started at once: stays lazy
-print("prometheus_client" in sys.modules)
-now.close()
-later = start_metrics("127.0.0.1:0", lambda: {}, "render", defer_s=0.05)
+server = start_metrics("127.0.0.1:0", lambda: {{}}, {command!r}, defer_s={defer_s})
 while read_discovery(os.getpid()) is None:
     time.sleep(0.01)
 print("prometheus_client" in sys.modules)
-later.close()
+server.close()
 """
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)})
-    assert r.stdout.split() == ["False", "True"], r.stdout + r.stderr
+    assert r.stdout.split() == [str(ready)], r.stdout + r.stderr
 
 
 def test_cli_a_second_ctrl_c_while_the_children_are_stopped_leaves_none_behind(tmp_path):

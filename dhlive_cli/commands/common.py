@@ -88,8 +88,10 @@ def start_metrics(spec: str | None, snapshot, command: str, defer_s: float = 0.0
             return s
 
         try:
-            # deferred: on the timer's thread, where the first scrape's imports cost the job nothing
-            return MetricsServer(snap, host=host, port=int(port), command=command, build_now=deferred)
+            # a render's server started at once leaves prometheus_client to the first scrape (its
+            # imports would be on the start-up's path); deferred, it is on the timer's thread
+            return MetricsServer(snap, host=host, port=int(port), command=command,
+                                 build_now=deferred or command != "render")
         except OSError as e:
             raise InputError(f"--metrics {spec}: cannot listen: {e.strerror or e}") from e
 
