@@ -34,6 +34,16 @@ def ffmpeg_path() -> str:
     )
 
 
+def file_arg(path: str | os.PathLike) -> str:
+    """A local file's path as ffmpeg must be given it. ffmpeg reads the letters before a colon
+    as a protocol when they are all letters, digits, "+", "-" or "." (libavformat's URL scheme
+    characters): a relative name such as "talk:1.wav" is protocol "talk" to it ("Protocol not
+    found"). "./" in front keeps such a name a file; every other path is given as it is."""
+    s = os.fspath(path)
+    first = s.split("/", 1)[0]
+    return "./" + s if ":" in first and not s.startswith("/") else s
+
+
 @functools.cache
 def ffprobe_path() -> str | None:
     """ffprobe beside the ffmpeg in use ($DHLIVE_FFMPEG's folder), else on PATH; None where there

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from dhlive_cli.errors import EngineError, InputError, OutputError
+from dhlive_cli.ffmpeg_bin import file_arg
 from dhlive_cli.outpaths import check_not_input, check_output_path, is_special_file, sibling_name
 from dhlive_cli.presets import Preset
 from dhlive_cli.sinks import EncoderOptions, FfmpegSink, NullSink
@@ -75,7 +76,7 @@ class RenderIO:
             if not is_special_file(self.output):  # a device (/dev/null, /dev/full) is written in place
                 self.tmp_path = sibling_name(self.output, "dhlive-partial", self.output.suffix or ".mp4")
                 target = self.tmp_path
-            self.sink = FfmpegSink(str(target), width, height, fps, encoder, fmt=fmt)
+            self.sink = FfmpegSink(file_arg(target), width, height, fps, encoder, fmt=fmt)
         else:
             self.sink = NullSink()
         self._started = False

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dhlive_cli.errors import EngineError, InputError
-from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path
+from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path, file_arg
 from dhlive_cli.interrupts import interrupts_held
 from dhlive_cli.program_audio import PROGRAM_FILTER, PROGRAM_RATES, STALL_S, ProgramReader, wait_readable
 from dhlive_cli.timebase import SAMPLE_RATE
@@ -129,7 +129,7 @@ def probe(path: str | os.PathLike, formats: str | None = None, keep_fds: tuple[i
     if quick is not None:
         return quick
     proc = subprocess.run(
-        [ffmpeg_path(), "-hide_banner", "-nostdin", *_restrict(formats), "-i", str(p)],
+        [ffmpeg_path(), "-hide_banner", "-nostdin", *_restrict(formats), "-i", file_arg(p)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60, pass_fds=keep_fds,
     )
     err = proc.stderr.decode("utf-8", "replace")
@@ -225,7 +225,7 @@ class FileAudioSource:
             out = ["-af", f"{resample},aformat=channel_layouts=mono|stereo", "-ar", str(SAMPLE_RATE),
                    "-c:a", "pcm_f32le", "-bitexact", "-f", "wav", "pipe:1"]
         else:
-            src = [*_restrict(self.formats), "-i", str(self.path)]
+            src = [*_restrict(self.formats), "-i", file_arg(self.path)]
             out = ["-af", resample, "-ac", str(self._channels), "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"]
         prog_args: list[str] = []
         prog_w = None

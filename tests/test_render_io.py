@@ -5,6 +5,7 @@ Real ffmpeg children throughout; inputs are tones written in the test's own fold
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -430,3 +431,22 @@ runpy.run_module("dhlive_cli", run_name="__main__")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert (r.returncode, r.stderr) == (130, "interrupted\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_names_with_a_colon_are_files_not_protocols(tmp_path):
+    """ffmpeg reads "talk:1.wav" as protocol "talk" (Protocol not found); such names, relative to
+    the working folder, render like any other, in and out."""
+    from dhlive_cli.ffmpeg_bin import file_arg
+
+    assert file_arg("talk:1.wav") == "./talk:1.wav"
+    assert file_arg(".out:1.mp4.dhlive-partial.mp4") == "./.out:1.mp4.dhlive-partial.mp4"
+    assert file_arg("/abs/a:b.mp4") == "/abs/a:b.mp4" and file_arg("dir/a:b.wav") == "dir/a:b.wav"
+    sf.write(tmp_path / "talk:1.wav", tone(1.0, 16000, 1), 16000)
+    _encode(tmp_path / "talk:1.wav", tmp_path / "song:2.mp3", "libmp3lame")
+    for src, out in (("talk:1.wav", "out:1.mp4"), ("song:2.mp3", "out:2.mkv")):
+        r = subprocess.run([sys.executable, "-m", "dhlive_cli", "render", src, "-o", out, "--size", "360p", "--json",
+                            "--metrics", "off"], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                           env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / out).is_file() and ffprobe_json(tmp_path / out)["format"]["duration"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out:1.mp4", "out:2.mkv", "song:2.mp3", "talk:1.wav"]
