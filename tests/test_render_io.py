@@ -110,19 +110,29 @@ def test_a_wrong_hint_restarts_the_encoder_for_the_decoders_format(tmp_path):
     assert float(ffprobe_json(out)["format"]["duration"]) == pytest.approx(1.0, abs=0.05)
 
 
-def test_abort_after_start_leaves_no_children_and_no_file(tmp_path):
+def _input_beside_an_older_output(tmp_path, seconds: float):
+    """in.wav (a tone of `seconds` at 16 kHz) and out.mp4 holding what a failed render must leave as it was."""
     wav = tmp_path / "in.wav"
-    sf.write(wav, tone(1.0, 16000, 1), 16000)
+    sf.write(wav, tone(seconds, 16000, 1), 16000)
     out = tmp_path / "out.mp4"
-    out.write_bytes(b"an older render")  # what a failed render must leave as it was
+    out.write_bytes(b"an older render")
+    return wav, out
+
+
+def _assert_only_the_older_output(tmp_path, out) -> None:
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.mp4"]
+    assert out.read_bytes() == b"an older render"
+
+
+def test_abort_after_start_leaves_no_children_and_no_file(tmp_path):
+    wav, out = _input_beside_an_older_output(tmp_path, 1.0)
     io, _ = _io(tmp_path, wav, out)
     io.start()
     pids = [io.source._proc.pid, *io.sink.pids]
     io.abort()
     io.abort()  # idempotent
     assert not any(_alive(p) for p in pids)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.mp4"]
-    assert out.read_bytes() == b"an older render"
+    _assert_only_the_older_output(tmp_path, out)
 
 
 def test_output_type_and_size_are_checked_before_any_child(tmp_path):
@@ -286,16 +296,23 @@ def test_ctrl_c_as_a_child_is_forked_leaves_it_known_and_stopped(tmp_path, end):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
 
 
-def test_ctrl_c_during_the_onnxruntime_import_is_an_interrupt_after_it(tmp_path):
-    # in a fresh interpreter: this one has imported onnxruntime already
-    script = """
+def _ctrl_c_at_first_call_into(word: str) -> str:
+    """Python lines that make the interpreter send itself a real SIGINT the first time it calls a
+    function whose file's path holds `word` (a module being imported runs its code that way)."""
+    return f"""
 import os, signal, sys
-from dhlive_cli.inference import _import_ort
-def hook(frame, event, arg):
-    if event == "call" and "onnxruntime" in frame.f_code.co_filename:
+def _hook(frame, event, arg):
+    if event == "call" and {word!r} in frame.f_code.co_filename:
         sys.setprofile(None)
         os.kill(os.getpid(), signal.SIGINT)
-sys.setprofile(hook)
+sys.setprofile(_hook)
+"""
+
+
+def test_ctrl_c_during_the_onnxruntime_import_is_an_interrupt_after_it(tmp_path):
+    # in a fresh interpreter: this one has imported onnxruntime already
+    script = _ctrl_c_at_first_call_into("onnxruntime") + """
+from dhlive_cli.inference import _import_ort
 try:
     _import_ort()
     print("no interrupt")
@@ -313,37 +330,26 @@ except BaseException as e:
 def test_cli_a_signal_as_the_encoder_starts_stops_everything(tmp_path, sig):
     import signal
 
-    wav = tmp_path / "in.wav"
-    sf.write(wav, tone(5.0, 16000, 1), 16000)
-    out = tmp_path / "out.mp4"
-    out.write_bytes(b"an older render")
+    wav, out = _input_beside_an_older_output(tmp_path, 5.0)
     proc = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "render", str(wav), "-o", str(out), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
+    with killed_on_exit(proc):
         # the moment the second child (the encoder) appears: start-up is at its busiest
         while proc.poll() is None and len(_children_in(tmp_path)) < 2:
             pass
         proc.send_signal(getattr(signal, sig))
         _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert proc.returncode == 130 and lines == ["interrupted: output removed"], (proc.returncode, err)
     assert _children_in(tmp_path) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.mp4"]
-    assert out.read_bytes() == b"an older render"
+    _assert_only_the_older_output(tmp_path, out)
 
 
 @pytest.mark.parametrize("port", ["in use", "99999"])
 def test_cli_a_metrics_port_it_cannot_serve_is_one_error_before_any_output(tmp_path, port):
     import socket
 
-    wav = tmp_path / "in.wav"
-    sf.write(wav, tone(1.0, 16000, 1), 16000)
-    out = tmp_path / "out.mp4"
-    out.write_bytes(b"an older render")
+    wav, out = _input_beside_an_older_output(tmp_path, 1.0)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -352,8 +358,7 @@ def test_cli_a_metrics_port_it_cannot_serve_is_one_error_before_any_output(tmp_p
                             "--quiet"], capture_output=True, text=True, timeout=120)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: --metrics") and spec in lines[0], r.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.mp4"]
-    assert out.read_bytes() == b"an older render"
+    _assert_only_the_older_output(tmp_path, out)
     assert _children_in(tmp_path) == []
 
 
@@ -386,10 +391,7 @@ def test_cli_a_second_ctrl_c_while_the_children_are_stopped_leaves_none_behind(t
     # the render runs in a fresh interpreter where Ctrl+C is pressed (a real SIGINT to itself)
     # twice: as the model starts loading (both ffmpeg children are running), and again as the
     # encoder is being stopped for the first one
-    wav = tmp_path / "in.wav"
-    sf.write(wav, tone(2.0, 16000, 1), 16000)
-    out = tmp_path / "out.mp4"
-    out.write_bytes(b"an older render")
+    wav, out = _input_beside_an_older_output(tmp_path, 2.0)
     script = f"""
 import os, signal, sys
 from dhlive_cli import inference, sinks
@@ -411,21 +413,16 @@ main()
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 130 and lines == ["interrupted: output removed"], (r.returncode, r.stderr)
     assert left == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.mp4"]
-    assert out.read_bytes() == b"an older render"
+    _assert_only_the_older_output(tmp_path, out)
 
 
 def test_ctrl_c_while_the_cli_is_still_loading_is_one_line_and_130(tmp_path):
     # a fresh interpreter runs `python -m dhlive_cli render ...` and gets a real SIGINT the
     # moment Typer's first module starts loading
     script = """
-import os, runpy, signal, sys
-def hook(frame, event, arg):
-    if event == "call" and "typer" in frame.f_code.co_filename:
-        sys.setprofile(None)
-        os.kill(os.getpid(), signal.SIGINT)
+import runpy, sys
 sys.argv = ["dhlive", "render", "in.wav", "-o", "out.mp4"]
-sys.setprofile(hook)
+""" + _ctrl_c_at_first_call_into("typer") + """
 runpy.run_module("dhlive_cli", run_name="__main__")
 """
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
