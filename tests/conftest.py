@@ -68,6 +68,21 @@ def ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def default_sigint() -> None:
+    """Popen preexec_fn: the child starts with SIGINT at its default, as from a terminal, even
+    where the suite itself runs as a background job that inherited it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """Within the test, SIGINT raises KeyboardInterrupt in this process, as in a terminal (a
+    background job, as CI may run the suite, starts with SIGINT ignored and Python keeps it so)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 def ffprobe_json(path: Path) -> dict:
     out = subprocess.run([FFPROBE, "-v", "error", "-show_streams", "-show_format", "-count_frames", "-of", "json",
                           str(path)], capture_output=True, check=True)

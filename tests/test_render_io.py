@@ -18,7 +18,7 @@ from dhlive_cli.inference import InferencePool
 from dhlive_cli.presets import load_preset
 from dhlive_cli.render_io import RenderIO
 from dhlive_cli.sources import FileAudioSource
-from tests.conftest import ffprobe_json, killed_on_exit, tone
+from tests.conftest import default_sigint, ffprobe_json, killed_on_exit, tone
 
 
 def _alive(pid: int) -> bool:
@@ -242,7 +242,7 @@ def _children_in(folder) -> list[int]:
     return found
 
 
-def test_a_signal_inside_interrupts_held_is_raised_once_the_block_is_done():
+def test_a_signal_inside_interrupts_held_is_raised_once_the_block_is_done(ctrl_c_raises):
     import signal
 
     from dhlive_cli.interrupts import interrupts_held
@@ -275,7 +275,7 @@ def _interrupt_when_forked():
 
 
 @pytest.mark.parametrize("end", ["encoder", "decoder"])
-def test_ctrl_c_as_a_child_is_forked_leaves_it_known_and_stopped(tmp_path, end):
+def test_ctrl_c_as_a_child_is_forked_leaves_it_known_and_stopped(tmp_path, end, ctrl_c_raises):
     from dhlive_cli.sinks import FfmpegSink
 
     wav = tmp_path / "in.wav"
@@ -321,7 +321,8 @@ except KeyboardInterrupt:
 except BaseException as e:
     print(type(e).__name__, e)
 """
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                       preexec_fn=default_sigint)
     # the import is not cut in half (a cut one can come out as ImportError, read as "not installed")
     assert r.stdout.split() == ["interrupted", "True"], r.stdout + r.stderr
 
@@ -425,7 +426,8 @@ sys.argv = ["dhlive", "render", "in.wav", "-o", "out.mp4"]
 """ + _ctrl_c_at_first_call_into("typer") + """
 runpy.run_module("dhlive_cli", run_name="__main__")
 """
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       preexec_fn=default_sigint)
     assert (r.returncode, r.stderr) == (130, "interrupted\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
