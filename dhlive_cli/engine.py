@@ -398,10 +398,11 @@ class RenderSession:
             self.source.close()
         self.state = State.STOPPED
         snap = self.stats.snapshot()
+        end = time.monotonic()
         return RenderResult(
             output=self.io.output_name, frames=snap["frames_done"],
             samples=self.source.samples_read, duration_s=snap["samples_done"] / self.audio_rate,
-            elapsed_s=time.monotonic() - t0, io_elapsed_s=time.monotonic() - min(t0, self.io.started_at or t0),
+            elapsed_s=end - t0, io_elapsed_s=end - (self.io.started_at or t0),
             cpu_s=_cpu_seconds() - cpu0, peak_rss_mb=snap["peak_rss_mb"],
             peak_children_rss_mb=snap["peak_children_rss_mb"], model=self.pool.name,
             provider=self.pool.provider, width=self.width, height=self.height, fps=self.tb.fps,

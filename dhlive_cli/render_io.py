@@ -130,9 +130,6 @@ class RenderIO:
             os.replace(self.tmp_path, self.output)
             self.tmp_path = None
 
-    def close_source(self) -> None:
-        self.source.close()
-
     def abort(self) -> None:
         """Idempotent: both children killed, the partial file removed, the output left as it was."""
         self.sink.abort()
