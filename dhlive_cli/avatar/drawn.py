@@ -130,13 +130,20 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         against BGRA 0.16 ms. The warp repeats the sprite's edge, colour and alpha, past its border:
         where the sprite lies inside the frame its outer rows and columns have alpha 0, the same as
         a zero border; where the frame cuts the head (a large head_scale), a head moving away from
-        that edge shows more of itself there, not a gap of background."""
+        that edge shows more of itself there, not a gap of background.
+
+        The colour is stored premultiplied by alpha (colour x alpha / 255, rounded): interpolating
+        premultiplied colour is the correct way to resample an image with alpha (Porter & Duff,
+        "Compositing Digital Images", 1984; the straight colours of the sprite's transparent
+        pixels, the rest-pose background, no longer bleed into its edge), and the blend becomes
+        three uint8 OpenCV calls instead of a float one: 1.3 -> 0.8 ms for warp and blend at 720p
+        (one thread, medians over 500 frames)."""
         hx0, hy0 = self._hrect[:2]
         a8 = np.clip(self._alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        self._head4 = np.ascontiguousarray(np.dstack([self._sprite, a8]))
         ex0, ey0, ex1, ey1 = self._eye_rect
         ea = a8[ey0 - hy0 : ey1 - hy0, ex0 - hx0 : ex1 - hx0]
-        self._eyes4 = tuple(np.ascontiguousarray(np.dstack([v, ea])) for v in self._eye_variants)
+        self._head4 = _premultiplied(self._sprite, a8)
+        self._eyes4 = tuple(_premultiplied(v, ea) for v in self._eye_variants)
         for arr in (self._head4, *self._eyes4):
             arr.flags.writeable = False
         # render reads only the packed copies (the layer cache was written before this)
@@ -262,8 +269,8 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         if s is None:
             hx0, hy0, hx1, hy1 = self._hrect
             h, w = hy1 - hy0, hx1 - hx0
-            s = (np.empty((h, w, 4), np.uint8), np.empty((h, w, 3), np.uint8), np.empty((h, w), np.float32),
-                 np.empty((h, w), np.float32))
+            s = (np.empty((h, w, 4), np.uint8), np.empty((h, w, 3), np.uint8), np.empty((h, w), np.uint8),
+                 np.empty((h, w, 3), np.uint8))
             self._tls.bufs = s
         return s
 
@@ -295,7 +302,7 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         M = self._head_matrix(frame_index)
         Ml = M.copy()
         Ml[:, 2] += M[:, :2] @ (hx0, hy0) - (hx0, hy0)
-        head, spr, a, inv = self._scratch()
+        head, spr, inv, inv3 = self._scratch()
         h, w = spr.shape[:2]
         cv2.warpAffine(self._head4, Ml, (w, h), dst=head, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         level = int(round(self.blink_closure(frame_index) * (_EYE_LEVELS - 1)))
@@ -308,10 +315,23 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
                 Me[:, 2] += M[:, :2] @ (ex0, ey0) - (d0x, d0y)
                 view = head[d0y - hy0 : d1y - hy0, d0x - hx0 : d1x - hx0]
                 cv2.warpAffine(self._eyes4[level], Me, (d1x - d0x, d1y - d0y), dst=view, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # "over" with premultiplied colour: out = colour + out x (255 - alpha) / 255
         cv2.cvtColor(head, cv2.COLOR_BGRA2BGR, dst=spr)
-        np.multiply(head[..., 3], np.float32(1.0 / 255.0), out=a)
-        np.subtract(1.0, a, out=inv)
+        cv2.extractChannel(head, 3, dst=inv)
+        cv2.bitwise_not(inv, dst=inv)
+        cv2.cvtColor(inv, cv2.COLOR_GRAY2BGR, dst=inv3)
         dsth = out[hy0:hy1, hx0:hx1]
-        cv2.blendLinear(spr, dsth, a, inv, dst=dsth)
+        cv2.multiply(dsth, inv3, dst=dsth, scale=1.0 / 255.0)
+        cv2.add(dsth, spr, dst=dsth)
 
         self._draw_mouth(out, M, mouth)
+
+
+def _premultiplied(bgr: np.ndarray, alpha8: np.ndarray) -> np.ndarray:
+    """(h, w, 3) uint8 colour and (h, w) uint8 alpha -> (h, w, 4) uint8 BGRA, C-contiguous and
+    read-only, whose colour is bgr x alpha / 255 rounded to the nearest integer."""
+    a = alpha8.astype(np.float32)[..., None] * np.float32(1.0 / 255.0)
+    pm = np.clip(bgr.astype(np.float32) * a + 0.5, 0, 255).astype(np.uint8)
+    out = np.ascontiguousarray(np.dstack([pm, alpha8]))
+    out.flags.writeable = False
+    return out
