@@ -26,6 +26,10 @@ help:
 FACE_MODELS := models/face/face_detection_short_range.onnx models/face/face_landmark.onnx
 
 setup: $(STAMPS)/apt $(STAMPS)/venv-$(EXTRA) models/baseline.onnx $(FACE_MODELS)
+	@# bytecode for the checkout's package, as `pip install` of the wheel writes it: every dhlive
+	@# process reads it instead of compiling ~40 modules again (~0.07 s of CPU per start, more
+	@# where PYTHONDONTWRITEBYTECODE keeps Python from caching it itself). Only changed files.
+	@$(PY) -m compileall -q dhlive_cli
 
 # Installs the system packages when we are root and they are missing; otherwise says what to install.
 $(STAMPS)/apt: Makefile

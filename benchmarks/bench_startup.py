@@ -28,14 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import ROOT, median, speech_file  # noqa: E402
+from benchmarks.common import INSTALLED_ENV, ROOT, median, speech_file  # noqa: E402
 
 RENDER_MAX_S = 0.35
 HELP_MAX_S = 0.25
 
 
 # as installed: bytecode is written once (pip compiles at install) and read on every start
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV = INSTALLED_ENV
 
 
 def timed(cmd: list[str]) -> tuple[float, float]:
