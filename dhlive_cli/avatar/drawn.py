@@ -13,6 +13,9 @@ Everything that does not depend on the mouth is painted once per size in ``Drawn
 - ``_eye_variants`` the eye area of the sprite repainted at a few eyelid closures, so a blink is
                 an exact, fully shaded patch instead of a skin-coloured overlay.
 
+The sprite and the eye variants are then packed with their alpha as premultiplied BGRA
+(``_head4``, ``_eyes4``; see ``_pack_head``), which is what the disk cache keeps and render reads.
+
 ``render`` only warps the head, blends it, and draws the lips and mouth interior at the warped
 position (after the warp: a mouth warped with the head came out visibly softer at 360p); its
 motion (blinks, breathing, sway) is a pure function of the frame index, so one object can be
@@ -27,8 +30,10 @@ drawn_style.py has the shared types.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import os
+import random
 import threading
 import tomllib
 from pathlib import Path
@@ -65,7 +70,6 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         self._layout()
         self._motion_tables()
         self._layers(spec or {})
-        self._pack_head()
         self._mouth_tables()
 
     @classmethod
@@ -97,28 +101,32 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
             return
         self._prerender()
         self._mouth_bounds()
+        self._pack_head()
         meta = np.array([self._pad, *self._hrect, *self._brect, *self._eye_rect, self._eye_margin, *self._eye_area,
                          *self._mouth_box], np.int64)
-        arrays = {"static": self._static, "base": self._base, "sprite": self._sprite, "alpha": self._alpha,
-                  "meta": meta}
-        arrays.update({f"eye{i}": v for i, v in enumerate(self._eye_variants)})
+        # the head is stored packed (premultiplied BGRA): a load does no arithmetic on it
+        arrays = {"static": self._static, "base": self._base, "head4": self._head4, "meta": meta}
+        arrays.update({f"eye4_{i}": v for i, v in enumerate(self._eyes4)})
         layer_cache.save(key, arrays)
 
     def _adopt_layers(self, z: dict) -> bool:
         try:
             meta = [int(v) for v in z["meta"]]
-            eyes = tuple(z[f"eye{i}"] for i in range(_EYE_LEVELS))
-            static, base, sprite, alpha = z["static"], z["base"], z["sprite"], z["alpha"]
+            eyes = tuple(z[f"eye4_{i}"] for i in range(_EYE_LEVELS))
+            static, base, head4 = z["static"], z["base"], z["head4"]
         except KeyError:
             return False
         if len(meta) != 22 or static.shape != (self.height, self.width, 3) or static.dtype != np.uint8:
+            return False
+        hx0, hy0, hx1, hy1 = meta[1:5]
+        if head4.shape != (hy1 - hy0, hx1 - hx0, 4) or head4.dtype != np.uint8:
             return False
         self._pad = meta[0]
         self._hrect, self._brect, self._eye_rect = tuple(meta[1:5]), tuple(meta[5:9]), tuple(meta[9:13])
         self._eye_margin, self._eye_area = meta[13], tuple(meta[14:18])
         self._mouth_y, self._mouth_box = self._mouth_level(), tuple(meta[18:22])
-        self._static, self._base, self._sprite, self._alpha, self._eye_variants = static, base, sprite, alpha, eyes
-        for arr in (static, base, sprite, alpha, *eyes):
+        self._static, self._base, self._head4, self._eyes4 = static, base, head4, eyes
+        for arr in (static, base, head4, *eyes):
             arr.flags.writeable = False
         return True
 
@@ -180,16 +188,16 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
 
     def _motion_tables(self) -> None:
         st, fps = self.style, self.fps
-        rng = np.random.default_rng(st.seed)
+        # the standard library's generator: importing numpy.random for these 73 numbers was
+        # 13-18 ms of every render's start (python -X importtime)
+        rng = random.Random(st.seed)
         lo, hi = st.blink_interval_s
-        n = 64
-        gaps = np.round(rng.uniform(lo, hi, n) * fps).astype(np.int64)
-        gaps = np.clip(gaps, math.ceil(2.0 * fps), math.floor(6.0 * fps))
+        shortest, longest = math.ceil(2.0 * fps), math.floor(6.0 * fps)
+        gaps = [min(max(round(rng.uniform(lo, hi) * fps), shortest), longest) for _ in range(64)]
         self._blink_first = int(round(rng.uniform(0.8, 2.0) * fps))
-        self._blink_starts = tuple(int(v) for v in np.concatenate([[0], np.cumsum(gaps)[:-1]]))
-        self._blink_period = int(gaps.sum())
-        ph = rng.uniform(0, 2 * math.pi, 8)
-        self._phases = tuple(float(v) for v in ph)
+        self._blink_starts = (0, *itertools.accumulate(gaps[:-1]))
+        self._blink_period = sum(gaps)
+        self._phases = tuple(rng.uniform(0, 2 * math.pi) for _ in range(8))
 
     def blink_closure(self, frame_index: int) -> float:
         """Eyelid closure in [0, 1] at a frame (0 = open); a pure function of the index."""
