@@ -364,12 +364,17 @@ class RenderSession:
             self._threads.append(t)
             t.start()
         try:
-            import psutil  # after the threads started: its import (~10 ms) is not on the first frame's path
-
-            proc = psutil.Process()
+            proc = None
             encoder = self._threads[-1]
             while encoder.is_alive():
                 encoder.join(tick_s)
+                if proc is None:
+                    # imported at the first tick, or once the last frame is written if that comes
+                    # sooner: its import (10-15 ms, holding the interpreter lock) delayed a short
+                    # render's frames when it ran as the threads started
+                    import psutil
+
+                    proc = psutil.Process()
                 rss = proc.memory_info().rss
                 kids = _children_rss(proc)
                 with self.stats._lock:
