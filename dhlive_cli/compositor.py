@@ -53,6 +53,11 @@ class Composer:
     COLOR_BGR2YUV_I420, which gives the same bytes for an even-aligned region as for the whole
     frame; against ffmpeg's swscale (the old path) it differs by at most 1 in Y, PSNR above
     45 dB (tests/test_yuv.py).
+
+    An avatar that writes some of its dynamic boxes in I420 itself (`i420_boxes` and
+    render_i420(out, k), the drawn avatar's breathing body) draws those there instead, once
+    the slot holds the avatar: render(..., native_i420=True) leaves them out of the canvas,
+    render_i420 writes them into the slot, then the other boxes are converted over them.
     """
 
     def __init__(self, avatar):
@@ -65,12 +70,21 @@ class Composer:
         self.canvas = np.zeros((h, w, 3), dtype=np.uint8)
         self._canvas_fresh = True
         boxes = getattr(avatar, "dynamic_boxes", None)
+        native = tuple(getattr(avatar, "i420_boxes", ())) if boxes is not None else ()
+        self._native = bool(native)
         self.boxes = None if boxes is None else [
-            b for b in (_even_box(b, w, h) for b in boxes) if b[2] > b[0] and b[3] > b[1]]
+            b for b in (_even_box(b, w, h) for b in boxes if tuple(b) not in native) if b[2] > b[0] and b[3] > b[1]]
         # one preallocated I420 scratch per box: cvtColor writes there, the planes are copied out
         self._scratch = [np.empty(((y1 - y0) * 3 // 2, x1 - x0), np.uint8) for x0, y0, x1, y1 in self.boxes or ()]
 
     def draw(self, out: np.ndarray, frame_index: int, mouth, fresh: bool) -> None:
+        if self._native and not fresh:
+            self.avatar.render(self.canvas, frame_index, mouth, fresh=self._canvas_fresh, native_i420=True)
+            self._canvas_fresh = False
+            self.avatar.render_i420(out, frame_index)
+            self.convert(out, fresh=False)
+            return
+        # a slot new to the avatar is converted whole: the canvas must hold every part
         self.avatar.render(self.canvas, frame_index, mouth, fresh=self._canvas_fresh)
         self._canvas_fresh = False
         self.convert(out, fresh)

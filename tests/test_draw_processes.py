@@ -109,13 +109,13 @@ def test_a_draw_process_draws_the_same_bytes_as_the_session_thread():
         remote = pool.connect("t", None, w, h, 25, frames, fd)
         os.close(fd)
         local = Composer(load_avatar(None, w, h, 25))
-        want = np.zeros(shape[1:], np.uint8)
+        want = np.zeros(shape, np.uint8)  # the same four slots, drawn here
         for f, m in enumerate(_mouths(40)):
             slot = f % 4
             fresh = f < 4  # each slot is converted whole the first time, then only its boxes
             remote.draw(slot, f, m, fresh)
-            local.draw(want, f, m, fresh=f == 0)
-            assert np.array_equal(frames[slot], want), f  # the same bytes, in the shared slot
+            local.draw(want[slot], f, m, fresh=fresh)
+            assert np.array_equal(frames[slot], want[slot]), f  # the same bytes, in the shared slot
         remote.close()
     finally:
         pool.close()

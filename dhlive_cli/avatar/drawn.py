@@ -70,6 +70,7 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         self._layout()
         self._motion_tables()
         self._layers(spec or {})
+        self._base_i420 = self._body_planes()
         self._mouth_tables()
 
     @classmethod
@@ -282,27 +283,77 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
             self._tls.bufs = s
         return s
 
-    def render(self, out: np.ndarray, frame_index: int, mouth: MouthShape, fresh: bool = True) -> None:
-        """Draw frame `frame_index` into out (H, W, 3) uint8 BGR, C-contiguous, preallocated by the caller."""
+    def _body_planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The base layer as I420 planes (Y, U, V; read-only), or None when the body's
+        rectangle or the frame is not even-aligned (then render_i420 is not offered)."""
+        bx0, by0, bx1, by1 = self._brect
+        rows, cols = self._base.shape[:2]
+        if any(v % 2 for v in (bx0, by0, bx1, by1, rows, cols, self.width, self.height)) or not rows * cols:
+            return None
+        i420 = cv2.cvtColor(self._base, cv2.COLOR_BGR2YUV_I420).reshape(-1)
+        q = rows * cols // 4
+        planes = (i420[: rows * cols].reshape(rows, cols), i420[rows * cols : rows * cols + q].reshape(rows // 2, cols // 2),
+                  i420[rows * cols + q :].reshape(rows // 2, cols // 2))
+        for p in planes:
+            p.flags.writeable = False
+        return planes
+
+    @property
+    def i420_boxes(self) -> tuple[tuple[int, int, int, int], ...]:
+        """The dynamic boxes render_i420 writes straight into an I420 frame: the breathing body
+        (even-aligned; the head's box, which overlaps it, still comes from render's BGR), or none."""
+        return () if self._base_i420 is None else (tuple(self._brect),)
+
+    def render_i420(self, out: np.ndarray, frame_index: int) -> None:
+        """The body rectangle of frame `frame_index` into out, an I420 frame (height * 3 / 2,
+        width) uint8 (compositor.i420_shape): the base layer's own I420 planes shifted by the
+        breath, as render shifts its BGR rows (Y by the breath, U and V by half of it: their rows
+        are two pixel rows high). Within 1-2 grey levels of converting render's BGR body, at a
+        quarter of the cost (no BGR blend, no conversion): 720p 0.43 -> 0.1 ms."""
+        if out.shape != (self.height * 3 // 2, self.width) or out.dtype != np.uint8:
+            raise ValueError(f"out must be ({self.height * 3 // 2}, {self.width}) uint8, got {out.shape} {out.dtype}")
+        if self._base_i420 is None:
+            raise ValueError("this avatar size has no I420 body (i420_boxes is empty)")
+        bx0, by0, bx1, by1 = self._brect
+        if by1 <= by0:
+            return
+        h, w = self.height, self.width
+        q = h * w // 4
+        flat = out.reshape(-1)
+        u_plane = flat[h * w : h * w + q].reshape(h // 2, w // 2)
+        v_plane = flat[h * w + q : h * w + 2 * q].reshape(h // 2, w // 2)
+        yb, ub, vb = self._base_i420
+        breath = self.pose(frame_index)[3]
+        _shifted(yb, breath, out[by0:by1, bx0:bx1])
+        _shifted(ub, breath / 2, u_plane[by0 // 2 : by1 // 2, bx0 // 2 : bx1 // 2])
+        _shifted(vb, breath / 2, v_plane[by0 // 2 : by1 // 2, bx0 // 2 : bx1 // 2])
+
+    def render(self, out: np.ndarray, frame_index: int, mouth: MouthShape, fresh: bool = True,
+               native_i420: bool = False) -> None:
+        """Draw frame `frame_index` into out (H, W, 3) uint8 BGR, C-contiguous, preallocated by the caller.
+        native_i420: the caller writes this frame's i420_boxes with render_i420; out then needs
+        the body only under the head (the head is blended over it) and its other rows are left
+        as they were."""
         if out.shape != (self.height, self.width, 3) or out.dtype != np.uint8:
             raise ValueError(f"out must be ({self.height}, {self.width}, 3) uint8, got {out.shape} {out.dtype}")
         if fresh:
             np.copyto(out, self._static)
 
         # breathing: the body rectangle is a sub-pixel vertical shift of the base layer
-        _, _, _, breath = self.pose(frame_index)
+        breath = self.pose(frame_index)[3]
         bx0, by0, bx1, by1 = self._brect
-        n = by1 - by0
-        if n > 0:
-            k = int(breath)
-            f = breath - k
-            dst = out[by0:by1, bx0:bx1]
-            if f < 1e-3:
-                np.copyto(dst, self._base[k : k + n])
-            else:
-                cv2.addWeighted(self._base[k : k + n], 1.0 - f, self._base[k + 1 : k + 1 + n], f, 0.0, dst=dst)
-
         hx0, hy0, hx1, hy1 = self._hrect
+        # rows and columns of the body drawn here: all of it, or (native_i420) what the head's
+        # box covers, grown to even coordinates as the Composer converts it (the body's box is
+        # even and holds the head's columns)
+        if native_i420:
+            r0, r1 = max(by0, hy0 - hy0 % 2), min(by1, hy1 + hy1 % 2)
+            c0, c1 = max(bx0, hx0 - hx0 % 2), min(bx1, hx1 + hx1 % 2)
+        else:
+            r0, r1, c0, c1 = by0, by1, bx0, bx1
+        if r1 > r0:
+            _shifted(self._base[r0 - by0 :, c0 - bx0 : c1 - bx0], breath, out[r0:r1, c0:c1])
+
         if hy0 < by0:
             top = min(by0, hy1)
             np.copyto(out[hy0:top, hx0:hx1], self._static[hy0:top, hx0:hx1])
@@ -343,3 +394,15 @@ def _premultiplied(bgr: np.ndarray, alpha8: np.ndarray) -> np.ndarray:
     out = np.ascontiguousarray(np.dstack([pm, alpha8]))
     out.flags.writeable = False
     return out
+
+
+def _shifted(src: np.ndarray, shift: float, dst: np.ndarray) -> None:
+    """dst (n rows) = src's rows moved up by `shift` (>= 0, sub-pixel: two rows blended):
+    row r of dst is src row r + shift. src has at least n + ceil(shift) rows. uint8, any channels."""
+    n = dst.shape[0]
+    k = int(shift)
+    f = shift - k
+    if f < 1e-3:
+        np.copyto(dst, src[k : k + n])
+    else:
+        cv2.addWeighted(src[k : k + n], 1.0 - f, src[k + 1 : k + 1 + n], f, 0.0, dst=dst)

@@ -18,6 +18,7 @@ class BodyPainter:
         W, H, S, st = self.width, self.height, self.S, self.style
         col = st.colors
         pad = int(math.ceil(self.breath_px)) + 2
+        pad += pad % 2  # even, like the body's rectangle below: its I420 planes (render_i420)
         self._pad = pad
         Ht = H + pad
 
@@ -52,6 +53,8 @@ class BodyPainter:
         by0 = max(0, int(ys.min() - pad - 2)) if len(ys) else H
         bx0 = max(0, min(int(xs.min()) - 2 if len(xs) else W, hx0))
         bx1 = min(W, max(int(xs.max()) + 3 if len(xs) else 0, hx1))
+        # even corners (grown outwards): a chroma sample of I420 covers 2 x 2 pixels
+        by0, bx0, bx1 = by0 - by0 % 2, bx0 - bx0 % 2, min(W, bx1 + bx1 % 2)
         self._hrect = (hx0, hy0, hx1, hy1)
         self._brect = (bx0, by0, bx1, H)
         self._base = np.ascontiguousarray(np.clip(base.img[by0:Ht, bx0:bx1] + 0.5, 0, 255).astype(np.uint8))
