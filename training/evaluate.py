@@ -16,6 +16,14 @@ compared model and for a loudness envelope on the same frames:
 The loudness envelope is the frame's log mel power (mean of its 4 hops), mapped per utterance
 from its 5th..95th percentile onto 0..1: what a loudness-driven mouth would do.
 
+`--track` scores what the product shows as well (`<model> track`): each dev prompt's audio is
+decoded again from the package cache (`--cache`), padded as training.label_real did, and run
+through the engine's own analysis path as `dhlive lipsync` runs it (dhlive_cli.analysis:
+streamed log-mel and windows, the model, then dhlive_cli.mouth.MouthTrack's level gate and
+smoothing); its `open` column is scored like the raw model output. `<model> shown` scores the
+opening the drawn avatar draws from that track, open x (1 - close). The targets line still
+judges the raw model output; a second line says which targets the track misses.
+
 Experiments: `--norm utt` scores a model trained with the same `training.train --norm` (the
 input goes through training.spectral_norm first; the compared model and the loudness envelope
 get the raw features); `--dev-speakers A,B` scores other labelled speakers instead of the dev set
@@ -109,9 +117,63 @@ def real_metrics(pred: np.ndarray, tgt: np.ndarray, silent: np.ndarray, bil: np.
     }
 
 
-def real_report(sessions: dict, real_dir: str, speakers: tuple[str, ...] | None = None) -> dict:
-    """Scores every model in `sessions` (name -> (session, past, ahead)) and the loudness envelope
-    on `speakers` (default: real_speech.DEV_SPEAKERS, the official dev set)."""
+def dev_audio(cache: str, sets: list, speakers: tuple[str, ...]) -> list[np.ndarray]:
+    """The audio of every labelled utterance in `sets` (the speakers' npz files, in order),
+    decoded again from the fetched packages and padded exactly as training.label_real did."""
+    from pathlib import Path
+
+    from training import real_speech
+    from training.label_real import padded
+
+    paths = {(p.speaker, p.name): p.path for p in real_speech.prompts(Path(cache), list(speakers))}
+    out = []
+    for spk, d in zip(speakers, sets):
+        audio = real_speech.load_many([paths[(spk, str(name))] for name in d["name"]])
+        for name, x, n in zip(d["name"], audio, d["n_frames"]):
+            a = padded(x)
+            if a.size != 640 * int(n):
+                raise SystemExit(f"error: {spk}/{name}: {a.size} samples decoded, the labels have {n} frames "
+                                 f"(relabel with training.label_real)")
+            out.append(a)
+    return out
+
+
+def product_track(model: str, audio: list[np.ndarray], threads: int = 1, block: int = 50) -> np.ndarray:
+    """(frames, 4): each utterance through the engine's own analysis path, as `dhlive lipsync`
+    runs it (LogMelStream, WindowAssembler, InferencePool, MouthTrack with its level gate and
+    smoothing; 50-frame pushes), a fresh MouthAnalyzer per utterance."""
+    from dhlive_cli.analysis import MouthAnalyzer
+    from dhlive_cli.inference import InferenceOptions, InferencePool
+    from dhlive_cli.timebase import MODEL_FRAME
+
+    pool = InferencePool(model, InferenceOptions(device="cpu", intra_threads=threads))
+    out = []
+    for x in audio:
+        an = MouthAnalyzer(pool, max_push_frames=block)
+        buf = np.zeros((block + 8, 4), np.float32)
+        n = x.size // MODEL_FRAME
+        rows = []
+        for s in range(0, n, block):
+            k = min(block, n - s)
+            an.push(x[s * MODEL_FRAME : (s + k) * MODEL_FRAME], k)
+            while (got := an.take(buf)) > 0:
+                rows.append(buf[:got].copy())
+        an.finish()
+        while (got := an.take(buf)) > 0:
+            rows.append(buf[:got].copy())
+        t = np.concatenate(rows)
+        assert t.shape[0] == n, (t.shape, n)
+        out.append(t)
+    return np.concatenate(out)
+
+
+def real_report(sessions: dict, real_dir: str, speakers: tuple[str, ...] | None = None,
+                track_cache: str | None = None, threads: int = 1) -> dict:
+    """Scores every model in `sessions` (name -> (session, past, ahead, path)) and the loudness
+    envelope on `speakers` (default: real_speech.DEV_SPEAKERS, the official dev set). With
+    track_cache (the training.real_speech package cache) each model is also scored through the
+    product's mouth track (`<name> track`: its open column, what `dhlive lipsync` writes) and
+    the opening the drawn avatar shows of it (`<name> shown`: open x (1 - close))."""
     from training.real_speech import DEV_SPEAKERS
 
     speakers = speakers or DEV_SPEAKERS
@@ -131,8 +193,16 @@ def real_report(sessions: dict, real_dir: str, speakers: tuple[str, ...] | None 
     spk_of = np.concatenate([[i] * len(d["n_frames"]) for i, d in enumerate(sets)])
     starts = np.concatenate([[0], np.cumsum(n_frames)])
     preds = {name: predict(sess, mel, n_frames, past, ahead, norm=i == 0)
-             for i, (name, (sess, past, ahead)) in enumerate(sessions.items())}
+             for i, (name, (sess, past, ahead, _path)) in enumerate(sessions.items())}
     preds["loudness"] = loudness_envelope(mel, n_frames)
+    if track_cache:
+        audio = dev_audio(track_cache, sets, speakers)
+        for name, (_sess, _past, _ahead, path) in sessions.items():
+            t = product_track(path, audio, threads)
+            preds[f"{name} track"] = t
+            shown = t.copy()
+            shown[:, 0] = t[:, 0] * (1.0 - t[:, 3])
+            preds[f"{name} shown"] = shown
     rep = {"speakers": list(speakers), "utterances": int(n_frames.size), "minutes": float(n_frames.sum() / 25 / 60)}
     for name, pred in preds.items():
         m = real_metrics(pred, tgt, silent, bil, n_frames)
@@ -201,11 +271,17 @@ def main() -> None:
                     "(comma-separated; leave-one-speaker-out runs, not the official figure)")
     ap.add_argument("--real-only", action="store_true", help="score the real speakers only, skip the eSpeak sets")
     ap.add_argument("--norm-bands", type=int, default=33, help="bands the --norm offsets are zero-mean over")
+    ap.add_argument("--track", action="store_true",
+                    help="also score the product's mouth track on real speech (the dev audio decoded again "
+                         "from --cache and run through the engine's analysis path, gate and smoothing included)")
+    ap.add_argument("--cache", default="build/speech", help="training.real_speech package cache (--track)")
     a = ap.parse_args()
     NORM.update(mode=a.norm, bands=a.norm_bands)
+    if a.track and (not a.real or a.norm):
+        raise SystemExit("error: --track needs --real and no --norm (the engine feeds the model raw features)")
     # Without `make model` there is no held-out data (and maybe no model): say so in one line.
-    missing = [f for f in (a.model, *(os.path.join(a.data, f"eval_{s}.npz") for s in ("voices", "langs")))
-               if not os.path.isfile(f)]
+    need = (a.model,) if a.real_only else (a.model, *(os.path.join(a.data, f"eval_{s}.npz") for s in ("voices", "langs")))
+    missing = [f for f in need if not os.path.isfile(f)]
     if missing:
         raise SystemExit(f"error: {missing[0]} not found: run `make model` first (it generates the "
                          f"held-out data in {a.data} and trains the model), or pass --model and --data")
@@ -222,17 +298,22 @@ def main() -> None:
     fails = []
     real = None
     if a.real:
-        sessions = {name: (sess, past, ahead)}
+        sessions = {name: (sess, past, ahead, a.model)}
         if a.compare:
             s2, p2, a2, n2 = load(a.compare)
-            sessions[n2] = (s2, p2, a2)
-        real = real_report(sessions, a.real, tuple(a.dev_speakers.split(",")) if a.dev_speakers else None)
+            sessions[n2] = (s2, p2, a2, a.compare)
+        real = real_report(sessions, a.real, tuple(a.dev_speakers.split(",")) if a.dev_speakers else None,
+                           a.cache if a.track else None, a.threads)
         print(f"real-speech dev set: {', '.join(real['speakers'])} ({real['utterances']} utterances, "
               f"{real['minutes']:.1f} min; held-out speakers)")
-        print(f"{'model':<14}{'open r':>8}{'best lag':>9}{'r@lag':>7}{'p/b/m':>7}{'pause':>7}  open r by speaker")
-        for k in list(sessions) + ["loudness"]:
+        rows = list(sessions) + ["loudness"]
+        if a.track:
+            rows += [f"{k} {kind}" for k in sessions for kind in ("track", "shown")]
+        w = max(14, *(len(k) + 2 for k in rows))
+        print(f"{'model':<{w}}{'open r':>8}{'best lag':>9}{'r@lag':>7}{'p/b/m':>7}{'pause':>7}  open r by speaker")
+        for k in rows:
             m = real[k]
-            print(f"{k:<14}{m['r_open']:8.3f}{m['best_lag']:9d}{m['r_at_best_lag']:7.3f}{m['pbm_closure']:7.3f}"
+            print(f"{k:<{w}}{m['r_open']:8.3f}{m['best_lag']:9d}{m['r_at_best_lag']:7.3f}{m['pbm_closure']:7.3f}"
                   f"{m['pause_closure']:7.3f}  {m['r_open_by_speaker']}")
         m = real[name]
         print(f"({m['frames']} frames, {m['pbm_phones']} p/b/m phones, {m['pause_frames']} pause frames)")
@@ -241,6 +322,11 @@ def main() -> None:
                 fails.append(f"real {t} {m[t]:.3f} < {need}")
         if m["best_lag"] != 0:
             fails.append(f"real best lag {m['best_lag']}")
+        if a.track:
+            m = real[f"{name} track"]
+            miss = [f"{t} {m[t]:.3f} < {need}" for t, need in REAL_TARGETS.items() if m[t] < need]
+            miss += [f"best lag {m['best_lag']}"] if m["best_lag"] != 0 else []
+            print(f"{name} track vs the real-speech targets:", "all met" if not miss else "NOT MET: " + "; ".join(miss))
     report = {}
     for split in () if a.real_only else ("voices", "langs"):
         d = np.load(os.path.join(a.data, f"eval_{split}.npz"))

@@ -28,6 +28,15 @@ _STATE: dict = {}
 _DITHER_SEED = 0
 
 
+def padded(x: np.ndarray) -> np.ndarray:
+    """A prompt's audio as labelled: PAD of digital silence on both sides, then zeros up to a
+    whole number of 40 ms frames (training.evaluate --track rebuilds the dev audio with it)."""
+    n = -(-(x.size + 2 * PAD) // 640) * 640
+    audio = np.zeros(n, np.float32)
+    audio[PAD : PAD + x.size] = x
+    return audio
+
+
 def _label(args):
     p, x = args
     if not _STATE:
@@ -40,10 +49,8 @@ def _label(args):
     words = align.espeak_words(eng, p.text)
     if not words or x.size < 1600:
         return None
-    n = x.size + 2 * PAD
-    n = -(-n // 640) * 640
-    audio = np.zeros(n, np.float32)
-    audio[PAD : PAD + x.size] = x
+    audio = padded(x)
+    n = audio.size
     phones = al.align(audio, words)
     if phones is None:
         return None
