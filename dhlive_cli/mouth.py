@@ -35,6 +35,12 @@ class MouthTrackOptions:
     attack: float = 0.85  # share of the step toward a larger target taken per frame
     release: float = 0.6  # ... toward a smaller one: 0.4^3 = 6 % of an opening left after 3 frames
     shape_follow: float = 0.5  # spread/round/close follow more smoothly
+    # While the model says the lips close (its `close` rising from `closing_from`, where the photo
+    # avatar's lips meet, to `closing_full`, the lips-together rest value), the opening's release
+    # speeds up from `release` to 1 (no smoothing): a p/b/m closure lasts 1-3 frames, and the
+    # release that hides jitter elsewhere would keep the lips apart through it.
+    closing_from: float = 0.5
+    closing_full: float = 0.8
 
 
 class MouthTrack:
@@ -58,12 +64,16 @@ class MouthTrack:
         o = self.o
         floor, below, decay = self._floor, self._below, self._decay
         peak = self._peak
+        c0, c_span = o.closing_from, max(o.closing_full - o.closing_from, 1e-6)
         for i in range(raw.shape[0]):
             r = float(rms[i])
             peak = r if r > peak else peak * decay
             silent = r < floor or r < peak * below
             target_open = 0.0 if silent else float(raw[i, 0])
-            a = o.attack if target_open > s[0] else o.release
+            if target_open > s[0]:
+                a = o.attack
+            else:  # also under the gate: the model's closure shuts the lips at once there too
+                a = o.release + (1.0 - o.release) * min(1.0, max(0.0, (float(raw[i, 3]) - c0) / c_span))
             s[0] += a * (target_open - s[0])
             k = o.shape_follow
             s[1] += k * ((0.0 if silent else float(raw[i, 1])) - s[1])
