@@ -254,3 +254,25 @@ def test_layers_from_the_disk_cache_draw_the_same_pixels(tmp_path, monkeypatch):
     again.render(b, 40, MouthShape(0.8, 0.3, 0.1, 0.0))
     painted.render(a, 40, MouthShape(0.8, 0.3, 0.1, 0.0))
     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("size", [(640, 360), (1280, 720)])
+def test_warping_only_where_the_head_lands_changes_nothing(size):
+    """render warps and blends the head only inside the box its visible pixels reach in that
+    frame; the same frames warped over the whole head box differ by at most 1 (OpenCV's
+    fixed-point warp from another origin), blinks and a moving mouth included."""
+    w, h = size
+    part = DrawnAvatar({}, w, h)
+    whole = DrawnAvatar({}, w, h)
+    assert part._sprite_corners is not None
+    whole._sprite_corners = None  # the whole head box, as before the box was narrowed
+    x0, y0, x1, y1 = part._warp_box(part._head_matrix(0))
+    hx0, hy0, hx1, hy1 = part._hrect
+    assert (x1 - x0) * (y1 - y0) < 0.95 * (hx1 - hx0) * (hy1 - hy0)  # the point: less to warp
+    blink = next(k for k in range(400) if part.blink_closure(k) > 0.9)
+    a, b = np.zeros((h, w, 3), np.uint8), np.zeros((h, w, 3), np.uint8)
+    for k in (*range(0, 300, 23), blink - 1, blink, blink + 1):
+        m = MouthShape(0.5 + 0.5 * np.sin(k / 5), 0.3, 0.2, 0.1)
+        part.render(a, k, m)
+        whole.render(b, k, m)
+        assert np.abs(a.astype(int) - b).max() <= 1, k

@@ -71,6 +71,7 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         self._motion_tables()
         self._layers(spec or {})
         self._base_i420 = self._body_planes()
+        self._sprite_corners = self._opaque_corners()
         self._mouth_tables()
 
     @classmethod
@@ -298,6 +299,32 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
             p.flags.writeable = False
         return planes
 
+    def _opaque_corners(self) -> np.ndarray | None:
+        """The corners (4, 2) float64, rest-pose pixels, of the box around the head sprite's
+        pixels with alpha > 0; None when they reach its edge (the warp repeats the edge there,
+        so the whole head box can be covered). render warps and blends only where this box
+        lands in each frame (the head box also holds the room the head may move into)."""
+        a = self._head4[..., 3]
+        rows, cols = np.nonzero(a.any(axis=1))[0], np.nonzero(a.any(axis=0))[0]
+        if not len(rows):
+            return None
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        if y0 == 0 or x0 == 0 or y1 == a.shape[0] or x1 == a.shape[1]:
+            return None
+        hx0, hy0 = self._hrect[:2]
+        return np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64) + (hx0, hy0)
+
+    def _warp_box(self, M: np.ndarray) -> tuple[int, int, int, int]:
+        """The part of the head box (x0, y0, x1, y1, frame pixels) the sprite's visible pixels
+        reach under M, with 2 pixels for the bilinear kernel; the whole head box without corners."""
+        hx0, hy0, hx1, hy1 = self._hrect
+        c = self._sprite_corners
+        if c is None:
+            return hx0, hy0, hx1, hy1
+        p = c @ M[:, :2].T + M[:, 2]
+        return (max(hx0, int(p[:, 0].min()) - 2), max(hy0, int(p[:, 1].min()) - 2),
+                min(hx1, int(p[:, 0].max()) + 3), min(hy1, int(p[:, 1].max()) + 3))
+
     @property
     def i420_boxes(self) -> tuple[tuple[int, int, int, int], ...]:
         """The dynamic boxes render_i420 writes straight into an I420 frame: the breathing body
@@ -359,27 +386,32 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
             np.copyto(out[hy0:top, hx0:hx1], self._static[hy0:top, hx0:hx1])
 
         M = self._head_matrix(frame_index)
+        # only where the sprite's visible pixels land this frame (see _opaque_corners)
+        wx0, wy0, wx1, wy1 = self._warp_box(M)
         Ml = M.copy()
-        Ml[:, 2] += M[:, :2] @ (hx0, hy0) - (hx0, hy0)
-        head, spr, inv, inv3 = self._scratch()
+        Ml[:, 2] += M[:, :2] @ (hx0, hy0) - (wx0, wy0)
+        head4, spr4, inv4, inv34 = self._scratch()
+        sub = (slice(wy0 - hy0, wy1 - hy0), slice(wx0 - hx0, wx1 - hx0))
+        head, spr, inv, inv3 = head4[sub], spr4[sub], inv4[sub], inv34[sub]
         h, w = spr.shape[:2]
         cv2.warpAffine(self._head4, Ml, (w, h), dst=head, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         level = int(round(self.blink_closure(frame_index) * (_EYE_LEVELS - 1)))
         if level:
             ex0, ey0, ex1, ey1 = self._eye_rect
             dm = self._eye_margin
-            d0x, d0y, d1x, d1y = ex0 + dm, ey0 + dm, ex1 - dm, ey1 - dm
+            # the eyes lie well inside the visible sprite: clipped to the warped part anyway
+            d0x, d0y, d1x, d1y = max(ex0 + dm, wx0), max(ey0 + dm, wy0), min(ex1 - dm, wx1), min(ey1 - dm, wy1)
             if d1x > d0x and d1y > d0y:
                 Me = M.copy()
                 Me[:, 2] += M[:, :2] @ (ex0, ey0) - (d0x, d0y)
-                view = head[d0y - hy0 : d1y - hy0, d0x - hx0 : d1x - hx0]
+                view = head[d0y - wy0 : d1y - wy0, d0x - wx0 : d1x - wx0]
                 cv2.warpAffine(self._eyes4[level], Me, (d1x - d0x, d1y - d0y), dst=view, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # "over" with premultiplied colour: out = colour + out x (255 - alpha) / 255
         cv2.cvtColor(head, cv2.COLOR_BGRA2BGR, dst=spr)
         cv2.extractChannel(head, 3, dst=inv)
         cv2.bitwise_not(inv, dst=inv)
         cv2.cvtColor(inv, cv2.COLOR_GRAY2BGR, dst=inv3)
-        dsth = out[hy0:hy1, hx0:hx1]
+        dsth = out[wy0:wy1, wx0:wx1]
         cv2.multiply(dsth, inv3, dst=dsth, scale=1.0 / 255.0)
         cv2.add(dsth, spr, dst=dsth)
 
