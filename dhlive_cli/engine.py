@@ -125,6 +125,19 @@ class RenderResult:
         return self.duration_s / self.elapsed_s if self.elapsed_s else 0.0
 
 
+def _memory_reader():
+    """A function () -> (this process's RSS, its children's RSS summed), bytes: read from /proc
+    (procstat), or through psutil where /proc lacks what that needs."""
+    from dhlive_cli import procstat
+
+    if procstat.available():
+        return lambda: (procstat.rss_bytes(), procstat.descendants_rss_bytes())
+    import psutil
+
+    proc = psutil.Process()
+    return lambda: (proc.memory_info().rss, _children_rss(proc))
+
+
 def _children_rss(proc) -> int:
     """Bytes resident in proc's child processes (the ffmpeg encoder and decoder), summed."""
     import psutil
@@ -364,19 +377,11 @@ class RenderSession:
             self._threads.append(t)
             t.start()
         try:
-            proc = None
+            memory = _memory_reader()
             encoder = self._threads[-1]
             while encoder.is_alive():
                 encoder.join(tick_s)
-                if proc is None:
-                    # imported at the first tick, or once the last frame is written if that comes
-                    # sooner: its import (10-15 ms, holding the interpreter lock) delayed a short
-                    # render's frames when it ran as the threads started
-                    import psutil
-
-                    proc = psutil.Process()
-                rss = proc.memory_info().rss
-                kids = _children_rss(proc)
+                rss, kids = memory()
                 with self.stats._lock:
                     self.stats.rss_bytes = rss
                     self.stats.peak_rss_bytes = max(self.stats.peak_rss_bytes, rss)

@@ -1,0 +1,50 @@
+"""procstat: /proc read directly gives what psutil gives for this process and its descendants."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from dhlive_cli import procstat
+
+pytestmark = pytest.mark.skipif(not procstat.available(), reason="needs Linux /proc with task children files")
+
+
+def _ready(proc: subprocess.Popen) -> None:
+    assert proc.stdout.readline().strip() == "ready"
+
+
+def test_rss_and_descendants_match_psutil():
+    # a child that allocates 50 MB and starts a grandchild: both counted, the grandchild too
+    code = ("import subprocess, sys; b = bytearray(50 * 2**20); "
+            "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+            "print('ready', flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        _ready(child)
+        me = psutil.Process()
+        kids = me.children(recursive=True)
+        assert len(kids) == 2
+        assert child.pid in procstat.children()
+        want = sum(k.memory_info().rss for k in kids)
+        got = procstat.descendants_rss_bytes()
+        assert got > 50 * 2**20
+        assert abs(got - want) < 4 * 2**20  # read a moment apart: pages may move, not 4 MB
+        assert abs(procstat.rss_bytes() - me.memory_info().rss) < 4 * 2**20
+    finally:
+        for k in psutil.Process(child.pid).children(recursive=True):
+            k.kill()
+        child.kill()
+        child.wait()
+
+
+def test_a_process_that_is_gone():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    with pytest.raises(OSError):
+        procstat.rss_bytes(p.pid)
+    assert procstat.children(p.pid) == []
+    assert procstat.descendants_rss_bytes(p.pid) == 0
