@@ -10,10 +10,13 @@ covered from here.
 When the command has returned, the interpreter's own teardown (freeing every module, numpy's,
 OpenCV's and onnxruntime's objects one by one) took 0.03-0.1 s more of a 1 s render's wall time,
 after the output was complete. The process state it tears down is gone at exit anyway, so
-`finish` runs what Python runs at exit that others can see (atexit handlers: logging's flush,
-removal of our discovery files; the standard streams' flush) and leaves with os._exit. It falls
-back to the normal exit when a non-daemon thread is still running (Python would wait for it) or
-a stream cannot be flushed (Python reports that itself, exit status 120).
+`finish` runs what Python runs at exit that others can see (atexit handlers, e.g. logging's
+flush of its handlers; the standard streams' flush) and leaves with os._exit. Files and servers
+are closed by the commands themselves before they return (the metrics discovery file by
+MetricsServer.close), as before. It falls back to the normal exit when a non-daemon thread is
+still running (Python would wait for it) or a stream cannot be flushed (Python reports that
+itself, exit status 120). The C library's own stdio buffers are not flushed by os._exit: nothing
+in dhlive writes through them.
 """
 
 import sys
@@ -52,7 +55,7 @@ def finish(code) -> None:
         # what SystemExit does with a message: it goes to stderr, the status is 1
         try:
             sys.stderr.write(f"{code}\n")
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):  # AttributeError: started with stderr closed
             return
         status = 1
     atexit._run_exitfuncs()

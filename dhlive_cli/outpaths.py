@@ -1,8 +1,9 @@
 """Output paths of a render: checked before anything starts, written beside and renamed into place.
 
 A render writes `.NAME.dhlive-partial.EXT` next to its output and renames it when complete, so a
-file at the output path is always whole; a device (/dev/null, /dev/full) is written in place.
-Errors are OutputError, one line each.
+file at the output path is always whole; a device (/dev/null, /dev/full) or a FIFO is written in
+place; an output that is a symbolic link keeps it: the file it leads to is the one replaced
+(`replaced_path`). Errors are OutputError, one line each.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ def is_special_file(path: str | os.PathLike) -> bool:
     return st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
 
 
+def replaced_path(out: Path) -> Path:
+    """The file a complete output is renamed onto: out itself, or, when out is a symbolic link,
+    the path its link(s) lead to (renaming onto the link's own name would replace the link)."""
+    return Path(os.path.realpath(out)) if out.is_symlink() else out
+
+
 def sibling_name(out: Path, tag: str, suffix: str = "") -> Path:
     """.NAME.TAG[SUFFIX] beside out, NAME shortened so the whole stays within NAME_MAX (255 bytes)."""
     name = out.name
@@ -49,7 +56,8 @@ def check_output_path(output: str | os.PathLike) -> Path:
         if not os.access(out, os.W_OK):
             raise OutputError(f"{out}: not writable")
         return out
-    parent = out.parent if str(out.parent) else Path(".")
+    place = replaced_path(out)  # a link's target is where the file is written
+    parent = place.parent if str(place.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"{out}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -57,7 +65,7 @@ def check_output_path(output: str | os.PathLike) -> Path:
     if st is not None and not os.access(out, os.W_OK):
         raise OutputError(f"{out}: file exists and is not writable")
     # os.access says yes to root everywhere; only creating a file proves the place is writable
-    probe = sibling_name(out, "dhlive-probe")
+    probe = sibling_name(place, "dhlive-probe")
     try:
         with open(probe, "wb"):
             pass

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from dhlive_cli.errors import EngineError, InputError, OutputError
 from dhlive_cli.ffmpeg_bin import file_arg
-from dhlive_cli.outpaths import check_not_input, check_output_path, is_special_file, sibling_name
+from dhlive_cli.outpaths import check_not_input, check_output_path, is_special_file, replaced_path, sibling_name
 from dhlive_cli.presets import Preset
 from dhlive_cli.sinks import EncoderOptions, FfmpegSink, NullSink
 from dhlive_cli.sources import FileAudioSource
@@ -74,7 +74,7 @@ class RenderIO:
                 raise OutputError(f"{self.output}: unsupported output type {self.output.suffix!r} (use .mp4 or .mkv)")
             target = self.output
             if not is_special_file(self.output):  # a device (/dev/null, /dev/full) is written in place
-                self.tmp_path = sibling_name(self.output, "dhlive-partial", self.output.suffix or ".mp4")
+                self.tmp_path = sibling_name(replaced_path(self.output), "dhlive-partial", self.output.suffix or ".mp4")
                 target = self.tmp_path
             self.sink = FfmpegSink(file_arg(target), width, height, fps, encoder, fmt=fmt)
         else:
@@ -127,7 +127,7 @@ class RenderIO:
             raise EngineError("finish() before open_sink()")
         self.sink.close()
         if self.tmp_path is not None:
-            os.replace(self.tmp_path, self.output)
+            os.replace(self.tmp_path, replaced_path(self.output))  # a link to the output stays a link
             self.tmp_path = None
 
     def abort(self) -> None:

@@ -276,3 +276,28 @@ def test_warping_only_where_the_head_lands_changes_nothing(size):
         part.render(a, k, m)
         whole.render(b, k, m)
         assert np.abs(a.astype(int) - b).max() <= 1, k
+
+
+def test_a_cache_entry_with_layers_of_another_shape_is_painted_again(tmp_path, monkeypatch):
+    """An entry under the right name whose body or eye layers have other shapes (hand-made, or
+    from another layout) is not drawn from: it was an OpenCV error in render, or blinks that
+    silently stopped."""
+    from dhlive_cli.avatar import layer_cache
+    from dhlive_cli.compositor import load_avatar
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    painted = load_avatar(None, 320, 180, 25)
+    (entry,) = layer_cache.cache_dir().glob("*.npz")
+    good = dict(np.load(entry))
+    blink = next(k for k in range(400) if painted.blink_closure(k) > 0.9)
+    level = int(round(painted.blink_closure(blink) * (len(painted._eyes4) - 1)))  # the layer that frame draws
+    eye = f"eye4_{level}"
+    for key, bad in (("base", good["base"][:5]), (eye, good[eye][..., :3].copy())):
+        with open(entry, "wb") as f:
+            np.savez(f, **{**good, key: bad})
+        again = load_avatar(None, 320, 180, 25)
+        a, b = np.zeros((180, 320, 3), np.uint8), np.zeros((180, 320, 3), np.uint8)
+        for k in (3, blink):
+            painted.render(a, k, MouthShape(0.4, 0.2, 0.1, 0.0))
+            again.render(b, k, MouthShape(0.4, 0.2, 0.1, 0.0))
+            assert np.array_equal(a, b), (key, k)

@@ -121,7 +121,14 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         if len(meta) != 22 or static.shape != (self.height, self.width, 3) or static.dtype != np.uint8:
             return False
         hx0, hy0, hx1, hy1 = meta[1:5]
-        if head4.shape != (hy1 - hy0, hx1 - hx0, 4) or head4.dtype != np.uint8:
+        bx0, by0, bx1, by1 = meta[5:9]
+        ex0, ey0, ex1, ey1 = meta[9:13]
+        # a cache entry of another layout is painted again, never drawn from
+        shapes = [(head4, (hy1 - hy0, hx1 - hx0, 4)), *((e, (ey1 - ey0, ex1 - ex0, 4)) for e in eyes)]
+        if any(a.shape != want or a.dtype != np.uint8 for a, want in shapes):
+            return False
+        if base.dtype != np.uint8 or base.ndim != 3 or base.shape[1:] != (bx1 - bx0, 3) or \
+                base.shape[0] < by1 - by0 + math.ceil(self.breath_px) + 1:
             return False
         self._pad = meta[0]
         self._hrect, self._brect, self._eye_rect = tuple(meta[1:5]), tuple(meta[5:9]), tuple(meta[9:13])
@@ -335,8 +342,10 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         """The body rectangle of frame `frame_index` into out, an I420 frame (height * 3 / 2,
         width) uint8 (compositor.i420_shape): the base layer's own I420 planes shifted by the
         breath, as render shifts its BGR rows (Y by the breath, U and V by half of it: their rows
-        are two pixel rows high). Within 1-2 grey levels of converting render's BGR body, at a
-        quarter of the cost (no BGR blend, no conversion): 720p 0.43 -> 0.1 ms."""
+        are two pixel rows high). Against converting render's BGR body: luma within 1-2 grey
+        levels; chroma, shifted at half resolution, up to ~14 levels off along the clothes' and
+        shoulders' horizontal edges (above 60 dB over the frame; tests/test_yuv.py). It costs a
+        quarter of that (no BGR blend, no conversion): 720p 0.43 -> 0.1 ms."""
         if out.shape != (self.height * 3 // 2, self.width) or out.dtype != np.uint8:
             raise ValueError(f"out must be ({self.height * 3 // 2}, {self.width}) uint8, got {out.shape} {out.dtype}")
         if self._base_i420 is None:

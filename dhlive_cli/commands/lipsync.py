@@ -120,6 +120,7 @@ def _analyse(input: Path, fps: int, device: str, model: Optional[Path]):
 def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device, model) -> tuple[int, float, str]:
     from dhlive_cli import track_formats as tf
     from dhlive_cli.engine import check_output_path, sibling_name
+    from dhlive_cli.outpaths import is_special_file, replaced_path
     from dhlive_cli.errors import InputError
     from dhlive_cli.inference import PARAMS
     from dhlive_cli.mouth_cues import cues, parse_extended, settle_letters
@@ -161,12 +162,18 @@ def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device,
     if to_stdout:
         write(sys.stdout)
         sys.stdout.flush()
+    elif is_special_file(out_path):
+        # a device or FIFO (/dev/null, /dev/stdout, a named pipe) is written in place: a file
+        # renamed over it would replace the node (as root, /dev/null itself)
+        with open(out_path, "w", encoding="utf-8", newline="\n") as f:
+            write(f)
     else:
-        tmp = sibling_name(out_path, "dhlive-partial")  # within NAME_MAX however long the name
+        final = replaced_path(out_path)  # a link to the output stays a link
+        tmp = sibling_name(final, "dhlive-partial")  # within NAME_MAX however long the name
         try:
             with open(tmp, "w", encoding="utf-8", newline="\n") as f:
                 write(f)
-            tmp.replace(out_path)
+            tmp.replace(final)
         finally:
             tmp.unlink(missing_ok=True)
     return (len(rows) if fmt == "frames" else len(track)), duration, fmt

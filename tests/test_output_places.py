@@ -1,0 +1,78 @@
+"""Where a finished output goes when the output path is not a plain file name: a FIFO or a
+device is written in place (never replaced by a regular file: as root, `-o /dev/null` once
+replaced the system's /dev/null), and a symbolic link stays a link, the file it leads to being
+the one replaced. For `lipsync` (written by dhlive itself) and `render` (written by ffmpeg)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "presets" / "samples" / "hello.flac"
+
+
+def dhlive(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "dhlive_cli", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _read_fifo(path: Path, got: list) -> threading.Thread:
+    def run():
+        with open(path, "rb") as f:
+            got.append(f.read())
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("command", ["lipsync", "render"])
+def test_a_fifo_is_written_in_place(tmp_path, command):
+    fifo = tmp_path / ("cues.json" if command == "lipsync" else "out.mkv")
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = _read_fifo(fifo, got)
+    extra = ["-f", "rhubarb-json"] if command == "lipsync" else ["--size", "160x90"]
+    r = dhlive(command, SAMPLE, "-o", fifo, *extra)
+    reader.join(60)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO was replaced"
+    data = got[0] if got else b""
+    assert (b'"mouthCues"' in data) if command == "lipsync" else data[:4] == b"\x1a\x45\xdf\xa3"  # JSON / Matroska
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fifo.name]  # no partial file left
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_a_device_node_stays_a_device(tmp_path):
+    null = tmp_path / "null"
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # the null device, under another name
+    r = dhlive("lipsync", SAMPLE, "-o", null, "-f", "rhubarb-json")
+    assert r.returncode == 0, r.stderr
+    st = os.lstat(null)
+    assert stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == 1 and os.minor(st.st_rdev) == 3
+
+
+@pytest.mark.parametrize("command", ["lipsync", "render"])
+def test_a_symlink_stays_a_link_and_its_target_is_replaced(tmp_path, command):
+    elsewhere = tmp_path / "store"
+    elsewhere.mkdir()
+    name = "cues.json" if command == "lipsync" else "out.mp4"
+    target = elsewhere / name
+    target.write_bytes(b"old")
+    link = tmp_path / name
+    link.symlink_to(target)
+    extra = ["-f", "rhubarb-json"] if command == "lipsync" else ["--size", "160x90"]
+    r = dhlive(command, SAMPLE, "-o", link, *extra)
+    assert r.returncode == 0, r.stderr
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    data = target.read_bytes()
+    assert (b'"mouthCues"' in data) if command == "lipsync" else data[4:8] == b"ftyp"
+    assert sorted(p.name for p in elsewhere.iterdir()) == [name]  # the partial file was renamed
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "store"])
