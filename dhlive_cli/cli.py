@@ -78,4 +78,7 @@ def main() -> None:
     except typer.Abort:
         print_error("aborted")
         sys.exit(1)
+    except OSError as e:  # writing help or the version to a full disk or a closed pipe (commands catch their own)
+        print_error(escape_line(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()))
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

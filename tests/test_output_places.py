@@ -76,3 +76,52 @@ def test_a_symlink_stays_a_link_and_its_target_is_replaced(tmp_path, command):
     assert (b'"mouthCues"' in data) if command == "lipsync" else data[4:8] == b"ftyp"
     assert sorted(p.name for p in elsewhere.iterdir()) == [name]  # the partial file was renamed
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "store"])
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [("--version",), ("--help",), ("render", SAMPLE, "-o", "{tmp}/v.mp4", "--json", "-q",
+                                                                  "--size", "160x90")])
+def test_standard_output_on_a_full_disk_is_one_error_line(tmp_path, args):
+    args = [str(a).replace("{tmp}", str(tmp_path)) for a in args]
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "dhlive_cli", *args], cwd=ROOT, stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["error: No space left on device"], r.stderr
+
+
+def test_lipsync_to_a_closed_standard_output_is_one_error_line():
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m dhlive_cli lipsync '{SAMPLE}' -o - -f rhubarb-json >&-"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["error: -o -: standard output is closed"], r.stderr
+
+
+def test_sigterm_stops_lipsync_like_ctrl_c(tmp_path):
+    """SIGTERM (a service manager's stop) ends lipsync as Ctrl+C does: exit 130, one line, no
+    output and no partial file, no decoder left running (it was killed by the signal before)."""
+    import psutil
+
+    out = tmp_path / "cues.json"
+    p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "lipsync", "-", "-o", out, "-f", "rhubarb-json"],
+                         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(SAMPLE.read_bytes())  # the speech arrives, the stream stays open: lipsync waits for more
+        p.stdin.flush()
+        me = psutil.Process(p.pid)
+        deadline = 120.0
+        import time
+
+        t0 = time.monotonic()
+        while not any(c.name() == "ffmpeg" for c in me.children()):
+            assert time.monotonic() - t0 < deadline, "no decoder started"
+            time.sleep(0.05)
+        kids = me.children(recursive=True)
+        p.terminate()
+        _, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 130, err
+    assert err.decode().strip().splitlines()[-1] == "interrupted: output removed"
+    assert list(tmp_path.iterdir()) == []
+    assert not [k for k in kids if k.is_running() and k.status() != psutil.STATUS_ZOMBIE]

@@ -3,6 +3,7 @@ Sync's TSV/XML/JSON formats or Moho switch data (.dat), or the per-frame paramet
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -52,8 +53,16 @@ def lipsync(
     model: Annotated[Optional[Path], typer.Option(help="Mouth model .onnx (default: the bundled model).")] = None,
 ):
     """Write the mouth track of a speech file: mouth cues (Rhubarb/Moho formats) or per-frame parameters."""
-    with user_errors():
-        n, dur, fmt = _lipsync(input, output, format, extended_shapes, fps, dat_fps, dat_preston_blair, device, model)
+
+    def on_term(signum, frame):  # SIGTERM stops as Ctrl+C does (exit 130, nothing half-written), as in render
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with user_errors():
+            n, dur, fmt = _lipsync(input, output, format, extended_shapes, fps, dat_fps, dat_preston_blair, device, model)
+    finally:
+        signal.signal(signal.SIGTERM, old)
     where = "stdout" if str(output) == "-" else str(output)
     err_console.print(f"[green]wrote[/] {where}  {fmt}: {n} {'frames' if fmt == 'frames' else 'cues'}, "
                       f"{dur:.2f} s analysed at {fps} fps")
@@ -127,6 +136,8 @@ def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device,
     from dhlive_cli.timebase import SAMPLE_RATE
 
     to_stdout = str(output) == "-"
+    if to_stdout and sys.stdout is None:
+        raise InputError("-o -: standard output is closed")
     try:
         if to_stdout:
             fmt = {"auto": "rhubarb-tsv", "rhubarb": "rhubarb-tsv"}.get(fmt_opt.lower()) or tf.resolve_format(

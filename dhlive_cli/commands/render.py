@@ -47,9 +47,9 @@ def render(
     """Render speech to a lip-synced avatar video (H.264 + AAC, exact A/V sync)."""
     with user_errors():
         result = _render(input, output, avatar, preset, size, fps, device, model, json_out, quiet, metrics, format)
-    if json_out:
-        typer.echo(json.dumps(result))
-    else:
+        if json_out:
+            typer.echo(json.dumps(result))  # stdout full or gone: one error line (the video is complete)
+    if not json_out:
         err_console.print(
             f"[green]wrote[/] {'stdout' if result['output'] == '-' else result['output']}  {result['frames']} frames, {result['duration_s']:.2f} s "
             f"at {result['width']}x{result['height']}@{result['fps']}  in {result['elapsed_s']:.1f} s "
