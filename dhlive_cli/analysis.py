@@ -87,3 +87,25 @@ class MouthAnalyzer:
         self._rms[: self._rms_n - n] = self._rms[n : self._rms_n]
         self._rms_n -= n
         self.frames_done += n
+
+
+def whole_track(pool: InferencePool, audio: np.ndarray, block: int = 25) -> np.ndarray:
+    """The smoothed mouth track (ceil(len / 640), 4) float32 of a whole signal (float32, 16 kHz
+    mono; the last partial model frame padded with zeros), pushed `block` model frames at a time
+    as a stream is (`dhlive lipsync` pushes 25), then finished: the track the commands give for
+    that audio. For evaluation and tests; the commands stream from their sources."""
+    n = -(-audio.shape[0] // MODEL_FRAME)
+    x = np.zeros(n * MODEL_FRAME, np.float32)
+    x[: audio.shape[0]] = audio
+    an = MouthAnalyzer(pool, max_push_frames=block)
+    buf = np.zeros((an._windows.shape[0], 4), np.float32)
+    rows = []
+    for s in range(0, n, block):
+        k = min(block, n - s)
+        an.push(x[s * MODEL_FRAME : (s + k) * MODEL_FRAME], k)
+        while (got := an.take(buf)) > 0:
+            rows.append(buf[:got].copy())
+    an.finish()
+    while (got := an.take(buf)) > 0:
+        rows.append(buf[:got].copy())
+    return np.concatenate(rows) if rows else np.zeros((0, 4), np.float32)

@@ -33,23 +33,9 @@ def pool():
 
 def mouth_track(pool, audio: np.ndarray, block: int = 25) -> np.ndarray:
     """(frames, 4) smoothed mouth of audio, pushed in blocks of `block` frames like lipsync does."""
-    from dhlive_cli.analysis import MouthAnalyzer
+    from dhlive_cli.analysis import whole_track
 
-    an = MouthAnalyzer(pool, max_push_frames=block)
-    n = -(-audio.shape[0] // SPF)
-    x = np.zeros(n * SPF, np.float32)
-    x[: audio.shape[0]] = audio
-    out = np.zeros((an._windows.shape[0], 4), np.float32)
-    rows = []
-    for s in range(0, n, block):
-        k = min(block, n - s)
-        an.push(x[s * SPF : (s + k) * SPF], k)
-        while (got := an.take(out)) > 0:
-            rows.append(out[:got].copy())
-    an.finish()
-    while (got := an.take(out)) > 0:
-        rows.append(out[:got].copy())
-    return np.concatenate(rows)
+    return whole_track(pool, audio, block)
 
 
 def test_model_is_v2(pool):

@@ -142,27 +142,15 @@ def product_track(model: str, audio: list[np.ndarray], threads: int = 1, block: 
     """(frames, 4): each utterance through the engine's own analysis path, as `dhlive lipsync`
     runs it (LogMelStream, WindowAssembler, InferencePool, MouthTrack with its level gate and
     smoothing; 50-frame pushes), a fresh MouthAnalyzer per utterance."""
-    from dhlive_cli.analysis import MouthAnalyzer
+    from dhlive_cli.analysis import whole_track
     from dhlive_cli.inference import InferenceOptions, InferencePool
     from dhlive_cli.timebase import MODEL_FRAME
 
     pool = InferencePool(model, InferenceOptions(device="cpu", intra_threads=threads))
     out = []
     for x in audio:
-        an = MouthAnalyzer(pool, max_push_frames=block)
-        buf = np.zeros((block + 8, 4), np.float32)
-        n = x.size // MODEL_FRAME
-        rows = []
-        for s in range(0, n, block):
-            k = min(block, n - s)
-            an.push(x[s * MODEL_FRAME : (s + k) * MODEL_FRAME], k)
-            while (got := an.take(buf)) > 0:
-                rows.append(buf[:got].copy())
-        an.finish()
-        while (got := an.take(buf)) > 0:
-            rows.append(buf[:got].copy())
-        t = np.concatenate(rows)
-        assert t.shape[0] == n, (t.shape, n)
+        t = whole_track(pool, x, block)
+        assert t.shape[0] == x.size // MODEL_FRAME, (t.shape, x.size)  # whole frames (label_real.padded)
         out.append(t)
     return np.concatenate(out)
 
