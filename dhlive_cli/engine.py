@@ -381,7 +381,10 @@ class RenderSession:
             encoder = self._threads[-1]
             while encoder.is_alive():
                 encoder.join(tick_s)
-                rss, kids = memory()
+                try:
+                    rss, kids = memory()
+                except (OSError, ValueError, IndexError):  # a failed sample must not fail the render
+                    rss, kids = self.stats.rss_bytes, self.stats.children_rss_bytes
                 with self.stats._lock:
                     self.stats.rss_bytes = rss
                     self.stats.peak_rss_bytes = max(self.stats.peak_rss_bytes, rss)

@@ -62,6 +62,7 @@ class RenderIO:
         self.source = FileAudioSource(input_path, program="source" if own_audio else "same",
                                       program_buffer_s=preset.block_frames / MODEL_FPS + 2.0)  # probes
         self.tmp_path: Path | None = None
+        self.final_path: Path | None = None  # where tmp_path is renamed to (the output, or its link's target)
         if sink is not None:
             self.sink = sink
         elif self.to_stdout:
@@ -74,7 +75,8 @@ class RenderIO:
                 raise OutputError(f"{self.output}: unsupported output type {self.output.suffix!r} (use .mp4 or .mkv)")
             target = self.output
             if not is_special_file(self.output):  # a device (/dev/null, /dev/full) is written in place
-                self.tmp_path = sibling_name(replaced_path(self.output), "dhlive-partial", self.output.suffix or ".mp4")
+                self.final_path = replaced_path(self.output)  # resolved once: a link retargeted meanwhile changes nothing
+                self.tmp_path = sibling_name(self.final_path, "dhlive-partial", self.output.suffix or ".mp4")
                 target = self.tmp_path
             self.sink = FfmpegSink(file_arg(target), width, height, fps, encoder, fmt=fmt)
         else:
@@ -127,7 +129,7 @@ class RenderIO:
             raise EngineError("finish() before open_sink()")
         self.sink.close()
         if self.tmp_path is not None:
-            os.replace(self.tmp_path, replaced_path(self.output))  # a link to the output stays a link
+            os.replace(self.tmp_path, self.final_path)  # a link to the output stays a link
             self.tmp_path = None
 
     def abort(self) -> None:

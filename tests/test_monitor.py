@@ -254,9 +254,23 @@ def _panel_lines(sample_overrides: dict, tracker) -> list[str]:
          "slope_mb_per_h": 0.0, "leak_suspected": False, "engine": None}
     s.update(sample_overrides)
     con = Console(width=200, record=True, file=open(os.devnull, "w"), color_system=None)
-    con.print(view.panel(s, name="dhlive", tracker=tracker, elapsed=s["elapsed_s"], n=3, scraper_error=None,
+    con.print(view.panel(s, name=s["name"], tracker=tracker, elapsed=s["elapsed_s"], n=3, scraper_error=None,
                          alert_rss=None))
     return con.export_text().splitlines()
+
+
+def test_names_and_engine_fields_are_shown_as_text_not_markup():
+    """The watched process's name, its children's names and the command/state its metrics report
+    are the target's own text: '[/]' was a MarkupError traceback, '[b]' and ':smile:' changed the
+    panel."""
+    tr = leak.LeakTracker(leak.LeakRule())
+    tr.add(0.0, 1.5)
+    kids = [{"pid": 7, "name": "k[/]id:smile:", "rss_mb": 1.0, "cpu_pct": 0.0}]
+    engine = {"command": "x[/]y", "state": "[b]s:+1:", "fps": 25.0, "fps_now": 25.0}
+    lines = _panel_lines({"name": "a[/]b:smile:[b]", "children": kids, "children_rss_mb": 1.0, "engine": engine}, tr)
+    text = "\n".join(lines)
+    for literal in ("a[/]b:smile:[b]", "k[/]id:smile:", "x[/]y", "[b]s:+1:"):
+        assert literal in text, literal
 
 
 def test_panel_keeps_its_width_as_numbers_grow():

@@ -125,3 +125,24 @@ def test_sigterm_stops_lipsync_like_ctrl_c(tmp_path):
     assert err.decode().strip().splitlines()[-1] == "interrupted: output removed"
     assert list(tmp_path.iterdir()) == []
     assert not [k for k in kids if k.is_running() and k.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_lipsync_through_a_link_to_its_input_refuses_and_keeps_the_input(tmp_path):
+    speech = tmp_path / "in.flac"
+    speech.write_bytes(SAMPLE.read_bytes())
+    link = tmp_path / "link.tsv"
+    link.symlink_to(speech)
+    before = speech.read_bytes()
+    r = dhlive("lipsync", speech, "-o", link)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"error: {link}: is the input file; give a different output name"], r.stderr
+    assert speech.read_bytes() == before and link.is_symlink()
+
+
+def test_render_json_with_standard_output_closed_is_refused_before_rendering(tmp_path):
+    out = tmp_path / "v.mp4"
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m dhlive_cli render '{SAMPLE}' -o '{out}' --json -q >&-"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["error: --json: standard output is closed"], r.stderr
+    assert not out.exists()

@@ -129,7 +129,7 @@ def _analyse(input: Path, fps: int, device: str, model: Optional[Path]):
 def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device, model) -> tuple[int, float, str]:
     from dhlive_cli import track_formats as tf
     from dhlive_cli.engine import check_output_path, sibling_name
-    from dhlive_cli.outpaths import is_special_file, replaced_path
+    from dhlive_cli.outpaths import check_not_input, is_special_file, replaced_path
     from dhlive_cli.errors import InputError
     from dhlive_cli.inference import PARAMS
     from dhlive_cli.mouth_cues import cues, parse_extended, settle_letters
@@ -150,6 +150,8 @@ def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device,
     if not 1 <= dat_fps <= 120:
         raise InputError(f"--dat-fps {dat_fps}: use a frame rate from 1 to 120")
     out_path = None if to_stdout else check_output_path(output)
+    if out_path is not None and str(input) != "-":
+        check_not_input(out_path, input)  # also through a link to the input (it would be replaced)
 
     rows, samples, model_name = _analyse(input, fps, device, model)
     duration = samples / SAMPLE_RATE

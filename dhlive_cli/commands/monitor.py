@@ -129,7 +129,7 @@ def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, w
             from rich.console import Console
             from rich.live import Live
 
-            ui = Live(console=Console(highlight=False), auto_refresh=False, transient=False)
+            ui = Live(console=Console(highlight=False, emoji=False), auto_refresh=False, transient=False)
             ui.start()
             say = ui.console
             stack.enter_context(logs_through(ui.console))
@@ -180,7 +180,7 @@ def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, w
                 elif dashboard and once:
                     from rich.console import Console
 
-                    con = Console(highlight=False)
+                    con = Console(highlight=False, emoji=False)
                     con.print(_panel(view, s, probe, tracker, t_rel, n, scraper, alert_rss, con.width))
                 elif not dashboard:
                     typer.echo(view.plain_line(s))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -78,6 +79,8 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     to_stdout = str(output) == "-"
     if to_stdout and json_out:
         raise InputError("--json with -o -: stdout carries the video; drop one of them")
+    if json_out and sys.stdout is None:
+        raise InputError("--json: standard output is closed")
     if stream_format is not None:
         want = stream_format.lower()
         if want not in ("mkv", "mp4"):

@@ -100,8 +100,10 @@ def panel(s: dict, *, name: str, tracker, elapsed: float, n: int, scraper_error:
     t.add_row("cpu", f"{s['cpu_pct']:6.1f} %   threads {s['threads']:4d}   open fds {_w(s['fds'], 'd', 5, 'n/a')}")
     e = s.get("engine")
     if e:
-        t.add_row("engine", f"{(e.get('command') or '')[:8]:<8} state [bold]{(e.get('state') or '-'):<10}[/]"
-                            f" fps {_w(e.get('fps_now'), '.2f', 7)} now {_w(e.get('fps'), '.2f', 7)} avg")
+        # the command and state come from the watched process's own metrics: text, never markup
+        t.add_row("engine", Text.assemble(f"{str(e.get('command') or '')[:8]:<8} state ",
+                                          (f"{str(e.get('state') or '-'):<10}", "bold"),
+                                          f" fps {_w(e.get('fps_now'), '.2f', 7)} now {_w(e.get('fps'), '.2f', 7)} avg"))
         t.add_row("frame time", f"p50 {_w(e.get('frame_ms_p50'), '.1f', 6)} ms   p99 {_w(e.get('frame_ms_p99'), '.1f', 6)} ms"
                                 f"   frames {_w(e.get('frames'), 'd', 8)}   late {_w(e.get('late_frames'), 'd', 6)}"
                                 f"   reconnects {_w(e.get('reconnects'), 'd', 3)}")
@@ -121,11 +123,11 @@ def panel(s: dict, *, name: str, tracker, elapsed: float, n: int, scraper_error:
             k.add_column(col, justify="right" if col != "name" else "left", width=w, no_wrap=True,
                          overflow="ellipsis")
         for c in s["children"][:8]:
-            k.add_row(str(c["pid"]), c["name"], f"{c['rss_mb']:.1f}", f"{c['cpu_pct']:.1f}")
+            k.add_row(str(c["pid"]), Text(str(c["name"])), f"{c['rss_mb']:.1f}", f"{c['cpu_pct']:.1f}")
         if len(s["children"]) > 8:
             k.add_row("", f"... {len(s['children']) - 8} more", "", "")
         parts.append(k)
-    title = f"dhlive monitor  pid {s['pid']} ({name})"
+    title = Text(f"dhlive monitor  pid {s['pid']} ({name})")  # a process name is text, not rich markup
     sub = f"up {hms(elapsed)}  {n:6d} samples  Ctrl+C to stop"
     return Panel(Group(*parts), title=title, subtitle=sub, width=width)
 
