@@ -34,6 +34,16 @@ def i420_shape(height: int, width: int) -> tuple[int, int]:
     return height * 3 // 2, width
 
 
+def i420_planes(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views (Y (h, w), U (h/2, w/2), V (h/2, w/2)) of an I420 frame stored as a C-contiguous
+    (h * 3 / 2, w) uint8 array (i420_shape); writing a view writes the frame."""
+    rows, w = frame.shape
+    h = rows * 2 // 3
+    flat = frame.reshape(-1)
+    q = h * w // 4
+    return frame[:h], flat[h * w : h * w + q].reshape(h // 2, w // 2), flat[h * w + q : h * w + 2 * q].reshape(h // 2, w // 2)
+
+
 def _even_box(box, width: int, height: int) -> tuple[int, int, int, int]:
     """box (x0, y0, x1, y1) grown outwards to even coordinates (a chroma sample covers 2x2 pixels)."""
     x0, y0, x1, y1 = (int(v) for v in box)
@@ -95,19 +105,13 @@ class Composer:
         if fresh or self.boxes is None:
             cv2.cvtColor(self.canvas, cv2.COLOR_BGR2YUV_I420, dst=out)
             return
-        h, w = self.height, self.width
-        flat = out.reshape(-1)
-        q = h * w // 4
-        u_plane = flat[h * w : h * w + q].reshape(h // 2, w // 2)
-        v_plane = flat[h * w + q : h * w + 2 * q].reshape(h // 2, w // 2)
+        y_plane, u_plane, v_plane = i420_planes(out)
         for (x0, y0, x1, y1), tmp in zip(self.boxes, self._scratch):
-            bh, bw = y1 - y0, x1 - x0
             cv2.cvtColor(self.canvas[y0:y1, x0:x1], cv2.COLOR_BGR2YUV_I420, dst=tmp)
-            t = tmp.reshape(-1)
-            bq = bh * bw // 4
-            out[y0:y1, x0:x1] = tmp[:bh]
-            u_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = t[bh * bw : bh * bw + bq].reshape(bh // 2, bw // 2)
-            v_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = t[bh * bw + bq :].reshape(bh // 2, bw // 2)
+            ty, tu, tv = i420_planes(tmp)
+            y_plane[y0:y1, x0:x1] = ty
+            u_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = tu
+            v_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = tv
 
 
 class FrameRing:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dhlive_cli.avatar.drawn import MouthShape
-from dhlive_cli.compositor import Composer, FrameRing, i420_shape, load_avatar
+from dhlive_cli.compositor import Composer, FrameRing, i420_planes, i420_shape, load_avatar
 
 
 def _mouth(k: int) -> MouthShape:
@@ -45,10 +45,6 @@ class _BgrOnly:
         self._av.render(out, k, mouth, fresh=fresh)
 
 
-def _planes(frame: np.ndarray, h: int, w: int):
-    flat = frame.reshape(-1)
-    q = h * w // 4
-    return flat[: h * w].reshape(h, w), flat[h * w : h * w + q].reshape(h // 2, w // 2), flat[h * w + q :].reshape(h // 2, w // 2)
 
 
 def _outside(mask_shape, boxes, scale: int) -> np.ndarray:
@@ -101,7 +97,7 @@ def test_the_body_drawn_in_i420_matches_the_whole_frame_conversion(size):
         ring.drawn[slot] = True
         av.render(canvas, k * 7, _mouth(k), fresh=True)
         whole = cv2.cvtColor(canvas, cv2.COLOR_BGR2YUV_I420)
-        got, ref = _planes(ring.frames[slot], h, w), _planes(whole, h, w)
+        got, ref = i420_planes(ring.frames[slot]), i420_planes(whole)
         for plane, (a, b) in enumerate(zip(got, ref)):
             keep = _outside(a.shape, boxes, 1 if plane == 0 else 2)
             assert np.array_equal(a[keep], b[keep]), f"frame {k} plane {plane}: changed outside the boxes"

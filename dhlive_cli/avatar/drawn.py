@@ -48,6 +48,7 @@ from dhlive_cli.avatar.drawn_style import REST_MOUTH  # noqa: F401 - part of thi
 from dhlive_cli.avatar.drawn_style import _EYE_LEVELS, DrawnStyle, MouthShape
 from dhlive_cli.avatar.motion import breath as breath_offset
 from dhlive_cli.avatar.motion import idle_pose
+from dhlive_cli.compositor import i420_planes
 from dhlive_cli.errors import InputError
 
 __all__ = ["DrawnAvatar", "DrawnStyle", "MouthShape"]
@@ -298,10 +299,7 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         rows, cols = self._base.shape[:2]
         if any(v % 2 for v in (bx0, by0, bx1, by1, rows, cols, self.width, self.height)) or not rows * cols:
             return None
-        i420 = cv2.cvtColor(self._base, cv2.COLOR_BGR2YUV_I420).reshape(-1)
-        q = rows * cols // 4
-        planes = (i420[: rows * cols].reshape(rows, cols), i420[rows * cols : rows * cols + q].reshape(rows // 2, cols // 2),
-                  i420[rows * cols + q :].reshape(rows // 2, cols // 2))
+        planes = i420_planes(cv2.cvtColor(self._base, cv2.COLOR_BGR2YUV_I420))
         for p in planes:
             p.flags.writeable = False
         return planes
@@ -353,14 +351,10 @@ class DrawnAvatar(BodyPainter, HeadPainter, MouthPainter):
         bx0, by0, bx1, by1 = self._brect
         if by1 <= by0:
             return
-        h, w = self.height, self.width
-        q = h * w // 4
-        flat = out.reshape(-1)
-        u_plane = flat[h * w : h * w + q].reshape(h // 2, w // 2)
-        v_plane = flat[h * w + q : h * w + 2 * q].reshape(h // 2, w // 2)
+        y_plane, u_plane, v_plane = i420_planes(out)
         yb, ub, vb = self._base_i420
         breath = self.pose(frame_index)[3]
-        _shifted(yb, breath, out[by0:by1, bx0:bx1])
+        _shifted(yb, breath, y_plane[by0:by1, bx0:bx1])
         _shifted(ub, breath / 2, u_plane[by0 // 2 : by1 // 2, bx0 // 2 : bx1 // 2])
         _shifted(vb, breath / 2, v_plane[by0 // 2 : by1 // 2, bx0 // 2 : bx1 // 2])
 

@@ -128,8 +128,7 @@ def _analyse(input: Path, fps: int, device: str, model: Optional[Path]):
 
 def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device, model) -> tuple[int, float, str]:
     from dhlive_cli import track_formats as tf
-    from dhlive_cli.engine import check_output_path, sibling_name
-    from dhlive_cli.outpaths import check_not_input, is_special_file, replaced_path
+    from dhlive_cli.outpaths import check_not_input, check_output_path, is_special_file, replaced_path, sibling_name
     from dhlive_cli.errors import InputError
     from dhlive_cli.inference import PARAMS
     from dhlive_cli.mouth_cues import cues, parse_extended, settle_letters
