@@ -138,6 +138,23 @@ def test_an_intact_video_avatar_renders(video_avatar, speech_wav, tmp_path):
     assert (tmp_path / "out.mp4").stat().st_size > 0
 
 
+def test_names_with_a_colon_prepare_and_render(clips, speech_wav, tmp_path):
+    """A relative name such as "clip:1.mp4" is protocol "clip" to ffmpeg and OpenCV's FFmpeg
+    ("Protocol not found"): the clip, the avatar folder "av:1" (its frames.mp4 is written and
+    read back) and the render's input and output all keep working as files."""
+    shutil.copy(clips / "whole.mp4", tmp_path / "clip:1.mp4")
+    shutil.copy(speech_wav, tmp_path / "talk:1.wav")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "dhlive_cli", *a], capture_output=True,  # noqa: E731
+                                    text=True, timeout=300, cwd=tmp_path)
+    p = run("avatar", "prepare", "clip:1.mp4", "-o", "av:1")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "av:1" / "frames.mp4").stat().st_size > 0
+    p = run("render", "talk:1.wav", "-o", "out:1.mp4", "--avatar", "av:1", "--size", "320x240", "--quiet",
+            "--metrics", "off")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "out:1.mp4").stat().st_size > 0
+
+
 @pytest.mark.parametrize("keep", ["20kB", "half", "all_but_1_byte"])
 def test_an_avatar_whose_frames_mp4_was_cut_is_refused_at_load(video_avatar, speech_wav, tmp_path, keep):
     """A cut frames.mp4 looped the few frames left with exit 0; now render stops before it starts,

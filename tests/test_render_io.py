@@ -448,4 +448,12 @@ def test_names_with_a_colon_are_files_not_protocols(tmp_path):
                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
         assert r.returncode == 0, r.stderr
         assert (tmp_path / out).is_file() and ffprobe_json(tmp_path / out)["format"]["duration"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out:1.mp4", "out:2.mkv", "song:2.mp3", "talk:1.wav"]
+    # and a live recording (its encoder is started by the session's output, not by the render)
+    r = subprocess.run([sys.executable, "-m", "dhlive_cli", "live", "--input", "talk:1.wav", "-o", "rec:3.mkv",
+                        "--duration", "1", "--size", "360p", "--quiet"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300, env=dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path / "run"),
+                                                           PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    assert r.returncode == 0, r.stderr
+    assert float(ffprobe_json(tmp_path / "rec:3.mkv")["format"]["duration"]) >= 0.9
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "run") == [
+        "out:1.mp4", "out:2.mkv", "rec:3.mkv", "song:2.mp3", "talk:1.wav"]

@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 
 from dhlive_cli.errors import InputError
-from dhlive_cli.ffmpeg_bin import ffmpeg_path, ffprobe_path
+from dhlive_cli.ffmpeg_bin import ffmpeg_path, ffprobe_path, file_arg
 
 # "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d0c0a8] " in front of a library's log line
 _CONTEXT = re.compile(r"^\[[^\]]*@ 0x[0-9a-fA-F]+\]\s*")
@@ -33,7 +33,7 @@ def _ffmpeg(path: Path, *args: str, before: tuple[str, ...] = ()) -> tuple[int, 
     """Run ffmpeg on path's first video stream to the null muxer: (exit code, its error lines
     without the library prefix, frames it passed on)."""
     cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-progress", "pipe:1",
-           *before, "-i", str(path), "-map", "0:v:0", *args, "-f", "null", "-"]
+           *before, "-i", file_arg(path), "-map", "0:v:0", *args, "-f", "null", "-"]
     p = subprocess.run(cmd, capture_output=True)
     errors = [_CONTEXT.sub("", ln).strip() for ln in p.stderr.decode("utf-8", "replace").splitlines()]
     frames = 0
@@ -61,7 +61,7 @@ def header_frames(path: Path) -> int | None:
     if probe is None:
         return None
     p = subprocess.run([probe, "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=nb_frames",
-                        "-of", "default=noprint_wrappers=1:nokey=1", str(path)], capture_output=True)
+                        "-of", "default=noprint_wrappers=1:nokey=1", file_arg(path)], capture_output=True)
     first = p.stdout.decode("ascii", "replace").split()
     try:
         n = int(first[0]) if p.returncode == 0 and first else 0
@@ -129,7 +129,7 @@ def check_loop_video(path: Path, count: int, fps: float, width: int, height: int
     # half a frame before the last frame's time: a seek to its exact time, rounded to 6 digits,
     # may land just after it and find nothing
     t = max(0.0, (count - 1.5) / fps)
-    cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-ss", f"{t:.6f}", "-i", str(path),
+    cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-ss", f"{t:.6f}", "-i", file_arg(path),
            "-map", "0:v:0", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
     p = subprocess.run(cmd, capture_output=True)
     errors = [_CONTEXT.sub("", ln).strip().rstrip(".") for ln in p.stderr.decode("utf-8", "replace").splitlines()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from dhlive_cli.errors import EngineError, InputError, OutputError
-from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path
+from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path, file_arg
 from dhlive_cli.queues import BoundedQueue, Cancelled
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class VideoFrames:
         level = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
-            cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+            cap = cv2.VideoCapture(file_arg(path), cv2.CAP_FFMPEG)
         finally:
             cv2.utils.logging.setLogLevel(level)
         if not cap.isOpened():
@@ -155,7 +155,7 @@ class FrameEncoder:
                   "bf": 0, "format": "mp4", "movflags": "+faststart", "an": None}
         if tune:
             kwargs["tune"] = tune
-        args = ffmpeg.compile(ffmpeg.output(stream, str(path), **kwargs), cmd=ffmpeg_path(), overwrite_output=True)
+        args = ffmpeg.compile(ffmpeg.output(stream, file_arg(path), **kwargs), cmd=ffmpeg_path(), overwrite_output=True)
         args = [args[0], "-hide_banner", "-loglevel", "error"] + args[1:]
         try:
             self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -203,7 +203,7 @@ class FrameEncoder:
 
 def read_frames_at(path: Path, start: int, count: int, fps: int, width: int, height: int) -> np.ndarray:
     """`count` frames of a (CFR, our own) video from frame `start`, as (count, H, W, 3)."""
-    args = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-ss", f"{start / fps:.6f}", "-i", str(path),
+    args = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-ss", f"{start / fps:.6f}", "-i", file_arg(path),
             "-frames:v", str(count), "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
     p = subprocess.run(args, capture_output=True)
     n = len(p.stdout) // (width * height * 3)
@@ -315,11 +315,11 @@ class LoopDecoder:
 
         self.close()
         if pos == 0:
-            src = ffmpeg.input(str(self.path), stream_loop=-1)
+            src = ffmpeg.input(file_arg(self.path), stream_loop=-1)
         else:
             # -stream_loop after a seek loops back to the seek point, not to 0: no loop here, a
             # fresh looping child is started from 0 when this one reaches the end
-            src = ffmpeg.input(str(self.path), ss=f"{pos / self.fps:.6f}")
+            src = ffmpeg.input(file_arg(self.path), ss=f"{pos / self.fps:.6f}")
         out = ffmpeg.output(self._filters(src.video), "pipe:1", format="rawvideo", pix_fmt="bgr24")
         args = ffmpeg.compile(out, cmd=ffmpeg_path())
         args = [args[0], "-hide_banner", "-nostdin", "-loglevel", "error", "-threads", "2", "-filter_threads", "1"] + args[1:]
