@@ -15,7 +15,7 @@ from dhlive_cli.commands import lipsync as lipsync_cmd
 from dhlive_cli.commands import live as live_cmd
 from dhlive_cli.commands import monitor as monitor_cmd
 from dhlive_cli.commands import render as render_cmd
-from dhlive_cli.commands.common import escape_line, print_error
+from dhlive_cli.commands.common import ClosedStdout, escape_line, print_error
 from dhlive_cli.commands.helptext import hoist_global_options, tidy_help
 
 app = typer.Typer(
@@ -62,6 +62,8 @@ def main() -> None:
     # when dhlive was started with SIGINT ignored: a shell script's background job (`dhlive render
     # ... &`) inherits SIG_IGN, and Python then never raises KeyboardInterrupt. ffmpeg does the same.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if sys.stdout is None:  # started with stdout closed: what is asked for there fails, not vanishes
+        sys.stdout = ClosedStdout()
     try:
         code = app(args=hoist_global_options(sys.argv[1:]), prog_name="dhlive", standalone_mode=False)
     except _CLICK_ERROR as e:
@@ -78,7 +80,7 @@ def main() -> None:
     except typer.Abort:
         print_error("aborted")
         sys.exit(1)
-    except OSError as e:  # writing help or the version to a full disk or a closed pipe (commands catch their own)
+    except OSError as e:  # writing help or the version to a full disk, a closed pipe or a closed stdout (commands catch their own)
         print_error(escape_line(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()))
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

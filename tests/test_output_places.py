@@ -97,12 +97,33 @@ def test_lipsync_to_a_closed_standard_output_is_one_error_line():
     assert r.stderr.strip().splitlines() == ["error: -o -: standard output is closed"], r.stderr
 
 
-def test_sigterm_stops_lipsync_like_ctrl_c(tmp_path):
+@pytest.mark.parametrize("args", [("--help",), ("--version",), ("render", "--help"), ("render",), ("avatar",)])
+def test_help_and_version_to_a_closed_standard_output_are_one_error_line(args):
+    """Started with stdout closed, Python leaves sys.stdout None and Click printed the help into
+    nothing, exit 0: now one line and exit 2, as `ls --help >&-` does."""
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m dhlive_cli {' '.join(args)} >&-"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == ["error: standard output is closed"], r.stderr
+
+
+def test_a_render_with_standard_output_closed_still_renders(tmp_path):
+    """Only what is asked for on stdout fails: a render's report goes to stderr."""
+    out = tmp_path / "v.mp4"
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m dhlive_cli render '{SAMPLE}' -o '{out}' --size 160x90 "
+                        "--metrics off >&-"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith("wrote ") and out.read_bytes()[4:8] == b"ftyp"
+
+
+@pytest.mark.parametrize("to", ["file", "stdout"])
+def test_sigterm_stops_lipsync_like_ctrl_c(tmp_path, to):
     """SIGTERM (a service manager's stop) ends lipsync as Ctrl+C does: exit 130, one line, no
-    output and no partial file, no decoder left running (it was killed by the signal before)."""
+    output and no partial file, no decoder left running (it was killed by the signal before).
+    The line says the output was removed only where there was a file to remove."""
     import psutil
 
-    out = tmp_path / "cues.json"
+    out = tmp_path / "cues.json" if to == "file" else "-"
     p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "lipsync", "-", "-o", out, "-f", "rhubarb-json"],
                          cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -122,7 +143,7 @@ def test_sigterm_stops_lipsync_like_ctrl_c(tmp_path):
     finally:
         p.kill()
     assert p.returncode == 130, err
-    assert err.decode().strip().splitlines()[-1] == "interrupted: output removed"
+    assert err.decode().strip().splitlines()[-1] == ("interrupted: output removed" if to == "file" else "interrupted")
     assert list(tmp_path.iterdir()) == []
     assert not [k for k in kids if k.is_running() and k.status() != psutil.STATUS_ZOMBIE]
 

@@ -46,7 +46,7 @@ def prepare(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ):
     """Prepare an avatar directory from a photo or video: landmarks, idle loop, palette, preview."""
-    with user_errors():
+    with user_errors("interrupted: output removed"):  # prepare writes a temporary folder, removed
         res = _prepare(input, output, loop, max_seconds, size, fps, name, quiet or json_out)
     for w in res["warnings"]:
         err_console.print(f"[yellow]warning:[/] {w}", markup=True)

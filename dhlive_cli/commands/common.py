@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import logging
 import sys
 
@@ -24,18 +26,44 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+class ClosedStdout(io.TextIOBase):
+    """sys.stdout of a process started with descriptor 1 closed (`dhlive --help >&-`), where
+    Python leaves None and Click and rich then drop what they print without a word: every write
+    fails instead, as a write to a closed descriptor does (EBADF), and cli.main turns that into
+    one `error:` line and exit 2, as `ls --help >&-` reports it. Nothing is buffered: flush is a no-op."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+
+def stdout_closed() -> bool:
+    """True when the process has no standard output to write to (see ClosedStdout)."""
+    return sys.stdout is None or isinstance(sys.stdout, ClosedStdout)
+
+
+def interrupted_line(output) -> str:
+    """The line Ctrl+C ends a command writing `output` with: its partial file is removed, but
+    stdout ("-") and a device or FIFO written in place leave nothing to remove."""
+    from dhlive_cli.outpaths import is_special_file
+
+    if output is None or str(output) == "-" or is_special_file(output):
+        return "interrupted"
+    return "interrupted: output removed"
+
+
 @contextlib.contextmanager
-def user_errors():
-    """DhliveError -> 'error: ...' and its exit code; Ctrl+C -> exit 130; never a traceback."""
+def user_errors(interrupted: str = "interrupted"):
+    """DhliveError -> 'error: ...' and its exit code; Ctrl+C -> `interrupted` (a line: what was
+    done about the output, interrupted_line) and exit 130; never a traceback."""
     from dhlive_cli.errors import Cancelled, DhliveError
 
     try:
         yield
-    except Cancelled:
-        err_console.print("interrupted: output removed")
-        raise typer.Exit(130)
-    except KeyboardInterrupt:
-        err_console.print("interrupted: output removed")
+    except (Cancelled, KeyboardInterrupt):
+        err_console.print(interrupted, markup=False, highlight=False)
         raise typer.Exit(130)
     except DhliveError as e:
         fail(escape_line(str(e)), e.exit_code)

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, parse_fps, user_errors
+from dhlive_cli.commands.common import err_console, interrupted_line, parse_fps, stdout_closed, user_errors
 
 EXAMPLES = """
 Examples:
@@ -59,7 +59,7 @@ def lipsync(
 
     old = signal.signal(signal.SIGTERM, on_term)
     try:
-        with user_errors():
+        with user_errors(interrupted_line(output)):
             n, dur, fmt = _lipsync(input, output, format, extended_shapes, fps, dat_fps, dat_preston_blair, device, model)
     finally:
         signal.signal(signal.SIGTERM, old)
@@ -135,7 +135,7 @@ def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device,
     from dhlive_cli.timebase import SAMPLE_RATE
 
     to_stdout = str(output) == "-"
-    if to_stdout and sys.stdout is None:
+    if to_stdout and stdout_closed():
         raise InputError("-o -: standard output is closed")
     try:
         if to_stdout:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, logs_through, parse_fps, start_metrics, user_errors
+from dhlive_cli.commands.common import (err_console, interrupted_line, logs_through, parse_fps, start_metrics,
+                                       stdout_closed, user_errors)
 
 EXAMPLES = """
 Examples:
@@ -46,7 +46,7 @@ def render(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ):
     """Render speech to a lip-synced avatar video (H.264 + AAC, exact A/V sync)."""
-    with user_errors():
+    with user_errors(interrupted_line(output)):
         result = _render(input, output, avatar, preset, size, fps, device, model, json_out, quiet, metrics, format)
         if json_out:
             typer.echo(json.dumps(result))  # stdout full or gone: one error line (the video is complete)
@@ -79,7 +79,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     to_stdout = str(output) == "-"
     if to_stdout and json_out:
         raise InputError("--json with -o -: stdout carries the video; drop one of them")
-    if json_out and sys.stdout is None:
+    if json_out and stdout_closed():
         raise InputError("--json: standard output is closed")
     if stream_format is not None:
         want = stream_format.lower()
