@@ -218,6 +218,10 @@ class FileAudioSource:
         # rematrix_maxval=1 makes a plain average of the channels: the default -3 dB pan law
         # would play identical L/R 3 dB louder than the original and can clip.
         resample = f"aresample={SAMPLE_RATE}:rematrix_maxval=1.0"
+        # two channels labelled other than FL+FR (FL+FC, BL+BR, ...): ffmpeg's resampler refuses
+        # to convert such layouts ("Input channel layout ... is not supported"); the pair is
+        # relabelled left/right first, which leaves a plain stereo stream as it is
+        relabel = "channelmap=map=0|1:channel_layout=stereo," if self._channels == 2 else ""
         if self.from_stdin:
             # any container ffmpeg recognises on a pipe; mono or stereo out, in a WAV header
             # whose channel count tells which (more channels are mixed down to stereo)
@@ -226,14 +230,14 @@ class FileAudioSource:
                    "-c:a", "pcm_f32le", "-bitexact", "-f", "wav", "pipe:1"]
         else:
             src = [*_restrict(self.formats), "-i", file_arg(self.path)]
-            out = ["-af", resample, "-ac", str(self._channels), "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"]
+            out = ["-af", relabel + resample, "-ac", str(self._channels), "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"]
         prog_args: list[str] = []
         prog_w = None
         if self.program_mode == "source":
             # the second output of the same decode: the input's rate and channels, float32 in WAV
             prog_r, prog_w = os.pipe()
             _grow_pipe(prog_w)
-            prog_args = ["-vn", "-af", PROGRAM_FILTER, "-c:a", "pcm_f32le", "-bitexact", "-flush_packets", "1",
+            prog_args = ["-vn", "-af", relabel + PROGRAM_FILTER, "-c:a", "pcm_f32le", "-bitexact", "-flush_packets", "1",
                          "-f", "wav", f"pipe:{prog_w}"]
             self.program = ProgramReader(prog_r, self._program_buffer_s)
         elif self.program_mode == "same":

@@ -45,6 +45,27 @@ def test_stereo_is_downmixed_not_left_only(tmp_path):
     assert abs(a[100:-100].mean() - 0.25) < 0.01
 
 
+@pytest.mark.parametrize("layout", ["FL+FC", "BL+BR", "stereo"])
+@pytest.mark.parametrize("program", [None, "source"])
+def test_two_channels_of_any_layout_are_averaged(tmp_path, layout, program):
+    """Two channels labelled other than left/right (a WAV's channel mask FL+FC or BL+BR):
+    ffmpeg's resampler refused them ('Input channel layout ... is not supported'), so such a
+    file did not decode at all; now it is mixed like stereo, and its program audio is kept."""
+    p = tmp_path / "two.wav"
+    subprocess.run([ffmpeg_path(), "-v", "error", "-y", "-f", "lavfi", "-i", "aevalsrc=0.2:d=1:s=16000",
+                    "-f", "lavfi", "-i", "aevalsrc=0.6:d=1:s=16000", "-filter_complex",
+                    f"[0][1]join=inputs=2:channel_layout={layout}[a]", "-map", "[a]", "-c:a", "pcm_f32le", str(p)],
+                   check=True)
+    src = FileAudioSource(p, program=program)
+    buf = np.zeros(3200, np.float32)
+    parts = []
+    with src:
+        while n := src.read_into(buf):
+            parts.append(buf[:n].copy())
+    a = np.concatenate(parts)
+    assert len(a) == 16000 and abs(a[100:-100].mean() - 0.4) < 0.01
+
+
 def test_chunked_reads_cover_every_sample(tmp_path):
     x = (np.arange(16123) % 100 / 1000).astype(np.float32)
     p = tmp_path / "ramp.wav"
