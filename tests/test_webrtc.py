@@ -127,6 +127,20 @@ def browser_pids(driver) -> list[int]:
     return [p.pid for p in drv.children(recursive=True)]
 
 
+def signal_browser(driver, sig: int, pids: list[int] | None = None) -> list[int]:
+    """Send sig to the browser's processes (those listed now, or `pids`) and return the ones it
+    reached: Chromium starts and ends helper processes on its own, so one listed a moment ago
+    may be gone (ProcessLookupError), which is not a failure of the test."""
+    reached = []
+    for pid in browser_pids(driver) if pids is None else pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            continue
+        reached.append(pid)
+    return reached
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -316,17 +330,14 @@ def test_a_stalled_viewer_does_not_make_the_session_late(make_session, serve):
     request(srv, "POST", "/v1/speak", wav_bytes(tone(40.0)), {"Content-Type": "audio/wav"})
     with browser.chromium() as d:
         open_page(d, srv)
-        pids = browser_pids(d)
-        assert pids
         base = _session_window(srv, 5.0)
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
+        stopped = signal_browser(d, signal.SIGSTOP)
         try:
+            assert stopped
             stalled = _session_window(srv, 10.0)
             assert status(srv)["viewers"] == 1  # still connected as far as the server knows: it keeps sending
         finally:
-            for pid in pids:
-                os.kill(pid, signal.SIGCONT)
+            signal_browser(d, signal.SIGCONT, stopped)
         # the server's side stalled too: its event loop (which runs the tracks and encoders'
         # hand-off) blocked for 3 s; the draw thread only posts wake-ups to it
         frozen = threading.Event()
