@@ -75,8 +75,11 @@ demo: setup
 	@echo
 	@echo "demo video: $$(pwd)/out/demo.mp4"
 
+# Two worker processes, a test file each at a time (module fixtures are built once): the suite
+# is written to pass with both cores busy. TEST_WORKERS=0 runs it in this one process.
+TEST_WORKERS ?= 2
 test: setup $(STAMPS)/farm-$(EXTRA)
-	$(VENV)/bin/pytest -q -ra
+	$(VENV)/bin/pytest -q -ra -n $(TEST_WORKERS) --dist loadfile
 
 # The wheel is the product: models, presets, the default avatar, the sample and the converted
 # face models inside it (dhlive_cli/resources.py finds them). .ci/run installs it elsewhere and uses it.
