@@ -75,11 +75,12 @@ demo: setup
 	@echo
 	@echo "demo video: $$(pwd)/out/demo.mp4"
 
-# Two worker processes, a test file each at a time (module fixtures are built once): the suite
-# is written to pass with both cores busy. TEST_WORKERS=0 runs it in this one process.
+# Two worker processes, a test file each at a time (module fixtures are built once), the longest
+# files first (tests/conftest.py): the suite is written to pass with both cores busy.
+# TEST_WORKERS=0 runs it in this one process.
 TEST_WORKERS ?= 2
 test: setup $(STAMPS)/farm-$(EXTRA)
-	$(VENV)/bin/pytest -q -ra -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -q -ra -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The wheel is the product: models, presets, the default avatar, the sample and the converted
 # face models inside it (dhlive_cli/resources.py finds them). .ci/run installs it elsewhere and uses it.

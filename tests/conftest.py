@@ -22,6 +22,21 @@ needs_espeak = pytest.mark.skipif(ESPEAK is None, reason="espeak-ng not installe
 needs_ffprobe = pytest.mark.skipif(FFPROBE is None, reason="ffprobe not installed (make setup installs it)")
 
 
+# The longest test files, longest first (seconds of a whole run in one process on 2 cores,
+# 2026-12-01: webrtc ~190, live_targets ~105, monitor ~115, security ~100, multi_session ~85,
+# batch ~75, live_hardening ~70, live ~60, avatar_realfaces ~60). `make test` hands whole files
+# to two workers in collection order (--no-loadscope-reorder); a long file collected last would
+# run alone at the end while the other worker idles. Inside a file the order is kept.
+LONG_FILES = ("test_webrtc.py", "test_monitor.py", "test_live_targets.py", "test_security.py",
+              "test_multi_session.py", "test_batch.py", "test_live_hardening.py", "test_live.py",
+              "test_avatar_realfaces.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))
+
+
 def speak(text: str, path: Path, voice: str = "en-us") -> np.ndarray:
     """espeak-ng speech as 16 kHz mono float32 (also written to path as a wav)."""
     raw = path.with_suffix(".raw.wav")
