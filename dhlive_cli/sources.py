@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 _DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 _TWO_CHANNELS_RE = re.compile(r"Audio:[^\n]*?, \d+ Hz, (stereo|2 channels|downmix)\b")
 _RATE_LAYOUT_RE = re.compile(r"Audio:[^\n]*?, (\d+) Hz, (mono|stereo)\b")
+_AUDIO_STREAM_RE = re.compile(r"Stream #\d+:\d+[^\n]*?: Audio:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,9 @@ class AudioInfo:
     # None otherwise (other layouts, or a probe that does not tell)
     rate: int | None = None
     channels: int | None = None
+    # the file's only audio stream has two channels: the decoder may relabel them left/right
+    # (a file with several audio streams keeps ffmpeg's own choice of stream and mixing)
+    one_pair: bool = False
 
 
 MAX_WAV_CHUNKS = 256  # chunks before "data" that a WAV header may have; real files have a handful
@@ -89,7 +93,7 @@ def _probe_sndfile(p: Path) -> AudioInfo | None:
     dur = info.frames / info.samplerate
     return AudioInfo(path=p, duration_s=dur, estimated_samples=int(round(dur * SAMPLE_RATE)),
                      two_channels=info.channels == 2, rate=info.samplerate,
-                     channels=info.channels if info.channels in (1, 2) else None)
+                     channels=info.channels if info.channels in (1, 2) else None, one_pair=info.channels == 2)
 
 
 # demuxers for audio files nobody vouches for (API uploads and API-chosen inputs): plain audio
@@ -149,8 +153,9 @@ def probe(path: str | os.PathLike, formats: str | None = None, keep_fds: tuple[i
     est = int(round(dur * SAMPLE_RATE)) if dur is not None else None
     rl = _RATE_LAYOUT_RE.findall(err)
     rate, channels = (int(rl[0][0]), 1 if rl[0][1] == "mono" else 2) if len(rl) == 1 else (None, None)
-    return AudioInfo(path=p, duration_s=dur, estimated_samples=est, two_channels=bool(_TWO_CHANNELS_RE.search(err)),
-                     rate=rate, channels=channels)
+    two = bool(_TWO_CHANNELS_RE.search(err))
+    return AudioInfo(path=p, duration_s=dur, estimated_samples=est, two_channels=two, rate=rate, channels=channels,
+                     one_pair=two and len(_AUDIO_STREAM_RE.findall(err)) == 1)
 
 
 def _grow_pipe(fd: int) -> None:
@@ -221,7 +226,7 @@ class FileAudioSource:
         # two channels labelled other than FL+FR (FL+FC, BL+BR, ...): ffmpeg's resampler refuses
         # to convert such layouts ("Input channel layout ... is not supported"); the pair is
         # relabelled left/right first, which leaves a plain stereo stream as it is
-        relabel = "channelmap=map=0|1:channel_layout=stereo," if self._channels == 2 else ""
+        relabel = "channelmap=map=0|1:channel_layout=stereo," if self.info.one_pair else ""
         if self.from_stdin:
             # any container ffmpeg recognises on a pipe; mono or stereo out, in a WAV header
             # whose channel count tells which (more channels are mixed down to stereo)

@@ -66,6 +66,29 @@ def test_two_channels_of_any_layout_are_averaged(tmp_path, layout, program):
     assert len(a) == 16000 and abs(a[100:-100].mean() - 0.4) < 0.01
 
 
+@pytest.mark.parametrize("kind", ["5.1 with a stereo track", "mono with a stereo track"])
+def test_a_file_with_two_audio_tracks_decodes_the_default_track_whole(tmp_path, kind):
+    """Several audio streams: the stream ffmpeg picks is decoded and mixed as before (the
+    two-channel relabelling is for a file's only stream): speech in a 5.1 track's centre
+    channel is heard, a mono first track decodes (the relabelling took FL/FR only: silence,
+    and failed on the mono track)."""
+    mono = tmp_path / "mono.wav"
+    sf.write(mono, tone(1.0, 16000, 1), 16000)
+    p = tmp_path / "two.mkv"
+    if kind.startswith("5.1"):
+        graph = ["-filter_complex", "[0:a]pan=5.1|c2=c0[s6];[0:a]pan=stereo|c0=c0|c1=c0[s2]", "-map", "[s6]",
+                 "-map", "[s2]"]
+    else:
+        graph = ["-filter_complex", "[0:a]pan=stereo|c0=c0|c1=c0[s2]", "-map", "0:a", "-map", "[s2]"]
+    subprocess.run([ffmpeg_path(), "-v", "error", "-y", "-i", str(mono), *graph, "-c:a", "pcm_s16le",
+                    "-disposition:a:0", "default", "-disposition:a:1", "0", str(p)], check=True)
+    a, ref = _decode_all(p), _decode_all(mono)
+    assert abs(len(a) - 16000) < 400
+    rms = lambda x: float(np.sqrt(np.mean(x[2000:14000] ** 2)))  # noqa: E731
+    # heard, not silent (ffmpeg's normalised 5.1 downmix puts the centre at about 0.3 of its level)
+    assert rms(a) > 0.2 * rms(ref), (rms(a), rms(ref))
+
+
 def test_chunked_reads_cover_every_sample(tmp_path):
     x = (np.arange(16123) % 100 / 1000).astype(np.float32)
     p = tmp_path / "ramp.wav"
