@@ -24,6 +24,12 @@ import sys
 
 def main() -> None:
     """Load the CLI and run it (cli.main); exit 130 with one line when interrupted while loading."""
+    import signal
+
+    # Ctrl+C raises from here on, also for a background job that inherited SIGINT ignored (cli.main
+    # says why); set only in cli.main, a SIGINT during the 0.2-0.3 s of loading was lost
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _standard_descriptors()
     try:
         from dhlive_cli.cli import main as run
     except KeyboardInterrupt:
@@ -35,6 +41,24 @@ def main() -> None:
         finish(e.code)
         raise
     finish(0)
+
+
+def _standard_descriptors() -> None:
+    """/dev/null on descriptors 0-2 where the process was started with them closed (`>&- 2>&-`).
+    A closed one is the next descriptor the process opens: a pipe to an ffmpeg child landed on 2
+    and the child was handed the wrong pipe (a render with stdout and stderr closed failed).
+    Python's own sys.stdout/sys.stderr stay None: what is asked for there still fails
+    (commands.common.ClosedStdout)."""
+    import os
+
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def finish(code) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dhlive_cli.compositor import AvatarCache
 from dhlive_cli.errors import EngineError, InputError
+from dhlive_cli.ffmpeg_bin import file_arg
 from dhlive_cli.grants import Grants, output_identity, rtmp_key, same_output
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.live import LiveOptions, LiveSession, TickConductor
@@ -275,7 +276,9 @@ class Studio:
             if to_stdout:
                 outs.append(("pipe:1", "matroska"))
             elif spec.output is not None:
-                outs.append((str(spec.output), "matroska" if spec.output.suffix.lower() == ".mkv" else "mp4", p.fd))
+                # a file, as ffmpeg must be given it: "rec:1.mkv" or "pipe:1" is a name, not a
+                # protocol (stdout is the "pipe:1" above, never a name the user gave)
+                outs.append((file_arg(spec.output), "matroska" if spec.output.suffix.lower() == ".mkv" else "mp4", p.fd))
             p.avatar = self.avatars.get(spec.avatar, w, h, self.preset.fps)
             with self._lock:
                 # decided and counted in one hold of the lock: concurrent creates (API requests)

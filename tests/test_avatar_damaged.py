@@ -155,6 +155,28 @@ def test_names_with_a_colon_prepare_and_render(clips, speech_wav, tmp_path):
     assert (tmp_path / "out:1.mp4").stat().st_size > 0
 
 
+def test_sigterm_stops_prepare_like_ctrl_c(clips, tmp_path):
+    """SIGTERM (a service manager's stop) ends avatar prepare as Ctrl+C does: exit 130, one line,
+    its unfinished folder removed (it was killed with 143 and left the folder)."""
+    import signal
+    import time
+
+    p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "avatar", "prepare", str(clips / "whole.mp4"), "-o",
+                          str(tmp_path / "av"), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.monotonic()
+        while not any(tmp_path.glob(".av.dhlive-partial-*")):
+            assert p.poll() is None and time.monotonic() - t0 < 120, "prepare ended before its folder appeared"
+            time.sleep(0.02)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 130, err
+    assert err.strip().splitlines() == ["interrupted: unfinished output removed"], err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("keep", ["20kB", "half", "all_but_1_byte"])
 def test_an_avatar_whose_frames_mp4_was_cut_is_refused_at_load(video_avatar, speech_wav, tmp_path, keep):
     """A cut frames.mp4 looped the few frames left with exit 0; now render stops before it starts,

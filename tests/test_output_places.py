@@ -107,6 +107,42 @@ def test_help_and_version_to_a_closed_standard_output_are_one_error_line(args):
     assert r.stderr.strip().splitlines() == ["error: standard output is closed"], r.stderr
 
 
+@pytest.mark.parametrize("cmd", [
+    "render {sample} -o - --size 160x90",
+    "live --input {sample} -o - --duration 1 --size 160x90",
+    "avatar prepare {photo} -o {tmp}/av --json",
+    "batch {tmp}/jobs.csv --out-dir {tmp}/out --json",
+    "monitor --pid {pid} --once --csv {tmp}/m.csv",
+])
+def test_a_command_whose_output_is_stdout_refuses_a_closed_one_before_working(tmp_path, cmd):
+    """What would be written to a closed stdout is refused up front (exit 2, one line, nothing
+    written): avatar prepare, batch and monitor did all their work and then failed, live -o -
+    exited 0 with the video lost, render -o - failed in the encoder."""
+    photo = tmp_path / "face.png"
+    import cv2
+    import skimage.data
+
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    (tmp_path / "jobs.csv").write_text(f"input,output\n{SAMPLE},a.mp4\n")
+    line = cmd.format(sample=SAMPLE, photo=photo, tmp=tmp_path, pid=os.getpid())
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m dhlive_cli {line} >&-"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    what = {"render": "-o -", "live": "-o -", "monitor": "monitor"}.get(cmd.split()[0], "--json")
+    assert r.stderr.strip().splitlines() == [f"error: {what}: standard output is closed"], r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.png", "jobs.csv"]
+
+
+def test_a_render_with_stdout_and_stderr_closed_renders(tmp_path):
+    """Descriptors 0-2 closed at start: the next pipe the process made took number 2 and its
+    ffmpeg child was handed the wrong one (no audio stream, exit 2); /dev/null fills them now."""
+    out = tmp_path / "v.mp4"
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m dhlive_cli render '{SAMPLE}' -o '{out}' --size 160x90 "
+                        "--metrics off <&- >&- 2>&-"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0
+    assert out.read_bytes()[4:8] == b"ftyp"
+
+
 def test_a_render_with_standard_output_closed_still_renders(tmp_path):
     """Only what is asked for on stdout fails: a render's report goes to stderr."""
     out = tmp_path / "v.mp4"
@@ -143,7 +179,7 @@ def test_sigterm_stops_lipsync_like_ctrl_c(tmp_path, to):
     finally:
         p.kill()
     assert p.returncode == 130, err
-    assert err.decode().strip().splitlines()[-1] == ("interrupted: output removed" if to == "file" else "interrupted")
+    assert err.decode().strip().splitlines()[-1] == ("interrupted: unfinished output removed" if to == "file" else "interrupted")
     assert list(tmp_path.iterdir()) == []
     assert not [k for k in kids if k.is_running() and k.status() != psutil.STATUS_ZOMBIE]
 

@@ -341,7 +341,7 @@ def test_cli_a_signal_as_the_encoder_starts_stops_everything(tmp_path, sig):
         proc.send_signal(getattr(signal, sig))
         _, err = proc.communicate(timeout=120)
     lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert proc.returncode == 130 and lines == ["interrupted: output removed"], (proc.returncode, err)
+    assert proc.returncode == 130 and lines == ["interrupted: unfinished output removed"], (proc.returncode, err)
     assert _children_in(tmp_path) == []
     _assert_only_the_older_output(tmp_path, out)
 
@@ -412,7 +412,7 @@ main()
     for pid in left:  # an orphan would go on to write the partial file: stopped here, then counted
         os.kill(pid, 9)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert r.returncode == 130 and lines == ["interrupted: output removed"], (r.returncode, r.stderr)
+    assert r.returncode == 130 and lines == ["interrupted: unfinished output removed"], (r.returncode, r.stderr)
     assert left == []
     _assert_only_the_older_output(tmp_path, out)
 
@@ -455,5 +455,12 @@ def test_names_with_a_colon_are_files_not_protocols(tmp_path):
                                                            PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
     assert r.returncode == 0, r.stderr
     assert float(ffprobe_json(tmp_path / "rec:3.mkv")["format"]["duration"]) >= 0.9
+    # a recording named "pipe:1" is that file, not stdout (live wrote it to stdout)
+    r = subprocess.run([sys.executable, "-m", "dhlive_cli", "live", "--input", "talk:1.wav", "-o", "pipe:1",
+                        "--duration", "1", "--size", "360p", "--quiet"], capture_output=True, cwd=tmp_path,
+                       timeout=300, env=dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path / "run"),
+                                             PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    assert r.returncode == 0 and r.stdout == b"", r.stderr
+    assert float(ffprobe_json(tmp_path / "pipe:1")["format"]["duration"]) >= 0.9
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "run") == [
-        "out:1.mp4", "out:2.mkv", "rec:3.mkv", "song:2.mp3", "talk:1.wav"]
+        "out:1.mp4", "out:2.mkv", "pipe:1", "rec:3.mkv", "song:2.mp3", "talk:1.wav"]

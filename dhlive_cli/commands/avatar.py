@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, user_errors
+from dhlive_cli.commands.common import err_console, refuse_closed_stdout, user_errors
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -46,8 +47,18 @@ def prepare(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ):
     """Prepare an avatar directory from a photo or video: landmarks, idle loop, palette, preview."""
-    with user_errors("interrupted: output removed"):  # prepare writes a temporary folder, removed
-        res = _prepare(input, output, loop, max_seconds, size, fps, name, quiet or json_out)
+    if json_out:
+        refuse_closed_stdout("--json")
+
+    def on_term(signum, frame):  # SIGTERM stops as Ctrl+C does (exit 130, the unfinished folder removed)
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with user_errors("interrupted: unfinished output removed"):  # prepare writes a temporary folder
+            res = _prepare(input, output, loop, max_seconds, size, fps, name, quiet or json_out)
+    finally:
+        signal.signal(signal.SIGTERM, old)
     for w in res["warnings"]:
         err_console.print(f"[yellow]warning:[/] {w}", markup=True)
     if json_out:

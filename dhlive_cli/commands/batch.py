@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, escape_line, start_metrics, user_errors
+from dhlive_cli.commands.common import err_console, escape_line, refuse_closed_stdout, start_metrics, user_errors
 
 EXAMPLES = """
 Examples:
@@ -48,6 +48,8 @@ def batch(
     """Render many speech files (a CSV or JSONL job list) on a pool of workers or a Ray cluster."""
     from dhlive_cli.errors import Cancelled
 
+    if json_out:
+        refuse_closed_stdout("--json")
     with user_errors():
         try:
             # stdout is for the --json summary only: Ray prints cluster notices (a node lost)

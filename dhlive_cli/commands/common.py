@@ -44,14 +44,22 @@ def stdout_closed() -> bool:
     return sys.stdout is None or isinstance(sys.stdout, ClosedStdout)
 
 
+def refuse_closed_stdout(what: str) -> None:
+    """Fail before any work (exit 2) when `what` (an option that writes to stdout) has no stdout
+    to write to: the work would be done and its result lost, or reported as a failure after."""
+    if stdout_closed():
+        fail(f"{what}: standard output is closed")
+
+
 def interrupted_line(output) -> str:
-    """The line Ctrl+C ends a command writing `output` with: its partial file is removed, but
-    stdout ("-") and a device or FIFO written in place leave nothing to remove."""
+    """The line Ctrl+C ends a command writing `output` with: its unfinished file is removed (a
+    file that was there before stays as it was), but stdout ("-") and a device or FIFO written
+    in place leave nothing to remove."""
     from dhlive_cli.outpaths import is_special_file
 
     if output is None or str(output) == "-" or is_special_file(output):
         return "interrupted"
-    return "interrupted: output removed"
+    return "interrupted: unfinished output removed"
 
 
 @contextlib.contextmanager

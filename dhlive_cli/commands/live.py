@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, escape_line, fail, logs_through, parse_fps, start_metrics, user_errors
+from dhlive_cli.commands.common import (err_console, escape_line, fail, logs_through, parse_fps, refuse_closed_stdout,
+                                       start_metrics, user_errors)
 
 EXAMPLES = """
 Examples:
@@ -97,6 +98,8 @@ def live(
     if output and len(output) > 1:  # one recording per session (more: one [[session]] each in --sessions FILE)
         fail(f"--output was given {len(output)} times: a session records to one file (for more, use --sessions FILE)")
     output = output[0] if output else None
+    if output is not None and str(output) == "-":
+        refuse_closed_stdout("-o -")
     if sessions is not None and (rtmp or srt or output or input or avatar or loop):
         fail("--sessions FILE gives each session its avatar, inputs and outputs: "
              "do not combine it with --rtmp, --srt, --output, --input, --avatar or --loop")

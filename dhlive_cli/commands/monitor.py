@@ -27,7 +27,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, fail, logs_through, stdout_is_terminal, user_errors
+from dhlive_cli.commands.common import err_console, fail, logs_through, refuse_closed_stdout, stdout_is_terminal, user_errors
 
 EXAMPLES = """
 Examples:
@@ -77,6 +77,7 @@ def monitor(
             fail(f"--plot {plot}: directory does not exist or the path is a directory")
         if not os.access(parent, os.W_OK | os.X_OK):  # found now, not after an hour of watching
             fail(f"--plot {plot}: directory {parent} is not writable")
+    refuse_closed_stdout("monitor")  # every sample is printed there (found now, not after the first sample)
     with user_errors():
         code = _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, warmup)
     if code:

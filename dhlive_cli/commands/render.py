@@ -81,6 +81,8 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
         raise InputError("--json with -o -: stdout carries the video; drop one of them")
     if json_out and stdout_closed():
         raise InputError("--json: standard output is closed")
+    if to_stdout and stdout_closed():
+        raise InputError("-o -: standard output is closed")
     if stream_format is not None:
         want = stream_format.lower()
         if want not in ("mkv", "mp4"):

@@ -12,7 +12,6 @@ import numpy as np
 
 from dhlive_cli.compositor import i420_shape
 from dhlive_cli.errors import DhliveError
-from dhlive_cli.ffmpeg_bin import file_arg
 from dhlive_cli.live.options import LiveOptions
 from dhlive_cli.queues import BoundedQueue
 from dhlive_cli.queues import Cancelled as QueueCancelled
@@ -117,10 +116,8 @@ class Output:
         if self.fd is not None:
             _test_gate()
         try:
-            # streams and recordings alike carry 48 kHz stereo AAC (from the 16 kHz mono live mix);
-            # a recording's relative name with a colon ("rec:1.mkv") stays a file for ffmpeg
-            target = self.target if self.reconnect or self.target == "pipe:1" else file_arg(self.target)
-            self.sink = FfmpegSink(target, self.width, self.height, self.fps, self.enc, fmt=self.fmt,
+            # streams and recordings alike carry 48 kHz stereo AAC (from the 16 kHz mono live mix)
+            self.sink = FfmpegSink(self.target, self.width, self.height, self.fps, self.enc, fmt=self.fmt,
                                    fragmented=True, fd=self.fd, audio_out=STREAM_AUDIO).open()
             return True
         except DhliveError as e:
