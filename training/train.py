@@ -175,7 +175,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--real", default="build/lipsync/real", help="labelled real speech ('' for none)")
-    ap.add_argument("--speakers", default="", help="comma-separated real training speakers (default all)")
+    ap.add_argument("--speakers", default="",
+                    help="comma-separated real training speakers (default all); 'name:k' sees that one k times "
+                         "per epoch instead of --real-repeat")
     ap.add_argument("--novoice-max", type=int, default=None, help="use only the first N voiceless clips")
     ap.add_argument("--real-repeat", type=int, default=3, help="times each real frame is seen per epoch")
     # one thread: on a busy shared machine two OpenMP threads spin against each other (measured
@@ -195,6 +197,8 @@ def main() -> None:
     ap.add_argument("--lowpass-p", type=float, default=0.0, help="share of windows given a 3.4-8 kHz low-pass")
     ap.add_argument("--bandpass-p", type=float, default=0.0, help="share of windows given a 150-400 Hz high-pass")
     ap.add_argument("--mask-p", type=float, default=0.0, help="share of windows with a 1-4 band notch")
+    ap.add_argument("--closed-extra", type=float, default=CLOSED_EXTRA,
+                    help="extra loss weight on `open` where its target is ~closed (pauses, p/b/m)")
     ap.add_argument("--norm", default="", choices=["", "utt"],
                     help="utt: per-band mean normalisation of each utterance's input (training.spectral_norm)")
     a = ap.parse_args()
@@ -209,12 +213,13 @@ def main() -> None:
     if a.real:
         from training.real_speech import TRAIN_SPEAKERS
 
-        for spk in a.speakers.split(",") if a.speakers else TRAIN_SPEAKERS:
+        for item in a.speakers.split(",") if a.speakers else TRAIN_SPEAKERS:
+            spk, _, rep = item.partition(":")  # "name:k" repeats that source k times per epoch
             if not os.path.exists(f"{a.real}/{spk}.npz"):
                 print(f"source {spk}: not labelled, left out", flush=True)
                 continue
             r = np.load(f"{a.real}/{spk}.npz")
-            sources.append((spk, r["mel"], r["n_frames"], r["tgt"], a.real_repeat))
+            sources.append((spk, r["mel"], r["n_frames"], r["tgt"], int(rep) if rep else a.real_repeat))
     if os.path.exists(f"{a.data}/novoice.npz"):
         nv = np.load(f"{a.data}/novoice.npz")
         k = len(nv["n_frames"]) if a.novoice_max is None else a.novoice_max
@@ -270,7 +275,7 @@ def main() -> None:
             # a mouth left open after speech stops looks worse than a late small opening, and
             # the table's open targets near 0 (pauses, p/b/m) are where smoothing hurts most
             w = torch.ones_like(y)
-            w[:, 0] += CLOSED_EXTRA * (y[:, 0] < 0.08)
+            w[:, 0] += a.closed_extra * (y[:, 0] < 0.08)
             bce = (torch.nn.functional.binary_cross_entropy(p, y, reduction="none") * w).mean(dim=0)
             loss = bce @ LOSS_W
             opt.zero_grad(set_to_none=True)
