@@ -16,17 +16,17 @@ The voices are Debian packages installed with apt at data-generation time and ne
 
 | speaker | festival voice | language | package | built from | licence |
 | --- | --- | --- | --- | --- | --- |
-| fest_en_m_kal | kal_diphone | en-US, male | festvox-kallpc16k | diphones of one speaker (CMU) | free, BSD-like (CMU / CSTR) |
-| fest_en_m_ked | ked_diphone | en-US, male | festvox-kdlpc16k | diphones of one speaker (CMU) | free, BSD-like (CMU / CSTR) |
-| fest_en_f_slt | cmu_us_slt_arctic_hts | en-US, female | festvox-us-slt-hts | HTS model of CMU ARCTIC slt | EST-2003 / BSD-3-Clause (CMU, NITech) |
-| fest_it_f_lp | lp_diphone | it, female | festvox-italp16k | diphones (IFM / ISTC Padova) | GPL-2+ |
-| fest_it_m_pc | pc_diphone | it, male | festvox-itapc16k | diphones (IFM / ISTC Padova) | GPL-2+ |
+| fest_en_m_kal | kal_diphone | en-US, male | festvox-kallpc16k | diphones (A. W. Black, K. Lenzo, CMU) | free, BSD-like (festvox) |
+| fest_en_m_ked | ked_diphone | en-US, male | festvox-kdlpc16k | diphones (CSTR, Univ. Edinburgh) | free, BSD-like (CSTR) |
+| fest_en_f_slt | cmu_us_slt_arctic_hts | en-US, female | festvox-us-slt-hts | HTS model of CMU ARCTIC slt (CMU, NITech) | EST-2003, BSD-3-Clause |
+| fest_it_f_lp | lp_diphone | it, female | festvox-italp16k | diphones (IFM, ISTC-CNR Padova, ITC-irst) | GPL-2+ |
+| fest_it_m_pc | pc_diphone | it, male | festvox-itapc16k | diphones (IFM, ISTC-CNR Padova, ITC-irst) | GPL-2+ |
 | fest_fi_f_lj | suo_fi_lj_diphone | fi, female | festvox-suopuhe-lj | diphones (Suopuhe, Univ. Helsinki) | LGPL-2+ |
 | fest_fi_m_mv | hy_fi_mv_diphone | fi, male | festvox-suopuhe-mv | diphones (Suopuhe, Univ. Helsinki) | LGPL-2+ |
-| fest_ru_m_nsh | msu_ru_nsh_clunits | ru, male | festvox-ru | unit selection (N. Shmyrev) | BSD-like |
+| fest_ru_m_nsh | msu_ru_nsh_clunits | ru, male | festvox-ru | unit selection (N. V. Shmyrev) | BSD-like |
 | fest_ca_f_ona | upc_ca_ona_hts | ca, female | festvox-ca-ona-hts | HTS model (UPC, A. Bonafonte) | LGPL-2.1+ |
-| fest_cs_f_dita | czech_dita | cs, female | festvox-czech-dita | Brailcom | GPL-3+ |
-| fest_cs_m_machac | czech_machac | cs, male | festvox-czech-machac | Brailcom | GPL-3+ |
+| fest_cs_f_dita | czech_dita | cs, female | festvox-czech-dita | diphones (Brailcom) | GPL-3+ |
+| fest_cs_m_machac | czech_machac | cs, male | festvox-czech-machac | diphones (Brailcom) | GPL-3+ |
 | fest_cs_m_ph | czech_ph | cs, male | festvox-czech-ph | diphones (Brailcom) | GPL-2+ |
 
 `--labels festival` labels from festival's own segment timings instead (each voice's phone set

@@ -4,8 +4,10 @@
 
 Sources, mixed in every epoch:
 - data/train.npz (when made): eSpeak NG speech with exact phoneme timing (training.generate);
-- real/<speaker>.npz for training.real_speech.TRAIN_SPEAKERS: real voices labelled by forced
-  alignment (training.label_real), repeated `--real-repeat` times per epoch;
+- real/<speaker>.npz for training.real_speech.TRAIN_SPEAKERS (or the sources named in
+  --speakers, e.g. the Festival voices of training.festival_speech): real voices labelled by
+  forced alignment (training.label_real), repeated `--real-repeat` times per epoch (`name:k` in
+  --speakers: k times);
 - data/novoice.npz: music, noise and hum with no voice, every frame labelled silence.
 The last 4 % of each source's utterances are the validation split. With --init the weights start
 from an exported model (lipsync-v2 starts from lipsync-v1, which learnt eSpeak speech in 8000
