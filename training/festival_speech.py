@@ -12,7 +12,8 @@ real recordings are (training.label_real: eSpeak NG phonemizes the text, pockets
 training.mouth_table makes the targets), so each voice is one more "real speaker":
 `<out>/<speaker>.npz` in label_real's format, which `training.train --speakers ...` takes.
 
-The voices are Debian packages installed with apt at data-generation time and never shipped:
+The voices are Debian packages installed at data-generation time and never shipped (`apt-get
+install festival` plus the packages below; festival finds its voices only where apt puts them):
 
 | speaker | festival voice | language | package | built from | licence |
 | --- | --- | --- | --- | --- | --- |
@@ -21,8 +22,8 @@ The voices are Debian packages installed with apt at data-generation time and ne
 | fest_en_f_slt | cmu_us_slt_arctic_hts | en-US, female | festvox-us-slt-hts | HTS model of CMU ARCTIC slt (CMU, NITech) | EST-2003, BSD-3-Clause |
 | fest_it_f_lp | lp_diphone | it, female | festvox-italp16k | diphones (IFM, ISTC-CNR Padova, ITC-irst) | GPL-2+ |
 | fest_it_m_pc | pc_diphone | it, male | festvox-itapc16k | diphones (IFM, ISTC-CNR Padova, ITC-irst) | GPL-2+ |
-| fest_fi_f_lj | suo_fi_lj_diphone | fi, female | festvox-suopuhe-lj | diphones (Suopuhe, Univ. Helsinki) | LGPL-2+ |
-| fest_fi_m_mv | hy_fi_mv_diphone | fi, male | festvox-suopuhe-mv | diphones (Suopuhe, Univ. Helsinki) | LGPL-2+ |
+| fest_fi_f_lj | suo_fi_lj_diphone | fi, female | festvox-suopuhe-lj | diphones (Suopuhe, Univ. Helsinki and Joensuu) | LGPL-2+ |
+| fest_fi_m_mv | hy_fi_mv_diphone | fi, male | festvox-suopuhe-mv | diphones (Suopuhe, Univ. Helsinki and Joensuu) | LGPL-2+ |
 | fest_ru_m_nsh | msu_ru_nsh_clunits | ru, male | festvox-ru | unit selection (N. V. Shmyrev) | BSD-like |
 | fest_ca_f_ona | upc_ca_ona_hts | ca, female | festvox-ca-ona-hts | HTS model (UPC, A. Bonafonte) | LGPL-2.1+ |
 | fest_cs_f_dita | czech_dita | cs, female | festvox-czech-dita | diphones (Brailcom) | GPL-3+ |
