@@ -17,7 +17,7 @@ class HeadPainter:
 
     def _hair_shapes(self):
         """(back, front) hair polygons in rest pixels for the chosen style."""
-        S, fw, fh, st = self.S, self.fw, self.fh, self.style
+        fw, fh, st = self.fw, self.fh, self.style
         P = self.P
         if st.hair_style == "short":
             cap = _ellipse(0, -0.035, fw + 0.018, fh + 0.022, n=96)
