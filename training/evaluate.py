@@ -289,6 +289,8 @@ def main() -> None:
         sessions = {name: (sess, past, ahead, a.model)}
         if a.compare:
             s2, p2, a2, n2 = load(a.compare)
+            if n2 == name:  # two models exported under one name: its rows would silently be the compared one's
+                n2 = f"{n2} ({os.path.basename(a.compare)}, compared)"
             sessions[n2] = (s2, p2, a2, a.compare)
         real = real_report(sessions, a.real, tuple(a.dev_speakers.split(",")) if a.dev_speakers else None,
                            a.cache if a.track else None, a.threads)
