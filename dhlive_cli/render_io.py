@@ -74,11 +74,15 @@ class RenderIO:
             if fmt is None:
                 raise OutputError(f"{self.output}: unsupported output type {self.output.suffix!r} (use .mp4 or .mkv)")
             target = self.output
-            if not is_special_file(self.output):  # a device (/dev/null, /dev/full) is written in place
+            special = is_special_file(self.output)
+            if not special:  # a device (/dev/null, /dev/full) or a FIFO is written in place
                 self.final_path = replaced_path(self.output)  # resolved once: a link retargeted meanwhile changes nothing
                 self.tmp_path = sibling_name(self.final_path, "dhlive-partial", self.output.suffix or ".mp4")
                 target = self.tmp_path
-            self.sink = FfmpegSink(file_arg(target), width, height, fps, encoder, fmt=fmt)
+            # a FIFO or device cannot seek back to write the index at the front: MP4 goes out
+            # fragmented there, as to stdout (the muxer failed: "Error initializing output stream")
+            self.sink = FfmpegSink(file_arg(target), width, height, fps, encoder, fmt=fmt,
+                                   fragmented=special and fmt == "mp4")
         else:
             self.sink = NullSink()
         self._started = False
