@@ -80,7 +80,9 @@ def main() -> None:
     except typer.Abort:
         print_error("aborted")
         sys.exit(1)
-    except OSError as e:  # writing help or the version to a full disk, a closed pipe or a closed stdout (commands catch their own)
+    # writing help or the version to a full disk or a closed stdout (commands catch their own); a
+    # reader that went away (`dhlive --help | head -1`) is Click's: exit 1 without a word, as tools whose reader quit early do
+    except OSError as e:
         print_error(escape_line(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()))
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
