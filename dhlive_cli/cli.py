@@ -81,7 +81,8 @@ def main() -> None:
         print_error("aborted")
         sys.exit(1)
     # writing help or the version to a full disk or a closed stdout (commands catch their own); a
-    # reader that went away (`dhlive --help | head -1`) is Click's: exit 1 without a word, as tools whose reader quit early do
+    # reader that went away (`dhlive --help | head -1`) is Click's: exit 1 without a word, as
+    # tools whose reader quit early do
     except OSError as e:
         print_error(escape_line(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()))
         sys.exit(2)
