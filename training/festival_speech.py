@@ -304,14 +304,7 @@ def make_voice(speaker: str, n: int, seed: int, workers: int, tmp: Path, labels:
 
 def write(out: Path, name: str, labelled: list) -> tuple[int, float]:
     """Store the labelled utterances as label_real does, in out/<name>.npz -> (count, seconds of speech)."""
-    ok = [it for it in labelled if it is not None]
-    bil = [(u, s, e) for u, it in enumerate(ok) for s, e in it["bil"]]
-    np.savez(out / f"{name}.npz", mel=np.concatenate([it["mel"] for it in ok]),
-             tgt=np.concatenate([it["tgt"] for it in ok]), silent=np.concatenate([it["silent"] for it in ok]),
-             bil=np.array(bil, np.int64).reshape(-1, 3), n_frames=np.array([it["tgt"].shape[0] for it in ok]),
-             name=np.array([it["name"] for it in ok]), lang=np.array([it["lang"] for it in ok]),
-             voice=np.array([it["speaker"] for it in ok]))
-    return len(ok), sum(it["seconds"] for it in ok)
+    return label_real.write_labelled(out, name, labelled)
 
 
 def check(n: int, seed: int, workers: int, speakers: list[str]) -> None:

@@ -124,16 +124,24 @@ def main() -> None:
         audio = real_speech.load_many([p.path for p in sel])
         with Pool(a.workers, initializer=_init_worker, initargs=(a.dither_seed,)) as pool:
             items = pool.map(_label, list(zip(sel, audio)), chunksize=8)
-        ok = [it for it in items if it is not None]
-        bil = [(u, s, e) for u, it in enumerate(ok) for s, e in it["bil"]]
-        np.savez(out / f"{spk}.npz", mel=np.concatenate([it["mel"] for it in ok]),
-                 tgt=np.concatenate([it["tgt"] for it in ok]), silent=np.concatenate([it["silent"] for it in ok]),
-                 bil=np.array(bil, np.int64).reshape(-1, 3), n_frames=np.array([it["tgt"].shape[0] for it in ok]),
-                 name=np.array([it["name"] for it in ok]), lang=np.array([it["lang"] for it in ok]),
-                 voice=np.array([spk] * len(ok)))
-        secs = sum(it["seconds"] for it in ok)
-        print(f"{spk}: {len(ok)}/{len(sel)} prompts aligned, {secs / 60:.1f} min of speech ({time.time() - t0:.0f}s)",
+        n, secs = write_labelled(out, spk, items)
+        print(f"{spk}: {n}/{len(sel)} prompts aligned, {secs / 60:.1f} min of speech ({time.time() - t0:.0f}s)",
               flush=True)
+
+
+def write_labelled(out: Path, name: str, items: list) -> tuple[int, float]:
+    """Store labelled utterances (_label's dicts; None for one that was not aligned, skipped) as
+    out/<name>.npz, the real-speech source format training.train reads: mel (frames, 40)
+    float32, tgt (frames, 4), silent (frames,), bil (p/b/m spans: utterance, first, end frame),
+    n_frames, name, lang and voice per utterance -> (utterances stored, seconds of speech)."""
+    ok = [it for it in items if it is not None]
+    bil = [(u, s, e) for u, it in enumerate(ok) for s, e in it["bil"]]
+    np.savez(out / f"{name}.npz", mel=np.concatenate([it["mel"] for it in ok]),
+             tgt=np.concatenate([it["tgt"] for it in ok]), silent=np.concatenate([it["silent"] for it in ok]),
+             bil=np.array(bil, np.int64).reshape(-1, 3), n_frames=np.array([it["tgt"].shape[0] for it in ok]),
+             name=np.array([it["name"] for it in ok]), lang=np.array([it["lang"] for it in ok]),
+             voice=np.array([it["speaker"] for it in ok]))
+    return len(ok), sum(it["seconds"] for it in ok)
 
 
 if __name__ == "__main__":
