@@ -57,8 +57,10 @@ def _standard_descriptors() -> None:
         except OSError:
             null = os.open(os.devnull, os.O_RDWR)
             if null != fd:
-                os.dup2(null, fd)
+                os.dup2(null, fd)  # inheritable, as dup2 makes it
                 os.close(null)
+            else:
+                os.set_inheritable(fd, True)  # the children's 0-2 too (os.open's are close-on-exec)
 
 
 def finish(code) -> None:

@@ -25,10 +25,13 @@ from dhlive_cli.timebase import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-_DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
-_TWO_CHANNELS_RE = re.compile(r"Audio:[^\n]*?, \d+ Hz, (stereo|2 channels|downmix)\b")
-_RATE_LAYOUT_RE = re.compile(r"Audio:[^\n]*?, (\d+) Hz, (mono|stereo)\b")
-_AUDIO_STREAM_RE = re.compile(r"Stream #\d+:\d+[^\n]*?: Audio:")
+# ffmpeg's description of the input, read at the start of its own lines only: a tag's value
+# ("title : Stream #0:1: Audio: ...") is printed on a line of its own after the tag's name
+_STREAM = r"^[ \t]*Stream #\d+:\d+[^:\n]*: Audio:"
+_DURATION_RE = re.compile(r"^[ \t]*Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)", re.M)
+_TWO_CHANNELS_RE = re.compile(_STREAM + r"[^\n]*?, \d+ Hz, (stereo|2 channels|downmix)\b", re.M)
+_RATE_LAYOUT_RE = re.compile(_STREAM + r"[^\n]*?, (\d+) Hz, (mono|stereo)\b", re.M)
+_AUDIO_STREAM_RE = re.compile(_STREAM, re.M)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +140,7 @@ def probe(path: str | os.PathLike, formats: str | None = None, keep_fds: tuple[i
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60, pass_fds=keep_fds,
     )
     err = proc.stderr.decode("utf-8", "replace")
-    if "Audio:" not in err:
+    if not _AUDIO_STREAM_RE.search(err):
         lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
         why = "no audio stream"
         for ln in lines:

@@ -151,6 +151,16 @@ def test_a_render_with_stdout_and_stderr_closed_renders(tmp_path):
     assert out.read_bytes()[4:8] == b"ftyp"
 
 
+def test_a_closed_stdin_reads_as_empty_in_the_children_too(tmp_path):
+    """The /dev/null put on a closed descriptor 0 is inherited by ffmpeg (it was close-on-exec:
+    the decoder of `-` found descriptor 0 closed, 'Bad file descriptor'): stdin reads as empty."""
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m dhlive_cli lipsync - -o '{tmp_path}/x.tsv' <&-"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Bad file descriptor" not in r.stderr and "Invalid data" in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_render_with_standard_output_closed_still_renders(tmp_path):
     """Only what is asked for on stdout fails: a render's report goes to stderr."""
     out = tmp_path / "v.mp4"

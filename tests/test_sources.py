@@ -89,6 +89,29 @@ def test_a_file_with_two_audio_tracks_decodes_the_default_track_whole(tmp_path, 
     assert rms(a) > 0.2 * rms(ref), (rms(a), rms(ref))
 
 
+@pytest.mark.parametrize("layout,title", [("mono", "Audio: aac, 44100 Hz, stereo"),
+                                          ("FL+FC", "Stream #0:1: Audio: none"),
+                                          ("stereo", "Duration: 09:00:00.00")])
+def test_a_tag_that_reads_like_a_stream_line_changes_nothing(tmp_path, layout, title):
+    """ffmpeg's stream lines are read where they start, not inside a tag's value: a mono file
+    titled like a stereo stream was relabelled as a pair (channel 1 missing: no decode), a single
+    pair titled like a second stream was not relabelled (no decode), a title like a duration
+    was taken for the length."""
+    src = tmp_path / "src.wav"
+    graph = ("[0][1]join=inputs=2:channel_layout=FL+FC[a]" if layout == "FL+FC" else
+             "[0]anull[a]" if layout == "mono" else "[0][1]join=inputs=2:channel_layout=stereo[a]")
+    subprocess.run([ffmpeg_path(), "-v", "error", "-y", "-f", "lavfi", "-i", "aevalsrc=0.4:d=1:s=16000", "-f", "lavfi",
+                    "-i", "aevalsrc=0.4:d=1:s=16000", "-filter_complex", graph, "-map", "[a]", "-c:a", "pcm_f32le",
+                    str(src)], check=True)
+    p = tmp_path / "tagged.mov"
+    subprocess.run([ffmpeg_path(), "-v", "error", "-y", "-i", str(src), "-c:a", "pcm_s16le", "-metadata",
+                    f"title={title}", str(p)], check=True)
+    info = probe(p)
+    assert info.duration_s is not None and abs(info.duration_s - 1.0) < 0.1
+    a = _decode_all(p)
+    assert abs(len(a) - 16000) < 400 and abs(a[100:-100].mean() - 0.4) < 0.02, a[100:-100].mean()
+
+
 def test_chunked_reads_cover_every_sample(tmp_path):
     x = (np.arange(16123) % 100 / 1000).astype(np.float32)
     p = tmp_path / "ramp.wav"
