@@ -9,6 +9,10 @@ Sources, mixed in every epoch:
   forced alignment (training.label_real), repeated `--real-repeat` times per epoch (`name:k` in
   --speakers: k times);
 - data/novoice.npz: music, noise and hum with no voice, every frame labelled silence.
+The extra loss weight on closed-mouth `open` targets is --closed-extra (4) for every source;
+--closed-extra-for 'PATTERN=W,...' gives the sources whose name matches a shell-style PATTERN
+weight W instead (e.g. 'fest_*=8': the Festival voices, whose p/b/m closures are synthetic and
+exact; the first matching pattern wins). Without it every frame gets --closed-extra, as before.
 The last 4 % of each source's utterances are the validation split. With --init the weights start
 from an exported model (lipsync-v2 starts from lipsync-v1, which learnt eSpeak speech in 8000
 utterances). The dev speakers are never loaded here.
@@ -17,6 +21,7 @@ utterances). The dev speakers are never loaded here.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import math
 import os
 import time
@@ -201,9 +206,19 @@ def main() -> None:
     ap.add_argument("--mask-p", type=float, default=0.0, help="share of windows with a 1-4 band notch")
     ap.add_argument("--closed-extra", type=float, default=CLOSED_EXTRA,
                     help="extra loss weight on `open` where its target is ~closed (pauses, p/b/m)")
+    ap.add_argument("--closed-extra-for", default="",
+                    help="per-source --closed-extra: comma-separated PATTERN=W, PATTERN a shell-style match "
+                         "on the source name (real speaker, 'espeak', 'novoice'), e.g. 'fest_*=8'; the first "
+                         "match wins, other sources keep --closed-extra")
     ap.add_argument("--norm", default="", choices=["", "utt"],
                     help="utt: per-band mean normalisation of each utterance's input (training.spectral_norm)")
     a = ap.parse_args()
+    closed_for = []  # (pattern, weight)
+    for item in filter(None, (t.strip() for t in a.closed_extra_for.split(","))):
+        pat, eq, wt = item.rpartition("=")
+        if not eq or not pat:
+            ap.error(f"--closed-extra-for: {item!r} is not PATTERN=W")
+        closed_for.append((pat, float(wt)))
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
@@ -243,12 +258,20 @@ def main() -> None:
                       np.concatenate([s[3] for s in tr]), PAST, AHEAD)
     val = WindowSet(np.concatenate([v[0] for v in va]), np.concatenate([v[1] for v in va]),
                     np.concatenate([v[2] for v in va]), PAST, AHEAD)
-    reps, off = [], 0
+    reps, cex, off = [], [], 0
     for name, _m, nf, _t, rep in tr:
         n = int(nf.sum())
-        print(f"source {name}: {len(nf)} utterances, {n} frames ({n / 25 / 60:.1f} min) x{rep}", flush=True)
+        wt = next((w for pat, w in closed_for if fnmatch.fnmatchcase(name, pat)), a.closed_extra)
+        note = f", closed extra {wt:g}" if closed_for else ""
+        print(f"source {name}: {len(nf)} utterances, {n} frames ({n / 25 / 60:.1f} min) x{rep}{note}", flush=True)
         reps.append(torch.arange(off, off + n).repeat(rep))
+        cex.append(torch.full((n,), wt))
         off += n
+    for pat, _w in closed_for:
+        if not any(fnmatch.fnmatchcase(s[0], pat) for s in tr):
+            print(f"--closed-extra-for: {pat!r} matches no source", flush=True)
+    # per-frame extra weight only when asked for: without the flag the loss is computed as before
+    closed_w = torch.cat(cex) if closed_for else None
     epoch_idx = torch.cat(reps)
     print(f"train frames {len(epoch_idx)} per epoch, validation frames {len(val)} (last 4 % of each source)",
           flush=True)
@@ -277,7 +300,10 @@ def main() -> None:
             # a mouth left open after speech stops looks worse than a late small opening, and
             # the table's open targets near 0 (pauses, p/b/m) are where smoothing hurts most
             w = torch.ones_like(y)
-            w[:, 0] += a.closed_extra * (y[:, 0] < 0.08)
+            if closed_w is None:
+                w[:, 0] += a.closed_extra * (y[:, 0] < 0.08)
+            else:
+                w[:, 0] += closed_w[idx] * (y[:, 0] < 0.08)
             bce = (torch.nn.functional.binary_cross_entropy(p, y, reduction="none") * w).mean(dim=0)
             loss = bce @ LOSS_W
             opt.zero_grad(set_to_none=True)
