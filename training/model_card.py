@@ -270,6 +270,8 @@ the track on a copy of the held-out eSpeak sets that keeps each frame's RMS for 
 | Festival aligned x1, `--closed-extra 6` | 0.708 | +0 | 0.761 | 0.999 | 0.724 | 0.628 | 0.997 | 0.838 / 0.835 | 0.839 / 0.840 | 0.994 / 0.996 | 0.983 | 0.646 / 0.799 / 0.683 |
 | the 12 Festival voices with festival's own timings (`_ft`), x1 | 0.718 | +0 | 0.754 | 0.999 | 0.731 | 0.643 | 0.997 | 0.844 / 0.839 | 0.843 / 0.843 | 0.993 / 0.994 | 0.955 | 0.655 / 0.802 / 0.702 |
 | same, seed 7 | 0.718 | +0 | 0.737 | 0.999 | 0.730 | 0.633 | 0.997 | 0.846 / 0.840 | 0.844 / 0.843 | 0.993 / 0.994 | 0.975 | 0.654 / 0.804 / 0.702 |
+| festival's timings x1, `--closed-extra-for 'fest_*=8'` (the Festival sources only; the rest 4) | 0.712 | +0 | 0.816 | 1.000 | 0.728 | 0.683 | 0.997 | 0.843 / 0.838 | 0.842 / 0.842 | 0.994 / 0.994 | 0.952 | 0.652 / 0.792 / 0.697 |
+| same, `--closed-extra-for 'fest_*=12'` | 0.707 | +0 | 0.849 | 1.000 | 0.726 | 0.707 | 0.998 | 0.842 / 0.837 | 0.842 / 0.842 | 0.993 / 0.994 | 0.973 | 0.650 / 0.785 / 0.693 |
 
 Reading the table: twelve more voices lift dev open r by 0.04 (0.677 to 0.720 raw, 0.694 to 0.733
 on the track), every dev speaker by 0.02-0.06 (Carlo 0.752 to 0.810), at no cost in eSpeak r:
@@ -290,8 +292,19 @@ it reads eSpeak langs r 0.839 and silence closure 0.988 in the raw output, and s
 the degraded eSpeak voices falls to 0.955 (track: 0.930 / 0.923 against the shipped 0.947 / 0.948).
 What is worth keeping: the Festival voices with their own timings are the largest dev gain any
 data change has given (+0.04 r); what is missing is a way to keep p/b/m closure and eSpeak r at
-the same time (untried: the heavier closed-frame weight on the Festival sources only, fewer
-Festival utterances per voice).
+the same time.
+
+The heavier closed-frame weight on the Festival sources only (`training.train --closed-extra-for
+'fest_*=W'`; eSpeak, the recorded voices and the voiceless clips keep 4; the same speakers and
+flags as the festival-timing run, seed 1234) buys the closure back without the global weight's
+cost in eSpeak r: weight 8 gives p/b/m 0.816 (track 0.683), 12 gives 0.849 (track 0.707, above the
+shipped 0.763 / 0.653), at dev open r 0.712 / 0.707 (track 0.728 / 0.726), still 0.03 above the
+shipped model; degraded eSpeak silence closure is 0.952 and 0.973 (track 0.926 / 0.921 and
+0.946 / 0.943 on the degraded voices / langs). eSpeak r moves 0.001-0.002 from the run without it
+(langs 0.839 -> 0.838 / 0.837), less than the seed-to-seed spread, but the Festival voices already
+sit on the eSpeak rule's edge, and both runs read eSpeak langs r below 0.84 (0.838, 0.837), so
+neither passes and neither was shipped. Still untried: fewer Festival utterances per voice, or a
+little more eSpeak replay beside the per-source weight.
 
 ### The product's track, not only the model's output (2026-12-01)
 
