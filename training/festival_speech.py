@@ -273,14 +273,11 @@ def phone_set(speaker: str) -> str:
 
 def _festival_item(args):
     """label_real._label's item, labelled from festival's own segments instead of alignment."""
-    from dhlive_cli.features import logmel
-
     p, x, segs, pset = args
     if x.size < 1600 or not segs:
         return None
     tgt, silent, bil, _n = festival_targets(segs, x, pset)
-    return dict(mel=logmel(label_real.padded(x)), tgt=tgt, silent=silent, bil=bil, name=p.name,
-                speaker=p.speaker, lang=p.lang, seconds=x.size / real_speech.SR)
+    return label_real.labelled_item(p, x, tgt, silent, bil)
 
 
 def make_voice(speaker: str, n: int, seed: int, workers: int, tmp: Path, labels: str = "align"):
@@ -300,11 +297,6 @@ def make_voice(speaker: str, n: int, seed: int, workers: int, tmp: Path, labels:
         else:
             labelled = pool.map(label_real._label, list(zip(prompts, audio)), chunksize=8)
     return labelled, prompts, audio, segs
-
-
-def write(out: Path, name: str, labelled: list) -> tuple[int, float]:
-    """Store the labelled utterances as label_real does, in out/<name>.npz -> (count, seconds of speech)."""
-    return label_real.write_labelled(out, name, labelled)
 
 
 def check(n: int, seed: int, workers: int, speakers: list[str]) -> None:
@@ -362,7 +354,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for spk in a.speakers.split(","):
             labelled, _p, _a, _s = make_voice(spk, a.n, a.seed, a.workers, Path(tmp), a.labels)
-            k, secs = write(out, spk + ("_ft" if a.labels == "festival" else ""), labelled)
+            k, secs = label_real.write_labelled(out, spk + ("_ft" if a.labels == "festival" else ""), labelled)
             print(f"{spk}: {k}/{len(labelled)} utterances labelled, {secs / 60:.1f} min of speech "
                   f"({time.time() - t0:.0f}s)", flush=True)
 

@@ -54,8 +54,14 @@ def _label(args):
     phones = al.align(audio, words)
     if phones is None:
         return None
-    tgt, silent, bil, n_frames = align.targets_from_alignment(phones, n, audio)
-    return dict(mel=logmel(audio), tgt=tgt, silent=silent, bil=bil, name=p.name, speaker=p.speaker, lang=p.lang,
+    tgt, silent, bil, _n_frames = align.targets_from_alignment(phones, n, audio)
+    return labelled_item(p, x, tgt, silent, bil)
+
+
+def labelled_item(p, x: np.ndarray, tgt, silent, bil) -> dict:
+    """One utterance as write_labelled stores it: prompt p, its 16 kHz audio x (unpadded) and the
+    targets made on padded(x) (align.targets_from_alignment's tgt, silent and p/b/m spans)."""
+    return dict(mel=logmel(padded(x)), tgt=tgt, silent=silent, bil=bil, name=p.name, speaker=p.speaker, lang=p.lang,
                 seconds=x.size / 16000)
 
 
