@@ -31,6 +31,50 @@ def is_special_file(path: str | os.PathLike) -> bool:
     return st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
 
 
+def _own_fd_dirs() -> set[str]:
+    pid = os.getpid()
+    dirs = {f"/proc/{pid}/fd", "/proc/self/fd", "/proc/thread-self/fd", "/dev/fd"}
+    try:
+        dirs |= {f"/proc/{pid}/task/{t}/fd" for t in os.listdir(f"/proc/{pid}/task")}
+    except OSError:  # no /proc: then no path names a descriptor either
+        pass
+    return dirs
+
+
+def names_own_descriptor(path: str | os.PathLike) -> bool:
+    """True when path reaches one of this process's open descriptors (/dev/stdout, /dev/fd/1,
+    /proc/self/fd/3, or a link to one of them): such a name means something else in a child,
+    whose descriptors are its own (an encoder whose stdout is /dev/null would write there), so
+    the file must be opened here and handed over (`open_here`). Links are followed one at a
+    time (at most 40, as the kernel does), each folder on the way resolved."""
+    dirs = _own_fd_dirs()
+    p = os.path.abspath(os.fspath(path))
+    for _ in range(40):
+        parent, name = os.path.split(p)
+        if name.isdigit() and (parent in dirs or os.path.realpath(parent) in dirs):
+            return True
+        if p in ("/dev/stdin", "/dev/stdout", "/dev/stderr"):
+            return True
+        try:
+            link = os.readlink(p)
+        except OSError:  # not a link (or not there): the chain ends on an ordinary name
+            return False
+        p = os.path.normpath(os.path.join(os.path.realpath(parent), link))
+    return False
+
+
+def open_here(path: str | os.PathLike) -> int:
+    """path opened for writing by this process (close-on-exec; a regular file is truncated, as
+    an encoder opening it would). The descriptor is what an encoder child is then given.
+    Raises OutputError."""
+    try:
+        st = os.stat(path)
+        flags = os.O_WRONLY | os.O_CLOEXEC | (os.O_TRUNC if stat.S_ISREG(st.st_mode) else 0)
+        return os.open(path, flags)
+    except OSError as e:
+        raise OutputError(f"{path}: {e.strerror or e}") from e
+
+
 def replaced_path(out: Path) -> Path:
     """The file a complete output is renamed onto: out itself, or, when out is a symbolic link,
     the path its link(s) lead to (renaming onto the link's own name would replace the link)."""

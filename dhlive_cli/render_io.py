@@ -23,7 +23,8 @@ from pathlib import Path
 
 from dhlive_cli.errors import EngineError, InputError, OutputError
 from dhlive_cli.ffmpeg_bin import file_arg
-from dhlive_cli.outpaths import check_not_input, check_output_path, is_special_file, replaced_path, sibling_name
+from dhlive_cli.outpaths import (check_not_input, check_output_path, is_special_file, names_own_descriptor, open_here,
+                                 replaced_path, sibling_name)
 from dhlive_cli.presets import Preset
 from dhlive_cli.sinks import EncoderOptions, FfmpegSink, NullSink
 from dhlive_cli.sources import FileAudioSource
@@ -62,6 +63,7 @@ class RenderIO:
         self.source = FileAudioSource(input_path, program="source" if own_audio else "same",
                                       program_buffer_s=preset.block_frames / MODEL_FPS + 2.0)  # probes
         self.tmp_path: Path | None = None
+        self.fd: int | None = None  # the output opened here (a name of one of our descriptors)
         self.final_path: Path | None = None  # where tmp_path is renamed to (the output, or its link's target)
         if sink is not None:
             self.sink = sink
@@ -75,13 +77,17 @@ class RenderIO:
                 raise OutputError(f"{self.output}: unsupported output type {self.output.suffix!r} (use .mp4 or .mkv)")
             target = self.output
             special = is_special_file(self.output)
-            if not special:  # a device (/dev/null, /dev/full) or a FIFO is written in place
+            if names_own_descriptor(self.output):
+                # /dev/stdout, /dev/fd/N: in the encoder child that name is the child's own
+                # descriptor (its stdout is /dev/null): opened here, the child gets ours
+                self.fd = open_here(self.output)
+            elif not special:  # a device (/dev/null, /dev/full) or a FIFO is written in place
                 self.final_path = replaced_path(self.output)  # resolved once: a link retargeted meanwhile changes nothing
                 self.tmp_path = sibling_name(self.final_path, "dhlive-partial", self.output.suffix or ".mp4")
                 target = self.tmp_path
             # a FIFO or device cannot seek back to write the index at the front: MP4 goes out
             # fragmented there, as to stdout (the muxer failed: "Error initializing output stream")
-            self.sink = FfmpegSink(file_arg(target), width, height, fps, encoder, fmt=fmt,
+            self.sink = FfmpegSink(file_arg(target), width, height, fps, encoder, fmt=fmt, fd=self.fd,
                                    fragmented=special and fmt == "mp4")
         else:
             self.sink = NullSink()
@@ -131,14 +137,23 @@ class RenderIO:
         Raises EngineError/OutputError as FfmpegSink.close."""
         if self._sink_format is None:
             raise EngineError("finish() before open_sink()")
-        self.sink.close()
+        try:
+            self.sink.close()
+        finally:
+            self._close_fd()
         if self.tmp_path is not None:
             os.replace(self.tmp_path, self.final_path)  # a link to the output stays a link
             self.tmp_path = None
 
+    def _close_fd(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
     def abort(self) -> None:
         """Idempotent: both children killed, the partial file removed, the output left as it was."""
         self.sink.abort()
+        self._close_fd()
         self.source.close()
         if self.tmp_path is not None:
             try:

@@ -28,6 +28,7 @@ from dhlive_cli.grants import Grants, output_identity, rtmp_key, same_output
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.live import LiveOptions, LiveSession, TickConductor
 from dhlive_cli.live.drawing import DrawPool
+from dhlive_cli.outpaths import names_own_descriptor, open_here
 from dhlive_cli.presets import Preset, parse_size
 from dhlive_cli.redact import redact_url
 from dhlive_cli.session_spec import SessionSpec
@@ -272,6 +273,10 @@ class Studio:
                 p.created = spec.output
                 st = os.fstat(p.fd)
                 p.output_ids = [(outputs_ids[0][0], (st.st_dev, st.st_ino))]
+            elif spec.output is not None and names_own_descriptor(spec.output):
+                # /dev/stdout, /dev/fd/N: the encoder child would open its own descriptor (its
+                # stdout is /dev/null); it gets ours, opened here (not ours to remove: created None)
+                p.fd = open_here(spec.output)
             outs = [(u, "flv") for u in spec.rtmp] + [(u, "mpegts") for u in spec.srt]
             if to_stdout:
                 outs.append(("pipe:1", "matroska"))

@@ -86,6 +86,44 @@ def test_a_symlink_stays_a_link_and_its_target_is_replaced(tmp_path, command):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "store"])
 
 
+def _frames(data: bytes, tmp_path: Path) -> dict:
+    """Decoded frame counts per stream type of a container given as bytes (ffprobe, real decode)."""
+    f = tmp_path / "probe.bin"
+    f.write_bytes(data)
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=codec_type,nb_read_frames",
+                          "-of", "csv=p=0", str(f)], capture_output=True, text=True, timeout=60).stdout
+    return {t: int(n) for t, n in (line.split(",") for line in out.split())}
+
+
+@pytest.mark.parametrize("how", ["/dev/stdout", "/dev/fd/1", "link"])
+@pytest.mark.parametrize("command", ["render", "live"])
+def test_a_name_of_our_standard_output_is_our_standard_output(tmp_path, command, how):
+    """`-o /dev/stdout` (or /dev/fd/1, or a link to it) into a pipe: the encoder child once
+    opened that name itself and so wrote into its own stdout, /dev/null -- exit 0, video lost."""
+    name = how
+    if how == "link":
+        name = tmp_path / "out.mkv"
+        name.symlink_to("/dev/stdout")
+    args = (["render", SAMPLE] if command == "render" else ["live", "--input", SAMPLE, "--duration", "2"])
+    r = subprocess.run([sys.executable, "-m", "dhlive_cli", *map(str, args), "-o", str(name), "--size", "160x90",
+                        "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+    assert r.returncode == 0, r.stderr
+    got = _frames(r.stdout, tmp_path)
+    assert got.get("video", 0) >= (50 if command == "live" else 25) and got.get("audio", 0) > 0, (got, r.stderr[-500:])
+    if how == "link":
+        assert name.is_symlink() and os.readlink(name) == "/dev/stdout"
+
+
+def test_a_render_to_dev_stdout_redirected_to_a_file_fills_that_file(tmp_path):
+    out = tmp_path / "out.mp4"
+    with open(out, "wb") as f:
+        r = subprocess.run([sys.executable, "-m", "dhlive_cli", "render", str(SAMPLE), "-o", "/dev/stdout",
+                            "--size", "160x90", "--quiet"], cwd=ROOT, stdout=f, stderr=subprocess.PIPE, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert _frames(out.read_bytes(), tmp_path)["video"] >= 25
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "probe.bin"]  # no partial file left
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize("args", [("--version",), ("--help",), ("render", SAMPLE, "-o", "{tmp}/v.mp4", "--json", "-q",
                                                                   "--size", "160x90")])
@@ -221,3 +259,16 @@ def test_render_json_with_standard_output_closed_is_refused_before_rendering(tmp
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == ["error: --json: standard output is closed"], r.stderr
     assert not out.exists()
+
+
+def test_which_names_are_our_own_descriptors(tmp_path):
+    from dhlive_cli.outpaths import names_own_descriptor
+
+    (tmp_path / "fds").symlink_to("/proc/self/fd")
+    (tmp_path / "err").symlink_to("/dev/stderr")
+    (tmp_path / "hop").symlink_to(tmp_path / "err")
+    ours = ["/dev/stdout", "/dev/stderr", "/dev/fd/1", "/proc/self/fd/2", f"/proc/{os.getpid()}/fd/0",
+            tmp_path / "fds" / "1", tmp_path / "err", tmp_path / "hop"]
+    others = ["/dev/null", "/proc/1/fd/1", "/dev/fd", tmp_path / "out.mp4", SAMPLE, "/proc/self/fd/../fd"]
+    assert [p for p in ours if not names_own_descriptor(p)] == []
+    assert [p for p in others if names_own_descriptor(p)] == []

@@ -53,11 +53,11 @@ def refuse_closed_stdout(what: str) -> None:
 
 def interrupted_line(output) -> str:
     """The line Ctrl+C ends a command writing `output` with: its unfinished file is removed (a
-    file that was there before stays as it was), but stdout ("-") and a device or FIFO written
-    in place leave nothing to remove."""
-    from dhlive_cli.outpaths import is_special_file
+    file that was there before stays as it was), but stdout ("-"), a device or FIFO and a name
+    of one of our descriptors (/dev/stdout) are written in place: nothing to remove."""
+    from dhlive_cli.outpaths import is_special_file, names_own_descriptor
 
-    if output is None or str(output) == "-" or is_special_file(output):
+    if output is None or str(output) == "-" or is_special_file(output) or names_own_descriptor(output):
         return "interrupted"
     return "interrupted: unfinished output removed"
 
