@@ -52,8 +52,9 @@ def live_encoder(preset: Preset, sessions: int = 1, codec: str = "libx264") -> E
     about 64). Threads are sized to the session count: where the preset says "auto", N encoders
     share the cores (cores // N each, at least one) instead of each starting x264's own
     1.5 x cores. ffmpeg may queue only a few raw frames per input: a live encoder that falls
-    behind drops at our queue (counted), never by growing its own. AAC uses ffmpeg's fast coder:
-    half the audio encoder's CPU, which was more than x264's at 360p (sinks.build_encode_command)."""
+    behind drops at our queue (counted), never by growing its own. AAC uses ffmpeg's fast coder
+    without noise substitution or temporal noise shaping: about 0.4 of the default coder's CPU,
+    which was more than x264's at 360p (encode_command.build_encode_command)."""
     fast = ("ultrafast", "superfast", "veryfast")
     threads = preset.encoder_threads
     if threads == 0 and sessions > 1:

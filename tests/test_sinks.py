@@ -64,6 +64,7 @@ def test_stream_audio_keeps_the_whole_speech_band_with_the_aac_cutoff(tmp_path, 
     assert cmd[cmd.index("-cutoff") + 1] == "8000"
     if coder == "fast":
         assert cmd[cmd.index("-aac_coder") + 1] == "fast" and cmd[cmd.index("-aac_ms") + 1] == "0"
+        assert cmd[cmd.index("-aac_pns") + 1] == "0" and cmd[cmd.index("-aac_tns") + 1] == "0"
         stereo_in = build_encode_command("x.flv", "flv", 160, 120, 25, 3, EncoderOptions(aac_coder=coder), None,
                                          audio_rate=48000, audio_channels=2)
         assert "-aac_ms" not in stereo_in  # real stereo keeps its mid/side coding
