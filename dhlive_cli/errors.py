@@ -37,3 +37,13 @@ class Cancelled(DhliveError):
     """The run was stopped by the user (Ctrl+C, SIGTERM) before it finished."""
 
     exit_code = 130
+
+
+class InterruptedAfterOutput(KeyboardInterrupt):
+    """Ctrl+C or SIGTERM that landed once the output was complete (in its last step, held back
+    until that step was done): the command still stops with exit 130, and `line` says the
+    output is there rather than that an unfinished one was removed."""
+
+    def __init__(self, line: str):
+        super().__init__(line)
+        self.line = line

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dhlive_cli.errors import EngineError, InputError, OutputError
 from dhlive_cli.ffmpeg_bin import file_arg
+from dhlive_cli.interrupts import interrupts_held
 from dhlive_cli.outpaths import (check_not_input, check_output_path, is_special_file, names_own_descriptor, open_here,
                                  replaced_path, sibling_name)
 from dhlive_cli.presets import Preset
@@ -64,6 +65,7 @@ class RenderIO:
                                       program_buffer_s=preset.block_frames / MODEL_FPS + 2.0)  # probes
         self.tmp_path: Path | None = None
         self.fd: int | None = None  # the output opened here (a name of one of our descriptors)
+        self.complete = False  # finish() has written the whole output where it belongs
         self.final_path: Path | None = None  # where tmp_path is renamed to (the output, or its link's target)
         if sink is not None:
             self.sink = sink
@@ -141,9 +143,11 @@ class RenderIO:
             self.sink.close()
         finally:
             self._close_fd()
-        if self.tmp_path is not None:
-            os.replace(self.tmp_path, self.final_path)  # a link to the output stays a link
-            self.tmp_path = None
+        with interrupts_held():  # the rename and the note that it happened go together
+            if self.tmp_path is not None:
+                os.replace(self.tmp_path, self.final_path)  # a link to the output stays a link
+                self.tmp_path = None
+            self.complete = True
 
     def _close_fd(self) -> None:
         if self.fd is not None:

@@ -7,6 +7,7 @@ real face models; the video avatar from a short clip made of that photo with a s
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -400,3 +401,41 @@ def test_a_loop_file_that_ends_early_is_one_error_and_leaves_nothing(video_dir, 
         assert not left, left
     finally:
         av.close()
+
+
+def test_a_signal_during_the_commit_leaves_a_whole_avatar_and_says_so(photo_dir, tmp_path, monkeypatch):
+    """SIGTERM (as `dhlive avatar prepare` handles it: KeyboardInterrupt) landing between the old
+    avatar's files being removed and the new ones moved in: it once left a folder of both and said
+    "unfinished output removed". Now the commit finishes, then the stop is raised saying so."""
+    import signal
+
+    from dhlive_cli.avatar import prepare as prep
+    from dhlive_cli.errors import InterruptedAfterOutput
+
+    src = tmp_path / "astronaut.png"
+    cv2.imwrite(str(src), astronaut_bgr())
+    out = tmp_path / "av"
+    shutil.copytree(photo_dir, out)  # an avatar already there: the commit replaces its files
+    before = sorted(p.name for p in out.iterdir())
+    real_replace = prep.os.replace
+    sent = []
+
+    def replace_after_a_signal(a, b):
+        if not sent:  # the old files are gone by now, the first new one not yet in
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_replace(a, b)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prep.os, "replace", replace_after_a_signal)
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with pytest.raises(InterruptedAfterOutput, match="already written"):
+            prepare_avatar(src, out, PrepareOptions(preview=False))
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert sent and sorted(p.name for p in out.iterdir()) == before
+    assert load_avatar(out, 320, 180, FPS).width == 320  # whole: it loads
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["astronaut.png", "av"]  # no partial folder

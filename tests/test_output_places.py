@@ -272,3 +272,29 @@ def test_which_names_are_our_own_descriptors(tmp_path):
     others = ["/dev/null", "/proc/1/fd/1", "/dev/fd", tmp_path / "out.mp4", SAMPLE, "/proc/self/fd/../fd"]
     assert [p for p in ours if not names_own_descriptor(p)] == []
     assert [p for p in others if names_own_descriptor(p)] == []
+
+
+def test_a_stop_after_the_render_is_complete_says_it_is_there(tmp_path, monkeypatch):
+    """SIGTERM (or Ctrl+C) landing once the finished file has its name -- while the children are
+    stopped -- said "interrupted: unfinished output removed" over a complete video. In-process,
+    the signal sent to ourselves right after RenderIO.finish()."""
+    import signal
+
+    from dhlive_cli.commands.render import _render
+    from dhlive_cli.errors import InterruptedAfterOutput
+    from dhlive_cli.render_io import RenderIO
+
+    real_finish = RenderIO.finish
+
+    def finish_then_sigterm(self):
+        real_finish(self)
+        os.kill(os.getpid(), signal.SIGTERM)  # _render's own handler turns it into KeyboardInterrupt
+
+    monkeypatch.setattr(RenderIO, "finish", finish_then_sigterm)
+    out = tmp_path / "out.mp4"
+    old = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(InterruptedAfterOutput, match="out.mp4 was already complete"):
+        _render(SAMPLE, out, None, "default", "160x90", None, "cpu", None, False, True)
+    assert signal.getsignal(signal.SIGTERM) == old  # the handler is put back
+    assert _frames(out.read_bytes(), tmp_path)["video"] > 25
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "probe.bin"]

@@ -38,7 +38,8 @@ from dhlive_cli.avatar.stills import read_image, sniff_image
 from dhlive_cli.avatar.neutral import (NEEDS_NEUTRAL_GAP, MouthNeutraliser, bank_frames, mouth_crop, mouth_gap,
                                        rest_frame_index)
 from dhlive_cli.avatar.preview import write_preview
-from dhlive_cli.errors import InputError, OutputError
+from dhlive_cli.errors import InputError, InterruptedAfterOutput, OutputError
+from dhlive_cli.interrupts import interrupts_held
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +112,21 @@ def prepare_avatar(input_path: str | os.PathLike, out_dir: str | os.PathLike, op
             if progress:
                 progress(0, None, "preview")
             write_preview(tmp, tmp / "preview.png")
-        _commit(tmp, out)
-        res.dir = str(out)
-        done = True
+        # Ctrl+C or SIGTERM in the middle of the commit would leave a folder of old and new
+        # files: held back until the new avatar is whole, then raised saying it was written
+        with interrupts_held():
+            _commit(tmp, out)
+            res.dir = str(out)
+            done = True
+            shutil.rmtree(tmp, ignore_errors=True)
         return res
+    except KeyboardInterrupt as e:
+        if done:
+            raise InterruptedAfterOutput(f"interrupted: the avatar was already written to {out}") from e
+        raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         if not done:
+            shutil.rmtree(tmp, ignore_errors=True)
             _remove_made(made)
 
 

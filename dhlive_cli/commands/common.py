@@ -70,8 +70,9 @@ def user_errors(interrupted: str = "interrupted"):
 
     try:
         yield
-    except (Cancelled, KeyboardInterrupt):
-        err_console.print(interrupted, markup=False, highlight=False)
+    except (Cancelled, KeyboardInterrupt) as e:
+        # InterruptedAfterOutput: the signal came during the output's last step, which finished
+        err_console.print(getattr(e, "line", None) or interrupted, markup=False, highlight=False)
         raise typer.Exit(130)
     except DhliveError as e:
         fail(escape_line(str(e)), e.exit_code)

@@ -68,7 +68,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
 
     from dhlive_cli.compositor import load_avatar
     from dhlive_cli.engine import RenderSession, render_encoder
-    from dhlive_cli.errors import InputError
+    from dhlive_cli.errors import InputError, InterruptedAfterOutput
     from dhlive_cli.hwenc import pick_video_codec
     from dhlive_cli.inference import InferenceOptions, InferencePool
     from dhlive_cli.interrupts import interrupts_held
@@ -109,47 +109,54 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     old = signal.signal(signal.SIGTERM, on_term)
     metrics_server = io = session = None
     try:
-        # the input and output are checked and both ffmpeg children started first: their
-        # start-up (libraries, the decoder's first output) runs on the other core while this one
-        # loads the model and the avatar (render_io)
-        io = RenderIO(input, output, preset.width, preset.height, preset.fps, preset=preset, encoder=enc,
-                      stream_format=(stream_format or "mkv").lower())
-        io.start()
-        pool = InferencePool(model, InferenceOptions(device=device, sessions=preset.inference_sessions,
-                                                      intra_threads=preset.inference_threads))
-        av = load_avatar(avatar, preset.width, preset.height, preset.fps)
-        session = RenderSession(input, output, avatar=av, pool=pool, preset=preset, io=io)
-        metrics_server = start_metrics(metrics, session.stats.snapshot, "render", defer_s=1.0)
-        if quiet or json_out or not err_console.is_terminal:
-            result = session.run()
-        else:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            with logs_through(err_console), Progress(
-                TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-                TextColumn("{task.fields[fps]:>6.1f} fps"), TextColumn("{task.fields[mem]:>5.0f} MB"),
-                TimeRemainingColumn(), console=err_console, transient=True,
-            ) as progress:
-                task = progress.add_task("render", total=session.stats.frames_total, fps=0.0, mem=0.0)
-
-                def tick(s):
-                    progress.update(task, completed=s["frames_done"], total=s["frames_total"],
-                                    fps=s["fps"], mem=s["rss_mb"])
-
-                result = session.run(on_tick=tick)
-    finally:
         try:
-            # a second Ctrl+C (or SIGTERM) while the children are being stopped left them running
-            # and their partial file behind: it is raised once they are gone (interrupts)
-            with interrupts_held():
-                if session is not None:
-                    session.stop()
-                elif io is not None:
-                    io.abort()
-                if metrics_server:
-                    metrics_server.close()
+            # the input and output are checked and both ffmpeg children started first: their
+            # start-up (libraries, the decoder's first output) runs on the other core while this one
+            # loads the model and the avatar (render_io)
+            io = RenderIO(input, output, preset.width, preset.height, preset.fps, preset=preset, encoder=enc,
+                          stream_format=(stream_format or "mkv").lower())
+            io.start()
+            pool = InferencePool(model, InferenceOptions(device=device, sessions=preset.inference_sessions,
+                                                          intra_threads=preset.inference_threads))
+            av = load_avatar(avatar, preset.width, preset.height, preset.fps)
+            session = RenderSession(input, output, avatar=av, pool=pool, preset=preset, io=io)
+            metrics_server = start_metrics(metrics, session.stats.snapshot, "render", defer_s=1.0)
+            if quiet or json_out or not err_console.is_terminal:
+                result = session.run()
+            else:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+                with logs_through(err_console), Progress(
+                    TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                    TextColumn("{task.fields[fps]:>6.1f} fps"), TextColumn("{task.fields[mem]:>5.0f} MB"),
+                    TimeRemainingColumn(), console=err_console, transient=True,
+                ) as progress:
+                    task = progress.add_task("render", total=session.stats.frames_total, fps=0.0, mem=0.0)
+
+                    def tick(s):
+                        progress.update(task, completed=s["frames_done"], total=s["frames_total"],
+                                        fps=s["fps"], mem=s["rss_mb"])
+
+                    result = session.run(on_tick=tick)
         finally:
-            signal.signal(signal.SIGTERM, old)
+            try:
+                # a second Ctrl+C (or SIGTERM) while the children are being stopped left them running
+                # and their partial file behind: it is raised once they are gone (interrupts)
+                with interrupts_held():
+                    if session is not None:
+                        session.stop()
+                    elif io is not None:
+                        io.abort()
+                    if metrics_server:
+                        metrics_server.close()
+            finally:
+                signal.signal(signal.SIGTERM, old)
+    except KeyboardInterrupt as e:
+        # a stop that landed once the output was complete (session.stop, the metrics server)
+        if io is not None and io.complete and not isinstance(e, InterruptedAfterOutput):
+            what = "the video on stdout" if io.to_stdout else io.output_name
+            raise InterruptedAfterOutput(f"interrupted: {what} was already complete") from e
+        raise
     return {
         "output": result.output, "frames": result.frames, "samples": result.samples,
         "duration_s": round(result.duration_s, 3), "elapsed_s": round(result.elapsed_s, 3),
