@@ -29,9 +29,38 @@ log = logging.getLogger(__name__)
 # ("title : Stream #0:1: Audio: ...") is printed on a line of its own after the tag's name
 _STREAM = r"^[ \t]*Stream #\d+:\d+[^:\n]*: Audio:"
 _DURATION_RE = re.compile(r"^[ \t]*Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)", re.M)
-_TWO_CHANNELS_RE = re.compile(_STREAM + r"[^\n]*?, \d+ Hz, (stereo|2 channels|downmix)\b", re.M)
-_RATE_LAYOUT_RE = re.compile(_STREAM + r"[^\n]*?, (\d+) Hz, (mono|stereo)\b", re.M)
 _AUDIO_STREAM_RE = re.compile(_STREAM, re.M)
+# one audio stream's line: its rate, its layout ("mono", "stereo", "5.1(side)", "2 channels (FL+FC)")
+_AUDIO_LINE_RE = re.compile(_STREAM + r"[^\n]*?, (\d+) Hz, ([^,\n]+)[^\n]*$", re.M)
+# channels of ffmpeg's named layouts (libavutil/channel_layout.c); "N channels (...)" says N itself
+_NAMED_LAYOUTS = {"mono": 1, "stereo": 2, "downmix": 2, "2.1": 3, "3.0": 3, "3.0(back)": 3, "4.0": 4, "quad": 4,
+                  "quad(side)": 4, "3.1": 4, "5.0": 5, "5.0(side)": 5, "4.1": 5, "5.1": 6, "5.1(side)": 6, "6.0": 6,
+                  "6.0(front)": 6, "hexagonal": 6, "6.1": 7, "6.1(back)": 7, "6.1(front)": 7, "7.0": 7,
+                  "7.0(front)": 7, "7.1": 8, "7.1(wide)": 8, "7.1(wide-side)": 8, "octagonal": 8}
+
+
+def _layout_channels(layout: str) -> int | None:
+    m = re.match(r"(\d+) channels\b", layout)
+    return int(m.group(1)) if m else _NAMED_LAYOUTS.get(layout.strip())
+
+
+def _chosen_stream(err: str) -> tuple[int, int | None, int | None, int]:
+    """Of the audio streams ffmpeg lists in `err` (its `-i` description), the one it decodes by
+    default, as fftools picks it (ffmpeg_opt.c: a stream marked default first, then the most
+    channels, then the first): (its index among the audio streams, its rate in Hz, its channels,
+    the number of audio streams). Rate and channels are None where its line does not say."""
+    streams = []
+    for line in re.finditer(r"^[^\n]*$", err, re.M):
+        text = line.group(0)
+        if not _AUDIO_STREAM_RE.match(text):
+            continue
+        m = _AUDIO_LINE_RE.match(text)
+        rate, ch = (int(m.group(1)), _layout_channels(m.group(2))) if m else (None, None)
+        streams.append((rate, ch, text.rstrip().endswith("(default)")))
+    if not streams:
+        return 0, None, None, 0
+    best = max(range(len(streams)), key=lambda i: (streams[i][2], streams[i][1] or 0, -i))
+    return best, streams[best][0], streams[best][1], len(streams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +73,11 @@ class AudioInfo:
     # None otherwise (other layouts, or a probe that does not tell)
     rate: int | None = None
     channels: int | None = None
-    # the file's only audio stream has two channels: the decoder may relabel them left/right
-    # (a file with several audio streams keeps ffmpeg's own choice of stream and mixing)
+    # the decoded stream has two channels: the decoder relabels them left/right
     one_pair: bool = False
+    # which audio stream is decoded (0:a:N), named explicitly where the file has several: the
+    # one ffmpeg would pick, whose channels the flags above describe
+    stream: int | None = None
 
 
 MAX_WAV_CHUNKS = 256  # chunks before "data" that a WAV header may have; real files have a handful
@@ -154,11 +185,11 @@ def probe(path: str | os.PathLike, formats: str | None = None, keep_fds: tuple[i
         h, mi, s = m.groups()
         dur = int(h) * 3600 + int(mi) * 60 + float(s)
     est = int(round(dur * SAMPLE_RATE)) if dur is not None else None
-    rl = _RATE_LAYOUT_RE.findall(err)
-    rate, channels = (int(rl[0][0]), 1 if rl[0][1] == "mono" else 2) if len(rl) == 1 else (None, None)
-    two = bool(_TWO_CHANNELS_RE.search(err))
-    return AudioInfo(path=p, duration_s=dur, estimated_samples=est, two_channels=two, rate=rate, channels=channels,
-                     one_pair=two and len(_AUDIO_STREAM_RE.findall(err)) == 1)
+    index, rate, n_ch, n_streams = _chosen_stream(err)
+    two = n_ch == 2
+    return AudioInfo(path=p, duration_s=dur, estimated_samples=est, two_channels=two, rate=rate,
+                     channels=n_ch if n_ch in (1, 2) else None, one_pair=two,
+                     stream=index if n_streams > 1 else None)
 
 
 def _grow_pipe(fd: int) -> None:
@@ -238,14 +269,18 @@ class FileAudioSource:
                    "-c:a", "pcm_f32le", "-bitexact", "-f", "wav", "pipe:1"]
         else:
             src = [*_restrict(self.formats), "-i", file_arg(self.path)]
-            out = ["-af", relabel + resample, "-ac", str(self._channels), "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"]
+            # several audio streams: the one probe() described, named (each output would pick it
+            # too, but the channel flags are that stream's)
+            pick = [] if self.info.stream is None else ["-map", f"0:a:{self.info.stream}"]
+            out = [*pick, "-af", relabel + resample, "-ac", str(self._channels), "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"]
         prog_args: list[str] = []
         prog_w = None
         if self.program_mode == "source":
             # the second output of the same decode: the input's rate and channels, float32 in WAV
             prog_r, prog_w = os.pipe()
             _grow_pipe(prog_w)
-            prog_args = ["-vn", "-af", relabel + PROGRAM_FILTER, "-c:a", "pcm_f32le", "-bitexact", "-flush_packets", "1",
+            prog_args = [*([] if self.info.stream is None else ["-map", f"0:a:{self.info.stream}"]),
+                         "-vn", "-af", relabel + PROGRAM_FILTER, "-c:a", "pcm_f32le", "-bitexact", "-flush_packets", "1",
                          "-f", "wav", f"pipe:{prog_w}"]
             self.program = ProgramReader(prog_r, self._program_buffer_s)
         elif self.program_mode == "same":

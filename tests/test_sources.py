@@ -89,6 +89,41 @@ def test_a_file_with_two_audio_tracks_decodes_the_default_track_whole(tmp_path, 
     assert rms(a) > 0.2 * rms(ref), (rms(a), rms(ref))
 
 
+@pytest.mark.parametrize("default", ["mono", "FL+FC", "5.1", "none (the most channels)"])
+@pytest.mark.parametrize("program", [None, "source"])
+def test_of_several_tracks_the_default_one_decodes_at_its_own_level(tmp_path, default, program):
+    """Three tracks: mono 0.2, a pair (0.6 and 0.2, labelled FL+FC) and 5.1 (0.3 in the
+    centre). The decoded track is ffmpeg's choice (the default one, else the most channels), and
+    it is mixed as that track's own channels say: a mono default once came out 3 dB low
+    (upmixed to stereo because *another* track had two channels, then averaged) and an FL+FC
+    default did not decode (the relabelling was for a file's only stream)."""
+    gen = [ffmpeg_path(), "-v", "error", "-y"]
+    for v in (0.2, 0.6, 0.3):
+        gen += ["-f", "lavfi", "-i", f"aevalsrc={v}:d=1:s=16000"]
+    graph = "[1][0]join=inputs=2:channel_layout=FL+FC[pair];[2]pan=5.1|c2=c0[six]"
+    tracks = {"mono": 0, "FL+FC": 1, "5.1": 2}
+    disp = []
+    for name, k in tracks.items():
+        disp += [f"-disposition:a:{k}", "default" if name == default else "0"]
+    p = tmp_path / "three.mkv"
+    subprocess.run(gen + ["-filter_complex", graph, "-map", "0", "-map", "[pair]", "-map", "[six]", "-c:a", "pcm_f32le",
+                          *disp, str(p)], check=True)
+    src = FileAudioSource(p, program=program)
+    buf = np.zeros(3200, np.float32)
+    parts = []
+    with src:
+        while n := src.read_into(buf):
+            parts.append(buf[:n].copy())
+    a = np.concatenate(parts)[200:-200]
+    assert abs(len(a) + 400 - 16000) < 400
+    if default == "mono":
+        assert abs(a.mean() - 0.2) < 0.01, a.mean()
+    elif default == "FL+FC":
+        assert abs(a.mean() - 0.4) < 0.01, a.mean()
+    else:  # the 5.1 track: ffmpeg's own downmix of its centre channel, heard
+        assert a.mean() > 0.05, a.mean()
+
+
 @pytest.mark.parametrize("layout,title", [("mono", "Audio: aac, 44100 Hz, stereo"),
                                           ("FL+FC", "Stream #0:1: Audio: none"),
                                           ("stereo", "Duration: 09:00:00.00")])
