@@ -33,7 +33,7 @@ def is_special_file(path: str | os.PathLike) -> bool:
 
 def _own_fd_dirs() -> set[str]:
     pid = os.getpid()
-    dirs = {f"/proc/{pid}/fd", "/proc/self/fd", "/proc/thread-self/fd", "/dev/fd"}
+    dirs = {f"/proc/{pid}/fd"}
     try:
         dirs |= {f"/proc/{pid}/task/{t}/fd" for t in os.listdir(f"/proc/{pid}/task")}
     except OSError:  # no /proc: then no path names a descriptor either
@@ -41,38 +41,68 @@ def _own_fd_dirs() -> set[str]:
     return dirs
 
 
-def names_own_descriptor(path: str | os.PathLike) -> bool:
-    """True when path reaches one of this process's open descriptors (/dev/stdout, /dev/fd/1,
-    /proc/self/fd/3, or a link to one of them): such a name means something else in a child,
-    whose descriptors are its own (an encoder whose stdout is /dev/null would write there), so
-    the file must be opened here and handed over (`open_here`). Links are followed one at a
-    time (at most 40, as the kernel does), each folder on the way resolved."""
+def own_descriptor(path: str | os.PathLike) -> int | None:
+    """The number N of this process's open descriptor that path names (/dev/stdout -> 1,
+    /dev/fd/N, /proc/self/fd/N, or a chain of links leading to one), else None. Such a name
+    means something else in a child, whose descriptors are its own (an encoder whose stdout is
+    /dev/null would write there): the descriptor itself is handed over (`writable_descriptor`).
+    Each link is followed one at a time (at most 40, as the kernel does) and each folder on the
+    way resolved as the kernel does ("links/../fd" is the folder the link leads to, then up)."""
     dirs = _own_fd_dirs()
-    p = os.path.abspath(os.fspath(path))
+    p = os.fspath(path)
     for _ in range(40):
         parent, name = os.path.split(p)
-        if name.isdigit() and (parent in dirs or os.path.realpath(parent) in dirs):
-            return True
-        if p in ("/dev/stdin", "/dev/stdout", "/dev/stderr"):
-            return True
+        real_parent = os.path.realpath(parent or ".")
+        if name.isdigit() and real_parent in dirs:
+            return int(name)
         try:
             link = os.readlink(p)
         except OSError:  # not a link (or not there): the chain ends on an ordinary name
-            return False
-        p = os.path.normpath(os.path.join(os.path.realpath(parent), link))
-    return False
+            return None
+        p = os.path.join(real_parent, link)
+    return None
 
 
-def open_here(path: str | os.PathLike) -> int:
-    """path opened for writing by this process (close-on-exec; a regular file is truncated, as
-    an encoder opening it would). The descriptor is what an encoder child is then given.
-    Raises OutputError."""
+def names_own_descriptor(path: str | os.PathLike) -> bool:
+    """True when path names one of this process's descriptors (own_descriptor)."""
+    return own_descriptor(path) is not None
+
+
+def writable_descriptor(path: str | os.PathLike, input_path: str | os.PathLike | None = None) -> int:
+    """A duplicate (close-on-exec) of the descriptor path names (own_descriptor), for an encoder
+    child to write to as it is: a file given with `>>` is appended to, a socket or pipe written,
+    nothing opened again or truncated. Raises OutputError when it is not open, was closed when
+    the process started (dhlive then holds /dev/null there: the output would be lost), is open
+    for reading only, or is the input (stdin included: `-o /dev/stdin < speech.wav`)."""
+    import sys
+
+    fd = own_descriptor(path)
+    if fd is None:
+        raise ValueError(f"{path} names no descriptor of this process")
+    started_closed = {0: sys.__stdin__, 1: sys.__stdout__, 2: sys.__stderr__}
+    if fd in started_closed and started_closed[fd] is None:
+        raise OutputError(f"{path}: {('standard input', 'standard output', 'standard error')[fd]} is closed")
     try:
-        st = os.stat(path)
-        flags = os.O_WRONLY | os.O_CLOEXEC | (os.O_TRUNC if stat.S_ISREG(st.st_mode) else 0)
-        return os.open(path, flags)
-    except OSError as e:
-        raise OutputError(f"{path}: {e.strerror or e}") from e
+        st = os.fstat(fd)
+        mode = fcntl_flags(fd) & os.O_ACCMODE
+    except OSError:
+        raise OutputError(f"{path}: descriptor {fd} is not open") from None
+    if mode == os.O_RDONLY:
+        raise OutputError(f"{path}: descriptor {fd} is open for reading only")
+    if input_path is not None:
+        try:
+            src = os.fstat(0) if str(input_path) == "-" else os.stat(input_path)
+        except OSError:
+            src = None
+        if src is not None and (src.st_dev, src.st_ino) == (st.st_dev, st.st_ino) and stat.S_ISREG(st.st_mode):
+            raise OutputError(f"{path}: is the input file; give a different output name")
+    return os.dup(fd)
+
+
+def fcntl_flags(fd: int) -> int:
+    import fcntl
+
+    return fcntl.fcntl(fd, fcntl.F_GETFL)
 
 
 def replaced_path(out: Path) -> Path:
@@ -91,6 +121,8 @@ def sibling_name(out: Path, tag: str, suffix: str = "") -> Path:
 
 def check_output_path(output: str | os.PathLike) -> Path:
     out = Path(output)
+    if names_own_descriptor(out):  # /dev/stdout: judged where it is taken (writable_descriptor)
+        return out
     st = _stat(out)
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise OutputError(f"{out}: is a directory; give a file name such as {out / 'out.mp4'}")

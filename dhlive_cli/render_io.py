@@ -24,8 +24,8 @@ from pathlib import Path
 from dhlive_cli.errors import EngineError, InputError, OutputError
 from dhlive_cli.ffmpeg_bin import file_arg
 from dhlive_cli.interrupts import interrupts_held
-from dhlive_cli.outpaths import (check_not_input, check_output_path, is_special_file, names_own_descriptor, open_here,
-                                 replaced_path, sibling_name)
+from dhlive_cli.outpaths import (check_not_input, check_output_path, is_special_file, names_own_descriptor,
+                                 replaced_path, sibling_name, writable_descriptor)
 from dhlive_cli.presets import Preset
 from dhlive_cli.sinks import EncoderOptions, FfmpegSink, NullSink
 from dhlive_cli.sources import FileAudioSource
@@ -64,7 +64,7 @@ class RenderIO:
         self.source = FileAudioSource(input_path, program="source" if own_audio else "same",
                                       program_buffer_s=preset.block_frames / MODEL_FPS + 2.0)  # probes
         self.tmp_path: Path | None = None
-        self.fd: int | None = None  # the output opened here (a name of one of our descriptors)
+        self.fd: int | None = None  # a copy of our descriptor that the output names (/dev/stdout)
         self.complete = False  # finish() has written the whole output where it belongs
         self.final_path: Path | None = None  # where tmp_path is renamed to (the output, or its link's target)
         if sink is not None:
@@ -77,19 +77,21 @@ class RenderIO:
             fmt = "mp4" if suffix in (".mp4", ".m4v", ".mov", "") else "matroska" if suffix == ".mkv" else None
             if fmt is None:
                 raise OutputError(f"{self.output}: unsupported output type {self.output.suffix!r} (use .mp4 or .mkv)")
-            target = self.output
+            target = file_arg(self.output)
             special = is_special_file(self.output)
             if names_own_descriptor(self.output):
                 # /dev/stdout, /dev/fd/N: in the encoder child that name is the child's own
-                # descriptor (its stdout is /dev/null): opened here, the child gets ours
-                self.fd = open_here(self.output)
+                # descriptor (its stdout is /dev/null); it gets a copy of ours and writes it as
+                # it is (a `>>` file appended to), so, as to `-o -`, MP4 goes out fragmented
+                self.fd = writable_descriptor(self.output, input_path)
+                target, special = f"pipe:{self.fd}", True
             elif not special:  # a device (/dev/null, /dev/full) or a FIFO is written in place
                 self.final_path = replaced_path(self.output)  # resolved once: a link retargeted meanwhile changes nothing
                 self.tmp_path = sibling_name(self.final_path, "dhlive-partial", self.output.suffix or ".mp4")
-                target = self.tmp_path
+                target = file_arg(self.tmp_path)
             # a FIFO or device cannot seek back to write the index at the front: MP4 goes out
             # fragmented there, as to stdout (the muxer failed: "Error initializing output stream")
-            self.sink = FfmpegSink(file_arg(target), width, height, fps, encoder, fmt=fmt, fd=self.fd,
+            self.sink = FfmpegSink(target, width, height, fps, encoder, fmt=fmt, fd=self.fd,
                                    fragmented=special and fmt == "mp4")
         else:
             self.sink = NullSink()

@@ -122,7 +122,9 @@ class FfmpegSink:
         self._secrets = secrets_of(target)
         # fd: a file we already opened (created O_EXCL|O_NOFOLLOW in a granted folder). ffmpeg
         # gets that descriptor and opens /dev/fd/N, i.e. the same inode through /proc, never the
-        # path again: a link swapped in at the path after we created it cannot redirect the write
+        # path again: a link swapped in at the path after we created it cannot redirect the write.
+        # With target "pipe:N" (N = fd, a copy of a descriptor the user named: /dev/stdout) ffmpeg
+        # writes the descriptor itself, opening nothing
         self.fd = fd
         self.enc = enc or EncoderOptions()
         self.fmt = fmt
@@ -159,7 +161,8 @@ class FfmpegSink:
             fcntl.fcntl(w, _F_SETPIPE_SZ, 1 << 20)
         except OSError:  # pragma: no cover - not Linux, or over /proc/sys/fs/pipe-max-size
             pass
-        dest = self.target if self.fd is None else f"/dev/fd/{self.fd}"
+        # fd with a target "pipe:N" (N = fd): ffmpeg writes that descriptor as it is, never opening it
+        dest = self.target if self.fd is None or self.target.startswith("pipe:") else f"/dev/fd/{self.fd}"
         publish = self.fmt == "flv" and self.target.startswith(("rtmp://", "rtmps://"))
         cmd = build_encode_command(dest, self.fmt, self.width, self.height, self.fps, r, self.enc,
                                    movflags=self.movflags, pix_fmt=self.pix_fmt, flush_s=self.flush_s,

@@ -28,7 +28,7 @@ from dhlive_cli.grants import Grants, output_identity, rtmp_key, same_output
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.live import LiveOptions, LiveSession, TickConductor
 from dhlive_cli.live.drawing import DrawPool
-from dhlive_cli.outpaths import names_own_descriptor, open_here
+from dhlive_cli.outpaths import names_own_descriptor, writable_descriptor
 from dhlive_cli.presets import Preset, parse_size
 from dhlive_cli.redact import redact_url
 from dhlive_cli.session_spec import SessionSpec
@@ -276,15 +276,16 @@ class Studio:
                 p.output_ids = [(outputs_ids[0][0], (st.st_dev, st.st_ino))]
             elif spec.output is not None and names_own_descriptor(spec.output):
                 # /dev/stdout, /dev/fd/N: the encoder child would open its own descriptor (its
-                # stdout is /dev/null); it gets ours, opened here (not ours to remove: created None)
-                p.fd = open_here(spec.output)
+                # stdout is /dev/null); it gets a copy of ours and writes it as it is
+                p.fd = writable_descriptor(spec.output)
             outs = [(u, "flv") for u in spec.rtmp] + [(u, "mpegts") for u in spec.srt]
             if to_stdout:
                 outs.append(("pipe:1", "matroska"))
             elif spec.output is not None:
                 # a file, as ffmpeg must be given it: "rec:1.mkv" or "pipe:1" is a name, not a
                 # protocol (stdout is the "pipe:1" above, never a name the user gave)
-                outs.append((file_arg(spec.output), "matroska" if spec.output.suffix.lower() == ".mkv" else "mp4", p.fd))
+                name = f"pipe:{p.fd}" if p.fd is not None and p.created is None else file_arg(spec.output)
+                outs.append((name, "matroska" if spec.output.suffix.lower() == ".mkv" else "mp4", p.fd))
             p.avatar = self.avatars.get(spec.avatar, w, h, self.preset.fps)
             with self._lock:
                 # decided and counted in one hold of the lock: concurrent creates (API requests)

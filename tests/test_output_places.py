@@ -267,8 +267,9 @@ def test_which_names_are_our_own_descriptors(tmp_path):
     (tmp_path / "fds").symlink_to("/proc/self/fd")
     (tmp_path / "err").symlink_to("/dev/stderr")
     (tmp_path / "hop").symlink_to(tmp_path / "err")
+    # "fds/../fd/1": the kernel goes up from where the link leads (/proc/PID), not from tmp_path
     ours = ["/dev/stdout", "/dev/stderr", "/dev/fd/1", "/proc/self/fd/2", f"/proc/{os.getpid()}/fd/0",
-            tmp_path / "fds" / "1", tmp_path / "err", tmp_path / "hop"]
+            tmp_path / "fds" / "1", tmp_path / "err", tmp_path / "hop", f"{tmp_path}/fds/../fd/1"]
     others = ["/dev/null", "/proc/1/fd/1", "/dev/fd", tmp_path / "out.mp4", SAMPLE, "/proc/self/fd/../fd"]
     assert [p for p in ours if not names_own_descriptor(p)] == []
     assert [p for p in others if names_own_descriptor(p)] == []
@@ -298,3 +299,54 @@ def test_a_stop_after_the_render_is_complete_says_it_is_there(tmp_path, monkeypa
     assert signal.getsignal(signal.SIGTERM) == old  # the handler is put back
     assert _frames(out.read_bytes(), tmp_path)["video"] > 25
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "probe.bin"]
+
+
+
+def _render_to(tmp_path, name, *extra, **io):
+    return subprocess.run([sys.executable, "-m", "dhlive_cli", "render", *extra, "-o", name, "--size", "160x90",
+                           "--quiet"], cwd=ROOT, stderr=subprocess.PIPE, text=False, timeout=300, **io)
+
+
+def test_a_named_descriptor_is_written_as_it_is(tmp_path):
+    """The encoder gets a copy of our descriptor, not the name to open again: a `>>` file keeps
+    what it held (it was truncated), and a read-only one is an error (it was overwritten)."""
+    log = tmp_path / "app.out"
+    log.write_bytes(b"EARLIER\n")
+    with open(log, "ab") as f:
+        r = _render_to(tmp_path, "/dev/stdout", str(SAMPLE), stdout=f)
+    assert r.returncode == 0, r.stderr
+    data = log.read_bytes()
+    assert data.startswith(b"EARLIER\n") and _frames(data[8:], tmp_path)["video"] > 25
+    ro = tmp_path / "ro.txt"
+    ro.write_bytes(b"keep")
+    with open(ro, "rb") as f:
+        r = _render_to(tmp_path, "/dev/stdout", str(SAMPLE), stdout=f)
+    assert r.returncode == 2 and b"open for reading only" in r.stderr and ro.read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize("case", ["stdout closed", "descriptor not open", "json on the same stdout", "stdin is the input"])
+def test_a_named_descriptor_that_cannot_take_the_video_is_refused(tmp_path, case):
+    """Each ended with exit 0 and the video lost (closed stdout: dhlive holds /dev/null there),
+    over the input (`-o /dev/stdin <> speech`: the input emptied), or mixed with --json's line."""
+    speech = tmp_path / "speech.flac"
+    speech.write_bytes(SAMPLE.read_bytes())
+    if case == "stdout closed":
+        r = _render_to(tmp_path, "/dev/stdout", str(speech), stdout=subprocess.DEVNULL, close_fds=True,
+                       preexec_fn=lambda: os.close(1))
+        want = b"standard output is closed"
+    elif case == "descriptor not open":
+        r = _render_to(tmp_path, "/dev/fd/7", str(speech), stdout=subprocess.DEVNULL)
+        want = b"descriptor 7 is not open"
+    elif case == "json on the same stdout":
+        r = _render_to(tmp_path, "/dev/stdout", str(speech), "--json", stdout=subprocess.DEVNULL)
+        want = b"--json with -o /dev/stdout"
+    else:
+        fd = os.open(speech, os.O_RDWR)
+        try:
+            r = _render_to(tmp_path, "/dev/stdin", "-", stdin=fd, stdout=subprocess.DEVNULL)
+        finally:
+            os.close(fd)
+        want = b"is the input file"
+    assert r.returncode == 2 and want in r.stderr, r.stderr
+    assert speech.read_bytes() == SAMPLE.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["speech.flac"]

@@ -76,9 +76,13 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     from dhlive_cli.render_io import RenderIO
     from dhlive_cli.timebase import Timebase
 
+    from dhlive_cli.outpaths import own_descriptor
+
     to_stdout = str(output) == "-"
     if to_stdout and json_out:
         raise InputError("--json with -o -: stdout carries the video; drop one of them")
+    if json_out and own_descriptor(output) == 1:
+        raise InputError(f"--json with -o {output}: that is stdout, which would carry the video; drop one of them")
     if json_out and stdout_closed():
         raise InputError("--json: standard output is closed")
     if to_stdout and stdout_closed():
