@@ -12,7 +12,7 @@ import re
 import stat
 import struct
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +192,14 @@ def probe(path: str | os.PathLike, formats: str | None = None, keep_fds: tuple[i
                      stream=index if n_streams > 1 else None)
 
 
+def _stdin_is_a_whole_file() -> bool:
+    """Standard input is a regular file read from its start (`< speech.wav`), not a pipe."""
+    try:
+        return stat.S_ISREG(os.fstat(0).st_mode) and os.lseek(0, 0, os.SEEK_CUR) == 0
+    except OSError:
+        return False
+
+
 def _grow_pipe(fd: int) -> None:
     """1 MB pipe buffer (Linux's default limit for users): slack between the decoder's outputs."""
     import fcntl
@@ -238,9 +246,25 @@ class FileAudioSource:
         self._program_buffer_s = program_buffer_s
         self.from_stdin = str(path) == self.STDIN
         self.keep_fds = keep_fds  # our descriptors the decoder inherits (path `/dev/fd/N`)
-        # stdin can be read once only: no probe; the stream's layout comes from a WAV header
-        # that the decoder writes in front of the samples (see _read_layout)
-        self.info = AudioInfo(Path("stdin"), None, None) if self.from_stdin else probe(path, formats, keep_fds)
+        self._stdin_copy: int | None = None
+        self._name = path  # what the decoder opens (self.path is what messages call it)
+        if self.from_stdin and _stdin_is_a_whole_file():
+            # `< speech.wav`: a file, probed and decoded as one through a copy of the descriptor
+            # (a new read from its start: the stream's layout is known before decoding, so an
+            # FL+FC pair decodes as it does from a name, and its length gives progress a total)
+            self._stdin_copy = os.dup(0)
+            self.keep_fds = keep_fds + (self._stdin_copy,)
+            self._name = f"/dev/fd/{self._stdin_copy}"
+            self.from_stdin = False
+            try:
+                self.info = replace(probe(self._name, formats, self.keep_fds), path=Path("stdin"))
+            except InputError as e:
+                self._close_stdin_copy()
+                raise InputError(str(e).replace(self._name, "stdin", 1)) from None
+        else:
+            # stdin read once only (a pipe): no probe; the stream's layout comes from a WAV header
+            # that the decoder writes in front of the samples (see _read_layout)
+            self.info = AudioInfo(Path("stdin"), None, None) if self.from_stdin else probe(path, formats, keep_fds)
         self.path = self.info.path
         self.formats = formats
         self._proc: subprocess.Popen | None = None
@@ -268,7 +292,7 @@ class FileAudioSource:
             out = ["-af", f"{resample},aformat=channel_layouts=mono|stereo", "-ar", str(SAMPLE_RATE),
                    "-c:a", "pcm_f32le", "-bitexact", "-f", "wav", "pipe:1"]
         else:
-            src = [*_restrict(self.formats), "-i", file_arg(self.path)]
+            src = [*_restrict(self.formats), "-i", file_arg(self._name)]
             # several audio streams: the one probe() described, named (each output would pick it
             # too, but the channel flags are that stream's)
             pick = [] if self.info.stream is None else ["-map", f"0:a:{self.info.stream}"]
@@ -481,7 +505,13 @@ class FileAudioSource:
             why = self._stderr.last(f"ffmpeg exited with code {rc}", wait=2.0) if self._stderr else f"exit {rc}"
             raise InputError(f"{self.path}: cannot decode audio: {why}")
 
+    def _close_stdin_copy(self) -> None:
+        if self._stdin_copy is not None:
+            os.close(self._stdin_copy)
+            self._stdin_copy = None
+
     def close(self) -> None:
+        self._close_stdin_copy()
         proc, self._proc = self._proc, None
         if proc is None:
             return
