@@ -65,8 +65,8 @@ def prepare(
         typer.echo(json.dumps(res))
     else:
         what = "still photo" if res["kind"] == "photo" else f"{res['frames']}-frame {res['loop']} loop ({res['seconds']:.1f} s)"
-        err_console.print(f"[green]wrote[/] {res['dir']}  {res['kind']} avatar '{res['name']}', {res['width']}x{res['height']}, "
-                          f"{what}; preview: {Path(res['dir']) / 'preview.png'}")
+        err_console.status("wrote", "green", f"{res['dir']}  {res['kind']} avatar '{res['name']}', {res['width']}x{res['height']}, "
+                                             f"{what}; preview: {Path(res['dir']) / 'preview.png'}")
 
 
 prepare.__doc__ = (prepare.__doc__ or "") + "\n\n" + EXAMPLES
@@ -93,7 +93,7 @@ def _prepare(input, output, loop, max_seconds, size, fps, name, quiet) -> dict:
         res = prepare_avatar(input, output, opts)
     else:
         with Progress(TextColumn("[bold]{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-                      TimeRemainingColumn(), console=err_console, transient=True) as progress:
+                      TimeRemainingColumn(), console=err_console.console, transient=True) as progress:
             task = progress.add_task("reading", total=None)
 
             def tick(done, total, what):

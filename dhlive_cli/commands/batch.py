@@ -132,7 +132,7 @@ def _batch(jobs_file, out_dir, ray, workers, cpus_per_worker, resume, overwrite,
                     TextColumn("[bold]jobs"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("[red]{task.fields[failed]} failed[/]  {task.fields[running]} running"),
                     TextColumn("{task.fields[rate]:>5.1f} jobs/min  ETA {task.fields[eta]}"),
-                    console=err_console, transient=True,
+                    console=err_console.console, transient=True,
                 ) as progress:
                     task = progress.add_task("batch", total=len(jobs), completed=run.tally.skipped,
                                              failed=0, running=0, rate=0.0, eta="-:--:--")

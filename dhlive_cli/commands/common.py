@@ -6,14 +6,51 @@ import contextlib
 import errno
 import io
 import logging
+import os
 import sys
 
 import typer
-from rich.console import Console
 
-# emoji=False: no ":name:" codes in our messages, and their table (rich._emoji_codes, ~4 ms) is
-# then not loaded at the end of every command
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+class _StderrConsole:
+    """rich's Console on stderr, made at its first use: importing rich.console takes 20-40 ms of
+    a command's start-up, which a command that prints nothing (a `--quiet` render that works)
+    never needs. Attributes and methods are the Console's (err_console.print, .is_terminal);
+    `err_console.console` is the Console itself, for rich's Progress and Live."""
+
+    _console = None
+
+    @property
+    def console(self):
+        if _StderrConsole._console is None:
+            from rich.console import Console
+
+            # emoji=False: no ":name:" codes in our messages, and their table (rich._emoji_codes,
+            # ~4 ms) is then not loaded at the end of every command
+            _StderrConsole._console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+        return _StderrConsole._console
+
+    def __getattr__(self, name):
+        return getattr(self.console, name)
+
+    def status(self, word: str, style: str, rest: str) -> None:
+        """One line `word rest` (a command's summary: "wrote out.mp4 ..."), `word` in rich's
+        `style` where stderr shows colour; elsewhere (a pipe, a log file: what services and
+        scripts see) written as plain text without importing rich at all. `rest` is text, not
+        markup. Nothing is written when stderr was closed."""
+        err = sys.stderr
+        if err is None:
+            return
+        if _StderrConsole._console is None and not err.isatty() and not os.environ.get("FORCE_COLOR"):
+            err.write(f"{word} {rest}\n")
+            err.flush()
+            return
+        from rich.markup import escape
+
+        self.console.print(f"[{style}]{word}[/] {escape(rest)}")
+
+
+err_console = _StderrConsole()
 
 
 def print_error(message: str) -> None:
@@ -180,7 +217,7 @@ class ConsoleLogHandler(logging.Handler):
     """A logging handler that prints through a rich Console, so log lines appear above a live
     panel (rich Live, Progress) instead of being written across it."""
 
-    def __init__(self, console: Console):
+    def __init__(self, console):  # a rich.console.Console
         super().__init__()
         self.console = console
 
@@ -197,7 +234,7 @@ def logs_through(console):
     through it (same format as before); the previous handlers come back afterwards."""
     root = logging.getLogger()
     old = list(root.handlers)
-    handler = ConsoleLogHandler(console)
+    handler = ConsoleLogHandler(getattr(console, "console", console))
     fmt = next((h.formatter for h in old if h.formatter is not None), None)
     if fmt is not None:
         handler.setFormatter(fmt)

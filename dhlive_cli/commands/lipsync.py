@@ -64,8 +64,8 @@ def lipsync(
     finally:
         signal.signal(signal.SIGTERM, old)
     where = "stdout" if str(output) == "-" else str(output)
-    err_console.print(f"[green]wrote[/] {where}  {fmt}: {n} {'frames' if fmt == 'frames' else 'cues'}, "
-                      f"{dur:.2f} s analysed at {fps} fps")
+    err_console.status("wrote", "green", f"{where}  {fmt}: {n} {'frames' if fmt == 'frames' else 'cues'}, "
+                                          f"{dur:.2f} s analysed at {fps} fps")
 
 
 lipsync.__doc__ = (lipsync.__doc__ or "") + "\n\n" + EXAMPLES

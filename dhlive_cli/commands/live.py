@@ -279,7 +279,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
             from rich.live import Live
 
             # log lines (reconnects, warnings) print above the panel instead of across it
-            with logs_through(err_console), Live(_panel(snapshot()), console=err_console, refresh_per_second=4,
+            with logs_through(err_console), Live(_panel(snapshot()), console=err_console.console, refresh_per_second=4,
                                                  transient=False) as ui:
                 while not stop.wait(0.25) and keep_going():
                     ui.update(_panel(snapshot()))

@@ -51,8 +51,9 @@ def render(
         if json_out:
             typer.echo(json.dumps(result))  # stdout full or gone: one error line (the video is complete)
     if not json_out:
-        err_console.print(
-            f"[green]wrote[/] {'stdout' if result['output'] == '-' else result['output']}  {result['frames']} frames, {result['duration_s']:.2f} s "
+        err_console.status(
+            "wrote", "green",
+            f"{'stdout' if result['output'] == '-' else result['output']}  {result['frames']} frames, {result['duration_s']:.2f} s "
             f"at {result['width']}x{result['height']}@{result['fps']}  in {result['elapsed_s']:.1f} s "
             f"({result['realtime_factor']:.1f}x real time, peak {result['peak_rss_mb']:.0f} MB"
             f" + {result['peak_children_rss_mb']:.0f} MB in ffmpeg children)"
@@ -133,7 +134,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
                 with logs_through(err_console), Progress(
                     TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
                     TextColumn("{task.fields[fps]:>6.1f} fps"), TextColumn("{task.fields[mem]:>5.0f} MB"),
-                    TimeRemainingColumn(), console=err_console, transient=True,
+                    TimeRemainingColumn(), console=err_console.console, transient=True,
                 ) as progress:
                     task = progress.add_task("render", total=session.stats.frames_total, fps=0.0, mem=0.0)
 

@@ -1,0 +1,69 @@
+"""Help text: our escaping of rich markup (helptext.escape) gives rich's own on every text, and
+a command's start-up no longer imports rich where nothing is shown through it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.markup import escape as rich_escape
+
+from dhlive_cli.commands.helptext import escape
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "presets" / "samples" / "hello.flac"
+
+
+def _help_texts() -> list[str]:
+    """Every docstring and option help of every command, as written in the command modules."""
+    import inspect
+    import typing
+
+    import typer
+
+    from dhlive_cli.cli import app
+
+    texts = []
+
+    def walk(a):
+        for c in a.registered_commands:
+            if c.callback is not None:
+                texts.append(inspect.cleandoc(c.callback.__doc__ or ""))
+                for ann in typing.get_type_hints(c.callback, include_extras=True).values():
+                    for info in typing.get_args(ann)[1:]:
+                        if isinstance(info, (typer.models.OptionInfo, typer.models.ArgumentInfo)) and info.help:
+                            texts.append(info.help)
+        for g in a.registered_groups:
+            if g.typer_instance is not None:
+                walk(g.typer_instance)
+
+    walk(app)
+    return texts
+
+
+def test_escape_matches_rich_on_every_help_text_and_edge_cases():
+    texts = _help_texts()
+    assert len(texts) > 50 and any("[" in t for t in texts)
+    edge = ["a [[session]] b", "HOST[:PORT],...", "[default: x]", "x [bold]y[/] z", "[#fff] [@click] [/]",
+            "[a [b]", "[A]", "[red", "x\\[bold]", "ends with \\", "\\\\[i]"]
+    for t in texts + edge:
+        assert escape(t) == rich_escape(t), t
+
+
+@pytest.mark.parametrize("argv", [["render", str(SAMPLE), "-o", "{tmp}/o.mp4", "--size", "160x90", "--quiet"],
+                                  ["lipsync", str(SAMPLE), "-o", "{tmp}/c.json"]])
+def test_a_command_that_shows_nothing_rich_does_not_import_rich(tmp_path, argv):
+    """stderr a pipe (a service, a script): the summary line is plain text and rich, 20-60 ms of
+    imports, is never loaded; on a terminal it is coloured by rich as before."""
+    code = ("import atexit, runpy, sys; sys.argv = ['dhlive'] + sys.argv[1:]\n"
+            "atexit.register(lambda: print('RICH' if any(m.startswith('rich') for m in sys.modules) else 'NO-RICH',"
+            " file=sys.stderr))\n"
+            "runpy.run_module('dhlive_cli', run_name='__main__')\n")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    r = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines()[-1] == "NO-RICH", r.stderr
+    if argv[0] == "render":
+        assert r.stderr.startswith("wrote ") and "25 frames" not in r.stderr  # hello.flac is longer
