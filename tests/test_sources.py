@@ -10,8 +10,8 @@ from dhlive_cli.sources import FileAudioSource, probe
 from tests.conftest import tone
 
 
-def _decode_all(path, chunk=3200):
-    src = FileAudioSource(path)
+def _decode_all(path, chunk=3200, program=None):
+    src = FileAudioSource(path, program=program)
     buf = np.zeros(chunk, np.float32)
     parts = []
     with src:
@@ -56,13 +56,7 @@ def test_two_channels_of_any_layout_are_averaged(tmp_path, layout, program):
                     "-f", "lavfi", "-i", "aevalsrc=0.6:d=1:s=16000", "-filter_complex",
                     f"[0][1]join=inputs=2:channel_layout={layout}[a]", "-map", "[a]", "-c:a", "pcm_f32le", str(p)],
                    check=True)
-    src = FileAudioSource(p, program=program)
-    buf = np.zeros(3200, np.float32)
-    parts = []
-    with src:
-        while n := src.read_into(buf):
-            parts.append(buf[:n].copy())
-    a = np.concatenate(parts)
+    a = _decode_all(p, program=program)
     assert len(a) == 16000 and abs(a[100:-100].mean() - 0.4) < 0.01
 
 
@@ -108,13 +102,7 @@ def test_of_several_tracks_the_default_one_decodes_at_its_own_level(tmp_path, de
     p = tmp_path / "three.mkv"
     subprocess.run(gen + ["-filter_complex", graph, "-map", "0", "-map", "[pair]", "-map", "[six]", "-c:a", "pcm_f32le",
                           *disp, str(p)], check=True)
-    src = FileAudioSource(p, program=program)
-    buf = np.zeros(3200, np.float32)
-    parts = []
-    with src:
-        while n := src.read_into(buf):
-            parts.append(buf[:n].copy())
-    a = np.concatenate(parts)[200:-200]
+    a = _decode_all(p, program=program)[200:-200]
     assert abs(len(a) + 400 - 16000) < 400
     if default == "mono":
         assert abs(a.mean() - 0.2) < 0.01, a.mean()
