@@ -30,36 +30,43 @@ log = logging.getLogger(__name__)
 _STREAM = r"^[ \t]*Stream #\d+:\d+[^:\n]*: Audio:"
 _DURATION_RE = re.compile(r"^[ \t]*Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)", re.M)
 _AUDIO_STREAM_RE = re.compile(_STREAM, re.M)
-# one audio stream's line: its rate, its layout ("mono", "stereo", "5.1(side)", "2 channels (FL+FC)")
-_AUDIO_LINE_RE = re.compile(_STREAM + r"[^\n]*?, (\d+) Hz, ([^,\n]+)[^\n]*$", re.M)
+# one audio stream's line: its number in the file (#0:N), its rate and its layout ("mono",
+# "stereo", "5.1(side)", "2 channels (FL+FC)")
+_AUDIO_LINE_RE = re.compile(r"^[ \t]*Stream #\d+:(\d+)[^:\n]*: Audio:([^\n]*)$", re.M)
+_RATE_LAYOUT_RE = re.compile(r", (\d+) Hz, ([^,\n]+)")
 # channels of ffmpeg's named layouts (libavutil/channel_layout.c); "N channels (...)" says N itself
-_NAMED_LAYOUTS = {"mono": 1, "stereo": 2, "downmix": 2, "2.1": 3, "3.0": 3, "3.0(back)": 3, "4.0": 4, "quad": 4,
-                  "quad(side)": 4, "3.1": 4, "5.0": 5, "5.0(side)": 5, "4.1": 5, "5.1": 6, "5.1(side)": 6, "6.0": 6,
-                  "6.0(front)": 6, "hexagonal": 6, "6.1": 7, "6.1(back)": 7, "6.1(front)": 7, "7.0": 7,
-                  "7.0(front)": 7, "7.1": 8, "7.1(wide)": 8, "7.1(wide-side)": 8, "octagonal": 8}
+_NAMED_LAYOUTS = {"mono": 1, "stereo": 2, "downmix": 2, "binaural": 2, "2.1": 3, "3.0": 3, "3.0(back)": 3,
+                  "4.0": 4, "quad": 4, "quad(side)": 4, "3.1": 4, "5.0": 5, "5.0(side)": 5, "4.1": 5, "5.1": 6,
+                  "5.1(side)": 6, "6.0": 6, "6.0(front)": 6, "hexagonal": 6, "3.1.2": 6, "6.1": 7, "6.1(back)": 7,
+                  "6.1(front)": 7, "7.0": 7, "7.0(front)": 7, "7.1": 8, "7.1(wide)": 8, "7.1(wide-side)": 8,
+                  "7.1(top)": 8, "5.1.2": 8, "octagonal": 8, "cube": 8, "5.1.4": 10, "7.1.2": 10, "7.1.4": 12,
+                  "7.2.3": 12, "9.1.4": 14, "hexadecagonal": 16, "22.2": 24}
 
 
-def _layout_channels(layout: str) -> int | None:
+def _layout_channels(layout: str) -> int:
+    """Channels of an ffmpeg layout name; a name not known here counts as 3 (a surround layout:
+    more than a pair, which is what matters when ffmpeg's choice of stream is followed)."""
     m = re.match(r"(\d+) channels\b", layout)
-    return int(m.group(1)) if m else _NAMED_LAYOUTS.get(layout.strip())
+    return int(m.group(1)) if m else _NAMED_LAYOUTS.get(layout.strip(), 3)
 
 
-def _chosen_stream(err: str) -> tuple[int, int | None, int | None, int]:
+def _chosen_stream(err: str) -> tuple[int | None, int | None, int | None, int]:
     """Of the audio streams ffmpeg lists in `err` (its `-i` description), the one it decodes by
     default, as fftools picks it (ffmpeg_opt.c: a stream marked default first, then the most
-    channels, then the first): (its index among the audio streams, its rate in Hz, its channels,
-    the number of audio streams). Rate and channels are None where its line does not say."""
-    streams = []
-    for line in re.finditer(r"^[^\n]*$", err, re.M):
-        text = line.group(0)
-        if not _AUDIO_STREAM_RE.match(text):
+    channels, then the lowest number): (its number in the file, #0:N, its rate in Hz, its
+    channels, the number of distinct audio streams). A stream listed twice (an MPEG-TS stream
+    in two programs) counts once. Rate and channels are None where its line does not say."""
+    streams: dict[int, tuple] = {}
+    for m in _AUDIO_LINE_RE.finditer(err):
+        n = int(m.group(1))
+        if n in streams:
             continue
-        m = _AUDIO_LINE_RE.match(text)
-        rate, ch = (int(m.group(1)), _layout_channels(m.group(2))) if m else (None, None)
-        streams.append((rate, ch, text.rstrip().endswith("(default)")))
+        rl = _RATE_LAYOUT_RE.search(m.group(2))
+        rate, ch = (int(rl.group(1)), _layout_channels(rl.group(2))) if rl else (None, None)
+        streams[n] = (rate, ch, "(default)" in m.group(2))
     if not streams:
-        return 0, None, None, 0
-    best = max(range(len(streams)), key=lambda i: (streams[i][2], streams[i][1] or 0, -i))
+        return None, None, None, 0
+    best = max(sorted(streams), key=lambda n: (streams[n][2], streams[n][1] or 0, -n))
     return best, streams[best][0], streams[best][1], len(streams)
 
 
@@ -75,8 +82,8 @@ class AudioInfo:
     channels: int | None = None
     # the decoded stream has two channels: the decoder relabels them left/right
     one_pair: bool = False
-    # which audio stream is decoded (0:a:N), named explicitly where the file has several: the
-    # one ffmpeg would pick, whose channels the flags above describe
+    # which stream is decoded (its number in the file, -map 0:N), named where the file has several
+    # audio streams: the one ffmpeg would pick, whose channels the flags above describe
     stream: int | None = None
 
 
@@ -295,7 +302,7 @@ class FileAudioSource:
             src = [*_restrict(self.formats), "-i", file_arg(self._name)]
             # several audio streams: the one probe() described, named (each output would pick it
             # too, but the channel flags are that stream's)
-            pick = [] if self.info.stream is None else ["-map", f"0:a:{self.info.stream}"]
+            pick = [] if self.info.stream is None else ["-map", f"0:{self.info.stream}"]
             out = [*pick, "-af", relabel + resample, "-ac", str(self._channels), "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"]
         prog_args: list[str] = []
         prog_w = None
@@ -303,7 +310,7 @@ class FileAudioSource:
             # the second output of the same decode: the input's rate and channels, float32 in WAV
             prog_r, prog_w = os.pipe()
             _grow_pipe(prog_w)
-            prog_args = [*([] if self.info.stream is None else ["-map", f"0:a:{self.info.stream}"]),
+            prog_args = [*([] if self.info.stream is None else ["-map", f"0:{self.info.stream}"]),
                          "-vn", "-af", relabel + PROGRAM_FILTER, "-c:a", "pcm_f32le", "-bitexact", "-flush_packets", "1",
                          "-f", "wav", f"pipe:{prog_w}"]
             self.program = ProgramReader(prog_r, self._program_buffer_s)

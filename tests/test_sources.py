@@ -228,3 +228,25 @@ def test_stdin_redirected_from_a_file_decodes_as_that_file(tmp_path, layout):
     if layout != "FL+FC":  # a pipe cannot be probed first: FL+FC there is a known limit
         piped = subprocess.run(cmd[:4] + ["-"] + cmd[4:], input=p.read_bytes(), capture_output=True, timeout=120)
         assert piped.returncode == 0 and piped.stdout.count(b"\n") == by_name.stdout.count(b"\n"), piped.stderr
+
+
+def test_the_default_track_is_found_among_other_flags_and_programs(tmp_path):
+    """A default track that is also marked "comment" (ffmpeg lists "(default) (comment)") was
+    not taken for the default: the silent track beside it was decoded. An MPEG-TS stream in two
+    programs is listed twice: counting lines named a fourth track that does not exist."""
+    speech, silence = tmp_path / "speech.wav", tmp_path / "silence.wav"
+    sf.write(speech, tone(1.0, 16000, 1), 16000)
+    sf.write(silence, np.zeros((16000, 2), np.float32), 16000)
+    ff = [ffmpeg_path(), "-v", "error", "-y"]
+    flagged = tmp_path / "flagged.mkv"
+    subprocess.run(ff + ["-i", str(silence), "-i", str(speech), "-map", "0", "-map", "1", "-c:a", "flac",
+                         "-disposition:a:0", "0", "-disposition:a:1", "default+comment", str(flagged)], check=True)
+    a = _decode_all(flagged)
+    assert np.sqrt(np.mean(a[2000:14000] ** 2)) > 0.1  # the speech track, not the silence
+    ts = tmp_path / "two_programs.ts"
+    subprocess.run(ff + ["-i", str(speech), "-i", str(speech), "-i", str(silence), "-map", "0", "-map", "1", "-map", "2",
+                         "-c:a", "mp2", "-program", "title=P1:st=0:st=1", "-program", "title=P2:st=0:st=2", str(ts)],
+                   check=True)
+    info = probe(ts)
+    assert info.stream == 2 and info.channels == 2  # ffmpeg's own pick: the most channels
+    assert abs(len(_decode_all(ts)) - 16000) < 1200
