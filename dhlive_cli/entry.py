@@ -30,6 +30,9 @@ def main() -> None:
     # says why); set only in cli.main, a SIGINT during the 0.2-0.3 s of loading was lost
     signal.signal(signal.SIGINT, signal.default_int_handler)
     _standard_descriptors()
+    from dhlive_cli.outpaths import note_inherited_descriptors
+
+    note_inherited_descriptors()  # before anything of ours is opened (outputs named /dev/fd/N)
     try:
         from dhlive_cli.cli import main as run
     except KeyboardInterrupt:

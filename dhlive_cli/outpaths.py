@@ -41,6 +41,28 @@ def _own_fd_dirs() -> set[str]:
     return dirs
 
 
+_inherited: frozenset[int] | None = None  # the descriptors the process started with (the entry point notes them)
+
+
+def note_inherited_descriptors() -> None:
+    """Remember the descriptors this process was started with (the entry point calls this before
+    it opens anything): `-o /dev/fd/N` may name only those, never one dhlive opened itself (its
+    metrics socket, its pipes), which a recording would otherwise be written into."""
+    global _inherited
+    try:
+        listed = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: names of descriptors do not resolve either
+        return
+    alive = set()
+    for fd in listed:  # the listing's own descriptor is among them, closed again by now
+        try:
+            os.fstat(fd)
+            alive.add(fd)
+        except OSError:
+            pass
+    _inherited = frozenset(alive)
+
+
 def own_descriptor(path: str | os.PathLike) -> int | None:
     """The number N of this process's open descriptor that path names (/dev/stdout -> 1,
     /dev/fd/N, /proc/self/fd/N, or a chain of links leading to one), else None. Such a name
@@ -53,7 +75,7 @@ def own_descriptor(path: str | os.PathLike) -> int | None:
     for _ in range(40):
         parent, name = os.path.split(p)
         real_parent = os.path.realpath(parent or ".")
-        if name.isdigit() and real_parent in dirs:
+        if name.isdigit() and name == str(int(name)) and real_parent in dirs:  # /proc has no "01"
             return int(name)
         try:
             link = os.readlink(p)
@@ -83,12 +105,17 @@ def writable_descriptor(path: str | os.PathLike, input_path: str | os.PathLike |
     if fd in started_closed and started_closed[fd] is None:
         raise OutputError(f"{path}: {('standard input', 'standard output', 'standard error')[fd]} is closed")
     try:
+        if _inherited is not None and fd not in _inherited:
+            raise OSError  # ours (a socket, a pipe), not one the user gave
         st = os.fstat(fd)
         mode = fcntl_flags(fd) & os.O_ACCMODE
     except OSError:
         raise OutputError(f"{path}: descriptor {fd} is not open") from None
     if mode == os.O_RDONLY:
         raise OutputError(f"{path}: descriptor {fd} is open for reading only")
+    if same_open_file(fd, 2):
+        raise OutputError(f"{path}: that is standard error, where dhlive writes its messages "
+                          "(-o - writes the video to standard output)")
     if input_path is not None:
         try:
             src = os.fstat(0) if str(input_path) == "-" else os.stat(input_path)
@@ -97,6 +124,22 @@ def writable_descriptor(path: str | os.PathLike, input_path: str | os.PathLike |
         if src is not None and (src.st_dev, src.st_ino) == (st.st_dev, st.st_ino) and stat.S_ISREG(st.st_mode):
             raise OutputError(f"{path}: is the input file; give a different output name")
     return os.dup(fd)
+
+
+def same_open_file(fd: int, other: int) -> bool:
+    """fd and other lead to the same file, pipe or socket (not a terminal: one terminal is often
+    every standard descriptor, and what is written there is read by a person)."""
+    try:
+        a, b = os.fstat(fd), os.fstat(other)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) and not stat.S_ISCHR(a.st_mode)
+
+
+def names_file_of(path: str | os.PathLike, other: int) -> bool:
+    """path names one of our descriptors (own_descriptor) that leads where descriptor `other` does."""
+    fd = own_descriptor(path)
+    return fd is not None and (fd == other or same_open_file(fd, other))
 
 
 def fcntl_flags(fd: int) -> int:

@@ -200,9 +200,14 @@ def probe(path: str | os.PathLike, formats: str | None = None, keep_fds: tuple[i
 
 
 def _stdin_is_a_whole_file() -> bool:
-    """Standard input is a regular file read from its start (`< speech.wav`), not a pipe."""
+    """Standard input is a regular file read from its start (`< speech.wav`), not a pipe, and
+    one we may open again by its /proc name (the shell may have opened a file for us that we
+    have no permission to open: then it is read once, as a pipe is)."""
     try:
-        return stat.S_ISREG(os.fstat(0).st_mode) and os.lseek(0, 0, os.SEEK_CUR) == 0
+        if not (stat.S_ISREG(os.fstat(0).st_mode) and os.lseek(0, 0, os.SEEK_CUR) == 0):
+            return False
+        os.close(os.open("/proc/self/fd/0", os.O_RDONLY | os.O_CLOEXEC))
+        return True
     except OSError:
         return False
 

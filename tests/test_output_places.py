@@ -6,6 +6,7 @@ the one replaced. For `lipsync` (written by dhlive itself) and `render` (written
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -350,3 +351,73 @@ def test_a_named_descriptor_that_cannot_take_the_video_is_refused(tmp_path, case
     assert r.returncode == 2 and want in r.stderr, r.stderr
     assert speech.read_bytes() == SAMPLE.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["speech.flac"]
+
+
+@pytest.mark.parametrize("fd", [3, 4, 5, 6])
+def test_a_descriptor_dhlive_opened_itself_is_not_an_output(tmp_path, fd):
+    """`live -o /dev/fd/5` with nothing given on 5: dhlive's own metrics socket and pipes sit on
+    3-6, and the recording went into one of them (exit 0, lost) or failed naming `pipe:7`."""
+    r = subprocess.run([sys.executable, "-m", "dhlive_cli", "live", "--input", str(SAMPLE), "--duration", "1",
+                        "-o", f"/dev/fd/{fd}", "--size", "160x90", "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and f"descriptor {fd} is not open" in r.stderr, r.stderr
+
+
+def test_an_output_that_is_where_messages_or_json_go_is_refused(tmp_path):
+    """-o /dev/stderr into a file: dhlive's own lines were appended to the video; --json with -o
+    /dev/fd/5 where 5 is stdout's file: the JSON line was."""
+    err = tmp_path / "err.mp4"
+    with open(err, "wb") as f:
+        r = subprocess.run([sys.executable, "-m", "dhlive_cli", "render", str(SAMPLE), "-o", "/dev/stderr", "--size",
+                            "160x90"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=f, timeout=300)
+    assert r.returncode == 2 and b"that is standard error" in err.read_bytes()
+    out = tmp_path / "out.mp4"
+    with open(out, "wb") as f:
+        other = os.dup(f.fileno())  # `5>&1`: another descriptor on stdout's file
+        try:
+            r = subprocess.run([sys.executable, "-m", "dhlive_cli", "render", str(SAMPLE), "-o", f"/dev/fd/{other}",
+                                "--json", "--size", "160x90"], cwd=ROOT, stdout=f, stderr=subprocess.PIPE, timeout=300,
+                               pass_fds=(other,))
+        finally:
+            os.close(other)
+    assert r.returncode == 2 and f"--json with -o /dev/fd/{other}".encode() in r.stderr and out.read_bytes() == b""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to hand over a file the process may not open")
+def test_stdin_a_file_we_may_not_open_by_name_is_read_as_given(tmp_path):
+    """`sudo -u x dhlive lipsync - < private.wav`: the shell opened the file; opening it again by
+    its /proc name (to probe it as a file) is refused to the process. It is read once, as a pipe
+    is. Here: a file of nobody's, mode 600, and root without its power to override that."""
+    speech = tmp_path / "speech.flac"
+    speech.write_bytes(SAMPLE.read_bytes())
+    os.chmod(speech, 0o600)
+    os.chown(speech, 65534, 65534)
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+    with open(speech, "rb") as f:
+        r = subprocess.run(drop + [sys.executable, "-m", "dhlive_cli", "lipsync", "-", "-o", "-", "-f", "frames"], cwd=ROOT,
+                           stdin=f, capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(b"\n") > 300  # 13.5 s at 25 fps, and the header
+
+
+def test_a_stop_between_the_finished_render_and_the_end_of_the_command_says_it_is_complete(monkeypatch, capsys):
+    """The stop lands once _render has returned (the summary, --json's line): the line is
+    chosen when the stop lands, from the output's state, not when the command began."""
+    import typer
+
+    from dhlive_cli.commands import render as cmd
+
+    class Done:
+        complete, to_stdout, output_name = True, False, "out.mp4"
+
+    def finished_then_stopped(*args, state=None, **kw):
+        state["io"] = Done()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cmd, "_render", finished_then_stopped)
+    with pytest.raises(typer.Exit) as e:
+        cmd.render(SAMPLE, Path("out.mp4"), quiet=True, json_out=False, avatar=None, preset="default", size=None,
+                   fps=None, device="cpu", model=None, metrics="off", format=None)
+    assert e.value.exit_code == 130
+    assert capsys.readouterr().err.strip() == "interrupted: out.mp4 was already complete"

@@ -79,8 +79,11 @@ class PrepareResult:
 
 
 def prepare_avatar(input_path: str | os.PathLike, out_dir: str | os.PathLike, opts: PrepareOptions | None = None,
-                   progress=None) -> PrepareResult:
-    """Build an avatar directory; progress(done, total | None, what) is called now and then."""
+                   progress=None, state: dict | None = None) -> PrepareResult:
+    """Build an avatar directory; progress(done, total | None, what) is called now and then.
+    state, when given, gets "written" (the directory) the moment the new avatar is in place.
+    Raises InputError, OutputError; InterruptedAfterOutput for a Ctrl+C or SIGTERM that
+    landed while the finished avatar was being moved into place (it is whole there)."""
     opts = opts or PrepareOptions()
     src = Path(input_path)
     out = Path(out_dir)
@@ -118,6 +121,8 @@ def prepare_avatar(input_path: str | os.PathLike, out_dir: str | os.PathLike, op
             _commit(tmp, out)
             res.dir = str(out)
             done = True
+            if state is not None:
+                state["written"] = str(out)
             shutil.rmtree(tmp, ignore_errors=True)
         return res
     except KeyboardInterrupt as e:

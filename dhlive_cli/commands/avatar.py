@@ -55,8 +55,12 @@ def prepare(
 
     old = signal.signal(signal.SIGTERM, on_term)
     try:
-        with user_errors("interrupted: unfinished output removed"):  # prepare writes a temporary folder
-            res = _prepare(input, output, loop, max_seconds, size, fps, name, quiet or json_out)
+        state: dict = {}
+        # prepare writes a temporary folder, removed when stopped; a stop that lands once the
+        # avatar is in place (its commit holds interrupts) says so
+        with user_errors(lambda: f"interrupted: the avatar was already written to {state['written']}" if "written" in state
+                         else "interrupted: unfinished output removed"):
+            res = _prepare(input, output, loop, max_seconds, size, fps, name, quiet or json_out, state)
     finally:
         signal.signal(signal.SIGTERM, old)
     for w in res["warnings"]:
@@ -73,7 +77,7 @@ prepare.__doc__ = (prepare.__doc__ or "") + "\n\n" + EXAMPLES
 app.command("prepare", no_args_is_help=True)(prepare)
 
 
-def _prepare(input, output, loop, max_seconds, size, fps, name, quiet) -> dict:
+def _prepare(input, output, loop, max_seconds, size, fps, name, quiet, state: dict | None = None) -> dict:
     from dataclasses import asdict
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -90,7 +94,7 @@ def _prepare(input, output, loop, max_seconds, size, fps, name, quiet) -> dict:
         raise InputError(f"--fps {fps}: {e}") from e
     opts = PrepareOptions(loop=loop, max_seconds=max_seconds, size=box, fps=fps, name=name)
     if quiet or not err_console.is_terminal:
-        res = prepare_avatar(input, output, opts)
+        res = prepare_avatar(input, output, opts, state=state)
     else:
         with Progress(TextColumn("[bold]{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
                       TimeRemainingColumn(), console=err_console.console, transient=True) as progress:
@@ -99,5 +103,5 @@ def _prepare(input, output, loop, max_seconds, size, fps, name, quiet) -> dict:
             def tick(done, total, what):
                 progress.update(task, completed=done, total=total, description=what)
 
-            res = prepare_avatar(input, output, opts, progress=tick)
+            res = prepare_avatar(input, output, opts, progress=tick, state=state)
     return asdict(res)

@@ -100,16 +100,18 @@ def interrupted_line(output) -> str:
 
 
 @contextlib.contextmanager
-def user_errors(interrupted: str = "interrupted"):
+def user_errors(interrupted="interrupted"):
     """DhliveError -> 'error: ...' and its exit code; Ctrl+C -> `interrupted` (a line: what was
-    done about the output, interrupted_line) and exit 130; never a traceback."""
+    done about the output, interrupted_line; or a function giving it when the stop lands, for a
+    command whose output may be complete by then) and exit 130; never a traceback."""
     from dhlive_cli.errors import Cancelled, DhliveError
 
     try:
         yield
     except (Cancelled, KeyboardInterrupt) as e:
         # InterruptedAfterOutput: the signal came during the output's last step, which finished
-        err_console.print(getattr(e, "line", None) or interrupted, markup=False, highlight=False)
+        line = getattr(e, "line", None) or (interrupted() if callable(interrupted) else interrupted)
+        err_console.print(line, markup=False, highlight=False)
         raise typer.Exit(130)
     except DhliveError as e:
         fail(escape_line(str(e)), e.exit_code)

@@ -46,8 +46,17 @@ def render(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ):
     """Render speech to a lip-synced avatar video (H.264 + AAC, exact A/V sync)."""
-    with user_errors(interrupted_line(output)):
-        result = _render(input, output, avatar, preset, size, fps, device, model, json_out, quiet, metrics, format)
+    state: dict = {}
+
+    def stopped() -> str:  # a stop that lands once the file has its name (interrupts held) says so
+        io = state.get("io")
+        if io is not None and io.complete:
+            return f"interrupted: {'the video on stdout' if io.to_stdout else io.output_name} was already complete"
+        return interrupted_line(output)
+
+    with user_errors(stopped):
+        result = _render(input, output, avatar, preset, size, fps, device, model, json_out, quiet, metrics, format,
+                         state=state)
         if json_out:
             typer.echo(json.dumps(result))  # stdout full or gone: one error line (the video is complete)
     if not json_out:
@@ -64,7 +73,9 @@ render.__doc__ = (render.__doc__ or "") + "\n\n" + EXAMPLES
 
 
 def _render(input, output, avatar, preset_name, size, fps, device, model, json_out, quiet, metrics=None,
-            stream_format=None) -> dict:
+            stream_format=None, state: dict | None = None) -> dict:
+    """The render; state, when given, gets "io" (the RenderIO, whose `complete` says the output
+    is whole where it belongs) as soon as there is one."""
     from dataclasses import replace
 
     from dhlive_cli.compositor import load_avatar
@@ -77,12 +88,12 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     from dhlive_cli.render_io import RenderIO
     from dhlive_cli.timebase import Timebase
 
-    from dhlive_cli.outpaths import own_descriptor
+    from dhlive_cli.outpaths import names_file_of
 
     to_stdout = str(output) == "-"
     if to_stdout and json_out:
         raise InputError("--json with -o -: stdout carries the video; drop one of them")
-    if json_out and own_descriptor(output) == 1:
+    if json_out and names_file_of(output, 1):
         raise InputError(f"--json with -o {output}: that is stdout, which would carry the video; drop one of them")
     if json_out and stdout_closed():
         raise InputError("--json: standard output is closed")
@@ -120,6 +131,8 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
             # loads the model and the avatar (render_io)
             io = RenderIO(input, output, preset.width, preset.height, preset.fps, preset=preset, encoder=enc,
                           stream_format=(stream_format or "mkv").lower())
+            if state is not None:
+                state["io"] = io
             io.start()
             pool = InferencePool(model, InferenceOptions(device=device, sessions=preset.inference_sessions,
                                                           intra_threads=preset.inference_threads))
