@@ -22,7 +22,6 @@ sample data and the tests only read them.
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys

@@ -6,7 +6,6 @@ import threading
 import time
 import tracemalloc
 
-import numpy as np
 import pytest
 import soundfile as sf
 

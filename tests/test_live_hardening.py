@@ -26,7 +26,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import psutil
 import pytest

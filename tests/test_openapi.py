@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from openapi_spec_validator import validate
 
 from dhlive_cli.api import ApiServer
