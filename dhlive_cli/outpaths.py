@@ -95,35 +95,44 @@ def writable_descriptor(path: str | os.PathLike, input_path: str | os.PathLike |
     child to write to as it is: a file given with `>>` is appended to, a socket or pipe written,
     nothing opened again or truncated. Raises OutputError when it is not open, was closed when
     the process started (dhlive then holds /dev/null there: the output would be lost), is open
-    for reading only, or is the input (stdin included: `-o /dev/stdin < speech.wav`)."""
-    import sys
-
+    for reading only, is standard error's file, or is the input (stdin included:
+    `-o /dev/stdin < speech.wav`)."""
     fd = own_descriptor(path)
     if fd is None:
         raise ValueError(f"{path} names no descriptor of this process")
+    check_output_descriptor(fd, str(path), input_path)
+    return os.dup(fd)
+
+
+def check_output_descriptor(fd: int, label: str, input_path: str | os.PathLike | None = None) -> None:
+    """Raise OutputError (its message starting with `label`) unless descriptor fd can take a
+    video: open since the process started, writable, not where dhlive's messages go (standard
+    error's file or pipe, a terminal excepted) and not the input file. `-o -` (fd 1) is judged
+    by it as `-o /dev/fd/N` is."""
+    import sys
+
     started_closed = {0: sys.__stdin__, 1: sys.__stdout__, 2: sys.__stderr__}
     if fd in started_closed and started_closed[fd] is None:
-        raise OutputError(f"{path}: {('standard input', 'standard output', 'standard error')[fd]} is closed")
+        raise OutputError(f"{label}: {('standard input', 'standard output', 'standard error')[fd]} is closed")
     try:
         if _inherited is not None and fd not in _inherited:
             raise OSError  # ours (a socket, a pipe), not one the user gave
         st = os.fstat(fd)
         mode = fcntl_flags(fd) & os.O_ACCMODE
     except OSError:
-        raise OutputError(f"{path}: descriptor {fd} is not open") from None
+        raise OutputError(f"{label}: descriptor {fd} is not open") from None
     if mode == os.O_RDONLY:
-        raise OutputError(f"{path}: descriptor {fd} is open for reading only")
-    if same_open_file(fd, 2):
-        raise OutputError(f"{path}: that is standard error, where dhlive writes its messages "
-                          "(-o - writes the video to standard output)")
+        raise OutputError(f"{label}: descriptor {fd} is open for reading only")
+    if fd == 2 or same_open_file(fd, 2):
+        raise OutputError(f"{label}: that is also standard error, where dhlive writes its messages "
+                          "(send them elsewhere, e.g. 2>dhlive.log)")
     if input_path is not None:
         try:
             src = os.fstat(0) if str(input_path) == "-" else os.stat(input_path)
         except OSError:
             src = None
         if src is not None and (src.st_dev, src.st_ino) == (st.st_dev, st.st_ino) and stat.S_ISREG(st.st_mode):
-            raise OutputError(f"{path}: is the input file; give a different output name")
-    return os.dup(fd)
+            raise OutputError(f"{label}: is the input file; give a different output name")
 
 
 def same_open_file(fd: int, other: int) -> bool:

@@ -24,8 +24,8 @@ from pathlib import Path
 from dhlive_cli.errors import EngineError, InputError, OutputError
 from dhlive_cli.ffmpeg_bin import file_arg
 from dhlive_cli.interrupts import interrupts_held
-from dhlive_cli.outpaths import (check_not_input, check_output_path, is_special_file, names_own_descriptor,
-                                 replaced_path, sibling_name, writable_descriptor)
+from dhlive_cli.outpaths import (check_not_input, check_output_descriptor, check_output_path, is_special_file,
+                                 names_own_descriptor, replaced_path, sibling_name, writable_descriptor)
 from dhlive_cli.presets import Preset
 from dhlive_cli.sinks import EncoderOptions, FfmpegSink, NullSink
 from dhlive_cli.sources import FileAudioSource
@@ -55,6 +55,8 @@ class RenderIO:
         self.to_stdout = output is not None and str(output) == STDOUT
         if self.to_stdout and stream_format not in STREAM_FORMATS:
             raise InputError(f"--format {stream_format}: stdout takes mkv or mp4 (fragmented)")
+        if self.to_stdout and sink is None:  # not stderr's file (our lines in the video), not the input
+            check_output_descriptor(1, "-o -", input_path)
         self.output: Path | None = check_output_path(output) if output is not None and not self.to_stdout else None
         if self.output is not None:
             check_not_input(self.output, input_path)
@@ -93,6 +95,8 @@ class RenderIO:
             # fragmented there, as to stdout (the muxer failed: "Error initializing output stream")
             self.sink = FfmpegSink(target, width, height, fps, encoder, fmt=fmt, fd=self.fd,
                                    fragmented=special and fmt == "mp4")
+            if self.fd is not None:  # messages name what the user gave, not our copy's pipe:N
+                self.sink.label = str(self.output)
         else:
             self.sink = NullSink()
         self._started = False

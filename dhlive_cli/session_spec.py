@@ -95,6 +95,9 @@ class SessionSpec:
             raise InputError(f"{where}: output must be a file name")
         if output is not None:
             clean_text(output, f"{where}: output")
+            if output == "-":  # a file named "-" beside the sessions file was written
+                raise InputError(f'{where}: output "-": a sessions file names files; to stream one session '
+                                 'to standard output, give output = "/dev/stdout"')
         if not rtmp and output is None:
             raise InputError(f"{where}: nothing to stream to: give rtmp and/or output")
         avatar = d.get("avatar")

@@ -250,6 +250,8 @@ class FfmpegSink:
     def _why(self) -> str:
         # ffmpeg names its output in its messages ("Error closing file rtmp://host/app/KEY: ...")
         why = self._stderr.last("ffmpeg exited") if self._stderr else "ffmpeg exited"
+        if self.target.startswith("pipe:") and self.label != self.target:  # our copy of a descriptor: its name
+            why = why.replace(self.target, self.label)
         return redact_text(why, self._secrets)
 
     def _first_error(self) -> str:

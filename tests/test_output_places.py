@@ -370,7 +370,7 @@ def test_an_output_that_is_where_messages_or_json_go_is_refused(tmp_path):
     with open(err, "wb") as f:
         r = subprocess.run([sys.executable, "-m", "dhlive_cli", "render", str(SAMPLE), "-o", "/dev/stderr", "--size",
                             "160x90"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=f, timeout=300)
-    assert r.returncode == 2 and b"that is standard error" in err.read_bytes()
+    assert r.returncode == 2 and b"that is also standard error" in err.read_bytes()
     out = tmp_path / "out.mp4"
     with open(out, "wb") as f:
         other = os.dup(f.fileno())  # `5>&1`: another descriptor on stdout's file
@@ -421,3 +421,53 @@ def test_a_stop_between_the_finished_render_and_the_end_of_the_command_says_it_i
                    fps=None, device="cpu", model=None, metrics="off", format=None)
     assert e.value.exit_code == 130
     assert capsys.readouterr().err.strip() == "interrupted: out.mp4 was already complete"
+
+
+def test_stdout_that_is_also_stderr_or_the_input_is_refused_for_dash_o(tmp_path):
+    """`render x -o - > f 2>&1`: dhlive's summary line ended the video; `-o - >> input`: the
+    video was appended to the speech file. Both refused, as for -o /dev/stdout."""
+    both = tmp_path / "both.mkv"
+    with open(both, "wb") as f:
+        r = subprocess.run([sys.executable, "-m", "dhlive_cli", "render", str(SAMPLE), "-o", "-", "--size", "160x90"],
+                           cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=300)
+    assert r.returncode == 2 and both.read_bytes().startswith(b"error: -o -: that is also standard error")
+    speech = tmp_path / "speech.flac"
+    speech.write_bytes(SAMPLE.read_bytes())
+    with open(speech, "ab") as f:
+        r = subprocess.run([sys.executable, "-m", "dhlive_cli", "render", str(speech), "-o", "-", "--size", "160x90"],
+                           cwd=ROOT, stdout=f, stderr=subprocess.PIPE, timeout=300)
+    assert r.returncode == 2 and b"is the input file" in r.stderr and speech.read_bytes() == SAMPLE.read_bytes()
+
+
+def test_a_sessions_file_output_dash_is_refused_not_a_file_named_dash(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[[session]]\nname = "a"\ninput = ["{SAMPLE}"]\noutput = "-"\n')
+    r = subprocess.run([sys.executable, "-m", "dhlive_cli", "live", "--sessions", str(spec), "--duration", "1",
+                        "--size", "160x90", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and 'give output = "/dev/stdout"' in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+def test_names_with_markup_are_printed_as_written(tmp_path):
+    """A batch folder named with `[/]` ended a finished batch in rich's MarkupError traceback;
+    the summary lines print names as text."""
+    out = tmp_path / "b[/]o"
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(f"audio,output\n{SAMPLE},a.mp4\n")
+    r = subprocess.run([sys.executable, "-m", "dhlive_cli", "batch", str(jobs), "--out-dir", str(out), "--size",
+                        "160x90", "--workers", "1", "--metrics", "off"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert str(out) in r.stderr and (out / "a.mp4").exists()
+
+
+def test_summary_line_colour_follows_richs_switches(tmp_path):
+    env = {**os.environ, "TTY_COMPATIBLE": "1"}
+    r = subprocess.run([sys.executable, "-m", "dhlive_cli", "lipsync", str(SAMPLE), "-o", tmp_path / "c.json"], cwd=ROOT,
+                       capture_output=True, timeout=300, env=env)
+    assert r.returncode == 0 and r.stderr.startswith(b"\x1b["), r.stderr[:40]
+    env.pop("TTY_COMPATIBLE")
+    env.pop("FORCE_COLOR", None)
+    r = subprocess.run([sys.executable, "-m", "dhlive_cli", "lipsync", str(SAMPLE), "-o", tmp_path / "c.json"], cwd=ROOT,
+                       capture_output=True, timeout=300, env=env)
+    assert r.returncode == 0 and r.stderr.startswith(b"wrote "), r.stderr[:40]

@@ -63,8 +63,10 @@ def prepare(
             res = _prepare(input, output, loop, max_seconds, size, fps, name, quiet or json_out, state)
     finally:
         signal.signal(signal.SIGTERM, old)
+    from rich.markup import escape
+
     for w in res["warnings"]:
-        err_console.print(f"[yellow]warning:[/] {w}", markup=True)
+        err_console.print(f"[yellow]warning:[/] {escape(w)}", markup=True)  # names in it are text
     if json_out:
         typer.echo(json.dumps(res))
     else:

@@ -67,12 +67,12 @@ def batch(
             err_console.print(f"[red]failed[/] {escape_line(rec['output'])}: {escape_line(rec['error'] or '?')}")
         more = len(summary["failed_jobs"]) - 10
         if more > 0:
-            err_console.print(f"... and {more} more failed (see {summary['results']})")
+            err_console.print(f"... and {more} more failed (see {escape_line(str(summary['results']))})")
         err_console.print(
             f"[green]{summary['ok']} ok[/], [{'red' if summary['failed'] else 'green'}]{summary['failed']} failed[/], "
             f"{summary['skipped']} skipped of {summary['jobs']} jobs in {summary['elapsed_s']:.1f} s "
             f"({summary['jobs_per_min']:.1f} jobs/min on {summary['workers']} {summary['pool']} workers); "
-            f"results: {summary['results']}")
+            f"results: {escape_line(str(summary['results']))}")
     if summary["failed"]:
         raise typer.Exit(1)
 

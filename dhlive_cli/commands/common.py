@@ -41,7 +41,9 @@ class _StderrConsole:
         err = sys.stderr
         if err is None:
             return
-        if _StderrConsole._console is None and not err.isatty() and not os.environ.get("FORCE_COLOR"):
+        # FORCE_COLOR, TTY_COMPATIBLE: rich's own switches to colour a stream that is not a terminal
+        if (_StderrConsole._console is None and not err.isatty()
+                and not any(os.environ.get(k) for k in ("FORCE_COLOR", "TTY_COMPATIBLE"))):
             err.write(f"{word} {rest}\n")
             err.flush()
             return

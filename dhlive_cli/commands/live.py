@@ -100,6 +100,13 @@ def live(
     output = output[0] if output else None
     if output is not None and str(output) == "-":
         refuse_closed_stdout("-o -")
+        from dhlive_cli.errors import OutputError
+        from dhlive_cli.outpaths import check_output_descriptor
+
+        try:  # not stderr's file: dhlive's own lines would land in the video
+            check_output_descriptor(1, "-o -")
+        except OutputError as e:
+            fail(str(e))
     if sessions is not None and (rtmp or srt or output or input or avatar or loop):
         fail("--sessions FILE gives each session its avatar, inputs and outputs: "
              "do not combine it with --rtmp, --srt, --output, --input, --avatar or --loop")
