@@ -204,9 +204,14 @@ def check_output_path(output: str | os.PathLike) -> Path:
 
 
 def check_not_input(output: Path, input_path: str | os.PathLike) -> None:
-    """Writing the output over the input would destroy the user's speech file."""
+    """Writing the output over the input would destroy the user's speech file (stdin's too:
+    `render - -o talk.mp4 < talk.mp4`)."""
     try:
-        same = os.path.samefile(output, input_path)
+        if str(input_path) == "-":
+            a, b = os.stat(output), os.fstat(0)
+            same = (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) and stat.S_ISREG(a.st_mode)
+        else:
+            same = os.path.samefile(output, input_path)
     except OSError:  # one of them does not exist (yet)
         return
     if same:

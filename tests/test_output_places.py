@@ -471,3 +471,15 @@ def test_summary_line_colour_follows_richs_switches(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dhlive_cli", "lipsync", str(SAMPLE), "-o", tmp_path / "c.json"], cwd=ROOT,
                        capture_output=True, timeout=300, env=env)
     assert r.returncode == 0 and r.stderr.startswith(b"wrote "), r.stderr[:40]
+
+
+def test_an_output_that_is_stdins_file_is_refused(tmp_path):
+    """`render - -o talk.mp4 < talk.mp4`: the finished video was renamed over the input."""
+    talk = tmp_path / "talk.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(SAMPLE), "-t", "1", "-c:a", "aac", str(talk)], check=True)
+    before = talk.read_bytes()
+    with open(talk, "rb") as f:
+        r = subprocess.run([sys.executable, "-m", "dhlive_cli", "render", "-", "-o", str(talk), "--size", "160x90"],
+                           cwd=ROOT, stdin=f, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "is the input file" in r.stderr, r.stderr
+    assert talk.read_bytes() == before
