@@ -155,6 +155,23 @@ def product_track(model: str, audio: list[np.ndarray], threads: int = 1, block: 
     return np.concatenate(out)
 
 
+def real_labels(real_dir: str, speakers: tuple[str, ...]):
+    """The labelled real speech of `speakers` (training.label_real's .npz each), joined:
+    (the loaded sets, n_frames per utterance, tgt (frames, 4), silent (frames,) bool, bil: the
+    p/b/m phones as (utterance, first frame, end frame) rows numbered across all sets)."""
+    sets = [np.load(os.path.join(real_dir, f"{spk}.npz")) for spk in speakers]
+    n_frames = np.concatenate([d["n_frames"] for d in sets])
+    tgt = np.concatenate([d["tgt"] for d in sets])
+    silent = np.concatenate([d["silent"] for d in sets])
+    bil, base = [], 0
+    for d in sets:
+        b = d["bil"].copy()
+        b[:, 0] += base
+        base += len(d["n_frames"])
+        bil.append(b)
+    return sets, n_frames, tgt, silent, np.concatenate(bil)
+
+
 def real_report(sessions: dict, real_dir: str, speakers: tuple[str, ...] | None = None,
                 track_cache: str | None = None, threads: int = 1) -> dict:
     """Scores every model in `sessions` (name -> (session, past, ahead, path)) and the loudness
@@ -166,18 +183,8 @@ def real_report(sessions: dict, real_dir: str, speakers: tuple[str, ...] | None 
 
     speakers = speakers or DEV_SPEAKERS
 
-    sets = [np.load(os.path.join(real_dir, f"{spk}.npz")) for spk in speakers]
-    n_frames = np.concatenate([d["n_frames"] for d in sets])
-    tgt = np.concatenate([d["tgt"] for d in sets])
-    silent = np.concatenate([d["silent"] for d in sets])
+    sets, n_frames, tgt, silent, bil = real_labels(real_dir, speakers)
     mel = np.concatenate([d["mel"] for d in sets])
-    bil, base = [], 0
-    for d in sets:
-        b = d["bil"].copy()
-        b[:, 0] += base
-        base += len(d["n_frames"])
-        bil.append(b)
-    bil = np.concatenate(bil)
     spk_of = np.concatenate([[i] * len(d["n_frames"]) for i, d in enumerate(sets)])
     starts = np.concatenate([[0], np.cumsum(n_frames)])
     preds = {name: predict(sess, mel, n_frames, past, ahead, norm=i == 0)

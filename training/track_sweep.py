@@ -63,7 +63,7 @@ def replay(raw: list[np.ndarray], rms: list[np.ndarray], **options) -> np.ndarra
 
 
 def main() -> None:
-    from training.evaluate import dev_audio, real_metrics
+    from training.evaluate import dev_audio, real_labels, real_metrics
     from training.real_speech import DEV_SPEAKERS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,17 +73,7 @@ def main() -> None:
     ap.add_argument("--json", help="write every row here")
     a = ap.parse_args()
 
-    sets = [np.load(f"{a.real}/{s}.npz") for s in DEV_SPEAKERS]
-    n_frames = np.concatenate([d["n_frames"] for d in sets])
-    tgt = np.concatenate([d["tgt"] for d in sets])
-    silent = np.concatenate([d["silent"] for d in sets])
-    bil, base = [], 0
-    for d in sets:
-        b = d["bil"].copy()
-        b[:, 0] += base
-        base += len(d["n_frames"])
-        bil.append(b)
-    bil = np.concatenate(bil)
+    sets, n_frames, tgt, silent, bil = real_labels(a.real, DEV_SPEAKERS)
     raw, rms = capture(a.model, dev_audio(a.cache, sets, DEV_SPEAKERS))
 
     rows = {"raw": real_metrics(np.concatenate(raw), tgt, silent, bil, n_frames)}
