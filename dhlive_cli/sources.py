@@ -297,6 +297,9 @@ class FileAudioSource:
         # to convert such layouts ("Input channel layout ... is not supported"); the pair is
         # relabelled left/right first, which leaves a plain stereo stream as it is
         relabel = "channelmap=map=0|1:channel_layout=stereo," if self.info.one_pair else ""
+        # several audio streams: the one probe() described is named for both outputs (each would
+        # pick it too, but the channel flags above are that stream's)
+        pick = [] if self.info.stream is None else ["-map", f"0:{self.info.stream}"]
         if self.from_stdin:
             # any container ffmpeg recognises on a pipe; mono or stereo out, in a WAV header
             # whose channel count tells which (more channels are mixed down to stereo)
@@ -305,9 +308,6 @@ class FileAudioSource:
                    "-c:a", "pcm_f32le", "-bitexact", "-f", "wav", "pipe:1"]
         else:
             src = [*_restrict(self.formats), "-i", file_arg(self._name)]
-            # several audio streams: the one probe() described, named (each output would pick it
-            # too, but the channel flags are that stream's)
-            pick = [] if self.info.stream is None else ["-map", f"0:{self.info.stream}"]
             out = [*pick, "-af", relabel + resample, "-ac", str(self._channels), "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"]
         prog_args: list[str] = []
         prog_w = None
@@ -315,8 +315,7 @@ class FileAudioSource:
             # the second output of the same decode: the input's rate and channels, float32 in WAV
             prog_r, prog_w = os.pipe()
             _grow_pipe(prog_w)
-            prog_args = [*([] if self.info.stream is None else ["-map", f"0:{self.info.stream}"]),
-                         "-vn", "-af", relabel + PROGRAM_FILTER, "-c:a", "pcm_f32le", "-bitexact", "-flush_packets", "1",
+            prog_args = [*pick, "-vn", "-af", relabel + PROGRAM_FILTER, "-c:a", "pcm_f32le", "-bitexact", "-flush_packets", "1",
                          "-f", "wav", f"pipe:{prog_w}"]
             self.program = ProgramReader(prog_r, self._program_buffer_s)
         elif self.program_mode == "same":

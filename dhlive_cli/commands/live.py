@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import (err_console, escape_line, fail, logs_through, parse_fps, refuse_closed_stdout,
-                                       start_metrics, user_errors)
+from dhlive_cli.commands.common import (err_console, escape_line, fail, logs_through, parse_fps, start_metrics,
+                                       user_errors)
 
 EXAMPLES = """
 Examples:
@@ -99,11 +99,10 @@ def live(
         fail(f"--output was given {len(output)} times: a session records to one file (for more, use --sessions FILE)")
     output = output[0] if output else None
     if output is not None and str(output) == "-":
-        refuse_closed_stdout("-o -")
         from dhlive_cli.errors import OutputError
         from dhlive_cli.outpaths import check_output_descriptor
 
-        try:  # not stderr's file: dhlive's own lines would land in the video
+        try:  # open at start (not closed), and not stderr's file: dhlive's own lines would land in the video
             check_output_descriptor(1, "-o -")
         except OutputError as e:
             fail(str(e))

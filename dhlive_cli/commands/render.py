@@ -84,11 +84,10 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     from dhlive_cli.hwenc import pick_video_codec
     from dhlive_cli.inference import InferenceOptions, InferencePool
     from dhlive_cli.interrupts import interrupts_held
+    from dhlive_cli.outpaths import names_file_of
     from dhlive_cli.presets import load_preset, parse_size
     from dhlive_cli.render_io import RenderIO
     from dhlive_cli.timebase import Timebase
-
-    from dhlive_cli.outpaths import names_file_of
 
     to_stdout = str(output) == "-"
     if to_stdout and json_out:
