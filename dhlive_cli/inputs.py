@@ -15,9 +15,10 @@ from typing import BinaryIO
 
 import numpy as np
 
+from dhlive_cli.audio_probe import probe
 from dhlive_cli.errors import DhliveError, InputError
 from dhlive_cli.live import SpeechBuffer
-from dhlive_cli.sources import FileAudioSource, probe
+from dhlive_cli.sources import FileAudioSource
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ CHUNK = 3200  # 200 ms
 class FileFeeder:
     def __init__(self, paths: list[Path], speech: SpeechBuffer, cancel: threading.Event, loop: bool = False,
                  formats: str | None = None, identities: dict | None = None):
-        """formats: the only demuxers ffmpeg may use for these files (see sources.probe); None: any.
+        """formats: the only demuxers ffmpeg may use for these files (see audio_probe.probe); None: any.
         identities: {path: (st_dev, st_ino)} of files checked earlier (an API client's inputs, see
         Grants.media_identity): each is then opened O_NOFOLLOW when played, and decoded through
         that descriptor only if it is still the same file; one that changed is skipped with one

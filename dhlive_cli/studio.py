@@ -21,6 +21,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
+from dhlive_cli.audio_probe import SAFE_AUDIO_DEMUXERS
 from dhlive_cli.compositor import AvatarCache
 from dhlive_cli.errors import EngineError, InputError
 from dhlive_cli.ffmpeg_bin import file_arg
@@ -32,7 +33,6 @@ from dhlive_cli.outpaths import names_own_descriptor, writable_descriptor
 from dhlive_cli.presets import Preset, parse_size
 from dhlive_cli.redact import redact_url
 from dhlive_cli.session_spec import SessionSpec
-from dhlive_cli.sources import SAFE_AUDIO_DEMUXERS
 from dhlive_cli.sinks import EncoderOptions
 from dhlive_cli.timebase import Timebase
 

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from dhlive_cli.audio_probe import probe
 from dhlive_cli.errors import InputError
 from dhlive_cli.ffmpeg_bin import ffmpeg_path
-from dhlive_cli.sources import FileAudioSource, probe
+from dhlive_cli.sources import FileAudioSource
 from tests.conftest import tone
 
 

@@ -10,8 +10,9 @@ from aiohttp import web
 
 from dhlive_cli.api.bodies import PCM_TYPES, _int_param, _parse_content_type, _unlink_quiet, pcm_byte_order, pcm_to_f32
 from dhlive_cli.api.guards import ApiError, require_json
+from dhlive_cli.audio_probe import SAFE_AUDIO_DEMUXERS
 from dhlive_cli.errors import InputError
-from dhlive_cli.sources import SAFE_AUDIO_DEMUXERS, FileAudioSource
+from dhlive_cli.sources import FileAudioSource
 from dhlive_cli.timebase import SAMPLE_RATE
 
 UPLOAD_DEMUXERS = SAFE_AUDIO_DEMUXERS  # an upload is decoded by plain audio demuxers only
