@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import math
 import io
 import json
 import os
 import shutil
 import signal
+import socket
 import threading
 import time
 
@@ -294,23 +296,40 @@ def test_four_viewers_keep_the_session_on_time_and_cycles_leave_nothing(make_ses
         proc = psutil.Process()
         import gc
 
-        gc.collect()
-        rss0, socks0 = proc.memory_info().rss, len(proc.net_connections("inet"))
+        http_port = srv.port
+
+        def peer_sockets() -> list:
+            # every inet socket but the HTTP connections clients hold open to the API: Chromium
+            # keeps a few idle keep-alive connections to it (aiohttp closes them after its
+            # keep-alive timeout), as many at one moment as at another only by chance. What a
+            # WebRTC connection opens (ICE's UDP sockets, any TCP of its own) stays counted.
+            return [c for c in proc.net_connections("inet")
+                    if not (c.type == socket.SOCK_STREAM and c.laddr and c.laddr.port == http_port
+                            and c.status != psutil.CONN_LISTEN)]
+
+        def live_rss() -> int:
+            # freed memory given back first (all malloc arenas): the encoder threads' arenas keep
+            # what a busier moment needed, more of it on a loaded machine (+11.5 MB once, full
+            # suite beside stress-ng, 2026-12-02); what is still allocated stays counted
+            gc.collect()
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            return proc.memory_info().rss
+
+        rss0, socks0 = live_rss(), len(peer_sockets())
         threads0 = sorted(t.name for t in threading.enumerate())
         t0 = time.monotonic()
         d.set_script_timeout(900)
         assert d.execute_async_script(JS_CYCLES, "main", 100) == "ok"
         cycles_s = time.monotonic() - t0
         wait_for(lambda: status(srv)["viewers"] == 0 and status(srv)["api"]["webrtc_viewers"] == 0, 30)
-        gc.collect()
         # aiortc closes a connection's sockets in tasks that end just after close() returns; on a
         # machine loaded by other work that took over 10 s once (full suite, 2026-12-01): the same
         # 30 s as the waits above, still an event, not a speed bound
-        wait_for(lambda: len(proc.net_connections("inet")) <= socks0, 30)
-        rss1, socks1 = proc.memory_info().rss, len(proc.net_connections("inet"))
+        wait_for(lambda: len(peer_sockets()) <= socks0, 30)
+        rss1, socks1 = live_rss(), len(peer_sockets())
         threads1 = sorted(t.name for t in threading.enumerate())
     print(f"100 cycles in {cycles_s:.0f} s: RSS {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MB, "
-          f"inet sockets {socks0} -> {socks1}, threads {len(threads0)} -> {len(threads1)}")
+          f"sockets (not HTTP) {socks0} -> {socks1}, threads {len(threads0)} -> {len(threads1)}")
     assert rss1 - rss0 <= 10 * 2**20, (rss0, rss1)
     assert socks1 <= socks0
     # the encoder pool may have grown to its bound; no other thread is new
