@@ -203,6 +203,66 @@ def check_output_path(output: str | os.PathLike) -> Path:
     return out
 
 
+def hold_recording(output: Path) -> tuple[int, bool] | None:
+    """Claim a live recording's file for this process: an exclusive advisory lock (flock(2)) on
+    it, held while the returned descriptor is open, so a second dhlive (live or render) refuses
+    that file instead of truncating or replacing it under the first one's encoder (the first
+    recording was left with a broken header). The file is created empty if it did not exist;
+    an existing one is not truncated (its encoder does that once the start is accepted).
+    Returns (descriptor, created) or None where the output is not a regular file (a device or
+    a FIFO: written in place, nothing to claim). Raises OutputError when another process holds
+    it, or the file cannot be opened."""
+    flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK  # a FIFO must not block here
+    created = False
+    try:
+        fd = os.open(output, flags | os.O_CREAT | os.O_EXCL, 0o644)
+        created = True
+    except FileExistsError:
+        try:
+            fd = os.open(output, flags)
+        except OSError as e:
+            if e.errno == 6:  # ENXIO: a FIFO with no reader; not a file to claim
+                return None
+            raise OutputError(f"{output}: cannot open: {e.strerror or e}") from None
+    except OSError as e:
+        raise OutputError(f"{output}: cannot create: {e.strerror or e}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise OutputError(f"{output}: another dhlive process is recording to this file; "
+                          "give a different output name") from None
+    return fd, created
+
+
+def check_not_recording(output: Path) -> None:
+    """A render's output that another dhlive process is recording to right now (hold_recording)
+    is refused: renaming the finished video over it would leave that recording writing into a
+    file nobody can reach. Raises OutputError; a path that is missing or cannot be opened for
+    reading is left to the other checks."""
+    try:
+        fd = os.open(output, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            raise OutputError(f"{output}: another dhlive process is recording to this file; "
+                              "give a different output name") from None
+    finally:
+        os.close(fd)  # our shared lock goes with it
+
+
 def check_not_input(output: Path, input_path: str | os.PathLike) -> None:
     """Writing the output over the input would destroy the user's speech file (stdin's too:
     `render - -o talk.mp4 < talk.mp4`)."""

@@ -24,8 +24,9 @@ from pathlib import Path
 from dhlive_cli.errors import EngineError, InputError, OutputError
 from dhlive_cli.ffmpeg_bin import file_arg
 from dhlive_cli.interrupts import interrupts_held
-from dhlive_cli.outpaths import (check_not_input, check_output_descriptor, check_output_path, is_special_file,
-                                 names_own_descriptor, replaced_path, sibling_name, writable_descriptor)
+from dhlive_cli.outpaths import (check_not_input, check_not_recording, check_output_descriptor, check_output_path,
+                                 is_special_file, names_own_descriptor, replaced_path, sibling_name,
+                                 writable_descriptor)
 from dhlive_cli.presets import Preset
 from dhlive_cli.sinks import EncoderOptions, FfmpegSink, NullSink
 from dhlive_cli.sources import FileAudioSource
@@ -89,6 +90,7 @@ class RenderIO:
                 target, special = f"pipe:{self.fd}", True
             elif not special:  # a device (/dev/null, /dev/full) or a FIFO is written in place
                 self.final_path = replaced_path(self.output)  # resolved once: a link retargeted meanwhile changes nothing
+                check_not_recording(self.final_path)
                 self.tmp_path = sibling_name(self.final_path, "dhlive-partial", self.output.suffix or ".mp4")
                 target = file_arg(self.tmp_path)
             # a FIFO or device cannot seek back to write the index at the front: MP4 goes out

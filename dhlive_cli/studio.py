@@ -29,7 +29,7 @@ from dhlive_cli.grants import Grants, output_identity, rtmp_key, same_output
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.live import LiveOptions, LiveSession, TickConductor
 from dhlive_cli.live.drawing import DrawPool
-from dhlive_cli.outpaths import names_own_descriptor, writable_descriptor
+from dhlive_cli.outpaths import hold_recording, names_own_descriptor, writable_descriptor
 from dhlive_cli.presets import Preset, parse_size
 from dhlive_cli.redact import redact_url
 from dhlive_cli.session_spec import SessionSpec
@@ -89,11 +89,22 @@ class _Prepared:
     avatar: object = None
     fd: int | None = None  # the recording this session created (API sessions), held open
     created: Path | None = None
+    lock_fd: int | None = None  # the command line's recording, claimed (outpaths.hold_recording)
+    lock_created: Path | None = None  # ... and created empty by that claim
 
     def release(self, remove_file: bool = False) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+        if remove_file and self.lock_created is not None:
+            try:  # a refused start leaves no file (one that was there before is left as it was)
+                os.unlink(self.lock_created)
+            except OSError:
+                pass
+        self.lock_created = None
         if remove_file and self.created is not None:
             try:  # ours, created empty a moment ago: a refused start leaves no file
                 os.unlink(self.created)
@@ -278,6 +289,12 @@ class Studio:
                 # /dev/stdout, /dev/fd/N: the encoder child would open its own descriptor (its
                 # stdout is /dev/null); it gets a copy of ours and writes it as it is
                 p.fd = writable_descriptor(spec.output)
+            elif spec.output is not None and not to_stdout:
+                # claimed for this process: a second dhlive recording to it is refused, not let
+                # truncate it under this one's encoder
+                held = hold_recording(spec.output)
+                if held is not None:
+                    p.lock_fd, p.lock_created = held[0], spec.output if held[1] else None
             outs = [(u, "flv") for u in spec.rtmp] + [(u, "mpegts") for u in spec.srt]
             if to_stdout:
                 outs.append(("pipe:1", "matroska"))

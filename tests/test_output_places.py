@@ -483,3 +483,57 @@ def test_an_output_that_is_stdins_file_is_refused(tmp_path):
                            cwd=ROOT, stdin=f, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "is the input file" in r.stderr, r.stderr
     assert talk.read_bytes() == before
+
+
+def _locked(path: Path) -> bool:
+    """Another process holds an exclusive flock(2) on path (hold_recording's claim)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def test_a_recording_in_progress_is_refused_to_a_second_dhlive(tmp_path):
+    """Two processes, one recording: a second `live -o` of the same file exited 0 after
+    truncating it under the first one's encoder (its Matroska header broken, 540 of 763 frames
+    readable), and a render would have been renamed over it. Both are refused now (exit 2, one
+    line, the recording untouched), and the file is free again once the first has stopped."""
+    import time
+
+    from tests.test_live import start_live, stop
+
+    rec = tmp_path / "m.mkv"
+    first = start_live("--size", "160x90", "-o", str(rec), "--input", str(SAMPLE), "--loop")
+    try:
+        deadline = time.monotonic() + 120  # the claim itself is the event waited for
+        while not _locked(rec):
+            assert first.poll() is None, first.stderr.read().decode()[-500:]
+            assert time.monotonic() < deadline, "the recording was never claimed"
+            time.sleep(0.05)
+        want = [f"error: {rec}: another dhlive process is recording to this file; give a different output name"]
+        for args in (["live", "--size", "160x90", "-o", rec, "--duration", "1", "--quiet"],
+                     ["render", SAMPLE, "-o", rec, "--size", "160x90", "--quiet"]):
+            r = dhlive(*args)
+            assert r.returncode == 2 and r.stderr.strip().splitlines() == want, (args, r.stderr)
+        link = tmp_path / "link.mkv"
+        link.symlink_to(rec)
+        r = dhlive("render", SAMPLE, "-o", link, "--size", "160x90", "--quiet")  # the link leads to it
+        assert r.returncode == 2 and "another dhlive process is recording" in r.stderr, r.stderr
+    finally:
+        _, err = stop(first)
+    assert first.returncode == 0, err
+    dec = subprocess.run(["ffmpeg", "-v", "error", "-i", str(rec), "-f", "null", "-"], capture_output=True, text=True,
+                         timeout=120)
+    assert dec.returncode == 0 and dec.stderr == "", dec.stderr  # whole: nobody truncated it
+    r = dhlive("live", "--size", "160x90", "-o", rec, "--duration", "1", "--quiet")
+    assert r.returncode == 0, r.stderr  # released with the first process
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.mkv", "m.mkv"]
