@@ -530,6 +530,39 @@ def test_6_malformed_json_is_a_400_not_a_crash(world):
     assert req(port, "GET", "/v1/status")[0] == 200
 
 
+def _raw(port: int, data: bytes) -> bytes:
+    """Send these bytes as they are; the answer's first bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        return s.recv(4096)
+
+
+def test_6_malformed_http_is_a_400_and_no_traceback_in_the_log(world):
+    """A request the client got wrong (duplicate Host, negative Content-Length, Content-Length
+    beside chunked, a header without its colon, a chunk size that is not hex) was a 400 and an
+    ERROR with a traceback in the operator's log (about 800 bytes per 40-byte request, before
+    any token check); a body whose gzip is broken was a 500 "internal error" and a traceback.
+    Now: 400s, and the log does not grow."""
+    port, srv = world["port"], world["srv"]
+    host = f"Host: 127.0.0.1:{port}\r\n".encode()
+    before = len(srv.stderr())
+    for what, data in (("duplicate Host", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+                       ("negative Content-Length", b"POST /v1/speak HTTP/1.1\r\n" + host + b"Content-Length: -5\r\n\r\n"),
+                       ("Content-Length and chunked", b"POST /v1/speak HTTP/1.1\r\n" + host
+                        + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                       ("header without a colon", b"GET / HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n"),
+                       ("chunk size not hex", b"POST /v1/speak HTTP/1.1\r\n" + host
+                        + b"Content-Type: audio/pcm\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabcd\r\n")):
+        got = _raw(port, data)
+        row(f"6 HTTP: {what}", got[:12].decode(errors="replace"), b" 400 " in got[:16])
+        assert b" 400 " in got[:16], (what, got[:200])
+    a = req(port, "POST", "/v1/speak", b"abcd", {"Content-Type": "audio/pcm", "Content-Encoding": "gzip"})
+    row("6 HTTP: broken gzip body", str(a[0]), is_json_error(a, 400))
+    assert is_json_error(a, 400) and "could not be read" in a[1]["error"], a
+    assert req(port, "GET", "/v1/status")[0] == 200  # answered after all of it; any late log line is in by now
+    assert len(srv.stderr()) == before, srv.stderr()[before:][:2000]
+
+
 def test_6_sessions_file_types_are_checked(tmp_path):
     for text, needle in (('preset = 5\n[[session]]\nname = "a"\noutput = "a.mkv"\n', "preset"),
                          ('size = 720\n[[session]]\nname = "a"\noutput = "a.mkv"\n', "size"),

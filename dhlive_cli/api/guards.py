@@ -24,6 +24,45 @@ class ApiError(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
+def _client_fault(exc: BaseException | None) -> bool:
+    """An exception that says the client sent bytes that are not HTTP (a duplicate Host, a
+    negative Content-Length, a chunk size that is not hex) or a body that cannot be decoded (a
+    broken gzip): aiohttp's HttpProcessingError family, and RequestPayloadError carrying one."""
+    from aiohttp.http_exceptions import HttpProcessingError
+    from aiohttp.web_protocol import RequestPayloadError
+
+    return isinstance(exc, (HttpProcessingError, RequestPayloadError))
+
+
+class ClientFaultLogFilter(logging.Filter):
+    """On aiohttp's "aiohttp.server" logger: a request the client got wrong was logged at ERROR
+    with a traceback (about 800 bytes of the operator's log per 40-byte request, before any
+    token check). The client already gets its 400; such a record is dropped, or, with `dhlive
+    -v`, kept as one INFO line without the traceback. Other errors pass as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not _client_fault(exc):
+            return True
+        if not logging.getLogger("dhlive_cli").isEnabledFor(logging.INFO):
+            return False
+        why = str(getattr(exc, "message", "") or exc).strip().splitlines()
+        record.msg, record.args = "%s: %s: %s", (record.getMessage(), type(exc).__name__, why[0] if why else "")
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info = record.exc_text = None
+        return True
+
+
+_AIOHTTP_FILTER = ClientFaultLogFilter()
+
+
+def quiet_client_faults() -> None:
+    """Install ClientFaultLogFilter on "aiohttp.server" (once; idempotent)."""
+    logger = logging.getLogger("aiohttp.server")
+    if _AIOHTTP_FILTER not in logger.filters:
+        logger.addFilter(_AIOHTTP_FILTER)
+
+
 MIN_PUBLIC_TOKEN_CHARS = 16  # a bearer token guarding a non-loopback bind is at least this long
 TOKEN_RE = re.compile(r"[!-~]+")  # printable ASCII, no spaces: what a Bearer header can carry intact
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
@@ -161,6 +200,10 @@ class Guards:
             log.debug("API %s %s: client disconnected", request.method, request.path)
             return self._error_response(request, 400, "connection lost")
         except Exception as e:  # noqa: BLE001 - one bad request must not take the server down
+            if _client_fault(e):  # a body that is not what its headers say (a broken gzip)
+                why = (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()
+                log.debug("API %s %s: bad request body: %s", request.method, request.path, why)
+                return self._error_response(request, 400, f"request body could not be read: {why}"[:200])
             log.error("API %s %s failed: %s: %s", request.method, request.path, type(e).__name__, e)
             log.debug("traceback", exc_info=True)
             return self._error_response(request, 500, f"internal error: {type(e).__name__}")

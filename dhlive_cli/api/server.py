@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Union
 from aiohttp import web
 
 from dhlive_cli.api.bodies import MAX_BODY_BYTES, BodyReader, Upload
-from dhlive_cli.api.guards import ApiError, Guards, check_origins, check_token
+from dhlive_cli.api.guards import ApiError, Guards, check_origins, check_token, quiet_client_faults
 from dhlive_cli.api.page import PAGE_FILES, PageRoutes
 from dhlive_cli.api.sessions import SessionRoutes
 from dhlive_cli.api.speech import SpeechRoutes
@@ -130,6 +130,7 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes, We
         with self._lock:
             if self._thread is not None:
                 raise RuntimeError("ApiServer already started")
+            quiet_client_faults()  # malformed requests: a 400 for the client, no traceback in the log
             self._pool = ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix=f"{THREAD_NAME}-io")
             self._thread = threading.Thread(target=self._thread_main, name=THREAD_NAME, daemon=True)
             self._thread.start()
