@@ -1,7 +1,7 @@
 """Output paths of a render: checked before anything starts, written beside and renamed into place.
 
-A render writes `.NAME.dhlive-partial.EXT` next to its output and renames it when complete, so a
-file at the output path is always whole; a device (/dev/null, /dev/full) or a FIFO is written in
+A render writes `.NAME.dhlive-partial-RANDOM.EXT` next to its output (a new file of its own:
+`create_sibling`) and renames it when complete, so a file at the output path is always whole; a device (/dev/null, /dev/full) or a FIFO is written in
 place; an output that is a symbolic link keeps it: the file it leads to is the one replaced
 (`replaced_path`). Errors are OutputError, one line each.
 """
@@ -171,6 +171,28 @@ def sibling_name(out: Path, tag: str, suffix: str = "") -> Path:
     return out.with_name(f".{name}.{tag}{suffix}")
 
 
+def create_sibling(out: Path, tag: str, suffix: str = "") -> tuple[Path, int]:
+    """A new, empty file beside out for work in progress: .NAME.TAG-RANDOM[SUFFIX] (NAME
+    shortened so the whole stays within NAME_MAX), created with O_CREAT | O_EXCL | O_NOFOLLOW,
+    mode 0666 less the umask. A fixed name could be planted beforehand: a symbolic link there
+    led the work, and then the rename, into another file (the link's target overwritten), and
+    two runs to one output shared one work file (the second's video renamed away under the
+    first, an empty output). Returns (path, descriptor open for writing, close-on-exec); the
+    caller owns both. Raises OutputError when the folder refuses a new file."""
+    import secrets
+
+    for _ in range(16):
+        path = sibling_name(out, f"{tag}-{secrets.token_hex(4)}", suffix)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+            return path, fd
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise OutputError(f"{out}: cannot write in {path.parent}: {e.strerror or e}") from e
+    raise OutputError(f"{out}: cannot find a free work-file name in {out.parent}")
+
+
 def check_output_path(output: str | os.PathLike) -> Path:
     out = Path(output)
     if names_own_descriptor(out):  # /dev/stdout: judged where it is taken (writable_descriptor)
@@ -193,13 +215,12 @@ def check_output_path(output: str | os.PathLike) -> Path:
     if st is not None and not os.access(out, os.W_OK):
         raise OutputError(f"{out}: file exists and is not writable")
     # os.access says yes to root everywhere; only creating a file proves the place is writable
-    probe = sibling_name(place, "dhlive-probe")
+    probe, fd = create_sibling(place, "dhlive-probe")  # OutputError when the folder refuses it
+    os.close(fd)
     try:
-        with open(probe, "wb"):
-            pass
         probe.unlink()
-    except OSError as e:
-        raise OutputError(f"{out}: cannot write in {parent}: {e.strerror or e}") from e
+    except OSError:
+        pass
     return out
 
 

@@ -25,7 +25,7 @@ from dhlive_cli.errors import EngineError, InputError, OutputError
 from dhlive_cli.ffmpeg_bin import file_arg
 from dhlive_cli.interrupts import interrupts_held
 from dhlive_cli.outpaths import (check_not_input, check_not_recording, check_output_descriptor, check_output_path,
-                                 is_special_file, names_own_descriptor, replaced_path, sibling_name,
+                                 create_sibling, is_special_file, names_own_descriptor, replaced_path,
                                  writable_descriptor)
 from dhlive_cli.presets import Preset
 from dhlive_cli.sinks import EncoderOptions, FfmpegSink, NullSink
@@ -68,6 +68,7 @@ class RenderIO:
                                       program_buffer_s=preset.block_frames / MODEL_FPS + 2.0)  # probes
         self.tmp_path: Path | None = None
         self.fd: int | None = None  # a copy of our descriptor that the output names (/dev/stdout)
+        self._tmp_fd: int | None = None  # the work file's, held until the encoder has finished
         self.complete = False  # finish() has written the whole output where it belongs
         self.final_path: Path | None = None  # where tmp_path is renamed to (the output, or its link's target)
         if sink is not None:
@@ -91,13 +92,18 @@ class RenderIO:
             elif not special:  # a device (/dev/null, /dev/full) or a FIFO is written in place
                 self.final_path = replaced_path(self.output)  # resolved once: a link retargeted meanwhile changes nothing
                 check_not_recording(self.final_path)
-                self.tmp_path = sibling_name(self.final_path, "dhlive-partial", self.output.suffix or ".mp4")
+                # a new file of our own beside it (random name, O_EXCL | O_NOFOLLOW), which the
+                # encoder writes through its descriptor (/dev/fd/N): never a link planted at a
+                # guessable name, never another render's work file
+                self.tmp_path, self._tmp_fd = create_sibling(self.final_path, "dhlive-partial",
+                                                             self.output.suffix or ".mp4")
                 target = file_arg(self.tmp_path)
             # a FIFO or device cannot seek back to write the index at the front: MP4 goes out
             # fragmented there, as to stdout (the muxer failed: "Error initializing output stream")
-            self.sink = FfmpegSink(target, width, height, fps, encoder, fmt=fmt, fd=self.fd,
+            self.sink = FfmpegSink(target, width, height, fps, encoder, fmt=fmt,
+                                   fd=self.fd if self._tmp_fd is None else self._tmp_fd,
                                    fragmented=special and fmt == "mp4")
-            if self.fd is not None:  # messages name what the user gave, not our copy's pipe:N
+            if self.fd is not None or self._tmp_fd is not None:  # messages name what the user gave
                 self.sink.label = str(self.output)
         else:
             self.sink = NullSink()
@@ -161,6 +167,9 @@ class RenderIO:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+        if self._tmp_fd is not None:
+            os.close(self._tmp_fd)
+            self._tmp_fd = None
 
     def abort(self) -> None:
         """Idempotent: both children killed, the partial file removed, the output left as it was."""

@@ -163,6 +163,7 @@ class FfmpegSink:
             pass
         # fd with a target "pipe:N" (N = fd): ffmpeg writes that descriptor as it is, never opening it
         dest = self.target if self.fd is None or self.target.startswith("pipe:") else f"/dev/fd/{self.fd}"
+        self._dest = dest
         publish = self.fmt == "flv" and self.target.startswith(("rtmp://", "rtmps://"))
         cmd = build_encode_command(dest, self.fmt, self.width, self.height, self.fps, r, self.enc,
                                    movflags=self.movflags, pix_fmt=self.pix_fmt, flush_s=self.flush_s,
@@ -250,8 +251,9 @@ class FfmpegSink:
     def _why(self) -> str:
         # ffmpeg names its output in its messages ("Error closing file rtmp://host/app/KEY: ...")
         why = self._stderr.last("ffmpeg exited") if self._stderr else "ffmpeg exited"
-        if self.target.startswith("pipe:") and self.label != self.target:  # our copy of a descriptor: its name
-            why = why.replace(self.target, self.label)
+        dest = getattr(self, "_dest", self.target)  # what ffmpeg was given: pipe:N, /dev/fd/N, the URL
+        if self.label != dest:  # our descriptor's name, a stream key: what the user knows it by instead
+            why = why.replace(dest, self.label)
         return redact_text(why, self._secrets)
 
     def _first_error(self) -> str:

@@ -537,3 +537,59 @@ def test_a_recording_in_progress_is_refused_to_a_second_dhlive(tmp_path):
     r = dhlive("live", "--size", "160x90", "-o", rec, "--duration", "1", "--quiet")
     assert r.returncode == 0, r.stderr  # released with the first process
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.mkv", "m.mkv"]
+
+
+@pytest.mark.parametrize("cmd", ["render", "lipsync"])
+def test_a_link_planted_at_the_work_file_name_is_not_followed(tmp_path, cmd):
+    """The work file had a fixed name (.NAME.dhlive-partial.EXT): a symbolic link planted there
+    (another user, in a shared folder) made the render or lipsync write into the link's target
+    and then rename the link over the output: the target overwritten, the output a link to it."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / ("sym.mp4" if cmd == "render" else "cues.tsv")
+    for name in (f".{out.name}.dhlive-partial{out.suffix}", f".{out.name}.dhlive-partial",
+                 f".{out.name}.dhlive-probe"):
+        (tmp_path / name).symlink_to(victim)
+    args = ["--size", "160x90", "--quiet"] if cmd == "render" else []
+    r = dhlive(cmd, SAMPLE, "-o", out, *args)
+    assert r.returncode == 0, r.stderr
+    assert victim.read_text() == "precious\n"
+    assert out.is_file() and not out.is_symlink() and out.stat().st_size > 0
+    if cmd == "render":
+        assert out.read_bytes()[4:8] == b"ftyp"
+    left = sorted(p.name for p in tmp_path.iterdir() if not p.is_symlink())
+    assert left == sorted([out.name, "victim.txt"]), left  # no work file left behind
+
+
+def test_two_renders_to_one_output_each_finish_whole(tmp_path):
+    """Two renders to one output shared the one work file: the second's rename took the first's
+    file away (the first failed: "No such file or directory") and the output was left without
+    streams. Each has its own now; the output is whichever finished last, whole."""
+    import time
+
+    import numpy as np
+    import soundfile as sf
+
+    long_in = tmp_path / "long.flac"
+    t = np.arange(16000 * 60) / 16000
+    sf.write(long_in, (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32), 16000)
+    out = tmp_path / "same.mp4"
+    first = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "render", str(long_in), "-o", str(out), "--size",
+                              "160x90", "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120  # the first's work file existing is the event waited for
+        while not list(tmp_path.glob(".same.mp4.dhlive-partial*")):
+            assert first.poll() is None, first.communicate()[1]
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        second = dhlive("render", SAMPLE, "-o", out, "--size", "160x90", "--quiet")
+        still_running = first.poll() is None
+    finally:
+        _, err = first.communicate(timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert first.returncode == 0, err
+    dec = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(out)],
+                         capture_output=True, text=True, timeout=60)
+    assert dec.returncode == 0 and dec.stderr == "", dec.stderr
+    assert float(dec.stdout) > (59.0 if still_running else 0.5), (dec.stdout, still_running)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.flac", "same.mp4"]

@@ -127,8 +127,10 @@ def _analyse(input: Path, fps: int, device: str, model: Optional[Path]):
 
 
 def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device, model) -> tuple[int, float, str]:
+    import os
+
     from dhlive_cli import track_formats as tf
-    from dhlive_cli.outpaths import check_not_input, check_output_path, is_special_file, replaced_path, sibling_name
+    from dhlive_cli.outpaths import check_not_input, check_output_path, create_sibling, is_special_file, replaced_path
     from dhlive_cli.errors import InputError
     from dhlive_cli.inference import PARAMS
     from dhlive_cli.mouth_cues import cues, parse_extended, settle_letters
@@ -181,9 +183,9 @@ def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device,
             write(f)
     else:
         final = replaced_path(out_path)  # a link to the output stays a link
-        tmp = sibling_name(final, "dhlive-partial")  # within NAME_MAX however long the name
+        tmp, fd = create_sibling(final, "dhlive-partial")  # a new file of our own, never a planted link
         try:
-            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
                 write(f)
             tmp.replace(final)
         finally:
