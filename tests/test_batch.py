@@ -8,6 +8,7 @@ that node (raylet, its workers and their ffmpeg children).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -613,3 +614,39 @@ def test_a_run_that_cannot_start_leaves_nothing_behind(media, tmp_path):
     res = runner.invoke(app, ["batch", str(jobs), "--out-dir", str(existing), "--workers", "1", "--metrics", "off"])
     assert res.exit_code == 0, res.output
     assert [r["status"] for r in results(existing)] == ["ok"]
+
+
+def test_workers_stop_when_the_driver_is_killed_outright(media, tmp_path):
+    """SIGKILL (the OOM killer) gives the driver no clean-up: its workers were re-parented and
+    went on rendering, then waited for ever (about 95 MB each) beside the next run's. Each now
+    sees its driver gone, stops its job the SIGTERM way and exits, its encoder and work file
+    with it."""
+    rows = good_jobs(media, 6)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", strip(rows))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--workers", "2", "--json", "--metrics", "off"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    with killed_on_exit(proc):
+        wait_for(lambda: busy_worker(proc.pid), 240, proc, "a worker in the middle of a job")
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+
+    def alive():
+        left = []
+        for p in tree:
+            try:
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    left.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        return left
+
+    try:
+        wait_for(lambda: not alive(), 120, what="the workers, their encoders and the resource tracker to end")
+    finally:
+        for p in alive():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+    work = out / ".dhlive-partial"
+    assert not work.exists() or sorted(p.name for p in work.iterdir()) == []  # each job's work file removed

@@ -2,7 +2,8 @@
 
 Each worker process builds one JobRenderer when it starts (model loaded once) and renders the
 jobs it is handed one at a time. Workers ignore Ctrl+C (the driver decides) and turn SIGTERM
-into a clean stop of the job in hand, so stopping a run leaves no encoder behind. A worker
+into a clean stop of the job in hand, so stopping a run leaves no encoder behind; a worker
+whose driver was killed outright stops itself the same way (_watch_driver). A worker
 that dies (killed, out of memory) breaks the executor: the jobs that were in flight are
 started again on a fresh set of workers, each job at most MAX_ATTEMPTS times.
 """
@@ -13,6 +14,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
@@ -37,10 +39,28 @@ def _on_term(signum, frame):
     os._exit(0)
 
 
+DRIVER_POLL_S = 1.0  # how often a worker looks whether its driver is still there
+DRIVER_GONE_GRACE_S = 30.0  # then SIGTERM's clean stop has this long before the worker exits anyway
+
+
+def _watch_driver(driver: int) -> None:
+    """A driver killed outright (SIGKILL, the OOM killer) runs no clean-up: its workers went on
+    rendering, then waited for ever on a queue nobody fed (about 95 MB each, beside the workers
+    of a `--resume` run). A worker whose parent is no longer the driver (it was re-parented)
+    stops itself the SIGTERM way (a render in progress removes its work file), and exits for
+    certain DRIVER_GONE_GRACE_S later."""
+    while os.getppid() == driver:
+        time.sleep(DRIVER_POLL_S)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(DRIVER_GONE_GRACE_S)
+    os._exit(1)
+
+
 def _init_worker(out_dir: str, model: str | None, device: str, threads: int) -> None:
     global _renderer
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_term)
+    threading.Thread(target=_watch_driver, args=(os.getppid(),), name="dhlive-driver-watch", daemon=True).start()
     _renderer = JobRenderer(out_dir, model=model, device=device, threads=threads)
     try:
         _renderer.warm()
