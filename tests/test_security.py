@@ -280,6 +280,50 @@ def test_2_refused_starts_change_no_file(tmp_path):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["keep.mkv", "s.toml"]
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_2_an_ipv6_listen_address_in_brackets_serves_and_a_bad_one_changes_no_file(tmp_path):
+    """`--listen [::1]:PORT` (the form URLs and --allow-rtmp use) was refused only after the
+    sessions had started ("Name or service not known"), leaving the recording behind: the port
+    check took the brackets off and the server did not."""
+    port = rtmp_server.free_port()
+    rec = tmp_path / "v6.mkv"
+    p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "live", "--listen", f"[::1]:{port}", "-o", str(rec),
+                          "--quiet", "--preset", "low", "--size", "160x90"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                c = http.client.HTTPConnection("::1", port, timeout=5)
+                c.request("GET", "/v1/status")
+                r = c.getresponse()
+                body = json.loads(r.read())
+                c.close()
+                break
+            except OSError:
+                assert p.poll() is None, p.stderr.read()
+                assert time.monotonic() < deadline, "the API on [::1] did not come up"
+                time.sleep(0.2)
+        assert r.status == 200 and body["session"] == "main", body
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0 and "Traceback" not in err, err
+    rec.unlink()
+    for bad in ("[::1:80", "[::1]]:80", "::1]:80"):
+        q = cli("live", "--listen", bad, "-o", rec, "--quiet", "--preset", "low", cwd=tmp_path)
+        assert one_error_line(q, "expected HOST:PORT") and not rec.exists(), (bad, q.stderr)
+
+
 # ------------------------------------------------------------ 3. reading and connecting elsewhere
 
 def test_3_inputs_and_hosts_only_inside_the_grants(world):

@@ -206,8 +206,10 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         from dhlive_cli.api.guards import check_origins, check_token, load_token
 
         host, _, port = listen.rpartition(":")
-        if not port.isdigit() or int(port) > 65535:
-            raise InputError(f"--listen {listen!r}: expected HOST:PORT")
+        if host.startswith("[") and host.endswith("]"):  # an IPv6 address as URLs write it: [::1]:8765
+            host = host[1:-1]
+        if not port.isdigit() or int(port) > 65535 or "[" in host or "]" in host:
+            raise InputError(f"--listen {listen!r}: expected HOST:PORT (an IPv6 address in brackets: [::1]:8765)")
         # the token and origins are checked before anything starts: a refused start changes no file
         token = check_token(load_token(token_file, os.environ.get("DHLIVE_API_TOKEN")) if token is None else token,
                             host or "127.0.0.1")
