@@ -17,6 +17,7 @@ in place, closing the newest removes the file even while an older one still serv
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -167,13 +168,63 @@ def _prune_stale(d: Path) -> None:
 # ----------------------------------------------------------------------------- server
 
 
+METRICS_MAX_CONNECTIONS = 16  # connections served at once; more are closed unanswered
+METRICS_READ_TIMEOUT_S = 10.0  # a connection that sends nothing for this long is closed
+
+
 class _QuietHandler(WSGIRequestHandler):
+    timeout = METRICS_READ_TIMEOUT_S  # socket timeout: a half-sent request does not hold a thread for ever
+
     def log_message(self, format, *args):  # one line per scrape on stderr would drown the CLI
         pass
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """A thread per connection, at most METRICS_MAX_CONNECTIONS at once: 1000 idle half-sent
+    requests held 736 threads (+16 MB) until their clients left."""
+
     daemon_threads = True
+
+    def __init__(self, *args, **kwargs):
+        self._slots = threading.BoundedSemaphore(METRICS_MAX_CONNECTIONS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # full: closed at once, the scraper tries again
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address):
+        # socketserver printed a traceback on stderr for every connection that timed out or
+        # broke off mid-request: the client's doing, worth a debug line at most
+        log.debug("metrics connection from %s ended early", client_address[0], exc_info=True)
+
+
+def _loopback_host(value: str) -> bool:
+    """A Host header naming this machine's loopback (localhost, 127.x.y.z, [::1]), any port."""
+    h = value.strip().lower()
+    if h.startswith("["):
+        h = h[1:h.find("]")] if "]" in h else h
+    else:
+        h = h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+    h = h.rstrip(".")
+    if h == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
 
 
 class MetricsServer:
@@ -235,6 +286,11 @@ class MetricsServer:
         return generate_latest(self.registry).decode()
 
     def _app(self, environ, start_response):
+        if not _loopback_host(environ.get("HTTP_HOST", "127.0.0.1")):
+            # a page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding)
+            # reaches this port with its own name as Host: it is not this server's
+            start_response("421 Misdirected Request", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"this server answers only for loopback names (127.0.0.1, localhost, [::1])\n"]
         if self._wsgi is None:
             self.registry  # noqa: B018 - builds the registry and its WSGI app
         return self._wsgi(environ, start_response)

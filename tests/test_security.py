@@ -607,6 +607,46 @@ def test_6_malformed_http_is_a_400_and_no_traceback_in_the_log(world):
     assert len(srv.stderr()) == before, srv.stderr()[before:][:2000]
 
 
+def test_6_the_metrics_port_answers_loopback_names_only_and_bounds_its_connections(world):
+    """The separate metrics port (loopback only) answered any Host (a DNS-rebinding page could
+    read it) and gave every connection a thread until its client left: 1000 idle half-sent
+    requests made 736 threads. Now: 421 for a foreign Host, at most METRICS_MAX_CONNECTIONS
+    served at once (more are closed unanswered), and an idle one is closed after its timeout."""
+    from urllib.parse import urlsplit
+
+    from dhlive_cli.metrics import METRICS_MAX_CONNECTIONS, read_discovery
+
+    srv = world["srv"]
+    url = urlsplit(read_discovery(srv.proc.pid)["metrics_url"])
+    mport = url.port
+    for host, want in ((f"127.0.0.1:{mport}", 200), (f"localhost:{mport}", 200), ("evil.example", 421),
+                       (f"evil.example:{mport}", 421)):
+        code, _ = req(mport, "GET", "/metrics", headers={"Host": host})
+        row(f"6 metrics port, Host {host.split(':')[0]}", str(code), code == want)
+        assert code == want, (host, code)
+    threads0 = srv.ps.num_threads()
+    idle = []
+    try:
+        for _ in range(200):  # half-sent requests that never end
+            s = socket.create_connection(("127.0.0.1", mport), timeout=10)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            idle.append(s)
+        grew = srv.ps.num_threads() - threads0
+        row("6 metrics port, 200 idle connections", f"+{grew} threads", grew <= METRICS_MAX_CONNECTIONS)
+        assert grew <= METRICS_MAX_CONNECTIONS, grew
+        # the first of them is closed by the server once its read timeout passes (the event
+        # waited for; 60 s bounds a server that never closes it)
+        idle[0].settimeout(60)
+        assert idle[0].recv(1024) == b""
+    finally:
+        for s in idle:
+            s.close()
+    deadline = time.monotonic() + 60  # the slots come back: a scrape is answered again
+    while req(mport, "GET", "/metrics", headers={"Host": f"127.0.0.1:{mport}"})[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
 def test_6_sessions_file_types_are_checked(tmp_path):
     for text, needle in (('preset = 5\n[[session]]\nname = "a"\noutput = "a.mkv"\n', "preset"),
                          ('size = 720\n[[session]]\nname = "a"\noutput = "a.mkv"\n', "size"),
