@@ -429,10 +429,23 @@ def test_malformed_websocket_messages_close_without_crashing(make_session, serve
     assert code is None and json.loads(replies[0])["type"] == "error"
     code, _ = run(session_with(lambda ws: ws.send_bytes(b"\x00" * (300 * 1024))))
     assert code == 1009  # over max_msg_size
+    code, _ = run(session_with(lambda ws: ws.send_bytes(b"\x00" * (256 * 1024 + 2))))
+    assert code == 1009  # one sample over 256 KiB
     st = status(srv)
     assert st["api"]["ws_clients"] == 0 and st["state"] in ("idle", "talking")
     assert s.speech.pushed_samples == 0
 
+    async def exactly_256k():  # "any length up to 256 KiB": 256 KiB itself was closed with 1009
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(srv.url + "/v1/stream?rate=48000&channels=2") as ws:
+                await ws.send_bytes(b"\x00" * (256 * 1024))  # 1.37 s of 48 kHz stereo
+                await ws.send_str('{"type": "end"}')
+                msg = await ws.receive(timeout=10)  # the utterance's first event, or a close
+                return msg.type, ws.close_code
+
+    kind, code = run(exactly_256k())
+    assert kind == aiohttp.WSMsgType.TEXT and code is None, (kind, code)
+    wait_for(lambda: s.speech.pushed_samples >= 21000, 30.0)  # 65536 frames at 48 kHz: ~21845 at 16 kHz
 
 def _raw_ws_frame(payload: bytes, opcode: int = 0x2) -> bytes:
     """A masked client frame, built by hand: this client never reads a byte back."""

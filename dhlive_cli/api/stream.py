@@ -25,7 +25,7 @@ from dhlive_cli.timebase import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-WS_MAX_MSG_BYTES = 256 * 2**10
+WS_MAX_MSG_BYTES = 256 * 2**10  # the largest binary message taken (aiohttp refuses max_msg_size itself: + 1)
 MAX_WS_CLIENTS = 32
 MAX_WS_PER_SESSION = 8
 WS_IDLE_S = 30.0  # a client that sends no audio bytes this long is closed (empty frames and text do not count)
@@ -111,7 +111,7 @@ class StreamRoute:
         # compress off: PCM does not deflate, and each deflate context costs memory per client.
         # writer_limit: what we send is tiny and rate-limited; a client that does not read stalls
         # this handler once 16 KiB are buffered instead of piling up more.
-        ws = web.WebSocketResponse(max_msg_size=WS_MAX_MSG_BYTES, heartbeat=30.0, compress=False,
+        ws = web.WebSocketResponse(max_msg_size=WS_MAX_MSG_BYTES + 1, heartbeat=30.0, compress=False,
                                    writer_limit=16 * 2**10)
         request._dhlive_ws = ws  # the error middleware must not write HTTP into a switched socket
         await ws.prepare(request)
