@@ -8,6 +8,7 @@ import io
 import json
 import os
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -639,3 +640,34 @@ def test_pcm_decode_holds_little_beside_the_body():
     spectrum = np.abs(np.fft.rfft(mid))
     assert np.argmax(spectrum) * 16000 / mid.shape[0] == 1000.0
     assert abs(np.abs(mid).max() - 0.5) < 0.01
+
+
+def _small_tmpfs(path) -> bool:
+    """Mount a 1 MB tmpfs at path (root with the right to mount); False where that is not allowed."""
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)], capture_output=True)
+    return r.returncode == 0
+
+
+def test_an_upload_on_a_full_temp_folder_is_a_507(make_session, serve, tmp_path):
+    """An upload spooled where the disk is full was a 500 "internal error: OSError" and an ERROR
+    line: the client did nothing wrong and may try again later, the operator learns nothing new.
+    Now 507 with a JSON error, the half-written spool file removed, the session unaffected."""
+    full = tmp_path / "full"
+    if not _small_tmpfs(full):
+        pytest.skip("mounting a small tmpfs is not permitted here")
+    old = tempfile.tempdir
+    try:
+        (full / "filler").write_bytes(b"\0" * (1024 * 1024 - 64 * 1024))  # all but 64 KiB used
+        tempfile.tempdir = str(full)  # where the server's mkstemp spools
+        s = make_session(max_queued_s=60.0)
+        srv = serve(s)
+        body = wav_bytes(20.0)  # 640 KB: more than the room left
+        headers = assert_error(run(request(srv, "POST", "/v1/speak", body, {"Content-Type": "audio/wav"})), 507)
+        assert headers["Content-Type"].startswith("application/json")
+        assert sorted(p.name for p in full.iterdir()) == ["filler"]  # the spool file went with the refusal
+        code, _, _ = run(request(srv, "POST", "/v1/speak", pcm16(tone(1.0)), {"Content-Type": "audio/pcm"}))
+        assert code == 202  # a body small enough to stay in memory still plays
+    finally:
+        tempfile.tempdir = old
+        subprocess.run(["umount", str(full)], capture_output=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import tempfile
@@ -221,11 +222,21 @@ class BodyReader:
                 await self._run(f.write, pending)
             f.close()
             return path
-        except BaseException:
+        except BaseException as e:
             pending.clear()  # freed now, even while a traceback still refers to this frame
             if f is not None:
-                f.close()
+                try:
+                    f.close()  # its flush may fail again (a full disk): the file is closed anyway
+                except OSError:
+                    pass
+            if path is not None:
                 _unlink_quiet(path)
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                # the client did nothing wrong and may try later: 507, not an "internal error" 500
+                raise ApiError(507, "no space left to receive the upload (the server's temp folder is full)") from None
+            if isinstance(e, OSError) and not isinstance(e, (ConnectionError, TimeoutError)):
+                log.warning("cannot spool an upload: %s", e.strerror or e)
+                raise ApiError(503, f"cannot store the upload: {e.strerror or e}", {"Retry-After": "5"}) from None
             raise
         finally:
             self._uploads.discard(upload)
