@@ -61,7 +61,10 @@ def _session_routes() -> dict:
         "responses": {"202": _ok("queued", "Queued"), "400": _error("not audio, or a bad parameter"),
                       "413": _error("longer than the speech buffer, or over the body limit"),
                       "415": _error("unsupported content type"),
-                      "429": _error("speech buffer full", _RETRY), "503": _error("session or server stopping"),
+                      "429": _error("speech buffer full", _RETRY),
+                      "503": _error("session or server stopping, too many uploads, or the upload cannot be stored",
+                                    _RETRY),
+                      "507": _error("no space left on the server to receive the upload"),
                       **missing, **_COMMON}}}
     stream = {"get": {
         "summary": "WebSocket: stream PCM chunks as they are made (lips move as they arrive)",
