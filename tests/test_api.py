@@ -671,3 +671,67 @@ def test_an_upload_on_a_full_temp_folder_is_a_507(make_session, serve, tmp_path)
     finally:
         tempfile.tempdir = old
         subprocess.run(["umount", str(full)], capture_output=True)
+
+
+JS_CALL_API = """
+const [url, token] = [arguments[0], arguments[1]];
+const done = arguments[arguments.length - 1];
+(async () => {
+  const out = {};
+  try {
+    const r = await fetch(url + '/v1/status', {headers: {Authorization: 'Bearer ' + token}});
+    out.status = [r.status, (await r.json()).session];
+  } catch (e) { out.status = 'refused: ' + e.name; }
+  try {
+    const r = await fetch(url + '/v1/interrupt', {method: 'POST', body: '{}',
+      headers: {Authorization: 'Bearer ' + token, 'Content-Type': 'application/json'}});
+    out.interrupt = r.status;
+  } catch (e) { out.interrupt = 'refused: ' + e.name; }
+  try {
+    const r = await fetch(url + '/v1/status', {headers: {Authorization: 'Bearer wrong-token-0123456789'}});
+    out.wrong = [r.status, (await r.json()).error];
+  } catch (e) { out.wrong = 'refused: ' + e.name; }
+  done(out);
+})();
+"""
+
+
+def test_an_allowed_origin_page_calls_the_api_in_a_real_browser_and_others_cannot(make_session, serve, tmp_path):
+    """--allow-origin let a listed page open WebSockets only: its fetch of /v1/status had no
+    Access-Control-Allow-Origin to read, and the preflight of a JSON or bearer-token call was a
+    405. Now the listed origin's page calls the API in Chromium (preflight granted, answers
+    readable, errors too); a page of any other origin is still refused by the browser."""
+    import http.server
+    import threading as th
+
+    from tests import browser
+
+    if browser.available():
+        pytest.skip(browser.available())
+    token = "a-long-enough-test-token-0123456789"
+    pages = []
+    for _ in range(2):  # two page origins: 127.0.0.1 on two ports, one listed, one not
+        (tmp_path / "index.html").write_text("<!doctype html><title>another site</title>")
+        h = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), h)
+        th.Thread(target=httpd.serve_forever, daemon=True).start()
+        pages.append(httpd)
+    allowed = f"http://127.0.0.1:{pages[0].server_address[1]}"
+    other = f"http://127.0.0.1:{pages[1].server_address[1]}"
+    s = make_session()
+    srv = serve(s, token=token, allow_origins=(allowed,))
+    api = f"http://localhost:{srv.port}"  # another origin than the pages'
+    try:
+        with browser.chromium() as d:
+            d.set_script_timeout(60)
+            d.get(allowed + "/index.html")
+            got = d.execute_async_script(JS_CALL_API, api, token)
+            assert got["status"] == [200, "main"] and got["interrupt"] == 200, got
+            assert got["wrong"][0] == 401 and "token" in got["wrong"][1], got
+            d.get(other + "/index.html")
+            got = d.execute_async_script(JS_CALL_API, api, token)
+            assert all(str(v).startswith("refused") for v in got.values()), got
+    finally:
+        for httpd in pages:
+            httpd.shutdown()
+            httpd.server_close()

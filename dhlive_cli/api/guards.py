@@ -63,6 +63,7 @@ def quiet_client_faults() -> None:
         logger.addFilter(_AIOHTTP_FILTER)
 
 
+CORS_METHODS = ("GET", "POST", "DELETE")  # what an --allow-origin page's preflight may announce
 MIN_PUBLIC_TOKEN_CHARS = 16  # a bearer token guarding a non-loopback bind is at least this long
 TOKEN_RE = re.compile(r"[!-~]+")  # printable ASCII, no spaces: what a Bearer header can carry intact
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
@@ -215,13 +216,44 @@ class Guards:
             return ws
         return web.json_response({"error": message}, status=status, headers=headers)
 
+    def cors_origin(self, request: web.BaseRequest) -> str | None:
+        """The request's Origin as sent, when it is one the operator listed with --allow-origin
+        (and not the API's own): such a page may call the API, CORS included. None otherwise."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return None
+        norm = origin.strip().rstrip("/").lower()
+        if norm not in self.allow_origins or norm == f"http://{request.headers.get('Host', '').strip().lower()}":
+            return None
+        return origin.strip()
+
     @web.middleware
     async def _browser_mw(self, request: web.Request, handler):
         if not self._host_ok(request):
             raise ApiError(421, "this server does not answer for that Host (use its address or localhost)")
         if not self._origin_ok(request):
             raise ApiError(403, "cross-origin request refused (the operator allows origins with --allow-origin)")
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            # a CORS preflight: granted to --allow-origin origins only (no token is sent with
+            # one; the request it announces is checked in full when it comes)
+            origin = self.cors_origin(request)
+            want = request.headers["Access-Control-Request-Method"].strip().upper()
+            if origin is None or want not in CORS_METHODS:
+                raise ApiError(403, "cross-origin request refused (the operator allows origins with --allow-origin)")
+            return web.Response(status=204, headers={
+                "Access-Control-Allow-Origin": origin, "Access-Control-Allow-Methods": ", ".join(CORS_METHODS),
+                "Access-Control-Allow-Headers": "Authorization, Content-Type", "Access-Control-Max-Age": "600",
+                "Vary": "Origin"})
         return await handler(request)
+
+    async def _cors_headers(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
+        """on_response_prepare: every answer to an --allow-origin origin (errors too) may be read
+        by its page; nothing is added for any other request."""
+        origin = self.cors_origin(request)
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = "Retry-After, WWW-Authenticate"
+            response.headers.add("Vary", "Origin")
 
     @web.middleware
     async def _auth_mw(self, request: web.Request, handler):
@@ -244,7 +276,7 @@ class Guards:
 
 def require_json(request: web.BaseRequest, allow_empty: bool = False) -> None:
     """JSON endpoints take application/json only: a browser cannot send that cross-site without
-    a preflight, which this server never grants (415 otherwise)."""
+    a preflight, which this server grants only to --allow-origin origins (415 otherwise)."""
     if allow_empty and not request.can_read_body:
         return
     mime = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()

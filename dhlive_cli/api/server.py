@@ -218,6 +218,7 @@ class ApiServer(Guards, BodyReader, SpeechRoutes, StreamRoute, SessionRoutes, We
         loop.set_exception_handler(_quiet_hangups)
         app = web.Application(middlewares=[self._errors_mw, self._browser_mw, self._auth_mw],
                               client_max_size=self.max_body_bytes)
+        app.on_response_prepare.append(self._cors_headers)
         for method, path, handler in self.routes():
             if method == "GET":
                 app.router.add_get(path, handler)  # HEAD too, as aiohttp does for GET
