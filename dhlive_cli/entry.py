@@ -38,12 +38,49 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+    stdout_at_start = _identity(1)
     try:
         run()
     except SystemExit as e:
+        if e.code == 1 and _help_lost_its_reader(stdout_at_start):
+            # Click and rich end help or the version whose reader went away (`dhlive --help |
+            # head -1`) with exit 1 and no word; the commands end such a run with SIGPIPE's
+            # status, 141 (commands.common.user_errors)
+            e.code = 141
         finish(e.code)
         raise
     finish(0)
+
+
+def _identity(fd: int) -> tuple[int, int] | None:
+    import os
+
+    try:
+        st = os.fstat(fd)
+        return st.st_dev, st.st_ino
+    except OSError:
+        return None
+
+
+def _help_lost_its_reader(stdout_at_start) -> bool:
+    """Click (its PacifyFlushWrapper on sys.stdout) or rich (its on_broken_pipe: /dev/null put
+    on descriptor 1) met EPIPE writing to standard output."""
+    import os
+
+    if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+        return True
+    now = _identity(1)
+    return now is not None and now != stdout_at_start and now == _identity_of(os.devnull)
+
+
+def _identity_of(path: str) -> tuple[int, int] | None:
+    import os
+
+    try:
+        st = os.stat(path)
+        return st.st_dev, st.st_ino
+    except OSError:
+        return None
 
 
 def _standard_descriptors() -> None:

@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -89,3 +91,37 @@ def test_output_to_a_closed_pipe_exits_as_python_does(tmp_path):
         _, err = p.communicate("go\n", timeout=120)
         results.append((p.returncode, "BrokenPipeError" in err))
     assert results[0] == results[1] == (120, True)
+
+
+SAMPLE = ROOT / "presets" / "samples" / "hello.flac"
+
+
+def _with_reader_gone(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """dhlive with stdout a pipe whose reader has already left (`... | head -1` after its line)."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run([sys.executable, "-m", "dhlive_cli", *args], cwd=tmp_path, stdout=w,
+                              stderr=subprocess.PIPE, text=True, timeout=300, env=BUFFERED_ENV)
+    finally:
+        os.close(w)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["render", "--help"], ["--version"],
+                                  ["lipsync", str(SAMPLE), "-o", "-"],
+                                  ["render", str(SAMPLE), "-o", "-", "--size", "160x90"],
+                                  ["render", str(SAMPLE), "-o", "out.mp4", "--size", "160x90", "--json"]])
+def test_a_reader_that_left_early_ends_the_run_quietly_with_sigpipes_status(args, tmp_path):
+    """`dhlive lipsync x -o - | head -1` said "error: Broken pipe" (exit 2), `render -o - | head
+    -c 1000` "error: encoder failed (exit 1): ... Broken pipe", and help or the version exited 1
+    without a word: now each ends quietly with 141, the status of a filter killed by SIGPIPE.
+    (--json: the video is complete, the line about it had nowhere to go.)"""
+    p = _with_reader_gone(args, tmp_path)
+    assert p.returncode == 141 and p.stderr == "", (p.returncode, p.stderr)
+    left = sorted(x.name for x in tmp_path.iterdir())
+    assert left == (["out.mp4"] if "out.mp4" in args else []), left
+
+
+def test_an_error_of_its_own_is_still_told_when_the_reader_left(tmp_path):
+    p = _with_reader_gone(["render", "missing.wav", "-o", "out.mp4"], tmp_path)
+    assert p.returncode == 2 and p.stderr.strip() == "error: missing.wav: no such file", p.stderr

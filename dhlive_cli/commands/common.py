@@ -115,12 +115,47 @@ def user_errors(interrupted="interrupted"):
         line = getattr(e, "line", None) or (interrupted() if callable(interrupted) else interrupted)
         err_console.print(line, markup=False, highlight=False)
         raise typer.Exit(130)
-    except DhliveError as e:
-        fail(escape_line(str(e)), e.exit_code)
+    except (DhliveError, OSError) as e:
+        if (isinstance(e, BrokenPipeError) or "Broken pipe" in str(e)) and stdout_reader_gone():
+            # `dhlive lipsync x -o - | head -1`, `render -o - | ffplay -` closed early: the reader
+            # took what it wanted. Quiet, as a filter killed by SIGPIPE is, with its status (141)
+            quiet_broken_stdout()
+            raise typer.Exit(141) from None
+        if isinstance(e, DhliveError):
+            fail(escape_line(str(e)), e.exit_code)
+        # a file or pipe the library did not anticipate
+        fail(escape_line(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()), 2)
     except MemoryError:
         fail("out of memory", 1)
-    except OSError as e:  # a file or pipe the library did not anticipate
-        fail(escape_line(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()), 2)
+
+
+def stdout_reader_gone() -> bool:
+    """Standard output is a pipe or socket whose reading end has been closed (poll(2) reports
+    POLLERR/POLLHUP on it): whatever is written there is lost. False for a file, a terminal, a
+    closed stdout, or a reader still there."""
+    import select
+    import stat as st
+
+    try:
+        mode = os.fstat(1).st_mode
+        if not (st.S_ISFIFO(mode) or st.S_ISSOCK(mode)):
+            return False
+        p = select.poll()
+        p.register(1, 0)  # no events asked for: error and hang-up are always reported
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def quiet_broken_stdout() -> None:
+    """Point descriptor 1 at /dev/null, so what is still buffered for it (Python flushes stdout
+    at exit) goes nowhere instead of ending in a second BrokenPipeError report."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    except OSError:
+        pass
 
 
 def escape_line(s: str) -> str:
