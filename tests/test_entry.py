@@ -110,7 +110,8 @@ def _with_reader_gone(args: list[str], tmp_path: Path) -> subprocess.CompletedPr
 @pytest.mark.parametrize("args", [["--help"], ["render", "--help"], ["--version"],
                                   ["lipsync", str(SAMPLE), "-o", "-"],
                                   ["render", str(SAMPLE), "-o", "-", "--size", "160x90"],
-                                  ["render", str(SAMPLE), "-o", "out.mp4", "--size", "160x90", "--json"]])
+                                  ["render", str(SAMPLE), "-o", "out.mp4", "--size", "160x90", "--json"],
+                                  ["live", "-o", "-", "--size", "160x90", "--duration", "2", "--quiet"]])
 def test_a_reader_that_left_early_ends_the_run_quietly_with_sigpipes_status(args, tmp_path):
     """`dhlive lipsync x -o - | head -1` said "error: Broken pipe" (exit 2), `render -o - | head
     -c 1000` "error: encoder failed (exit 1): ... Broken pipe", and help or the version exited 1
