@@ -106,7 +106,7 @@ def writable_descriptor(path: str | os.PathLike, input_path: str | os.PathLike |
 
 def check_output_descriptor(fd: int, label: str, input_path: str | os.PathLike | None = None) -> None:
     """Raise OutputError (its message starting with `label`) unless descriptor fd can take a
-    video: open since the process started, writable, not where dhlive's messages go (standard
+    video: open since the process started, writable, not a terminal, not where dhlive's messages go (standard
     error's file or pipe, a terminal excepted) and not the input file. `-o -` (fd 1) is judged
     by it as `-o /dev/fd/N` is."""
     import sys
@@ -123,6 +123,9 @@ def check_output_descriptor(fd: int, label: str, input_path: str | os.PathLike |
         raise OutputError(f"{label}: descriptor {fd} is not open") from None
     if mode == os.O_RDONLY:
         raise OutputError(f"{label}: descriptor {fd} is open for reading only")
+    if os.isatty(fd):  # the video's bytes would be printed on it as text, garbling the terminal
+        raise OutputError(f"{label}: is a terminal; pipe the video to a player (| ffplay -) or redirect it "
+                          "to a file (> out.mkv)")
     if fd == 2 or same_open_file(fd, 2):
         raise OutputError(f"{label}: that is also standard error, where dhlive writes its messages "
                           "(send them elsewhere, e.g. 2>dhlive.log)")

@@ -33,6 +33,13 @@ from dhlive_cli.timebase import SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 
+def _stdin_is_a_terminal() -> bool:
+    try:
+        return os.isatty(0)
+    except OSError:
+        return False
+
+
 def _stdin_is_a_whole_file() -> bool:
     """Standard input is a regular file read from its start (`< speech.wav`), not a pipe, and
     one we may open again by its /proc name (the shell may have opened a file for us that we
@@ -91,6 +98,10 @@ class FileAudioSource:
         self.program: ProgramReader | None = None
         self._program_buffer_s = program_buffer_s
         self.from_stdin = str(path) == self.STDIN
+        if self.from_stdin and _stdin_is_a_terminal():
+            # nobody types audio: the command waited there for ever without a word
+            raise InputError("-: standard input is a terminal; pipe the audio in (my_tts | dhlive ... -) "
+                             "or redirect a file (< speech.wav)")
         self.keep_fds = keep_fds  # our descriptors the decoder inherits (path `/dev/fd/N`)
         self._stdin_copy: int | None = None
         self._name = path  # what the decoder opens (self.path is what messages call it)

@@ -329,6 +329,13 @@ class Studio:
             if "-" in spec.inputs:
                 if self._stdin is None:
                     raise InputError(f"session {spec.name!r}: no stdin to read")
+                try:
+                    tty = os.isatty(self._stdin.fileno())
+                except (OSError, ValueError, AttributeError):  # a test's BytesIO: not a terminal
+                    tty = False
+                if tty:  # nobody types PCM: the session would wait there for ever
+                    raise InputError(f"session {spec.name!r}: input -: standard input is a terminal; "
+                                     "pipe the PCM in (my_tts | dhlive live --input - ...)")
                 session.feeders.append(PcmFeeder(self._stdin, session.speech, session.cancel))
             mic = next((i for i in spec.inputs if i == "mic" or i.startswith("mic:")), None)
             if mic is not None:

@@ -593,3 +593,46 @@ def test_two_renders_to_one_output_each_finish_whole(tmp_path):
     assert dec.returncode == 0 and dec.stderr == "", dec.stderr
     assert float(dec.stdout) > (59.0 if still_running else 0.5), (dec.stdout, still_running)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.flac", "same.mp4"]
+
+
+@pytest.mark.parametrize("which, args, says", [
+    ("out", ["render", SAMPLE, "-o", "-", "--size", "160x90"], "error: -o -: is a terminal; pipe the video"),
+    ("out", ["render", SAMPLE, "-o", "/dev/stdout", "--size", "160x90"], "error: /dev/stdout: is a terminal;"),
+    ("out", ["live", "-o", "-", "--duration", "1", "--size", "160x90"], "error: -o -: is a terminal;"),
+    ("in", ["render", "-", "-o", "{tmp}/t.mp4"], "error: -: standard input is a terminal; pipe the audio in"),
+    ("in", ["lipsync", "-", "-o", "{tmp}/t.tsv"], "error: -: standard input is a terminal;"),
+    ("in", ["live", "--input", "-", "-o", "{tmp}/t.mkv", "--duration", "1", "--size", "160x90"],
+     "error: session 'main': input -: standard input is a terminal;"),
+])
+def test_a_terminal_is_not_taken_for_a_video_or_audio_stream(tmp_path, which, args, says):
+    """`render x -o -` typed at a terminal printed 49 KB of Matroska on it; `render - -o x.mp4`
+    with the terminal as stdin waited there for ever without a word. Both are one line now,
+    nothing written; text (lipsync's cues) still goes to a terminal."""
+    import pty
+
+    m, s = pty.openpty()
+    try:
+        line = [str(a).format(tmp=tmp_path) for a in args]
+        r = subprocess.run([sys.executable, "-m", "dhlive_cli", *line], cwd=ROOT, stdin=s if which == "in" else subprocess.DEVNULL,
+                           stdout=s if which == "out" else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           timeout=120)
+    finally:
+        os.close(s)
+        os.close(m)
+    assert r.returncode == 2 and r.stderr.strip().startswith(says) and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cues_still_go_to_a_terminal(tmp_path):
+    import pty
+
+    m, s = pty.openpty()
+    try:
+        r = subprocess.run([sys.executable, "-m", "dhlive_cli", "lipsync", str(SAMPLE), "-o", "-"], cwd=ROOT,
+                           stdin=subprocess.DEVNULL, stdout=s, stderr=subprocess.PIPE, text=True, timeout=120)
+        os.set_blocking(m, False)
+        got = os.read(m, 65536)
+    finally:
+        os.close(s)
+        os.close(m)
+    assert r.returncode == 0 and got.startswith(b"0.00\tX"), (r.stderr, got[:80])
