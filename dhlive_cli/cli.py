@@ -15,7 +15,7 @@ from dhlive_cli.commands import lipsync as lipsync_cmd
 from dhlive_cli.commands import live as live_cmd
 from dhlive_cli.commands import monitor as monitor_cmd
 from dhlive_cli.commands import render as render_cmd
-from dhlive_cli.commands.common import ClosedStdout, escape_line, print_error
+from dhlive_cli.commands.common import ClosedStdout, escape_line, os_error_line, print_error
 from dhlive_cli.commands.helptext import hoist_global_options, tidy_help
 
 app = typer.Typer(
@@ -84,6 +84,6 @@ def main() -> None:
     # reader that went away (`dhlive --help | head -1`) is Click's: exit 1 without a word, as
     # tools whose reader quit early do
     except OSError as e:
-        print_error(escape_line(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()))
+        print_error(escape_line(os_error_line(e)))
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

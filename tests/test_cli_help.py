@@ -67,3 +67,23 @@ def test_a_command_that_shows_nothing_rich_does_not_import_rich(tmp_path, argv):
     assert r.stderr.splitlines()[-1] == "NO-RICH", r.stderr
     if argv[0] == "render":
         assert r.stderr.startswith("wrote ") and "25 frames" not in r.stderr  # hello.flac is longer
+
+
+@pytest.mark.parametrize("command", [["render"], ["live"], ["lipsync"], ["batch"], ["monitor"], ["avatar", "prepare"]])
+def test_prose_in_the_help_is_not_broken_mid_sentence(command):
+    """rich keeps a paragraph's own line breaks: `avatar prepare --help` at 80 columns read
+    "(a / picture turned by / a quarter or half turn ...", a short line before every source line
+    break. A prose line (not an example) is never followed by a continuation after it stopped
+    well short of the width."""
+    import os
+
+    r = subprocess.run([sys.executable, "-m", "dhlive_cli", *command, "--help"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60, env={**os.environ, "COLUMNS": "80", "TERM": "dumb"})
+    assert r.returncode == 0, r.stderr
+    head = r.stdout.split("╭", 1)[0].splitlines()  # the text above the option panels
+    prev = ""
+    for line in (ln.rstrip() for ln in head):
+        example = prev.lstrip().startswith(("dhlive ", "curl ", "my_tts", "DHLIVE_", "-d "))
+        if prev and not example and len(prev) < 60 and line[:2].strip() and line.lstrip()[:1].islower():
+            raise AssertionError(f"broken line: {prev!r} / {line!r}")
+        prev = line

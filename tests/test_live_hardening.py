@@ -252,6 +252,16 @@ def test_duration_must_be_finite_and_above_0(tmp_path, cli, value):
     assert not rec.exists()
 
 
+@pytest.mark.parametrize("option, value", [("--crossfade-ms", "-5"), ("--hangover-ms", "5001")])
+def test_crossfade_and_hangover_are_checked_like_a_sessions_files(tmp_path, cli, option, value):
+    """--crossfade-ms -5 was taken without a word; a sessions file's crossfade_ms is 0..5000."""
+    rec = tmp_path / "rec.mp4"
+    r = cli([*LIVE, "-o", rec, option, value, "--duration", "1"]).finish(timeout=60)
+    assert r.rc == 2 and r.orphans == [], r
+    assert r.lines() == [f"error: {option} {value}: a number of milliseconds from 0 to 5000"], r.err
+    assert not rec.exists()
+
+
 # ============================================================================ reconnects
 
 @needs_rtmp

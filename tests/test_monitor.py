@@ -447,6 +447,16 @@ def test_bad_pid_is_one_line_exit_2():
     for bad in (["--pid", "0"], ["--pid", "1", "--interval", "0"], ["--pid", "1", "--plot", "x.jpg"]):
         res = runner.invoke(cli_app(), ["monitor", *bad])
         assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "error:" in res.stderr
+    # each line names what is wrong: --interval 1e9 was blamed on --window, and a CSV in a
+    # missing folder read "error: /nonexist/a.csv No such file or directory"
+    for bad, says in ((["--interval", "1e9"], "error: --interval 1e+09: at most 3600 seconds between samples"),
+                      (["--interval", "400"], "error: --window 600: must cover at least two samples of --interval 400"),
+                      (["--csv", "/nonexistent-dir/a.csv", "--once"],
+                       "error: /nonexistent-dir/a.csv: No such file or directory")):
+        r = subprocess.run(monitor_argv() + ["--pid", str(os.getpid()), *bad], capture_output=True, text=True,
+                           cwd=ROOT, timeout=60)
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()] and \
+            r.stderr.startswith(says), (bad, r.stderr)
 
 
 def test_permission_denied_is_one_line_exit_2(monkeypatch):

@@ -636,3 +636,24 @@ def test_cues_still_go_to_a_terminal(tmp_path):
         os.close(s)
         os.close(m)
     assert r.returncode == 0 and got.startswith(b"0.00\tX"), (r.stderr, got[:80])
+
+
+def test_cues_on_a_full_disk_name_the_output(tmp_path):
+    """lipsync writes its cues through a descriptor now: a full disk read "error: No space left
+    on device", without the file; the line names it, and nothing is left there."""
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs is not permitted here")
+    try:
+        (full / "fill").write_bytes(b"\0" * 60 * 1024)
+        long_in = tmp_path / "long.flac"
+        import numpy as np
+        import soundfile as sf
+
+        sf.write(long_in, np.zeros(16000 * 20, np.float32), 16000)
+        r = dhlive("lipsync", long_in, "-o", full / "c.tsv", "--format", "frames")
+        assert r.returncode == 2 and r.stderr.strip() == f"error: {full / 'c.tsv'}: No space left on device", r.stderr
+        assert sorted(p.name for p in full.iterdir()) == ["fill"]
+    finally:
+        subprocess.run(["umount", str(full)], capture_output=True)

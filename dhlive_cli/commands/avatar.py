@@ -25,13 +25,14 @@ Examples:
 
   dhlive render speech.wav -o out.mp4 --avatar avatars/anna
 
-The input needs exactly one face, at least 64 px across, facing the camera (a picture turned by
-a quarter or half turn is turned upright, with a note). In a video where the presenter talks,
-every frame is given the resting mouth of its most closed frame, so only the speech drives the
-lips. Its first --max-seconds become a seamless loop: best (cut where the picture comes back
-closest to the start, with a short cross-fade; the default) or ping-pong (forwards then
-backwards). DIR/preview.png shows the mouth shapes the avatar will make.
 """
+# one line in the help: rich keeps a paragraph's own line breaks, which broke it mid-sentence at 80 columns
+EXAMPLES += ("The input needs exactly one face, at least 64 px across, facing the camera (a picture turned by "
+             "a quarter or half turn is turned upright, with a note). In a video where the presenter talks, "
+             "every frame is given the resting mouth of its most closed frame, so only the speech drives the "
+             "lips. Its first --max-seconds become a seamless loop: best (cut where the picture comes back "
+             "closest to the start, with a short cross-fade; the default) or ping-pong (forwards then "
+             "backwards). DIR/preview.png shows the mouth shapes the avatar will make.\n")
 
 
 def prepare(

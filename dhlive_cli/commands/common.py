@@ -124,9 +124,17 @@ def user_errors(interrupted="interrupted"):
         if isinstance(e, DhliveError):
             fail(escape_line(str(e)), e.exit_code)
         # a file or pipe the library did not anticipate
-        fail(escape_line(f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()), 2)
+        fail(escape_line(os_error_line(e)), 2)
     except MemoryError:
         fail("out of memory", 1)
+
+
+def os_error_line(e: OSError) -> str:
+    """"NAME: reason" for an OSError that names its file ("/nonexist/a.csv: No such file or
+    directory"), the reason alone otherwise."""
+    name = getattr(e, "filename", None)
+    why = e.strerror or str(e)
+    return f"{name}: {why}" if name else why
 
 
 def stdout_reader_gone() -> bool:

@@ -130,8 +130,8 @@ def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device,
     import os
 
     from dhlive_cli import track_formats as tf
+    from dhlive_cli.errors import InputError, OutputError
     from dhlive_cli.outpaths import check_not_input, check_output_path, create_sibling, is_special_file, replaced_path
-    from dhlive_cli.errors import InputError
     from dhlive_cli.inference import PARAMS
     from dhlive_cli.mouth_cues import cues, parse_extended, settle_letters
     from dhlive_cli.timebase import SAMPLE_RATE
@@ -188,6 +188,8 @@ def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device,
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
                 write(f)
             tmp.replace(final)
+        except OSError as e:  # a full disk: the message names the output (written through a descriptor)
+            raise OutputError(f"{out_path}: {e.strerror or e}") from None
         finally:
             tmp.unlink(missing_ok=True)
     return (len(rows) if fmt == "frames" else len(track)), duration, fmt

@@ -95,6 +95,9 @@ def live(
     draw_processes: Annotated[Optional[int], typer.Option(help="While more sessions run than the machine has cores, draw the further ones in this many processes [default: two per core, no more than those sessions can use]; 0 draws every session in this process.")] = None,
 ):
     """Stream the avatar live at a fixed frame rate: idle when silent, talking when fed speech."""
+    for name, v in (("--crossfade-ms", crossfade_ms), ("--hangover-ms", hangover_ms)):
+        if not 0 <= v <= 5000:  # as a sessions file's crossfade_ms / hangover_ms (session_spec)
+            fail(f"{name} {v}: a number of milliseconds from 0 to 5000")
     if output and len(output) > 1:  # one recording per session (more: one [[session]] each in --sessions FILE)
         fail(f"--output was given {len(output)} times: a session records to one file (for more, use --sessions FILE)")
     output = output[0] if output else None

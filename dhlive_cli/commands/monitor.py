@@ -41,6 +41,7 @@ Examples:
   dhlive monitor --pid 4242 --alert-rss 2000 --window 600
 """
 
+MAX_INTERVAL_S = 3600.0  # an hour between samples is the longest watch that makes sense
 REFRESH_S = 0.25  # dashboard redraw period (~4 Hz), independent of the sampling interval
 
 
@@ -63,8 +64,10 @@ def monitor(
         fail(f"--pid {pid}: must be a positive process id")
     if not (interval >= 0.05 and math.isfinite(interval)):
         fail(f"--interval {interval}: must be at least 0.05 seconds")
+    if not interval <= MAX_INTERVAL_S:  # 1e9 was blamed on --window
+        fail(f"--interval {interval:g}: at most {MAX_INTERVAL_S:g} seconds between samples")
     if not (window >= 2 * interval and math.isfinite(window)):
-        fail(f"--window {window}: must cover at least two samples (>= 2 x --interval)")
+        fail(f"--window {window:g}: must cover at least two samples of --interval {interval:g} (>= {2 * interval:g} s)")
     if not (warmup >= 0 and math.isfinite(warmup)):
         fail(f"--warmup {warmup}: must be a number of seconds, 0 or more")
     if alert_rss is not None and not alert_rss > 0:
