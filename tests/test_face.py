@@ -268,6 +268,21 @@ def test_find_single_face_errors(case, message, astronaut, detector, mesh):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("side, message", [(48, r"^face too small: \d+ px across, need at least 64 px"),
+                                           (32, r"^no face found in the image, which is only 32x32 px: a face needs")])
+def test_a_thumbnail_is_told_it_is_too_small_not_tilted(side, message, astronaut, detector, mesh):
+    """A 48x48 or 32x32 astronaut was refused with "the face is not upright in any quarter turn
+    (tilted too far)": the detector saw a face the mesh could not confirm in any turn. Its size
+    is the reason given now, in the orientation search and in the face check."""
+    from dhlive_cli.avatar.orientation import find_upright
+
+    small = cv2.resize(astronaut, (side, side), interpolation=cv2.INTER_AREA)
+    with pytest.raises(InputError, match=message):
+        up = find_upright(small, detector, mesh)
+        assert up.turns == 0  # no face seen at all: left to the face check, which says it
+        face.find_single_face(small, detector, mesh=mesh)
+
+
 def test_multiscale_search_finds_a_small_face_in_a_large_photo(astronaut, detector):
     canvas = np.full((1500, 2000, 3), 120, np.uint8)
     canvas[700:1212, 1100:1612] = astronaut

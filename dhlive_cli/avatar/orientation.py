@@ -61,9 +61,10 @@ def face_roll_degrees(keypoints: np.ndarray) -> float:
     return math.degrees(math.atan2(-down[0], down[1]))
 
 
-def find_upright(bgr: np.ndarray, detector, mesh) -> Upright:
-    """The turn that shows the face upright (InputError when none does; no face at all is left
-    to the caller's own face check, which says so in its words).
+def find_upright(bgr: np.ndarray, detector, mesh, min_face_px: int = 64) -> Upright:
+    """The turn that shows the face upright (InputError when none does, or when the face seen is
+    under min_face_px across in every turn; no face at all is left to the caller's own face
+    check, which says so in its words).
 
     Each turn's best face counts only with its mouth below its eyes, and is scored by the
     detector's score times the face mesh's presence (the detector alone may take clothes in a
@@ -72,6 +73,7 @@ def find_upright(bgr: np.ndarray, detector, mesh) -> Upright:
     """
     scores: dict[int, tuple[float, float]] = {}
     seen_face = False
+    largest = 0.0  # px across, of the faces the detector saw
     for k in (0, 2, 1, 3):
         img = rotate(bgr, k)
         faces = detector.detect(img)
@@ -79,6 +81,7 @@ def find_upright(bgr: np.ndarray, detector, mesh) -> Upright:
             continue
         seen_face = True
         f = faces[0]
+        largest = max(largest, float(max(f.width, f.height)))
         roll = face_roll_degrees(f.keypoints)
         if abs(roll) > MAX_ROLL_DEGREES:
             continue
@@ -90,6 +93,11 @@ def find_upright(bgr: np.ndarray, detector, mesh) -> Upright:
         if 0 in scores and scores[0][0] >= scores[best][0] - 0.1:
             best = 0
         return Upright(best, scores[best][1])
+    if seen_face and largest < min_face_px:
+        # a face this small is beyond the mesh in any turn: its size is the reason, not its tilt
+        # (a 32x32 picture was told it was "tilted too far")
+        raise InputError(f"face too small: {largest:.0f} px across, need at least {min_face_px} px "
+                         "(use a larger or closer photo)")
     if seen_face:
         raise InputError("the face is not upright in any quarter turn of the picture (tilted too far): "
                          "use a picture with the head upright")

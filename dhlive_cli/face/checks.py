@@ -61,6 +61,10 @@ def find_single_face(
         if presence >= MIN_PRESENCE:
             confirmed.append((det, landmarks))
     if not confirmed:
+        h, w = bgr.shape[:2]
+        if min(h, w) < 2 * min_face_px:  # a thumbnail: its size, not its content, is the reason
+            raise InputError(f"no face found in the image, which is only {w}x{h} px: a face needs at least "
+                             f"{min_face_px} px across (use a larger photo)")
         raise InputError("no face found in the image: use a photo with one face, seen from the front")
     large = [(d, lm) for d, lm in confirmed if max(d.width, d.height) >= min_face_px]
     if not large:
