@@ -300,3 +300,20 @@ def check_not_input(output: Path, input_path: str | os.PathLike) -> None:
         return
     if same:
         raise OutputError(f"{output}: is the input file; give a different output name")
+
+
+def write_png(path: str | os.PathLike, img) -> None:
+    """img (uint8 array, (h, w) or (h, w, 3) BGR) to a PNG file at path: encoded in memory by
+    OpenCV, then written by us. cv2.imwrite on a full disk printed libpng's own "libpng error:
+    Write Error" on stderr beside dhlive's line and hid the reason. Raises OutputError naming
+    path and the reason (no space left on device, permission denied, ...)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise OutputError(f"{path}: cannot encode the picture as PNG")
+    try:
+        with open(path, "wb") as f:
+            f.write(buf.tobytes())
+    except OSError as e:
+        raise OutputError(f"{path}: {e.strerror or e}") from None

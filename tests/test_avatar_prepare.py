@@ -334,3 +334,25 @@ def test_odd_file_names_and_names_make_a_readable_manifest(tmp_path):
         spec = tomllib.loads((out / "avatar.toml").read_text())
         want = name if name else os.fsdecode(fname)[:-4].encode("utf-8", "replace").decode("utf-8")
         assert spec["name"] == want, (spec["name"], want)
+
+
+@pytest.mark.parametrize("size", ["200k", "600k"])
+def test_a_full_disk_is_one_line_naming_the_avatar_and_leaves_nothing(tmp_path, size):
+    """cv2.imwrite on a full disk printed libpng's "libpng error: Write Error" beside
+    "cannot write the preview", and named the hidden work folder; one line now, the avatar's
+    own file named, the reason said, nothing left behind."""
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), astronaut_bgr())
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(full)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs is not permitted here")
+    try:
+        p = subprocess.run([sys.executable, "-m", "dhlive_cli", "avatar", "prepare", str(photo), "-o", str(full / "av")],
+                           capture_output=True, text=True, timeout=120)
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        assert p.returncode == 2 and len(lines) == 1, p.stderr
+        assert lines[0].startswith(f"error: {full / 'av'}/") and lines[0].endswith(": No space left on device"), lines
+        assert list(full.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(full)], capture_output=True)

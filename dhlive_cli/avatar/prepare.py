@@ -18,6 +18,7 @@ frames.mp4. Memory holds a few frames at most.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -34,12 +35,13 @@ from dhlive_cli.avatar.inner_mouth import sample_palette
 from dhlive_cli.avatar.integrity import check_source
 from dhlive_cli.avatar.manifest import write_manifest
 from dhlive_cli.avatar.media import FrameEncoder, VideoFrames, fit_within, read_frames_at
-from dhlive_cli.avatar.stills import read_image, sniff_image
 from dhlive_cli.avatar.neutral import (NEEDS_NEUTRAL_GAP, MouthNeutraliser, bank_frames, mouth_crop, mouth_gap,
                                        rest_frame_index)
 from dhlive_cli.avatar.preview import write_preview
+from dhlive_cli.avatar.stills import read_image, sniff_image
 from dhlive_cli.errors import InputError, InterruptedAfterOutput, OutputError
 from dhlive_cli.interrupts import interrupts_held
+from dhlive_cli.outpaths import write_png
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,12 @@ def prepare_avatar(input_path: str | os.PathLike, out_dir: str | os.PathLike, op
         if done:
             raise InterruptedAfterOutput(f"interrupted: the avatar was already written to {out}") from e
         raise
+    except OutputError as e:  # a file of the work folder (a full disk): named as the avatar's own
+        raise OutputError(str(e).replace(str(tmp), str(out))) from None
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        raise OutputError(f"{out}: {e.strerror}") from None
     finally:
         if not done:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -287,8 +295,7 @@ def _prepare_photo(src: Path, tmp: Path, opts: PrepareOptions, picture: np.ndarr
     tw, th = fit_within(img.shape[1], img.shape[0], opts.size)
     img, lm = faces.first_fitted(img, tw, th, opts)
     palette = sample_palette(img, lm)
-    if not cv2.imwrite(str(tmp / "frame.png"), img):
-        raise OutputError(f"{tmp}: cannot write frame.png")
+    write_png(tmp / "frame.png", img)
     np.save(tmp / "landmarks.npy", lm[None].astype(np.float32))
     name = opts.name or src.stem
     if mouth_gap(lm) > 0.12:

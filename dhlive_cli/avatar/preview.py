@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from dhlive_cli.avatar import facerig as fr
-from dhlive_cli.errors import OutputError
+from dhlive_cli.outpaths import write_png
 
 __all__ = ["PREVIEW_SHAPES", "write_preview"]
 
@@ -68,7 +68,6 @@ def write_preview(avatar_dir: Path, path: Path, tile_w: int = 240) -> None:
             r, c = divmod(i, 4)
             y, x = gap + r * (th + gap), gap + c * (tile_w + gap)
             sheet[y : y + th, x : x + tile_w] = t
-        if not cv2.imwrite(str(path), sheet):
-            raise OutputError(f"{path}: cannot write the preview")
+        write_png(path, sheet)
     finally:
         av.close()

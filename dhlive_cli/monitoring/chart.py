@@ -59,7 +59,7 @@ def write_plot(path: Path, hist: History, title: str) -> None:
     import cv2
     import numpy as np
 
-    from dhlive_cli.errors import OutputError
+    from dhlive_cli.outpaths import write_png
 
     W, H = 1000, 540
     have_fps = any(v is not None for v in hist.fps)
@@ -157,5 +157,4 @@ def write_plot(path: Path, hist: History, title: str) -> None:
         yy = by + 20 + 20 * i
         cv2.line(img, (bx + 8, yy - 4), (bx + 30, yy - 4), color, 2, cv2.LINE_AA)
         text(s, (bx + 38, yy))
-    if not cv2.imwrite(str(path), img):
-        raise OutputError(f"{path}: cannot write the PNG")
+    write_png(path, img)
