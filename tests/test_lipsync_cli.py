@@ -214,3 +214,40 @@ def test_writers_close_the_mouth_after_speech_that_runs_to_the_end():
     tf.write_rhubarb_tsv(f, track, 0.205, "X")
     assert parse_rhubarb_tsv(f.getvalue(), 0.20) == [(0.0, 0.04, "X"), (0.04, 0.08, "B"), (0.08, 0.16, "C"),
                                                       (0.16, 0.2, "D")]
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_progress_on_a_terminal_unless_quiet(tmp_path, quiet):
+    """A 2-hour file took about 50 s with nothing on the terminal (render shows a bar); lipsync
+    shows its progress on a terminal now, and --quiet turns it off as render's does."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    wav = tmp_path / "long.wav"
+    t = np.arange(16000 * 30) / 16000
+    sf.write(wav, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    m, s = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "lipsync", str(wav), "-o", str(tmp_path / "c.tsv"),
+                          *(["--quiet"] if quiet else [])], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=s)
+    os.close(s)
+    out = b""
+    try:
+        while select.select([m], [], [], 120)[0]:
+            try:
+                d = os.read(m, 65536)
+            except OSError:  # the child closed its side
+                break
+            if not d:
+                break
+            out += d
+    finally:
+        os.close(m)
+        p.wait(60)
+    assert p.returncode == 0, out[-500:]
+    assert (b"analysing" in out) is not quiet and b"wrote" in out, out[-500:]

@@ -33,6 +33,16 @@ class _StderrConsole:
     def __getattr__(self, name):
         return getattr(self.console, name)
 
+    @property
+    def is_terminal(self) -> bool:
+        """rich's answer (a terminal, or FORCE_COLOR / TTY_COMPATIBLE set), without making the
+        Console (importing rich) where stderr is a plain pipe or file: the usual answer there."""
+        err = sys.stderr
+        if _StderrConsole._console is None and (err is None or not err.isatty()) and not any(
+                os.environ.get(k) for k in ("FORCE_COLOR", "TTY_COMPATIBLE")):
+            return False
+        return self.console.is_terminal
+
     def status(self, word: str, style: str, rest: str) -> None:
         """One line `word rest` (a command's summary: "wrote out.mp4 ..."), `word` in rich's
         `style` where stderr shows colour; elsewhere (a pipe, a log file: what services and

@@ -51,6 +51,7 @@ def lipsync(
                                     "(OpenToonz needs these).")] = False,
     device: Annotated[str, typer.Option(help="Inference device: auto, cpu or cuda.")] = "auto",
     model: Annotated[Optional[Path], typer.Option(help="Mouth model .onnx (default: the bundled model).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ):
     """Write the mouth track of a speech file: mouth cues (Rhubarb/Moho formats) or per-frame parameters."""
 
@@ -60,7 +61,26 @@ def lipsync(
     old = signal.signal(signal.SIGTERM, on_term)
     try:
         with user_errors(interrupted_line(output)):
-            n, dur, fmt = _lipsync(input, output, format, extended_shapes, fps, dat_fps, dat_preston_blair, device, model)
+            if quiet or not err_console.is_terminal:
+                n, dur, fmt = _lipsync(input, output, format, extended_shapes, fps, dat_fps, dat_preston_blair,
+                                       device, model)
+            else:
+                # a long file takes a while (2 h of speech: about 50 s here): its progress, as render shows
+                from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+                from dhlive_cli.commands.common import logs_through
+
+                with logs_through(err_console), Progress(
+                    TextColumn("[bold]analysing"), BarColumn(), TextColumn("{task.fields[done]:>8.1f} s of audio"),
+                    TimeRemainingColumn(), console=err_console.console, transient=True,
+                ) as progress:
+                    task = progress.add_task("lipsync", total=None, done=0.0)
+
+                    def tick(samples: int, total: int | None) -> None:
+                        progress.update(task, completed=samples, total=total, done=samples / 16000)
+
+                    n, dur, fmt = _lipsync(input, output, format, extended_shapes, fps, dat_fps, dat_preston_blair,
+                                           device, model, on_progress=tick)
     finally:
         signal.signal(signal.SIGTERM, old)
     where = "stdout" if str(output) == "-" else str(output)
@@ -71,13 +91,18 @@ def lipsync(
 lipsync.__doc__ = (lipsync.__doc__ or "") + "\n\n" + EXAMPLES
 
 
-def _analyse(input: Path, fps: int, device: str, model: Optional[Path]):
+def _analyse(input: Path, fps: int, device: str, model: Optional[Path], on_progress=None):
     """(rows of (t, open, spread, round, close, raw letter), samples, model name).
+
+    on_progress(samples read at 16 kHz, expected total or None), when given, is called about
+    four times a second while the audio is read.
 
     The model runs at its own 25 Hz (40 ms frames); its smoothed track is then resampled to
     `fps` by mouth_rate.resample_track (linear interpolation between the model frames around
     each frame's centre at 25 fps and above, an overlap-weighted mean below), so a row at t
     describes the frame [t, t + 1/fps). There are ceil(duration x fps) rows."""
+    import time
+
     import numpy as np
 
     from dhlive_cli.analysis import MouthAnalyzer
@@ -104,10 +129,15 @@ def _analyse(input: Path, fps: int, device: str, model: Optional[Path]):
             model_rows.append(mouth[:k].copy())
 
     samples = 0
+    next_tick = 0.0
     with FileAudioSource(input) as src:
+        total = src.info.estimated_samples
         while True:
             n = src.read_into(buf)
             samples += n
+            if on_progress is not None and time.monotonic() >= next_tick:
+                on_progress(samples, total)
+                next_tick = time.monotonic() + 0.25
             frames = -(-n // MODEL_FRAME)
             buf[n : frames * MODEL_FRAME] = 0.0
             if frames:
@@ -126,7 +156,8 @@ def _analyse(input: Path, fps: int, device: str, model: Optional[Path]):
     return rows, samples, pool.name
 
 
-def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device, model) -> tuple[int, float, str]:
+def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device, model,
+             on_progress=None) -> tuple[int, float, str]:
     import os
 
     from dhlive_cli import track_formats as tf
@@ -154,7 +185,7 @@ def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device,
     if out_path is not None and str(input) != "-":
         check_not_input(out_path, input)  # also through a link to the input (it would be replaced)
 
-    rows, samples, model_name = _analyse(input, fps, device, model)
+    rows, samples, model_name = _analyse(input, fps, device, model, on_progress)
     duration = samples / SAMPLE_RATE
     letters = settle_letters([r[5] for r in rows], fps, extended)
     rows = [(*r[:5], q) for r, q in zip(rows, letters)]
