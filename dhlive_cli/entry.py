@@ -52,13 +52,14 @@ def main() -> None:
     finish(0)
 
 
-def _identity(fd: int) -> tuple[int, int] | None:
+def _identity(what) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of a descriptor or a path; None when it cannot be looked at."""
     import os
 
     try:
-        st = os.fstat(fd)
+        st = os.stat(what)
         return st.st_dev, st.st_ino
-    except OSError:
+    except (OSError, ValueError):
         return None
 
 
@@ -70,17 +71,7 @@ def _help_lost_its_reader(stdout_at_start) -> bool:
     if type(sys.stdout).__name__ == "PacifyFlushWrapper":
         return True
     now = _identity(1)
-    return now is not None and now != stdout_at_start and now == _identity_of(os.devnull)
-
-
-def _identity_of(path: str) -> tuple[int, int] | None:
-    import os
-
-    try:
-        st = os.stat(path)
-        return st.st_dev, st.st_ino
-    except OSError:
-        return None
+    return now is not None and now != stdout_at_start and now == _identity(os.devnull)
 
 
 def _standard_descriptors() -> None:

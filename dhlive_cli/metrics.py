@@ -17,7 +17,6 @@ in place, closing the newest removes the file even while an older one still serv
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -32,6 +31,8 @@ from typing import Callable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import psutil
+
+from dhlive_cli.hostnames import header_host, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -213,18 +214,7 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 
 def _loopback_host(value: str) -> bool:
     """A Host header naming this machine's loopback (localhost, 127.x.y.z, [::1]), any port."""
-    h = value.strip().lower()
-    if h.startswith("["):
-        h = h[1:h.find("]")] if "]" in h else h
-    else:
-        h = h.rsplit(":", 1)[0] if h.count(":") == 1 else h
-    h = h.rstrip(".")
-    if h == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(header_host(value))
 
 
 class MetricsServer:

@@ -362,12 +362,18 @@ def busy_worker(parent: int) -> psutil.Process | None:
     return None
 
 
-def test_local_worker_killed_mid_job_every_job_completes_once(media, tmp_path):
-    rows = good_jobs(media, 5)
+def start_local_run(media, tmp_path: Path, n: int):
+    """`batch` of n good jobs on two local workers, started: (rows, out dir, process)."""
+    rows = good_jobs(media, n)
     jobs = write_jobs(tmp_path / "jobs.jsonl", strip(rows))
     out = tmp_path / "out"
     proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--workers", "2", "--json", "--metrics", "off"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    return rows, out, proc
+
+
+def test_local_worker_killed_mid_job_every_job_completes_once(media, tmp_path):
+    rows, out, proc = start_local_run(media, tmp_path, 5)
     with killed_on_exit(proc):
         victim = wait_for(lambda: busy_worker(proc.pid), 240, proc, "a worker in the middle of a job")
         victim.send_signal(signal.SIGKILL)
@@ -621,11 +627,7 @@ def test_workers_stop_when_the_driver_is_killed_outright(media, tmp_path):
     went on rendering, then waited for ever (about 95 MB each) beside the next run's. Each now
     sees its driver gone, stops its job the SIGTERM way and exits, its encoder and work file
     with it."""
-    rows = good_jobs(media, 6)
-    jobs = write_jobs(tmp_path / "jobs.jsonl", strip(rows))
-    out = tmp_path / "out"
-    proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--workers", "2", "--json", "--metrics", "off"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    _, out, proc = start_local_run(media, tmp_path, 6)
     with killed_on_exit(proc):
         wait_for(lambda: busy_worker(proc.pid), 240, proc, "a worker in the middle of a job")
         tree = psutil.Process(proc.pid).children(recursive=True)

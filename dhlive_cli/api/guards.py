@@ -12,6 +12,7 @@ import re
 from aiohttp import web
 
 from dhlive_cli.errors import InputError
+from dhlive_cli.hostnames import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +68,6 @@ CORS_METHODS = ("GET", "POST", "DELETE")  # what an --allow-origin page's prefli
 MIN_PUBLIC_TOKEN_CHARS = 16  # a bearer token guarding a non-loopback bind is at least this long
 TOKEN_RE = re.compile(r"[!-~]+")  # printable ASCII, no spaces: what a Bearer header can carry intact
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
-
-
-def is_loopback(host: str) -> bool:
-    """True for "localhost" and loopback IP literals (127.0.0.0/8, ::1); False for other names,
-    which may resolve anywhere."""
-    h = host.strip("[]").lower().rstrip(".")
-    if h == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_ip(h: str) -> bool:
