@@ -231,34 +231,45 @@ def hold_recording(output: Path) -> tuple[int, bool] | None:
     """Claim a live recording's file for this process: an exclusive advisory lock (flock(2)) on
     it, held while the returned descriptor is open, so a second dhlive (live or render) refuses
     that file instead of truncating or replacing it under the first one's encoder (the first
-    recording was left with a broken header). The file is created empty if it did not exist;
-    an existing one is not truncated (its encoder does that once the start is accepted).
-    Returns (descriptor, created) or None where the output is not a regular file (a device or
-    a FIFO: written in place, nothing to claim). Raises OutputError when another process holds
-    it, or the file cannot be opened."""
-    flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK  # a FIFO must not block here
+    recording was left with a broken header). The file is created empty if it did not exist
+    (a link to a file not there yet: its target); an existing one is not truncated (its encoder
+    does that once the start is accepted). Returns (descriptor, created) or None where the
+    output is not a regular file: a device or a FIFO is written in place and never opened here
+    (opening and closing a FIFO gave its waiting reader an end of file). Raises OutputError
+    when another process holds it, or the file cannot be made or opened."""
+    import fcntl
+
+    target = replaced_path(output)
+    flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise OutputError(f"{output}: cannot open: {e.strerror or e}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return None
     created = False
     try:
-        fd = os.open(output, flags | os.O_CREAT | os.O_EXCL, 0o644)
-        created = True
-    except FileExistsError:
-        try:
-            fd = os.open(output, flags)
-        except OSError as e:
-            if e.errno == 6:  # ENXIO: a FIFO with no reader; not a file to claim
-                return None
-            raise OutputError(f"{output}: cannot open: {e.strerror or e}") from None
+        if st is None:
+            try:
+                fd = os.open(target, flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+                created = True
+            except FileExistsError:  # made by someone else just now: claimed like any existing file
+                fd = os.open(target, flags)
+        else:
+            fd = os.open(target, flags)
     except OSError as e:
-        raise OutputError(f"{output}: cannot create: {e.strerror or e}") from None
+        raise OutputError(f"{output}: cannot open: {e.strerror or e}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         return None
-    import fcntl
-
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
+        if created:
+            os.unlink(target)
         raise OutputError(f"{output}: another dhlive process is recording to this file; "
                           "give a different output name") from None
     return fd, created

@@ -78,7 +78,7 @@ _FIELDS: dict[tuple[str, str], tuple[str, float, float, object]] = {
     ("engine", "queue_frames"): ("int", 1, 64, None),
     ("engine", "frame_ring"): ("int", 3, 128, None),
     ("inference", "sessions"): ("int", 1, 16, None),
-    ("inference", "threads"): ("int", 1, 16, None),
+    ("inference", "threads"): ("int", 1, 64, None),
     ("memory", "budget_mb"): ("int", 16, 1_048_576, None),
 }
 
@@ -102,20 +102,27 @@ def _field(path: Path, d: dict, section: str, key: str):
             return parse_size(v)
         except InputError as e:
             raise InputError(f"{where}: {str(e).removeprefix('--size ')}") from None
-    if kind == "x264":
-        if v not in X264_PRESETS:
+    if kind == "x264":  # x264 takes its preset names in any case
+        if not isinstance(v, str) or v.strip().lower() not in X264_PRESETS:
             raise InputError(f"{where} = {v!r}: one of {', '.join(X264_PRESETS)}")
-        return v
+        return v.strip().lower()
     if kind == "bitrate":
-        m = re.fullmatch(r"(\d+(?:\.\d+)?)([kK]?)", str(v).strip()) if isinstance(v, (str, int)) and not isinstance(v, bool) else None
+        m = (re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([kK]?)", str(v).strip())  # ASCII digits: what ffmpeg reads
+             if isinstance(v, (str, int)) and not isinstance(v, bool) else None)
         kbps = (float(m.group(1)) if m.group(2) else float(m.group(1)) / 1000) if m else None
         if kbps is None or not low <= kbps <= high:
             raise InputError(f"{where} = {v!r}: a bit rate from {low:g}k to {high:g}k, such as \"128k\"")
         return str(v).strip()
     if kind == "int":
-        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+        # what presets written for the earlier, looser reader held stays valid: 25.0, "23"
+        n = v
+        if isinstance(v, float) and v.is_integer():
+            n = int(v)
+        elif isinstance(v, str) and re.fullmatch(r"\s*[0-9]+\s*", v):
+            n = int(v)
+        if isinstance(n, bool) or not isinstance(n, int) or not low <= n <= high:
             raise InputError(f"{where} = {v!r}: a whole number from {low:g} to {high:g}")
-        return v
+        return n
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v <= high:  # float
         raise InputError(f"{where} = {v!r}: a number from {low:g} to {high:g}")
     return float(v)

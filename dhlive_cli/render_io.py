@@ -159,6 +159,9 @@ class RenderIO:
             self._close_fd()
         with interrupts_held():  # the rename and the note that it happened go together
             if self.tmp_path is not None:
+                # a recording that began at this name while we rendered (checked at the start
+                # too): renaming over it left its encoder writing into a deleted file
+                check_not_recording(self.final_path)
                 os.replace(self.tmp_path, self.final_path)  # a link to the output stays a link
                 self.tmp_path = None
             self.complete = True

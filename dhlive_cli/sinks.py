@@ -335,6 +335,14 @@ class FfmpegSink:
             if self._wedged:
                 raise EngineError(f"encoder failed: {self._first_error()}")
             raise EngineError(f"encoder failed (exit {rc}): {why}")
+        # ffmpeg exits 0 when only its trailer failed ("Error writing trailer of ...: No space
+        # left on device"): the file is cut short (an mp4 without its index plays nowhere), and
+        # was reported written
+        if self._no_space():
+            raise OutputError(f"{self.label}: no space left on device")
+        trailer = next((ln for ln in (self._stderr.lines if self._stderr else []) if "Error writing trailer" in ln), None)
+        if trailer is not None:
+            raise EngineError(f"encoder failed: {redact_text(trailer, self._secrets)}")
 
     def abort(self) -> None:
         """Stop now (Ctrl+C, error): no flush, the child is gone when this returns."""

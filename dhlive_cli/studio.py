@@ -13,6 +13,7 @@ others keep their pace.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -29,7 +30,7 @@ from dhlive_cli.grants import Grants, output_identity, rtmp_key, same_output
 from dhlive_cli.inference import InferencePool
 from dhlive_cli.live import LiveOptions, LiveSession, TickConductor
 from dhlive_cli.live.drawing import DrawPool
-from dhlive_cli.outpaths import hold_recording, names_own_descriptor, writable_descriptor
+from dhlive_cli.outpaths import hold_recording, names_own_descriptor, replaced_path, writable_descriptor
 from dhlive_cli.presets import Preset, parse_size
 from dhlive_cli.redact import redact_url
 from dhlive_cli.session_spec import SessionSpec
@@ -283,6 +284,9 @@ class Studio:
                 # ffmpeg then opens is this empty file of ours
                 p.fd = self.grants.create_output(spec.output, f"session {spec.name!r}")
                 p.created = spec.output
+                # claimed as a command line's recording is (outpaths.hold_recording): another
+                # dhlive's live or render refuses it; ours, made just now, so never held elsewhere
+                fcntl.flock(p.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 st = os.fstat(p.fd)
                 p.output_ids = [(outputs_ids[0][0], (st.st_dev, st.st_ino))]
             elif spec.output is not None and names_own_descriptor(spec.output):
@@ -294,7 +298,7 @@ class Studio:
                 # truncate it under this one's encoder
                 held = hold_recording(spec.output)
                 if held is not None:
-                    p.lock_fd, p.lock_created = held[0], spec.output if held[1] else None
+                    p.lock_fd, p.lock_created = held[0], replaced_path(spec.output) if held[1] else None
             outs = [(u, "flv") for u in spec.rtmp] + [(u, "mpegts") for u in spec.srt]
             if to_stdout:
                 outs.append(("pipe:1", "matroska"))

@@ -657,3 +657,111 @@ def test_cues_on_a_full_disk_name_the_output(tmp_path):
         assert sorted(p.name for p in full.iterdir()) == ["fill"]
     finally:
         subprocess.run(["umount", str(full)], capture_output=True)
+
+
+def test_a_live_recording_into_a_fifo_with_its_reader_waiting_still_streams(tmp_path):
+    """The recording's claim opened and closed a FIFO: its waiting reader got an end of file and
+    left, and the encoder then blocked for ever. A FIFO (or device) is not claimed, only written."""
+    fifo = tmp_path / "ff.mkv"
+    os.mkfifo(fifo)
+    got: list = []
+    reader = _read_fifo(fifo, got)
+    r = dhlive("live", "--input", SAMPLE, "-o", fifo, "--size", "160x90", "--duration", "2", "--quiet", timeout=120)
+    reader.join(60)
+    assert r.returncode == 0, r.stderr
+    assert got and got[0][:4] == b"\x1a\x45\xdf\xa3", got[:1]  # the Matroska stream arrived
+
+
+def test_a_live_recording_through_a_link_to_a_file_not_there_yet(tmp_path):
+    """`-o link.mkv` with the link's target not made yet was refused by the claim ("cannot open:
+    No such file or directory"); the target is created, as render does."""
+    (tmp_path / "d").mkdir()
+    link = tmp_path / "link.mkv"
+    link.symlink_to(tmp_path / "d" / "t.mkv")
+    r = dhlive("live", "--input", SAMPLE, "-o", link, "--size", "160x90", "--duration", "1", "--quiet", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert link.is_symlink() and (tmp_path / "d" / "t.mkv").stat().st_size > 0
+
+
+def test_a_render_does_not_rename_over_a_recording_that_began_meanwhile(tmp_path):
+    """A render checked for a recording at its output only when it started: a `live -o` that
+    began during the render had its file renamed away at the end (its encoder wrote on into a
+    deleted file, the run said it had succeeded). The render fails now, one line, its work file
+    removed; the recording is whole."""
+    import time
+
+    import numpy as np
+    import soundfile as sf
+
+    from tests.test_live import start_live, stop
+
+    long_in = tmp_path / "long.flac"
+    t = np.arange(16000 * 240) / 16000
+    sf.write(long_in, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    out = tmp_path / "race.mkv"
+    render = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "render", str(long_in), "-o", str(out), "--size",
+                               "640x360", "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+    live = None
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".race.mkv.dhlive-partial*")):  # the render is under way
+            assert render.poll() is None and time.monotonic() < deadline, render.stderr.read()
+            time.sleep(0.02)
+        live = start_live("--size", "160x90", "-o", str(out), "--input", str(SAMPLE), "--loop")
+        while not _locked(out):
+            assert live.poll() is None and time.monotonic() < deadline, live.stderr.read().decode()
+            time.sleep(0.02)
+        _, err = render.communicate(timeout=600)
+        lines = err.strip().splitlines()
+        if render.returncode == 0:
+            pytest.skip("the render finished before the recording began (a very fast machine)")
+        assert render.returncode == 2 and len(lines) == 1 and "another dhlive process is recording" in lines[0], err
+    finally:
+        if render.poll() is None:
+            render.kill()
+        if live is not None:
+            _, lerr = stop(live)
+    assert live.returncode == 0, lerr
+    dec = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-f", "null", "-"], capture_output=True, text=True,
+                         timeout=120)
+    assert dec.returncode == 0 and dec.stderr == "", dec.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.flac", "race.mkv"]
+
+
+@pytest.mark.parametrize("name", ["f.mp4", "f.mkv"])
+def test_a_render_onto_a_full_disk_fails_instead_of_writing_a_cut_file(tmp_path, name):
+    """ffmpeg exits 0 when only its trailer could not be written ("Error writing trailer: No
+    space left on device"): the render said "wrote" over an mp4 without its index. Exit 2, one
+    line, nothing left."""
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20k", "tmpfs", str(full)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs is not permitted here")
+    try:
+        r = dhlive("render", SAMPLE, "-o", full / name, "--size", "160x90", "--quiet")
+        assert r.returncode == 2 and r.stderr.strip() == f"error: {full / name}: no space left on device", r.stderr
+        assert list(full.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(full)], capture_output=True)
+
+
+def test_a_hang_up_during_a_render_leaves_no_work_file(tmp_path):
+    """SIGHUP (the terminal closed) ended a render by Python's default: the random-named work
+    file stayed, one more per hang-up. It stops as SIGTERM does now."""
+    import signal
+    import time
+
+    p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", "render", str(SAMPLE), "-o", str(tmp_path / "h.mp4"),
+                          "--size", "1280x720", "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".h.mp4.dhlive-partial*")):
+        assert p.poll() is None and time.monotonic() < deadline, p.stderr.read()
+        time.sleep(0.01)
+    p.send_signal(signal.SIGHUP)
+    _, err = p.communicate(timeout=120)
+    if p.returncode == 0:
+        pytest.skip("the render finished before the hang-up landed")
+    assert p.returncode == 130 and "unfinished output removed" in err, (p.returncode, err)
+    assert list(tmp_path.iterdir()) == []

@@ -67,6 +67,13 @@ def test_the_bundled_presets_and_an_optional_field_load(tmp_path):
     assert load_preset(str(p)).encoder_threads == 0
     p = _custom(tmp_path, 'audio_bitrate = "128k"', "audio_bitrate = 96000")  # bits per second, as ffmpeg takes
     assert load_preset(str(p)).audio_bitrate == "96000"
+    # what the earlier, looser reader took stays valid: 25.0, "28", any case of an x264 preset
+    for old, new, field, want in (("fps = 25", "fps = 25.0", "fps", 25), ("crf = 28", 'crf = "28"', "crf", 28),
+                                  ('preset = "ultrafast"', 'preset = "UltraFast"', "encoder_preset", "ultrafast"),
+                                  ("threads = 1             # intra", "threads = 32  # intra", "inference_threads", 32)):
+        assert getattr(load_preset(str(_custom(tmp_path, old, new))), field) == want, new
+    with pytest.raises(InputError, match="a bit rate"):  # digits ffmpeg cannot read
+        load_preset(str(_custom(tmp_path, 'audio_bitrate = "128k"', 'audio_bitrate = "\u0661\u0662\u0668k"')))
 
 
 @pytest.mark.parametrize("old, new", [("block_frames = 25", "block_frames = 0"),

@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.security, pytest.mark.timeout(600)]
 
 ROWS: list[tuple[str, str, str]] = []  # (case, outcome, verdict)
 TOKEN = "a-long-enough-test-token-0123456789"
+SAMPLE = Path(__file__).resolve().parents[1] / "presets" / "samples" / "hello.flac"
 
 
 def row(case: str, outcome: str, ok: bool) -> None:
@@ -257,6 +258,32 @@ def test_2_the_running_recording_cannot_be_destroyed(world):
         (out / "hard.mkv").unlink()
     st = req(port, "GET", "/v1/sessions/main/status")[1]
     assert st["outputs"][0]["connected"] and main.exists()  # still being written
+
+
+def test_2_another_dhlive_cannot_write_over_a_running_recording(world, tmp_path):
+    """The command line's main.mkv and an API session's b.mkv are claimed (flock): a second
+    dhlive's `live -o` or `render -o` of either is refused; b.mkv's claim went unchecked (the
+    API holds its own descriptor), so a render renamed over it and its encoder wrote on into a
+    deleted file."""
+    port, out = world["port"], world["out"]
+    a = post_session(port, {"name": "b", "output": "b.mkv", "size": "160x90"})
+    assert a[0] == 201, a
+    try:
+        for name in ("main.mkv", "b.mkv"):
+            for args in (["live", "-o", out / name, "--duration", "1", "--size", "160x90", "--quiet"],
+                         ["render", SAMPLE, "-o", out / name, "--size", "160x90", "--quiet"]):
+                p = cli(*args, cwd=tmp_path, timeout=120)
+                ok = one_error_line(p, "another dhlive process is recording to this file")
+                row(f"2 another dhlive's {args[0]} -o {name}", f"exit {p.returncode}", ok)
+                assert ok, (name, args[0], p.stderr)
+        ino = (out / "b.mkv").stat().st_ino
+        assert req(port, "GET", "/v1/sessions/b/status")[1]["outputs"][0]["connected"]
+    finally:
+        assert req(port, "DELETE", "/v1/sessions/b")[0] == 200
+    assert (out / "b.mkv").stat().st_ino == ino  # the recording stayed where it was
+    p = cli("render", SAMPLE, "-o", out / "b2.mkv", "--size", "160x90", "--quiet", cwd=tmp_path, timeout=120)
+    assert p.returncode == 0, p.stderr  # (a new name renders as usual)
+    (out / "b2.mkv").unlink()
 
 
 def test_2_refused_starts_change_no_file(tmp_path):

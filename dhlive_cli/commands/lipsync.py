@@ -58,7 +58,7 @@ def lipsync(
     def on_term(signum, frame):  # SIGTERM stops as Ctrl+C does (exit 130, nothing half-written), as in render
         raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGTERM, on_term)
+    old = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGHUP)}  # a hang-up too
     try:
         with user_errors(interrupted_line(output)):
             if quiet or not err_console.is_terminal:
@@ -82,7 +82,8 @@ def lipsync(
                     n, dur, fmt = _lipsync(input, output, format, extended_shapes, fps, dat_fps, dat_preston_blair,
                                            device, model, on_progress=tick)
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     where = "stdout" if str(output) == "-" else str(output)
     err_console.status("wrote", "green", f"{where}  {fmt}: {n} {'frames' if fmt == 'frames' else 'cues'}, "
                                           f"{dur:.2f} s analysed at {fps} fps")

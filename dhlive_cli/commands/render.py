@@ -117,11 +117,12 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
         preset = replace(preset, fps=fps)
     enc = render_encoder(preset, codec=pick_video_codec(device))
 
-    # SIGTERM behaves like Ctrl+C: stop cleanly, remove the partial file
+    # SIGTERM and SIGHUP (the terminal closed) behave like Ctrl+C: stop cleanly, remove the
+    # partial file (a hang-up left it behind)
     def on_term(signum, frame):
         raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGTERM, on_term)
+    old = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGHUP)}
     metrics_server = io = session = None
     try:
         try:
@@ -167,7 +168,8 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
                     if metrics_server:
                         metrics_server.close()
             finally:
-                signal.signal(signal.SIGTERM, old)
+                for sig, handler in old.items():
+                    signal.signal(sig, handler)
     except KeyboardInterrupt as e:
         # a stop that landed once the output was complete (session.stop, the metrics server)
         if io is not None and io.complete and not isinstance(e, InterruptedAfterOutput):

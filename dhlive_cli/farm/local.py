@@ -52,7 +52,11 @@ def _watch_driver(driver: int) -> None:
     while os.getppid() == driver:
         time.sleep(DRIVER_POLL_S)
     os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(DRIVER_GONE_GRACE_S)
+    deadline = time.monotonic() + DRIVER_GONE_GRACE_S
+    while time.monotonic() < deadline:  # the job in hand has stopped and cleaned up: go now
+        time.sleep(0.2)
+        if not _busy:
+            os._exit(0)
     os._exit(1)
 
 
