@@ -175,7 +175,7 @@ def sibling_name(out: Path, tag: str, suffix: str = "") -> Path:
 
 
 def create_sibling(out: Path, tag: str, suffix: str = "") -> tuple[Path, int]:
-    """A new, empty file beside out for work in progress: .NAME.TAG-RANDOM[SUFFIX] (NAME
+    """A new, empty file beside out for work in progress: .NAME.TAG-PID-RANDOM[SUFFIX] (NAME
     shortened so the whole stays within NAME_MAX), created with O_CREAT | O_EXCL | O_NOFOLLOW,
     mode 0666 less the umask. A fixed name could be planted beforehand: a symbolic link there
     led the work, and then the rename, into another file (the link's target overwritten), and
@@ -185,7 +185,7 @@ def create_sibling(out: Path, tag: str, suffix: str = "") -> tuple[Path, int]:
     import secrets
 
     for _ in range(16):
-        path = sibling_name(out, f"{tag}-{secrets.token_hex(4)}", suffix)
+        path = sibling_name(out, f"{tag}-{os.getpid()}-{secrets.token_hex(4)}", suffix)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
             return path, fd
@@ -194,6 +194,36 @@ def create_sibling(out: Path, tag: str, suffix: str = "") -> tuple[Path, int]:
         except OSError as e:
             raise OutputError(f"{out}: cannot write in {path.parent}: {e.strerror or e}") from e
     raise OutputError(f"{out}: cannot find a free work-file name in {out.parent}")
+
+
+def remove_stale_siblings(out: Path, tag: str) -> list[Path]:
+    """Remove the work files create_sibling made beside out for processes that are gone (a
+    render SIGKILLed, a machine that lost power): .NAME.TAG-PID-RANDOM* whose PID runs no
+    process any more. Only regular files of this user are touched, never a link; a name that
+    does not parse, or whose PID is alive (any process: a reused PID keeps its file), stays.
+    Returns what was removed. Never raises."""
+    import re
+
+    removed = []
+    prefix = sibling_name(out, f"{tag}-", "").name
+    pattern = re.compile(re.escape(prefix) + r"([0-9]+)-[0-9a-f]{8}(\.[^/]*)?")
+    try:
+        names = os.listdir(out.parent if str(out.parent) else ".")
+    except OSError:
+        return removed
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m is None or os.path.exists(f"/proc/{m.group(1)}"):
+            continue
+        p = out.with_name(name)
+        try:
+            st = os.lstat(p)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            pass
+    return removed
 
 
 def check_output_path(output: str | os.PathLike) -> Path:

@@ -25,8 +25,8 @@ from dhlive_cli.errors import EngineError, InputError, OutputError
 from dhlive_cli.ffmpeg_bin import file_arg
 from dhlive_cli.interrupts import interrupts_held
 from dhlive_cli.outpaths import (check_not_input, check_not_recording, check_output_descriptor, check_output_path,
-                                 create_sibling, is_special_file, names_own_descriptor, replaced_path,
-                                 writable_descriptor)
+                                 create_sibling, is_special_file, names_own_descriptor, remove_stale_siblings,
+                                 replaced_path, writable_descriptor)
 from dhlive_cli.presets import Preset
 from dhlive_cli.sinks import EncoderOptions, FfmpegSink, NullSink
 from dhlive_cli.sources import FileAudioSource
@@ -97,6 +97,7 @@ class RenderIO:
                 # guessable name, never another render's work file
                 self.tmp_path, self._tmp_fd = create_sibling(self.final_path, "dhlive-partial",
                                                              self.output.suffix or ".mp4")
+                remove_stale_siblings(self.final_path, "dhlive-partial")  # of renders killed outright
                 target = file_arg(self.tmp_path)
             # a FIFO or device cannot seek back to write the index at the front: MP4 goes out
             # fragmented there, as to stdout (the muxer failed: "Error initializing output stream")

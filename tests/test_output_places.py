@@ -765,3 +765,26 @@ def test_a_hang_up_during_a_render_leaves_no_work_file(tmp_path):
         pytest.skip("the render finished before the hang-up landed")
     assert p.returncode == 130 and "unfinished output removed" in err, (p.returncode, err)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("cmd, out_name", [("render", "h.mp4"), ("lipsync", "c.tsv")])
+def test_work_files_of_runs_killed_outright_are_removed_by_the_next(tmp_path, cmd, out_name):
+    """A render SIGKILLed (or a power loss) leaves its random-named work file; nothing removed
+    them, one more per killed run. The next run to the same output removes those whose process
+    is gone; one of a process still running, a link, or another output's is left."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a PID that ran and is gone (not reused in the moment this test takes)
+    out = tmp_path / out_name
+    suffix = out.suffix if cmd == "render" else ""
+    stale = tmp_path / f".{out_name}.dhlive-partial-{dead.pid}-0123abcd{suffix}"
+    running = tmp_path / f".{out_name}.dhlive-partial-{os.getpid()}-0123abcd{suffix}"
+    other = tmp_path / f".x.mp4.dhlive-partial-{dead.pid}-0123abcd.mp4"
+    link = tmp_path / f".{out_name}.dhlive-partial-{dead.pid}-4567abcd{suffix}"
+    for f in (stale, running, other):
+        f.write_bytes(b"partial")
+    link.symlink_to(other)
+    args = ["--size", "160x90", "--quiet"] if cmd == "render" else []
+    r = dhlive(cmd, SAMPLE, "-o", out, *args)
+    assert r.returncode == 0, r.stderr
+    assert not stale.exists() and running.exists() and other.exists() and link.is_symlink()
+    assert out.is_file()

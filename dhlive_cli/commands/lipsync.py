@@ -163,7 +163,8 @@ def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device,
 
     from dhlive_cli import track_formats as tf
     from dhlive_cli.errors import InputError, OutputError
-    from dhlive_cli.outpaths import check_not_input, check_output_path, create_sibling, is_special_file, replaced_path
+    from dhlive_cli.outpaths import (check_not_input, check_output_path, create_sibling, is_special_file,
+                                     remove_stale_siblings, replaced_path)
     from dhlive_cli.inference import PARAMS
     from dhlive_cli.mouth_cues import cues, parse_extended, settle_letters
     from dhlive_cli.timebase import SAMPLE_RATE
@@ -216,6 +217,7 @@ def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device,
     else:
         final = replaced_path(out_path)  # a link to the output stays a link
         tmp, fd = create_sibling(final, "dhlive-partial")  # a new file of our own, never a planted link
+        remove_stale_siblings(final, "dhlive-partial")  # of runs killed outright
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
                 write(f)
