@@ -212,11 +212,6 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
         log.debug("metrics connection from %s ended early", client_address[0], exc_info=True)
 
 
-def _loopback_host(value: str) -> bool:
-    """A Host header naming this machine's loopback (localhost, 127.x.y.z, [::1]), any port."""
-    return is_loopback(header_host(value))
-
-
 class MetricsServer:
     """Serves `snapshot()` as Prometheus text on http://HOST:PORT/metrics until close().
 
@@ -276,7 +271,7 @@ class MetricsServer:
         return generate_latest(self.registry).decode()
 
     def _app(self, environ, start_response):
-        if not _loopback_host(environ.get("HTTP_HOST", "127.0.0.1")):
+        if not is_loopback(header_host(environ.get("HTTP_HOST", "127.0.0.1"))):
             # a page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding)
             # reaches this port with its own name as Host: it is not this server's
             start_response("421 Misdirected Request", [("Content-Type", "text/plain; charset=utf-8")])

@@ -257,6 +257,10 @@ def check_output_path(output: str | os.PathLike) -> Path:
     return out
 
 
+def _recorded_elsewhere(output) -> OutputError:
+    return OutputError(f"{output}: another dhlive process is recording to this file; give a different output name")
+
+
 def hold_recording(output: Path) -> tuple[int, bool] | None:
     """Claim a live recording's file for this process: an exclusive advisory lock (flock(2)) on
     it, held while the returned descriptor is open, so a second dhlive (live or render) refuses
@@ -300,8 +304,7 @@ def hold_recording(output: Path) -> tuple[int, bool] | None:
         os.close(fd)
         if created:
             os.unlink(target)
-        raise OutputError(f"{output}: another dhlive process is recording to this file; "
-                          "give a different output name") from None
+        raise _recorded_elsewhere(output) from None
     return fd, created
 
 
@@ -322,8 +325,7 @@ def check_not_recording(output: Path) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
-            raise OutputError(f"{output}: another dhlive process is recording to this file; "
-                              "give a different output name") from None
+            raise _recorded_elsewhere(output) from None
     finally:
         os.close(fd)  # our shared lock goes with it
 

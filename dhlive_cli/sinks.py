@@ -126,6 +126,7 @@ class FfmpegSink:
         # With target "pipe:N" (N = fd, a copy of a descriptor the user named: /dev/stdout) ffmpeg
         # writes the descriptor itself, opening nothing
         self.fd = fd
+        self._dest = target  # what ffmpeg is given (open(): pipe:N, /dev/fd/N, the URL or path)
         self.enc = enc or EncoderOptions()
         self.fmt = fmt
         # a finished mp4 gets its index up front (faststart); a recording that may be cut off at
@@ -251,9 +252,8 @@ class FfmpegSink:
     def _why(self) -> str:
         # ffmpeg names its output in its messages ("Error closing file rtmp://host/app/KEY: ...")
         why = self._stderr.last("ffmpeg exited") if self._stderr else "ffmpeg exited"
-        dest = getattr(self, "_dest", self.target)  # what ffmpeg was given: pipe:N, /dev/fd/N, the URL
-        if self.label != dest:  # our descriptor's name, a stream key: what the user knows it by instead
-            why = why.replace(dest, self.label)
+        if self.label != self._dest:  # our descriptor's name, a stream key: what the user knows it by instead
+            why = why.replace(self._dest, self.label)
         return redact_text(why, self._secrets)
 
     def _first_error(self) -> str:

@@ -126,11 +126,7 @@ def user_errors(interrupted="interrupted"):
         err_console.print(line, markup=False, highlight=False)
         raise typer.Exit(130)
     except (DhliveError, OSError) as e:
-        if (isinstance(e, BrokenPipeError) or "Broken pipe" in str(e)) and stdout_reader_gone():
-            # `dhlive lipsync x -o - | head -1`, `render -o - | ffplay -` closed early: the reader
-            # took what it wanted. Quiet, as a filter killed by SIGPIPE is, with its status (141)
-            quiet_broken_stdout()
-            raise typer.Exit(141) from None
+        exit_quietly_if_reader_gone(str(e))  # BrokenPipeError's text says it too
         if isinstance(e, DhliveError):
             fail(escape_line(str(e)), e.exit_code)
         # a file or pipe the library did not anticipate
@@ -163,6 +159,15 @@ def stdout_reader_gone() -> bool:
         return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(0))
     except (OSError, ValueError):
         return False
+
+
+def exit_quietly_if_reader_gone(why: str) -> None:
+    """A failure that says "Broken pipe" while stdout's reader has left (`dhlive lipsync x -o -
+    | head -1`, `render -o - | ffplay -` closed early): the reader took what it wanted. Exit
+    quietly, as a filter killed by SIGPIPE does, with its status (141); otherwise return."""
+    if "Broken pipe" in why and stdout_reader_gone():
+        quiet_broken_stdout()
+        raise typer.Exit(141)
 
 
 def quiet_broken_stdout() -> None:

@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import (err_console, escape_line, fail, logs_through, parse_fps,
-                                       quiet_broken_stdout, start_metrics, stdout_reader_gone, user_errors)
+from dhlive_cli.commands.common import (err_console, escape_line, exit_quietly_if_reader_gone, fail, logs_through,
+                                       parse_fps, start_metrics, user_errors)
 
 EXAMPLES = """
 Examples:
@@ -306,9 +306,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
             signal.signal(s, h)
     why = next((w for n, w in studio.removed if single and n == specs[0].name), None)
     if why is not None:
-        if "Broken pipe" in why and stdout_reader_gone():  # `live -o - | head -c 1000`: as render does
-            quiet_broken_stdout()
-            raise typer.Exit(141)
+        exit_quietly_if_reader_gone(why)  # `live -o - | head -c 1000`: as render does
         fail(escape_line(why), 1)
     for name, snap in last.items():
         err_console.print(
