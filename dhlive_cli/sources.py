@@ -12,6 +12,7 @@ import re
 import stat
 import struct
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +37,15 @@ log = logging.getLogger(__name__)
 def _stdin_is_a_terminal() -> bool:
     try:
         return os.isatty(0)
+    except OSError:
+        return False
+
+
+def _stdin_is_the_null_device() -> bool:
+    """Standard input is /dev/null (a service or a cron job started without any input)."""
+    try:
+        st = os.fstat(0)
+        return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.stat(os.devnull).st_rdev
     except OSError:
         return False
 
@@ -102,6 +112,13 @@ class FileAudioSource:
             # nobody types audio: the command waited there for ever without a word
             raise InputError("-: standard input is a terminal; pipe the audio in (my_tts | dhlive ... -) "
                              "or redirect a file (< speech.wav)")
+        if self.from_stdin and _stdin_is_the_null_device():
+            # ffmpeg's "pipe:0: Invalid data found when processing input" did not say why
+            # (a process started with stdin closed has /dev/null there too: entry; Python then
+            # leaves sys.stdin None)
+            what = "closed" if sys.stdin is None else "/dev/null"
+            raise InputError(f"-: standard input is {what}, there is nothing to read; pipe the audio in "
+                             "(my_tts | dhlive ... -) or redirect a file (< speech.wav)")
         self.keep_fds = keep_fds  # our descriptors the decoder inherits (path `/dev/fd/N`)
         self._stdin_copy: int | None = None
         self._name = path  # what the decoder opens (self.path is what messages call it)
@@ -359,6 +376,11 @@ class FileAudioSource:
             raise EngineError(f"{self.path}: decoder ffmpeg was killed by signal {-rc}")
         if rc != 0:
             why = self._stderr.last(f"ffmpeg exited with code {rc}", wait=2.0) if self._stderr else f"exit {rc}"
+            if self.from_stdin and "Invalid data found" in why:
+                # an empty pipe and one carrying no audio look alike to ffmpeg (and to us: the
+                # pipe is read once, by the decoder)
+                why = ("nothing readable as audio came down the pipe (was it empty, or not an audio "
+                       f"stream?); ffmpeg: {why.replace('pipe:0: ', '', 1)}")
             raise InputError(f"{self.path}: cannot decode audio: {why}")
 
     def _close_stdin_copy(self) -> None:

@@ -623,6 +623,28 @@ def test_a_terminal_is_not_taken_for_a_video_or_audio_stream(tmp_path, which, ar
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("stdin, says", [
+    ("null", "error: -: standard input is /dev/null, there is nothing to read; pipe the audio in"),
+    ("closed", "error: -: standard input is closed, there is nothing to read;"),
+    ("empty pipe", "error: stdin: cannot decode audio: nothing readable as audio came down the pipe (was it empty, "
+                   "or not an audio stream?); ffmpeg: Invalid data found"),
+    ("text pipe", "error: stdin: cannot decode audio: nothing readable as audio came down the pipe"),
+])
+@pytest.mark.parametrize("command", ["render", "lipsync"])
+def test_stdin_with_nothing_to_read_is_said_so(tmp_path, command, stdin, says):
+    """`render - -o x.mp4` from a service or cron job (stdin /dev/null or closed) or fed an empty
+    pipe said only ffmpeg's "pipe:0: Invalid data found when processing input"."""
+    out = tmp_path / ("t.mp4" if command == "render" else "t.tsv")
+    line = [sys.executable, "-m", "dhlive_cli", command, "-", "-o", str(out)]
+    if stdin == "closed":
+        line = ["sh", "-c", 'exec "$@" <&-', "sh", *line]
+    feed = {"null": subprocess.DEVNULL, "closed": None}.get(stdin, subprocess.PIPE)
+    p = subprocess.Popen(line, cwd=ROOT, stdin=feed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, err = p.communicate({"empty pipe": "", "text pipe": "hello, not audio\n"}.get(stdin), timeout=120)
+    assert p.returncode == 2 and err.strip().startswith(says) and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cues_still_go_to_a_terminal(tmp_path):
     import pty
 
