@@ -130,8 +130,11 @@ class FfmpegSink:
         self.enc = enc or EncoderOptions()
         self.fmt = fmt
         # a finished mp4 gets its index up front (faststart); a recording that may be cut off at
-        # any moment (live) is written in fragments, so whatever was recorded stays playable
-        self.movflags = (("+frag_keyframe+empty_moov+default_base_moof" if fragmented else "+faststart")
+        # any moment (live) is written in fragments, so whatever was recorded stays playable.
+        # delay_moov: the header waits for the first fragment, so its edit lists know x264's
+        # B-frame delay as well as AAC's priming; written before any frame (empty_moov alone),
+        # the first picture of `render -o - --format mp4` came 80 ms in, behind the sound
+        self.movflags = (("+frag_keyframe+empty_moov+default_base_moof+delay_moov" if fragmented else "+faststart")
                          if fmt == "mp4" else None)
         self.flush_s = LIVE_FLUSH_S if fragmented and fmt in ("mp4", "matroska") else None
         self._proc: subprocess.Popen | None = None
