@@ -1,8 +1,8 @@
 """Live inputs: threads that push speech into a session's SpeechBuffer.
 
 Files are decoded in order (optionally looped) and pushed as fast as the buffer has room, so
-they play at the stream's pace; stdin is raw s16le 16 kHz mono (a TTS can pipe into it). A full
-buffer makes a pushing thread wait: backpressure, never memory growth.
+they play at the stream's pace; stdin is raw s16le 16 kHz mono or a WAV (a TTS can pipe into
+it, see stdin_pcm). A full buffer makes a pushing thread wait: backpressure, never memory growth.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class FileFeeder:
 
 
 class PcmFeeder:
-    """Raw s16le 16 kHz mono from a byte stream (stdin)."""
+    """Speech from a byte stream (stdin): raw s16le 16 kHz mono, or WAV (stdin_pcm.PcmStream)."""
 
     def __init__(self, stream: BinaryIO, speech: SpeechBuffer, cancel: threading.Event):
         self.stream, self.speech, self.cancel = stream, speech, cancel
@@ -116,22 +116,21 @@ class PcmFeeder:
         return self
 
     def _run(self) -> None:
+        from dhlive_cli.stdin_pcm import PcmStream
+
         raw = bytearray(CHUNK * 2)
-        f = np.zeros(CHUNK, dtype=np.float32)
-        carry = 0
+        pcm = PcmStream()
         try:
             while not self.cancel.is_set():
-                n = self.stream.readinto(memoryview(raw)[carry:])
+                n = self.stream.readinto(raw)
                 if not n:
                     break
-                n += carry
-                whole = n - (n % 2)
-                s16 = np.frombuffer(raw, dtype="<i2", count=whole // 2)
-                np.multiply(s16, 1.0 / 32768.0, out=f[: whole // 2], casting="unsafe")
-                self.speech.push(f[: whole // 2], block=True, cancel=self.cancel)
-                carry = n - whole
-                if carry:
-                    raw[0] = raw[whole]
+                x = pcm.feed(memoryview(raw)[:n])
+                if x.size:
+                    self.speech.push(x, block=True, cancel=self.cancel)
+            x = pcm.finish()
+            if x.size and not self.cancel.is_set():
+                self.speech.push(x, block=True, cancel=self.cancel)
         except (OSError, ValueError) as e:
             log.error("stdin input: %s", e)
         finally:

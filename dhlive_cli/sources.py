@@ -41,10 +41,11 @@ def _stdin_is_a_terminal() -> bool:
         return False
 
 
-def _stdin_is_the_null_device() -> bool:
-    """Standard input is /dev/null (a service or a cron job started without any input)."""
+def is_null_device(fd: int) -> bool:
+    """Descriptor fd is /dev/null (standard input of a service or a cron job started without
+    any input); False when it is closed or anything else."""
     try:
-        st = os.fstat(0)
+        st = os.fstat(fd)
         return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.stat(os.devnull).st_rdev
     except OSError:
         return False
@@ -112,7 +113,7 @@ class FileAudioSource:
             # nobody types audio: the command waited there for ever without a word
             raise InputError("-: standard input is a terminal; pipe the audio in (my_tts | dhlive ... -) "
                              "or redirect a file (< speech.wav)")
-        if self.from_stdin and _stdin_is_the_null_device():
+        if self.from_stdin and is_null_device(0):
             # ffmpeg's "pipe:0: Invalid data found when processing input" did not say why
             # (a process started with stdin closed has /dev/null there too: entry; Python then
             # leaves sys.stdin None)

@@ -69,6 +69,16 @@ def live_encoder(preset: Preset, sessions: int = 1, codec: str = "libx264") -> E
 MAX_API_PIXELS = 1920 * 1080  # the largest frame an API client may ask for
 
 
+def _is_null_device(stream) -> bool:
+    """stream (a binary file object, or a test's BytesIO) reads /dev/null."""
+    from dhlive_cli.sources import is_null_device
+
+    try:
+        return is_null_device(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _rtmp_key_or_url(url: str):
     """grants.rtmp_key(url), or the URL itself when it does not parse (compared as a string)."""
     try:
@@ -332,7 +342,8 @@ class Studio:
                                                   identities=ids))
             if "-" in spec.inputs:
                 if self._stdin is None:
-                    raise InputError(f"session {spec.name!r}: no stdin to read")
+                    raise InputError(f"session {spec.name!r}: input -: standard input is closed; pipe the "
+                                     "speech in (my_tts | dhlive live --input - ...)")
                 try:
                     tty = os.isatty(self._stdin.fileno())
                 except (OSError, ValueError, AttributeError):  # a test's BytesIO: not a terminal
@@ -340,6 +351,10 @@ class Studio:
                 if tty:  # nobody types PCM: the session would wait there for ever
                     raise InputError(f"session {spec.name!r}: input -: standard input is a terminal; "
                                      "pipe the PCM in (my_tts | dhlive live --input - ...)")
+                if _is_null_device(self._stdin):
+                    # a live stream legitimately idles without speech: said, not refused
+                    log.warning("session %r: input -: standard input is /dev/null, no speech will come from it",
+                                spec.name)
                 session.feeders.append(PcmFeeder(self._stdin, session.speech, session.cancel))
             mic = next((i for i in spec.inputs if i == "mic" or i.startswith("mic:")), None)
             if mic is not None:

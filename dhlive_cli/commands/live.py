@@ -67,7 +67,7 @@ def live(
     rtmp: Annotated[Optional[list[str]], typer.Option(help="Stream to this RTMP URL (flv, H.264 + AAC); repeatable: each target has its own encoder and reconnects with backoff on its own. Shown everywhere as rtmp://host/app/****.")] = None,
     srt: Annotated[Optional[list[str]], typer.Option(help="Stream to this SRT URL (MPEG-TS, H.264 + AAC; caller mode, e.g. srt://host:9000?streamid=KEY); repeatable, reconnects like --rtmp. The query is shown as ****.")] = None,
     output: Annotated[Optional[list[Path]], typer.Option("--output", "-o", help="Also record to this file (.mp4/.mkv); - streams Matroska to stdout. One per session.")] = None,
-    input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Speech: a file (repeatable, played in order), - for raw s16le 16 kHz mono PCM on stdin, or mic[:DEVICE].")] = None,
+    input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Speech: a file (repeatable, played in order), - for speech on stdin (raw s16le 16 kHz mono PCM, or a WAV as TTS tools write it), or mic[:DEVICE].")] = None,
     loop: Annotated[bool, typer.Option(help="Replay the input files forever.")] = False,
     avatar: Annotated[Optional[Path], typer.Option(help="Avatar directory (default: the embedded drawn avatar).")] = None,
     sessions: Annotated[Optional[Path], typer.Option(help="Run several avatars at once: a TOML file of [[session]] tables (name, avatar, rtmp, output, input, loop, size).")] = None,
@@ -228,7 +228,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     # without the API no session is added later: the sessions given are all there will be (the
     # default number of draw processes counts on it, see Studio)
     studio = Studio(pool, preset, enc, max_sessions=max(max_sessions, len(specs)) if listen else len(specs),
-                    stdin=sys.stdin.buffer,
+                    stdin=sys.stdin.buffer if sys.stdin is not None else None,  # None: started with it closed
                     grants=grants, pixel_budget=int(pixel_budget * 1e6), max_viewers=max_viewers,
                     stop_after_frames=stop_after, draw_processes=draw_processes)
     single = sessions_file is None and len(specs) == 1
