@@ -61,7 +61,7 @@ def main() -> None:
     result["batch"] = run("bench_batch.py", "--jobs", "12" if a.quick else "40")
     result["reconnects"] = run("bench_reconnect.py", "--quiet", "--cycles", "8" if a.quick else "50")
     result["webrtc_latency"] = run("bench_webrtc.py", "--trials", "3" if a.quick else "10")
-    print(f"\n$ bench_monitor.py", flush=True)
+    print("\n$ bench_monitor.py", flush=True)
     p = subprocess.run([sys.executable, str(HERE / "bench_monitor.py"), "--seconds", "10" if a.quick else "30"],
                        capture_output=True, text=True, cwd=ROOT)
     mon_lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
@@ -86,7 +86,7 @@ def main() -> None:
     st = result["startup"]
     print(f"\nstart-up: `dhlive render` of a 1 s input {st['render_1s_wall_s']} s wall median ({st['render_1s_cpu_s']} s CPU), "
           f"`dhlive --help` {st['help_wall_s']} s ({st['help_cpu_s']} s CPU), load {st['load_avg_1min'][0]} -> {st['load_avg_1min'][1]}")
-    print(f"\n| render memory | input | peak RSS dhlive | peak RSS ffmpeg child |")
+    print("\n| render memory | input | peak RSS dhlive | peak RSS ffmpeg child |")
     print("| --- | --- | --- | --- |")
     for k in ("short", "long"):
         m = mem[k]

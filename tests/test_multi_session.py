@@ -341,7 +341,6 @@ def test_create_and_stop_a_session_100_times_leaves_nothing_behind(tmp_path, spe
         for i in range(5):  # warm-up: first-use allocations (codecs, thread arenas) are not a leak
             cycle(i)
         base_rss = proc.memory_info().rss
-        base_threads = set(dhlive_threads())
         anchor0 = studio.get("anchor").snapshot()
         with Starvation(threads=("dhlive-tick", "dhlive-draw-anchor")) as starved:
             for i in range(100):
