@@ -35,14 +35,17 @@ FRAME_FORMATS = ("frames",)
 # what --format auto picks from the output's suffix
 BY_SUFFIX = {".tsv": "rhubarb-tsv", ".txt": "rhubarb-tsv", ".xml": "rhubarb-xml", ".json": "rhubarb-json",
              ".dat": "moho", ".csv": "frames"}
-RHUBARB_BY_SUFFIX = {".tsv": "rhubarb-tsv", ".txt": "rhubarb-tsv", ".xml": "rhubarb-xml", ".json": "rhubarb-json"}
+# Rhubarb's own exports (its -f tsv|xml|json|dat), by suffix; .dat is Moho switch data
+RHUBARB_BY_SUFFIX = {".tsv": "rhubarb-tsv", ".txt": "rhubarb-tsv", ".xml": "rhubarb-xml", ".json": "rhubarb-json",
+                     ".dat": "moho"}
 FRAME_SUFFIXES = (".json", ".tsv", ".csv")
 
 
 def resolve_format(fmt: str, output: Path) -> str:
     """The concrete format for --format fmt and the output name: one of CUE_FORMATS or
-    'frames'. 'auto' goes by suffix (BY_SUFFIX); 'rhubarb' by suffix among Rhubarb's three
-    (tsv when the suffix says none); 'dat' is 'moho'. Raises ValueError with the choices."""
+    'frames'. 'auto' goes by suffix (BY_SUFFIX); 'rhubarb' by suffix among Rhubarb's four
+    exports, .dat being Moho's (tsv when the suffix says none); 'dat' is 'moho'. Raises
+    ValueError with the choices."""
     suffix = output.suffix.lower()
     f = fmt.lower()
     if f == "auto":

@@ -143,6 +143,9 @@ def test_rhubarb_alias_preston_blair_names_and_basic_shapes(tmp_path, speech_10s
     rows = parse_moho_dat((tmp_path / "m.dat").read_text(), names=set(PRESTON_BLAIR.values()))
     assert rows[-1][1] == "rest" and rows[-1][0] <= int(duration * 100) * 30 // 100 + 1
     assert "L" in {n for _, n in rows} and "MBP" in {n for _, n in rows}
+    # --format rhubarb picks Rhubarb's export for the suffix: .dat is Moho switch data (it wrote TSV)
+    _lipsync(path, "-o", tmp_path / "r.dat", "--format", "rhubarb", "--dat-fps", "30", "--dat-preston-blair")
+    assert (tmp_path / "r.dat").read_text() == (tmp_path / "m.dat").read_text()
     r = runner.invoke(app, ["lipsync", str(path), "-o", "-", "--format", "rhubarb-json"])
     assert r.exit_code == 0
     assert parse_rhubarb_json(r.stdout)[2] == parse_rhubarb_json(

@@ -39,7 +39,7 @@ def lipsync(
                                          show_default=False)],
     format: Annotated[str, typer.Option(
         "--format", "-f",
-        help="auto (by suffix), rhubarb (Rhubarb's format for the suffix), rhubarb-tsv, rhubarb-xml, rhubarb-json, "
+        help="auto (by suffix), rhubarb (Rhubarb's export for the suffix: .tsv .xml .json .dat), rhubarb-tsv, rhubarb-xml, rhubarb-json, "
              "moho (.dat switch data) or frames (per-frame parameters as .json, .tsv or .csv).")] = "auto",
     extended_shapes: Annotated[str, typer.Option(
         "--extended-shapes", help="Optional shapes your mouth set has (any of G, H, X; '' for the basic six).")] = "GHX",
