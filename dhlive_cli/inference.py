@@ -63,6 +63,16 @@ def _import_ort():
     return ort
 
 
+def check_device(device: str) -> None:
+    """--device as InferencePool will take it: auto, cpu or cuda, and for cuda an onnxruntime
+    with the CUDA provider. Raises InputError / DependencyError (the same lines the pool
+    raises), so a command can refuse before it starts anything or warns about the encoder."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"--device must be auto, cpu or cuda, not {device!r}")
+    if device == "cuda" and "CUDAExecutionProvider" not in _import_ort().get_available_providers():
+        raise DependencyError("--device cuda: this onnxruntime has no CUDA provider (install dhlive[gpu])")
+
+
 @dataclass(frozen=True, slots=True)
 class InferenceOptions:
     """How the model runs. `sessions` > 1 lets several callers infer truly in parallel."""
@@ -83,11 +93,8 @@ class InferencePool:
         if not self.model_path.is_file():
             raise InputError(f"model not found: {self.model_path}{origin}")
         device = self.options.device
-        if device not in ("auto", "cpu", "cuda"):
-            raise InputError(f"--device must be auto, cpu or cuda, not {device!r}")
+        check_device(device)
         want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
-        if device == "cuda" and not want_cuda:
-            raise DependencyError("--device cuda: this onnxruntime has no CUDA provider (install dhlive[gpu])")
         providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
         self._sessions = []
         self._locks = []

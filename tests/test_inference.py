@@ -38,6 +38,23 @@ def test_cuda_request_without_cuda_is_a_clear_error():
         InferencePool(BASELINE, InferenceOptions(device="cuda"))
 
 
+def test_render_on_cuda_without_cuda_says_one_thing(tmp_path):
+    """`render --device cuda` on a CPU-only host first warned it would encode on the CPU (as if
+    going on), then failed on the model: one error line now, before anything starts."""
+    import onnxruntime as ort
+    import soundfile as sf
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this host has the CUDA provider")
+    wav = tmp_path / "x.wav"
+    sf.write(wav, np.zeros(16000, np.float32), 16000)
+    r = subprocess.run([sys.executable, "-m", "dhlive_cli", "render", str(wav), "-o", str(tmp_path / "x.mp4"),
+                        "--device", "cuda"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr == ("error: --device cuda: this onnxruntime has no CUDA provider "
+                                              "(install dhlive[gpu])\n"), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.wav"]
+
+
 def test_bad_model_path_and_bad_device(tmp_path):
     with pytest.raises(InputError):
         InferencePool(tmp_path / "none.onnx")

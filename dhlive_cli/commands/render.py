@@ -82,7 +82,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
     from dhlive_cli.engine import RenderSession, render_encoder
     from dhlive_cli.errors import InputError, InterruptedAfterOutput
     from dhlive_cli.hwenc import pick_video_codec
-    from dhlive_cli.inference import InferenceOptions, InferencePool
+    from dhlive_cli.inference import InferenceOptions, InferencePool, check_device
     from dhlive_cli.interrupts import interrupts_held
     from dhlive_cli.outpaths import names_file_of
     from dhlive_cli.presets import load_preset, parse_size
@@ -115,6 +115,7 @@ def _render(input, output, avatar, preset_name, size, fps, device, model, json_o
         except ValueError as e:
             raise InputError(f"--fps {fps}: {e}") from e
         preset = replace(preset, fps=fps)
+    check_device(device)  # before the encoder's choice, which warns about a GPU it cannot use
     enc = render_encoder(preset, codec=pick_video_codec(device))
 
     # SIGTERM and SIGHUP (the terminal closed) behave like Ctrl+C: stop cleanly, remove the
