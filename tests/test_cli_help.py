@@ -87,3 +87,27 @@ def test_prose_in_the_help_is_not_broken_mid_sentence(command):
         if prev and not example and len(prev) < 60 and line[:2].strip() and line.lstrip()[:1].islower():
             raise AssertionError(f"broken line: {prev!r} / {line!r}")
         prev = line
+
+
+@pytest.mark.parametrize("command", [["render"], ["live"], ["lipsync"], ["batch"], ["monitor"], ["avatar", "prepare"]])
+def test_examples_can_be_pasted_from_an_80_column_terminal(command):
+    """`live --help` ran two examples together ("--preset low       --output-dir ...": a
+    backslash-newline in the docstring is Python's line continuation) and wrapped long
+    example lines and their comments at 80 columns, so a pasted line ran the rest as a
+    command. Every example line fits, and one ending in a backslash continues on the next."""
+    import os
+
+    r = subprocess.run([sys.executable, "-m", "dhlive_cli", *command, "--help"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60, env={**os.environ, "COLUMNS": "80", "TERM": "dumb"})
+    assert r.returncode == 0, r.stderr
+    head = [ln.rstrip() for ln in r.stdout.split("╭", 1)[0].splitlines()]
+    examples = head[next(i for i, ln in enumerate(head) if ln.strip() == "Examples:") + 1 :]
+    assert any(ln.startswith("   dhlive ") for ln in examples), examples
+    for i, line in enumerate(examples):
+        nxt = examples[i + 1] if i + 1 < len(examples) else ""
+        if line.startswith("   "):  # an example line (prose paragraphs start at the margin)
+            # rich wraps at the margin: the rest of a long example shows up there
+            assert not (nxt[:1] == " " and nxt[1:2].strip()), f"wraps at 80 columns: {line!r} / {nxt!r}"
+            assert "   " not in line.strip().split("'")[0], f"two lines run together: {line!r}"
+        if line.endswith(" \\"):
+            assert nxt.startswith("       "), f"no continuation after {line!r}"

@@ -21,7 +21,8 @@ Examples:
 
   dhlive avatar prepare anna.jpg -o avatars/anna
 
-  dhlive avatar prepare presenter.mp4 -o avatars/tom --max-seconds 8 --loop pingpong
+  dhlive avatar prepare presenter.mp4 -o avatars/tom --max-seconds 8 \\
+      --loop pingpong
 
   dhlive render speech.wav -o out.mp4 --avatar avatars/anna
 

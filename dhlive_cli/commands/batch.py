@@ -21,7 +21,8 @@ Examples:
 
   dhlive batch jobs.jsonl --out-dir renders/ --ray local --workers 2
 
-  dhlive batch jobs.csv --out-dir /shared/renders --ray 10.0.0.5:6379 --resume
+  dhlive batch jobs.csv --out-dir /shared/renders --ray 10.0.0.5:6379 \\
+      --resume
 
 jobs.csv has a header row with `audio` and `output` (a file name under --out-dir) and optionally `avatar`, `size`, `preset`; a .jsonl file has one object with those keys per line.
 

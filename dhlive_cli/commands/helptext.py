@@ -23,21 +23,21 @@ import typer
 
 # In rich markup (what Typer renders help through) "[" opens a tag when a lower-case letter,
 # "#", "/" or "@" follows and a "]" comes before the next "["; a backslash in front makes it
-# text. Our help is escaped by that rule here rather than with rich.markup.escape, whose import
+# text, and backslashes right before such a "[" are doubled (each then stands for itself).
+# Our help is escaped by that rule here rather than with rich.markup.escape, whose import
 # (rich.text, rich.style: 15-20 ms) was on the start-up of every command, help or not;
-# tests/test_cli_help.py checks both give the same on every help text.
-_TAG_OPENING = re.compile(r"\[(?=[a-z#/@][^[]*?\])")
+# tests/test_cli_help.py checks both give the same on every help text and on edge cases.
+_TAG_OPENING = re.compile(r"(\\*)(\[[a-z#/@][^[]*?\])")
 
 
 def escape(text: str) -> str:
     """`text` with each "[" that rich would read as opening a markup tag made literal (a
-    backslash put before it), so it shows as written. Text that already holds backslashes
-    (where rich doubles them) or ends in one goes through rich's own escape."""
-    if "\\" in text:
-        from rich.markup import escape as rich_escape
-
-        return rich_escape(text)
-    return _TAG_OPENING.sub(r"\\[", text)
+    backslash put before it, backslashes already there doubled), and a lone backslash at the
+    very end doubled, so the text shows as written (rich's markup escape rule)."""
+    out = _TAG_OPENING.sub(lambda m: m.group(1) * 2 + "\\" + m.group(2), text)
+    if out.endswith("\\") and not out.endswith("\\\\"):
+        out += "\\"
+    return out
 
 
 # option/argument name -> metavar, for the names the commands use

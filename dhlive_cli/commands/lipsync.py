@@ -15,15 +15,19 @@ from dhlive_cli.commands.common import err_console, interrupted_line, parse_fps,
 EXAMPLES = """
 Examples:
 
-  dhlive lipsync speech.wav -o cues.tsv              # Rhubarb TSV: start<TAB>shape per cue
+  # Rhubarb TSV: start<TAB>shape per cue
+  dhlive lipsync speech.wav -o cues.tsv
 
-  dhlive lipsync speech.wav -o cues.json             # Rhubarb JSON (metadata + mouthCues)
+  # Rhubarb JSON (metadata + mouthCues)
+  dhlive lipsync speech.wav -o cues.json
 
   dhlive lipsync speech.wav -o cues.xml --extended-shapes GX
 
-  dhlive lipsync speech.wav -o mouth.dat --dat-fps 30 --dat-preston-blair   # Moho / OpenToonz
+  # Moho / OpenToonz switch data
+  dhlive lipsync speech.wav -o mouth.dat --dat-fps 30 --dat-preston-blair
 
-  dhlive lipsync speech.mp3 -o track.json --format frames --fps 50          # per-frame parameters
+  # per-frame parameters
+  dhlive lipsync speech.mp3 -o track.json --format frames --fps 50
 
   dhlive lipsync speech.wav -o - --format rhubarb-json | my_tool
 

@@ -19,36 +19,46 @@ from dhlive_cli.commands.common import (err_console, escape_line, exit_quietly_i
 EXAMPLES = """
 Examples:
 
-  dhlive live --rtmp rtmp://127.0.0.1/live/key --input intro.wav --input news.mp3
+  dhlive live --rtmp rtmp://127.0.0.1/live/key --input intro.wav \\
+      --input news.mp3
 
-  dhlive live --rtmp rtmp://a.example/live/KEY1 --rtmp rtmp://b.example/app/KEY2 --input talk.wav
+  dhlive live --rtmp rtmp://a.example/live/KEY1 \\
+      --rtmp rtmp://b.example/app/KEY2 --input talk.wav
 
-  dhlive live --rtmp rtmp://host/app/key --maxrate 2500k --bufsize 5000k --input talk.wav
+  dhlive live --rtmp rtmp://host/app/key --maxrate 2500k --bufsize 5000k \\
+      --input talk.wav
 
   dhlive live --srt 'srt://host:9000?streamid=KEY' --input talk.wav
 
   my_tts | dhlive live --input - --rtmp rtmp://host/app/key
 
-  dhlive live --input talk.flac --loop -o record.mp4 --duration 60 --quiet   # exactly 1500 frames
+  # exactly 1500 frames
+  dhlive live --input talk.flac --loop -o record.mp4 --duration 60 --quiet
 
   dhlive live --input talk.flac --loop --fps 30 --rtmp rtmp://host/app/key
 
-  dhlive live --input talk.flac --loop --fps 50 -o - | ffplay -          # Matroska to stdout
+  # Matroska to stdout
+  dhlive live --input talk.flac --loop --fps 50 -o - | ffplay -
 
   dhlive live --input mic --rtmp rtmp://host/app/key
 
   dhlive live --listen 127.0.0.1:8765 --rtmp rtmp://host/app/key
-  curl -X POST --data-binary @hello.wav -H 'Content-Type: audio/wav' http://127.0.0.1:8765/v1/speak
-  (open http://127.0.0.1:8765/ in a browser: the avatar over WebRTC, its figures, talk buttons)
+  curl -X POST --data-binary @hello.wav -H 'Content-Type: audio/wav' \\
+      http://127.0.0.1:8765/v1/speak
+  # then open http://127.0.0.1:8765/ in a browser: the avatar over WebRTC,
+  # its figures, talk buttons
 
-  dhlive live --sessions studio.toml --listen 127.0.0.1:8765 --preset low \
+  dhlive live --sessions studio.toml --listen 127.0.0.1:8765 --preset low \\
       --output-dir recordings --media-dir media --allow-rtmp host
-  curl -X POST http://127.0.0.1:8765/v1/sessions -H 'Content-Type: application/json' \
-      -d '{"name": "b", "rtmp": "rtmp://host/app/b", "output": "b.mkv", "input": ["intro.wav"]}'
-  curl -X POST --data-binary @hi.wav http://127.0.0.1:8765/v1/sessions/b/speak
+  curl -X POST http://127.0.0.1:8765/v1/sessions \\
+      -H 'Content-Type: application/json' \\
+      -d '{"name": "b", "rtmp": "rtmp://host/app/b", "output": "b.mkv"}'
+  curl -X POST --data-binary @hi.wav \\
+      http://127.0.0.1:8765/v1/sessions/b/speak
   curl -X DELETE http://127.0.0.1:8765/v1/sessions/b
 
-  DHLIVE_API_TOKEN=$(cat token) dhlive live --listen 0.0.0.0:8765 --rtmp rtmp://host/app/key
+  DHLIVE_API_TOKEN=$(cat token) dhlive live --listen 0.0.0.0:8765 \\
+      --rtmp rtmp://host/app/key
 
   studio.toml:
     preset = "low"

@@ -21,13 +21,17 @@ Examples:
 
   dhlive render clip.flac -o clip.mp4 --avatar my_avatar/ --json
 
-  my_tts | dhlive render - -o out.mp4                       # audio in any container on stdin
+  # audio in any container on stdin
+  my_tts | dhlive render - -o out.mp4
 
-  dhlive render talk.wav -o - | ffplay -                    # Matroska to stdout as it renders
+  # Matroska to stdout as it renders
+  dhlive render talk.wav -o - | ffplay -
 
-  dhlive render talk.wav -o - --format mp4 > talk.mp4       # fragmented mp4 to stdout
+  # fragmented mp4 to stdout
+  dhlive render talk.wav -o - --format mp4 > talk.mp4
 
-  dhlive render talk.wav -o talk.mp4 --fps 30               # any whole rate 1-60; sound at the input's rate
+  # any whole rate 1-60; the sound keeps the input's rate
+  dhlive render talk.wav -o talk.mp4 --fps 30
 """
 
 
