@@ -171,12 +171,48 @@ def _prune_stale(d: Path) -> None:
 
 METRICS_MAX_CONNECTIONS = 16  # connections served at once; more are closed unanswered
 METRICS_READ_TIMEOUT_S = 10.0  # a connection that sends nothing for this long is closed
+METRICS_DEADLINE_S = 10.0  # and one still there this long after it was accepted (a drip-fed request)
+METRICS_MAX_REQUEST_BYTES = 16384  # request line and headers; a scrape sends a few hundred
+
+
+class _Capped:
+    """A connection's read side that ends (reads b"") after `left` bytes: http.server allows 100
+    header lines of 64 KiB each, so 16 held connections could pin 100 MB."""
+
+    def __init__(self, f, left: int):
+        self._f, self._left = f, left
+
+    def readline(self, limit: int = -1) -> bytes:
+        n = self._left if limit is None or limit < 0 else min(limit, self._left)
+        line = self._f.readline(n) if n > 0 else b""
+        self._left -= len(line)
+        return line
+
+    def read(self, size: int = -1) -> bytes:
+        n = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._f.read(n) if n > 0 else b""
+        self._left -= len(data)
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
 
 
 class _QuietHandler(WSGIRequestHandler):
     timeout = METRICS_READ_TIMEOUT_S  # socket timeout: a half-sent request does not hold a thread for ever
 
+    def setup(self):
+        super().setup()
+        self.rfile = _Capped(self.rfile, METRICS_MAX_REQUEST_BYTES)
+
     def log_message(self, format, *args):  # one line per scrape on stderr would drown the CLI
+        pass
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
         pass
 
 
@@ -185,10 +221,39 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     requests held 736 threads (+16 MB) until their clients left."""
 
     daemon_threads = True
+    # the listen backlog (socketserver's default 5): a burst of scrapes beyond it waited for a
+    # SYN retransmit, 1 s, past monitor's 0.1 s timeout
+    request_queue_size = 64
 
     def __init__(self, *args, **kwargs):
         self._slots = threading.BoundedSemaphore(METRICS_MAX_CONNECTIONS)
+        # connections being served -> when they must be gone (one reaper thread for all of them)
+        self._deadlines: dict[socket.socket, float] = {}
+        self._reaper_wake = threading.Condition()
+        self._reaper: threading.Thread | None = None
+        self._closing = False
         super().__init__(*args, **kwargs)
+
+    def _reap(self) -> None:
+        """Shut each served connection's socket once its deadline passes: the read timeout is
+        per read, and a client sending a byte every few seconds kept its slot for ever (16 of
+        them kept every scrape out). The handler's next read or write then fails and its slot
+        comes back."""
+        with self._reaper_wake:
+            while not self._closing:
+                now = time.monotonic()
+                for sock, due in list(self._deadlines.items()):
+                    if due <= now:
+                        del self._deadlines[sock]
+                        _shut(sock)
+                nxt = min(self._deadlines.values(), default=None)
+                self._reaper_wake.wait(None if nxt is None else max(0.0, nxt - now))
+
+    def server_close(self):
+        with self._reaper_wake:
+            self._closing = True
+            self._reaper_wake.notify()
+        super().server_close()
 
     def process_request(self, request, client_address):
         if not self._slots.acquire(blocking=False):
@@ -201,9 +266,17 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
             raise
 
     def process_request_thread(self, request, client_address):
+        with self._reaper_wake:
+            self._deadlines[request] = time.monotonic() + METRICS_DEADLINE_S
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name=f"{THREAD_NAME}-deadline", daemon=True)
+                self._reaper.start()
+            self._reaper_wake.notify()
         try:
             super().process_request_thread(request, client_address)
         finally:
+            with self._reaper_wake:
+                self._deadlines.pop(request, None)
             self._slots.release()
 
     def handle_error(self, request, client_address):

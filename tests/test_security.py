@@ -682,6 +682,83 @@ def test_6_the_metrics_port_answers_loopback_names_only_and_bounds_its_connectio
         time.sleep(0.2)
 
 
+def test_6_the_metrics_port_refuses_malformed_hosts_drip_feeding_and_huge_headers(world):
+    """A fresh reviewer's findings on the metrics port: Host values that are not host[:port]
+    ("[::1].evil.example", "localhost:evil", "127.0.0.1:80@evil.example") were taken for
+    loopback; the listen backlog was 5 (a burst of scrapes waited for a SYN retransmit); a
+    client sending one byte every few seconds (under the per-read timeout) kept its slot for
+    ever; 16 connections with 100 header lines of 64 KiB pinned ~100 MB."""
+    from urllib.parse import urlsplit
+
+    from dhlive_cli.metrics import METRICS_DEADLINE_S, METRICS_MAX_CONNECTIONS, read_discovery
+
+    srv = world["srv"]
+    mport = urlsplit(read_discovery(srv.proc.pid)["metrics_url"]).port
+    for host in ("[::1].evil.example", f"[::1]evil.example:{mport}", f"127.0.0.1:{mport}@evil.example", "localhost:evil",
+                 f"127.0.0.1:{mport}:{mport}"):
+        code, _ = req(mport, "GET", "/metrics", headers={"Host": host})
+        row(f"6 metrics port, Host {host[:24]}", str(code), code == 421)
+        assert code == 421, (host, code)
+    ss = subprocess.run(["ss", "-Hltn", f"sport = :{mport}"], capture_output=True, text=True)
+    if ss.returncode == 0 and ss.stdout.split():
+        backlog = int(ss.stdout.split()[2])  # Send-Q of a listening socket: its backlog
+        row("6 metrics port, listen backlog", str(backlog), backlog >= 4 * METRICS_MAX_CONNECTIONS)
+        assert backlog >= 4 * METRICS_MAX_CONNECTIONS, ss.stdout
+
+    # drip-fed: a byte every 2 s never lets the 10 s read timeout pass; the deadline closes it
+    s = socket.create_connection(("127.0.0.1", mport), timeout=2)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: ")
+    t0 = time.monotonic()
+    closed = False
+    try:
+        while time.monotonic() - t0 < 60:  # bounds a server that never closes it
+            try:
+                s.sendall(b"a")
+                if s.recv(1024) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                continue  # nothing yet: keep dripping
+            except OSError:  # reset: closed too
+                closed = True
+                break
+    finally:
+        s.close()
+    held = time.monotonic() - t0
+    row("6 metrics port, drip-fed request", f"closed after {held:.0f} s", closed)
+    assert closed and held >= METRICS_DEADLINE_S - 1, held
+
+    # huge headers: what a held connection may make the server read is capped
+    rss0 = srv.rss()
+    conns = []
+    try:
+        line = b"X-B: " + b"b" * 65000 + b"\r\n"
+        for _ in range(METRICS_MAX_CONNECTIONS):
+            c = socket.create_connection(("127.0.0.1", mport), timeout=10)
+            c.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            try:
+                for _ in range(99):
+                    c.sendall(line)
+            except OSError:  # the server stopped reading and closed: what the cap is for
+                pass
+            conns.append(c)
+        grown = (srv.rss() - rss0) / 2**20
+    finally:
+        for c in conns:
+            c.close()
+    row("6 metrics port, 16 x 6.4 MB of headers", f"RSS {grown:+.1f} MB", grown < 20)
+    assert grown < 20, grown
+    deadline = time.monotonic() + 60  # and the port answers again
+    while True:
+        try:
+            if req(mport, "GET", "/metrics", headers={"Host": f"127.0.0.1:{mport}"})[0] == 200:
+                break
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
 def test_6_sessions_file_types_are_checked(tmp_path):
     for text, needle in (('preset = 5\n[[session]]\nname = "a"\noutput = "a.mkv"\n', "preset"),
                          ('size = 720\n[[session]]\nname = "a"\noutput = "a.mkv"\n', "size"),
