@@ -158,6 +158,15 @@ def probe(path: str | os.PathLike, formats: str | None = None, keep_fds: tuple[i
         raise InputError(f"{p}: {e.strerror or e}") from None
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{p}: is a directory, not an audio file")
+    if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        # it can be read once only, and the probe would take its start: "empty file" was said
+        from dhlive_cli.outpaths import own_descriptor
+
+        if own_descriptor(p) == 0:
+            raise InputError(f"{p}: standard input is a pipe here; give - to read it")
+        raise InputError(f"{p}: is a pipe, which can be read once only; give - and redirect it (< {p})")
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        raise InputError(f"{p}: is a device, not an audio file")
     if not os.access(p, os.R_OK):
         raise InputError(f"{p}: permission denied")
     if st.st_size == 0:

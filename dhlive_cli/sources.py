@@ -378,10 +378,12 @@ class FileAudioSource:
         if rc != 0:
             why = self._stderr.last(f"ffmpeg exited with code {rc}", wait=2.0) if self._stderr else f"exit {rc}"
             if self.from_stdin and "Invalid data found" in why:
-                # an empty pipe and one carrying no audio look alike to ffmpeg (and to us: the
-                # pipe is read once, by the decoder)
-                why = ("nothing readable as audio came down the pipe (was it empty, or not an audio "
-                       f"stream?); ffmpeg: {why.replace('pipe:0: ', '', 1)}")
+                # an empty pipe and one carrying no audio look alike to ffmpeg (and to us: stdin
+                # is read once, by the decoder)
+                why = ("nothing readable as audio came in (was it empty, or not an audio stream?); "
+                       f"ffmpeg: {why.replace('pipe:0: ', '', 1)}")
+            elif self.from_stdin and "does not contain any stream" in why:
+                why = "no audio stream in what came in"
             raise InputError(f"{self.path}: cannot decode audio: {why}")
 
     def _close_stdin_copy(self) -> None:

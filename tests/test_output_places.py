@@ -627,9 +627,9 @@ def test_a_terminal_is_not_taken_for_a_video_or_audio_stream(tmp_path, which, ar
 @pytest.mark.parametrize("stdin, says", [
     ("null", "error: -: standard input is /dev/null, there is nothing to read; pipe the audio in"),
     ("closed", "error: -: standard input is closed, there is nothing to read;"),
-    ("empty pipe", "error: stdin: cannot decode audio: nothing readable as audio came down the pipe (was it empty, "
+    ("empty pipe", "error: stdin: cannot decode audio: nothing readable as audio came in (was it empty, "
                    "or not an audio stream?); ffmpeg: Invalid data found"),
-    ("text pipe", "error: stdin: cannot decode audio: nothing readable as audio came down the pipe"),
+    ("text pipe", "error: stdin: cannot decode audio: nothing readable as audio came in"),
 ])
 @pytest.mark.parametrize("command", ["render", "lipsync"])
 def test_stdin_with_nothing_to_read_is_said_so(tmp_path, command, stdin, says):
@@ -644,6 +644,32 @@ def test_stdin_with_nothing_to_read_is_said_so(tmp_path, command, stdin, says):
     _, err = p.communicate({"empty pipe": "", "text pipe": "hello, not audio\n"}.get(stdin), timeout=120)
     assert p.returncode == 2 and err.strip().startswith(says) and len(err.strip().splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_input_named_by_a_pipe_or_a_device_is_said_to_be_one(tmp_path):
+    """`cat x.wav | render /dev/stdin`, `render FIFO` and `render /dev/zero` were all "empty
+    file" (the size of a pipe or a device is 0); a pipe holding a video without sound said
+    ffmpeg's "Output file #0 does not contain any stream"."""
+    fifo = tmp_path / "ff"
+    os.mkfifo(fifo)
+    novideo = tmp_path / "v.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=d=1:s=64x64", "-an", str(novideo)], check=True)
+    out = tmp_path / "o.mp4"
+    cases = [(["render", "/dev/stdin"], SAMPLE, "error: /dev/stdin: standard input is a pipe here; give - to read it"),
+             (["render", str(fifo)], None, f"error: {fifo}: is a pipe, which can be read once only; give - and redirect it"),
+             (["render", "/dev/zero"], None, "error: /dev/zero: is a device, not an audio file"),
+             (["render", "-"], novideo, "error: stdin: cannot decode audio: no audio stream in what came in")]
+    for args, piped, says in cases:
+        p = subprocess.Popen([sys.executable, "-m", "dhlive_cli", *args, "-o", str(out)], cwd=ROOT,
+                             stdin=subprocess.PIPE if piped else subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        try:
+            _, err = p.communicate(piped.read_bytes() if piped else None, timeout=120)
+        except BrokenPipeError:  # refused before reading its stdin
+            _, err = p.communicate(timeout=120)
+        err = err.decode()
+        assert p.returncode == 2 and err.startswith(says) and len(err.strip().splitlines()) == 1, (args, err)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["ff", "v.mkv"]
 
 
 def test_cues_still_go_to_a_terminal(tmp_path):
