@@ -42,7 +42,7 @@ def prepare(
     loop: Annotated[str, typer.Option(help="Video idle loop: best (cut where the clip comes back to its start, "
                                       "cross-faded; falls back to pingpong on clips under ~2 s) or pingpong.")] = "best",
     max_seconds: Annotated[float, typer.Option(help="Use at most this many seconds of a video.")] = 10.0,
-    size: Annotated[str, typer.Option(help="Largest stored frame size (the box it must fit in, either orientation): 720p, 1080p or WxH.")] = "1080p",
+    size: Annotated[str, typer.Option(help="Largest stored frame size (the box it must fit in, either orientation): 360p, 720p, 1080p or WxH.")] = "1080p",
     fps: Annotated[int, typer.Option(help="Frame rate of the stored loop (the render frame rate).")] = 25,
     name: Annotated[Optional[str], typer.Option(help="Avatar name (default: the input file name).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")] = False,

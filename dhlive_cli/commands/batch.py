@@ -72,7 +72,7 @@ def batch(
         err_console.print(
             f"[green]{summary['ok']} ok[/], [{'red' if summary['failed'] else 'green'}]{summary['failed']} failed[/], "
             f"{summary['skipped']} skipped of {summary['jobs']} jobs in {summary['elapsed_s']:.1f} s "
-            f"({summary['jobs_per_min']:.1f} jobs/min on {summary['workers']} {summary['pool']} workers); "
+            f"({summary['jobs_per_min']:.1f} jobs/min on {summary['workers']} {summary['pool']} worker{'' if summary['workers'] == 1 else 's'}); "
             f"results: {escape_line(str(summary['results']))}")
     if summary["failed"]:
         raise typer.Exit(1)

@@ -89,7 +89,7 @@ def lipsync(
         for sig, handler in old.items():
             signal.signal(sig, handler)
     where = "stdout" if str(output) == "-" else str(output)
-    err_console.status("wrote", "green", f"{where}  {fmt}: {n} {'frames' if fmt == 'frames' else 'cues'}, "
+    err_console.status("wrote", "green", f"{where}  {fmt}: {n} {'frame' if fmt == 'frames' else 'cue'}{'' if n == 1 else 's'}, "
                                           f"{dur:.2f} s analysed at {fps} fps")
 
 

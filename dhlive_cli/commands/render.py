@@ -66,7 +66,7 @@ def render(
     if not json_out:
         err_console.status(
             "wrote", "green",
-            f"{'stdout' if result['output'] == '-' else result['output']}  {result['frames']} frames, {result['duration_s']:.2f} s "
+            f"{'stdout' if result['output'] == '-' else result['output']}  {result['frames']} frame{'' if result['frames'] == 1 else 's'}, {result['duration_s']:.2f} s "
             f"at {result['width']}x{result['height']}@{result['fps']}  in {result['elapsed_s']:.1f} s "
             f"({result['realtime_factor']:.1f}x real time, peak {result['peak_rss_mb']:.0f} MB"
             f" + {result['peak_children_rss_mb']:.0f} MB in ffmpeg children)"
