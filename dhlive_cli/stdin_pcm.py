@@ -25,6 +25,7 @@ from dhlive_cli.timebase import SAMPLE_RATE
 
 _STREAMING_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)  # data sizes writers put when the length is unknown
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+_MAX_FMT_BYTES = 1024
 
 
 class PcmStream:
@@ -93,6 +94,8 @@ class PcmStream:
                 return False
             cid, size = bytes(b[:4]), struct.unpack_from("<I", b, 4)[0]
             if cid == b"fmt ":
+                if size > _MAX_FMT_BYTES:  # 16 to 40 bytes in practice; waiting for more would buffer stdin
+                    raise ValueError(f"WAV on stdin: a 'fmt ' chunk of {size} bytes")
                 if len(b) < 8 + size + (size & 1):
                     return False
                 self._read_fmt(bytes(b[8 : 8 + size]), out)

@@ -105,6 +105,13 @@ def test_a_wav_it_cannot_play_is_refused_with_its_format(tmp_path):
         _feed(data, 4096)
 
 
+def test_a_header_announcing_a_huge_format_chunk_is_refused_at_once():
+    """Waiting for all of a 4 GB 'fmt ' chunk would have kept every byte of stdin in memory."""
+    p = PcmStream()
+    with pytest.raises(ValueError, match="a 'fmt ' chunk of 4294967280 bytes"):
+        p.feed(b"RIFF\xff\xff\xff\xffWAVEfmt \xf0\xff\xff\xff" + b"\0" * 64)
+
+
 @pytest.mark.parametrize("what", ["wav", "raw"])
 def test_live_plays_a_piped_wav_as_it_plays_the_raw_pcm(tmp_path, what):
     """The real command: the same phrase piped as a 22.05 kHz WAV and as raw 16 kHz PCM ends at
