@@ -634,6 +634,20 @@ def test_6_malformed_http_is_a_400_and_no_traceback_in_the_log(world):
     assert len(srv.stderr()) == before, srv.stderr()[before:][:2000]
 
 
+def _wait_for_a_scrape(mport: int) -> None:
+    """Until the metrics port answers a scrape 200 (60 s bounds a port that never does); one
+    closed unanswered (every slot still held) is "not yet"."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if req(mport, "GET", "/metrics", headers={"Host": f"127.0.0.1:{mport}"})[0] == 200:
+                return
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
 def test_6_the_metrics_port_answers_loopback_names_only_and_bounds_its_connections(world):
     """The separate metrics port (loopback only) answered any Host (a DNS-rebinding page could
     read it) and gave every connection a thread until its client left: 1000 idle half-sent
@@ -671,15 +685,7 @@ def test_6_the_metrics_port_answers_loopback_names_only_and_bounds_its_connectio
     # the slots come back: a scrape is answered again. Until the other held connections' threads
     # have seen their timeout or their client's close (under load that can lag idle[0]'s), a
     # scrape is still closed unanswered, as documented for a full server
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if req(mport, "GET", "/metrics", headers={"Host": f"127.0.0.1:{mport}"})[0] == 200:
-                break
-        except (http.client.RemoteDisconnected, ConnectionResetError):
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    _wait_for_a_scrape(mport)
 
 
 def test_6_the_metrics_port_refuses_malformed_hosts_drip_feeding_and_huge_headers(world):
@@ -748,15 +754,7 @@ def test_6_the_metrics_port_refuses_malformed_hosts_drip_feeding_and_huge_header
             c.close()
     row("6 metrics port, 16 x 6.4 MB of headers", f"RSS {grown:+.1f} MB", grown < 20)
     assert grown < 20, grown
-    deadline = time.monotonic() + 60  # and the port answers again
-    while True:
-        try:
-            if req(mport, "GET", "/metrics", headers={"Host": f"127.0.0.1:{mport}"})[0] == 200:
-                break
-        except (http.client.RemoteDisconnected, ConnectionResetError):
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    _wait_for_a_scrape(mport)  # and the port answers again
 
 
 def test_6_sessions_file_types_are_checked(tmp_path):
