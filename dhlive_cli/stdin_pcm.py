@@ -11,8 +11,12 @@ into 16 kHz mono float32, incrementally, as bytes arrive:
   with those sub-formats), any rate from 8 to 384 kHz, any number of channels (averaged), then
   resampled by one streaming libsoxr resampler per format (quality "HQ", as the API's PCM bodies).
   A data chunk with a real size is followed by the next chunk or the next WAV (a TTS writing
-  one WAV per reply onto the same pipe); a size of 0 or 0xFFFFFFFF (a writer that streams and
-  cannot know the length) runs to the end of the stream.
+  one WAV per reply onto the same pipe). Writers on a pipe cannot know the length and put 0,
+  0xFFFFFFFF or (espeak-ng) 0x7FFFF000: such data runs until the next WAV's first 16 bytes
+  ("RIFF", a size, "WAVEfmt ") or the end of the stream, so the next reply's header is never
+  played as sound (the chance of those 12 fixed bytes inside sound is negligible; a few bytes
+  that might be their start are held back until the next read tells). A chunk that ends inside
+  a sample drops that sample's bytes. Float samples are clipped to [-1, 1].
 """
 
 from __future__ import annotations
@@ -26,6 +30,29 @@ from dhlive_cli.timebase import SAMPLE_RATE
 _STREAMING_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)  # data sizes writers put when the length is unknown
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 _MAX_FMT_BYTES = 1024
+
+
+_WAV_START = b"WAVEfmt "  # bytes 8-15 of a WAV file (after "RIFF" and its size)
+
+
+def _find_wav_start(b: bytearray, limit: int, end: bool) -> tuple[int, bool] | None:
+    """(where in b[:limit] a WAV file begins: "RIFF", 4 size bytes, "WAVEfmt ", True), or
+    (where one might still begin once more bytes come, False): a "RIFF" too close to the end
+    to tell, or the last 1-3 bytes, which may be the start of one. None when neither (at the
+    end of the stream only a whole header counts)."""
+    pos = b.find(b"RIFF", 0, limit)
+    while pos != -1:
+        if pos + 16 <= len(b):
+            if b[pos + 8 : pos + 16] == _WAV_START:
+                return pos, True
+        elif not end:
+            return pos, False  # not enough bytes yet to tell: wait for them
+        pos = b.find(b"RIFF", pos + 1, limit)
+    if not end and limit == len(b):
+        for k in (3, 2, 1):  # "RIF", "RI" or "R" at the very end
+            if limit >= k and b"RIFF".startswith(bytes(b[limit - k : limit])):
+                return limit - k, False
+    return None
 
 
 class PcmStream:
@@ -113,8 +140,16 @@ class PcmStream:
             return True
         # "raw" or "data": whole sample frames
         frame = (2 if self._dtype == "<i2" else 4) * self._channels
-        take = len(b) if self._left is None else min(len(b), self._left)
-        take -= take % frame
+        limit = len(b) if self._left is None else min(len(b), self._left)
+        next_wav = False
+        if self._state == "data":
+            # the next WAV may begin inside what the header called data: writers on a pipe put a
+            # size they cannot know (0, 0xFFFFFFFF, espeak-ng's 0x7FFFF000) and a TTS writes one
+            # WAV per reply on the same pipe; its header must not play as sound
+            found = _find_wav_start(b, limit, end)
+            if found is not None:
+                limit, next_wav = found
+        take = limit - limit % frame
         if take:
             x = np.frombuffer(bytes(b[:take]), dtype=self._dtype).reshape(-1, self._channels)
             x = x.mean(axis=1, dtype=np.float32) if self._channels > 1 else x[:, 0].astype(np.float32)
@@ -122,10 +157,18 @@ class PcmStream:
                 x *= 1.0 / 32768.0
             else:
                 np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+                np.clip(x, -1.0, 1.0, out=x)
             out.append(self._resampler.resample_chunk(x) if self._resampler is not None else x)
             del b[:take]
             if self._left is not None:
                 self._left -= take
+        if next_wav:
+            del b[: limit - take]  # a partial sample before the next header: not sound
+            self._state, self._left, self._pad = "start", None, 0
+            return True
+        if self._left is not None and 0 < self._left < frame and len(b) >= self._left:
+            del b[: self._left]  # a chunk that ends inside a sample: its last bytes are not one
+            self._left = 0
         if self._left == 0:  # a sized data chunk has ended: its pad byte, then more chunks or a WAV
             self._state, self._left, self._pad = "skip", self._pad, 0
             return True
