@@ -12,7 +12,7 @@ import re
 from aiohttp import web
 
 from dhlive_cli.errors import InputError
-from dhlive_cli.hostnames import is_loopback
+from dhlive_cli.hostnames import is_loopback, split_host
 
 log = logging.getLogger(__name__)
 
@@ -121,21 +121,6 @@ def load_token(token_file: str | None, env_value: str | None) -> str | None:
     return env_value
 
 
-def _split_host(value: str) -> tuple[str, int | None] | None:
-    """A Host header -> (lowercase name, port or None); None when malformed."""
-    value = value.strip()
-    if value.startswith("["):
-        name, sep, rest = value[1:].partition("]")
-        if not sep:
-            return None
-        port = rest[1:] if rest.startswith(":") else ("" if not rest else None)
-    else:
-        name, _, port = value.partition(":")
-    if port is None or (port and not port.isdigit()):
-        return None
-    return name.lower().rstrip("."), int(port) if port else None
-
-
 class Guards:
     """Middlewares of ApiServer (a mixin: it reads the server's host, port, origins, token and
     counters). Order: errors -> browser (Host, Origin) -> token -> handler."""
@@ -147,7 +132,7 @@ class Guards:
         loopback name, on our port. A wildcard bind accepts any IP literal too (a rebinding
         attack always carries a name)."""
         raw = request.headers.get("Host")
-        parsed = _split_host(raw) if raw else None
+        parsed = split_host(raw) if raw else None
         if parsed is None:
             return False
         name, port = parsed
