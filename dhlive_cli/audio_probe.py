@@ -102,8 +102,10 @@ def _check_wav(path: Path) -> None:
                 raise InputError(f"{path}: truncated WAV file (no data chunk)")
             cid, clen = chunk[:4], struct.unpack("<I", chunk[4:])[0]
             if cid == b"data":
-                # 0 and 0xFFFFFFFF are what streaming writers put when the length is unknown.
-                if clen not in (0, 0xFFFFFFFF) and pos + 8 + clen > size:
+                # what writers on a pipe put when the length is unknown: 0, 0xFFFFFFFF, or just
+                # under 2 GiB (espeak-ng --stdout: 0x7FFFF000): `espeak-ng --stdout > x.wav` was
+                # refused as truncated
+                if clen not in (0, 0xFFFFFFFF) and clen < 0x7FFF0000 and pos + 8 + clen > size:
                     have = size - pos - 8
                     raise InputError(f"{path}: truncated WAV file (data chunk says {clen} bytes, file has {have})")
                 return
