@@ -85,6 +85,13 @@ class AudioInfo:
 MAX_WAV_CHUNKS = 256  # chunks before "data" that a WAV header may have; real files have a handful
 
 
+def wav_size_unknown(size: int) -> bool:
+    """A WAV data-chunk size that only says "to the end": what writers on a pipe put when they
+    cannot know the length (0, 0xFFFFFFFF, or just under 2 GiB: espeak-ng --stdout writes
+    0x7FFFF000)."""
+    return size in (0, 0xFFFFFFFF) or size >= 0x7FFF0000
+
+
 def _check_wav(path: Path) -> None:
     """RIFF/WAVE sanity: a header whose data chunk claims more bytes than the file has is
     truncated. The walk is bounded: millions of tiny chunks before the data (a denial of
@@ -102,10 +109,8 @@ def _check_wav(path: Path) -> None:
                 raise InputError(f"{path}: truncated WAV file (no data chunk)")
             cid, clen = chunk[:4], struct.unpack("<I", chunk[4:])[0]
             if cid == b"data":
-                # what writers on a pipe put when the length is unknown: 0, 0xFFFFFFFF, or just
-                # under 2 GiB (espeak-ng --stdout: 0x7FFFF000): `espeak-ng --stdout > x.wav` was
-                # refused as truncated
-                if clen not in (0, 0xFFFFFFFF) and clen < 0x7FFF0000 and pos + 8 + clen > size:
+                # `espeak-ng --stdout > x.wav` (a size meaning "to the end") was refused as truncated
+                if not wav_size_unknown(clen) and pos + 8 + clen > size:
                     have = size - pos - 8
                     raise InputError(f"{path}: truncated WAV file (data chunk says {clen} bytes, file has {have})")
                 return

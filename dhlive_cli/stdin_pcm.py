@@ -25,9 +25,9 @@ import struct
 
 import numpy as np
 
+from dhlive_cli.audio_probe import wav_size_unknown
 from dhlive_cli.timebase import SAMPLE_RATE
 
-_STREAMING_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)  # data sizes writers put when the length is unknown
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 _MAX_FMT_BYTES = 1024
 
@@ -133,7 +133,7 @@ class PcmStream:
                 if self._dtype is None:
                     raise ValueError("WAV on stdin: its data comes before its format (no 'fmt ' chunk)")
                 self._state = "data"
-                self._left = None if size in _STREAMING_SIZES else size
+                self._left = None if wav_size_unknown(size) else size
                 self._pad = size & 1
                 return True
             self._state, self._left = "skip", size + (size & 1)  # LIST, fact, ...: not sound

@@ -35,6 +35,7 @@ from dhlive_cli.presets import Preset, parse_size
 from dhlive_cli.redact import redact_url
 from dhlive_cli.session_spec import SessionSpec
 from dhlive_cli.sinks import EncoderOptions
+from dhlive_cli.sources import is_null_device
 from dhlive_cli.timebase import Timebase
 
 log = logging.getLogger(__name__)
@@ -67,16 +68,6 @@ def live_encoder(preset: Preset, sessions: int = 1, codec: str = "libx264") -> E
 
 
 MAX_API_PIXELS = 1920 * 1080  # the largest frame an API client may ask for
-
-
-def _is_null_device(stream) -> bool:
-    """stream (a binary file object, or a test's BytesIO) reads /dev/null."""
-    from dhlive_cli.sources import is_null_device
-
-    try:
-        return is_null_device(stream.fileno())
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def _rtmp_key_or_url(url: str):
@@ -345,13 +336,13 @@ class Studio:
                     raise InputError(f"session {spec.name!r}: input -: standard input is closed; pipe the "
                                      "speech in (my_tts | dhlive live --input - ...)")
                 try:
-                    tty = os.isatty(self._stdin.fileno())
-                except (OSError, ValueError, AttributeError):  # a test's BytesIO: not a terminal
-                    tty = False
-                if tty:  # nobody types PCM: the session would wait there for ever
+                    fd = self._stdin.fileno()
+                except (OSError, ValueError, AttributeError):  # a test's BytesIO: no descriptor
+                    fd = None
+                if fd is not None and os.isatty(fd):  # nobody types speech: the session would wait for ever
                     raise InputError(f"session {spec.name!r}: input -: standard input is a terminal; "
-                                     "pipe the PCM in (my_tts | dhlive live --input - ...)")
-                if _is_null_device(self._stdin):
+                                     "pipe the speech in (my_tts | dhlive live --input - ...)")
+                if fd is not None and is_null_device(fd):
                     # a live stream legitimately idles without speech: said, not refused
                     log.warning("session %r: input -: standard input is /dev/null, no speech will come from it",
                                 spec.name)
