@@ -253,6 +253,8 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
         with self._reaper_wake:
             self._closing = True
             self._reaper_wake.notify()
+        if self._reaper is not None:  # gone when close() returns, as the serving thread is
+            self._reaper.join(timeout=5)
         super().server_close()
 
     def process_request(self, request, client_address):
