@@ -231,9 +231,11 @@ class FfmpegSink:
 
     def _on_error(self, proc: subprocess.Popen) -> None:
         if self._watch is None:
-            self._watch = threading.Thread(target=self._watch_wedged, args=(proc,), name="dhlive-encode-watch",
-                                           daemon=True)
-            self._watch.start()
+            watch = threading.Thread(target=self._watch_wedged, args=(proc,), name="dhlive-encode-watch", daemon=True)
+            watch.start()
+            # published once started: close() on another thread joined it in between ("cannot join
+            # thread before it is started", a render to /dev/full under load)
+            self._watch = watch
 
     def _watch_wedged(self, proc: subprocess.Popen) -> None:
         while proc.poll() is None and not self._gone.wait(0.2):
