@@ -33,10 +33,19 @@ def _run_delay_ns(tasks: list[Path]) -> dict[str, int]:
     return out
 
 
+def _schedstat_files(pid: int) -> list[Path]:
+    """/proc/PID/task/*/schedstat of every thread of pid; none when the process has ended (a
+    child listed a moment ago may be gone before its task folder is read)."""
+    try:
+        return list(Path(f"/proc/{pid}/task").glob("*/schedstat"))
+    except OSError:
+        return []
+
+
 def run_delay_seconds(pid: int | None = None) -> float:
     """Total seconds the live threads of `pid` (default: this process) have waited on a run
     queue since they started; 0.0 where schedstat is not available."""
-    return sum(_run_delay_ns(list(Path(f"/proc/{pid or os.getpid()}/task").glob("*/schedstat"))).values()) / 1e9
+    return sum(_run_delay_ns(_schedstat_files(pid or os.getpid())).values()) / 1e9
 
 
 class Starvation:
@@ -75,7 +84,7 @@ class Starvation:
                 pids += [c.pid for c in psutil.Process(self.pid).children(recursive=True)]
             except psutil.Error:
                 pass
-        return [f for p in pids for f in Path(f"/proc/{p}/task").glob("*/schedstat")]
+        return [f for p in pids for f in _schedstat_files(p)]
 
     def _sample(self) -> None:
         self._seen.update(_run_delay_ns(self._tasks()))
