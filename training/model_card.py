@@ -51,6 +51,8 @@ def real_data_md(w: Path) -> str:
                 f"({int(check.group(1)) - int(check.group(2))} of {check.group(1)} utterances aligned; the rest are "
                 "dropped, as unaligned real prompts are)") if check else "not measured in this run"
     srcs = "\n".join(f"  - {l.strip()}" for l in train_log.splitlines() if l.startswith("source "))
+    train_b = (w / "train_b.log").read_text() if (w / "train_b.log").exists() else ""
+    srcs_b = "\n".join(f"  - {l.strip()}" for l in train_b.splitlines() if l.startswith("source ")) or "  - (no train_b.log)"
     nv = re.search(r"novoice: (\d+) clips, (\d+) frames", gen_log)
     nv_md = f"{nv.group(1)} clips, {int(nv.group(2)) / 25 / 60:.1f} min" if nv else "?"
     return f"""## Real human speech and voiceless audio
@@ -78,8 +80,12 @@ instrumentals (chord progressions of additive tones, bass line, kick, snare, hi-
 and timbre), excerpts of the five recorded music-on-hold tracks, coloured noise and mains hum,
 sometimes mixed and reverberated.
 
-Per epoch (training/train.py):
-{srcs}"""
+Per epoch (training/train.py), net a:
+{srcs}
+
+Net b (its own build of the same sources, plus the Festival voices; "closed extra" is the loss
+weight on `open` where its target is closed, see "Architecture"):
+{srcs_b}"""
 
 
 def real_eval_table(real: dict | None) -> str:
@@ -133,6 +139,9 @@ def main() -> None:
     gen_log = (w / "generate.log").read_text()
     train_log = (w / "train.log").read_text()
     export_log = (w / "export.log").read_text()
+    train_b_log = (w / "train_b.log").read_text()
+    export_b_log = (w / "export_b.log").read_text()
+    ensemble_log = (w / "ensemble.log").read_text()
     bench_log = (w / "bench.log").read_text()
     m = re.search(r"train: (\d+) utterances, (\d+) frames = ([\d.]+) h", gen_log)
     n_utt, n_frames, hours = (m.group(1), m.group(2), m.group(3)) if m else ("?", "?", "?")
@@ -147,7 +156,10 @@ def main() -> None:
     hz = (fb[bands - 1] * np.arange(fb.shape[1])).sum() / fb[bands - 1].sum() * 8000 / (fb.shape[1] - 1)
     twall = re.search(r"training wall time (\d+)s", train_log)
     diff = re.search(r"max abs diff over \d+ windows: (\S+)", export_log)
-    size = re.search(r"(\d+) bytes \(([\d.]+) MiB\)", export_log)
+    diff_b = re.search(r"max abs diff over \d+ windows: (\S+)", export_b_log)
+    diff_ens = re.search(r"max abs diff from the members' mean (\S+)", ensemble_log)
+    size = re.search(r"(\d+) bytes \(([\d.]+) MiB\)", ensemble_log)
+    twall_b = re.search(r"training wall time (\d+)s", train_b_log)
     per_frame = re.findall(r"batch\s+(\d+):.*?([\d.]+) ms per frame", bench_log)
     ev_espeak = {k: v for k, v in ev.items() if k != "real"}
     metric_rows = "\n".join(
@@ -171,9 +183,11 @@ def main() -> None:
 
 Audio-to-mouth model of dhlive and the default of `dhlive lipsync`, `render` and `live`: a 40-band
 causal log-mel window in (the net reads its lowest {bands} bands, centres up to {hz / 1000:.1f} kHz), four
-mouth parameters per 40 ms video frame out. Our own weights: lipsync-v1 (eSpeak speech only,
-`models/lipsync-v1.onnx`, kept and selectable with `--model`) continued on real human speech (two
-voices, labelled by forced alignment), fresh synthetic speech and voiceless music/noise by
+mouth parameters per 40 ms video frame out. Our own weights: the mean of two nets (since
+2026-12-02), both lipsync-v1 (eSpeak speech only, `models/lipsync-v1.onnx`, kept and selectable
+with `--model`) continued on real human speech (two recorded voices, labelled by forced
+alignment), fresh synthetic speech and voiceless music/noise; the second net also on twelve
+Festival voices built from recorded speakers (section "Two nets averaged"). Made by
 `training/run_all.sh` (`make model`). Run time needs onnxruntime only.
 
 ## Interface (the engine contract)
@@ -184,10 +198,14 @@ voices, labelled by forced alignment), fresh synthetic speech and voiceless musi
   the same track (tests/test_lipsync_model.py checks it through LogMelStream + WindowAssembler).
 - Output `mouth`: float32 `[N, 4]` in [0, 1], columns `open, spread, round, close`.
 - Metadata: `dhlive.features=logmel40-causal-v1`, `dhlive.window_past={PAST}`, `dhlive.window_ahead={AHEAD}`,
-  `dhlive.params=open,spread,round,close`, `dhlive.model=lipsync-v2`, `dhlive.kind=trained`. Opset 17.
-- Size {size.group(1) if size else '?'} bytes ({size.group(2) if size else '?'} MiB); {params.group(1) if params else '?'} parameters.
+  `dhlive.params=open,spread,round,close`, `dhlive.model=lipsync-v2`, `dhlive.kind=trained`,
+  `dhlive.members=lipsync-v2a,lipsync-v2b`. Opset 17.
+- Size {size.group(1) if size else '?'} bytes ({size.group(2) if size else '?'} MiB); two nets of {params.group(1) if params else '?'} parameters each, averaged in the graph
+  (`training/ensemble.py`: their outputs summed and halved; still one input, one output, no state).
 - CPU cost (onnxruntime, 1 thread, `benchmarks/bench_lipsync_model.py`), ms per frame: {bench}.
-- ONNX vs torch max abs difference at export: {diff.group(1) if diff else '?'} (checked ≤ 1e-4 by `training/export.py`).
+- ONNX vs torch max abs difference at export: {diff.group(1) if diff else '?'} (net a), {diff_b.group(1) if diff_b else '?'} (net b) (checked ≤ 1e-4
+  by `training/export.py`); the averaged graph against the mean of the two nets run one by one:
+  {diff_ens.group(1) if diff_ens else '?'} (checked ≤ 1e-5 by `training/ensemble.py`).
 
 ## Targets: the mouth-parameter space
 
@@ -225,6 +243,11 @@ neighbouring vowels; bilabials dominate opening and closure so the lips really m
   eSpeak NG 1.52 through its C API (ctypes over the `espeakng-loader` wheel; initialised with
   `espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_PHONEME_IPA`; a phoneme event's `sample`
   field gives its exact start in the output).
+- Festival voices (net b only): twelve voices of Debian's Festival packages, each built from
+  one recorded speaker (diphones, unit selection or HTS models; en, it, fi, ru, ca, cs), 150
+  utterances each of training.corpus text, labelled from festival's own segment timings
+  (`training/festival_speech.py --labels festival`; voices, packages and licences in its
+  docstring and under "Licence" below). Synthesised at data-generation time, never shipped.
 - Languages in training: {', '.join(train_langs)} (en, es, fr, de, cmn from hand-written sentences
   and word salad of them; cmn also from random characters; the others from pseudo-words in their
   own orthography). English accents: {', '.join(generate.ENGLISH_ACCENTS)}.
@@ -259,15 +282,26 @@ lipsync-v2 continues from those weights (`--init models/lipsync-v1.onnx`) on the
 under "Real human speech" plus {n_utt} fresh eSpeak utterances, with the knobs in the command
 below (AdamW, weight decay 1e-2, 100 warm-up steps then cosine), batch 512, seed 1234, one torch
 thread; besides the gain and EQ, every window gets a random band warp (band b reads band position
-b·α, α uniform in 1 ± the `WARP` knob: a longer or shorter vocal tract, after VTLP, Jaitly & Hinton 2013). Training wall time: {twall.group(1) if twall else '?'} s on 2 CPU cores shared with other work. {wall_md}
+b·α, α uniform in 1 ± the `WARP` knob: a longer or shorter vocal tract, after VTLP, Jaitly & Hinton 2013). Training wall time: {twall.group(1) if twall else '?'} s on 2 CPU cores shared with other work.
+
+The shipped model is two such nets averaged: net a (lipsync-v2a) as just described, and net b
+(lipsync-v2b) trained the same way (same init, knobs and seed) with the twelve Festival voices
+added as sources seen once per epoch and a closed-frame weight of 12 instead of 4 on them
+(`--closed-extra-for 'fest_*=12'`: with the default weight, the Festival voices' short synthetic
+closures taught net b to leave the lips apart on p/b/m). `training/ensemble.py` copies both
+graphs into one and outputs the mean of their `mouth`; the contract above is unchanged.
+Net b trained in {twall_b.group(1) if twall_b else '?'} s. {wall_md}
 
 ## Evaluation
 
 Command: `{a.command}` (the evaluation step alone:
 `.venv-train/bin/python -m training.evaluate --model models/lipsync-v2.onnx --data build/lipsync/data
---real build/lipsync/real --compare models/lipsync-v1.onnx`).
+--real build/lipsync/real --compare models/lipsync-v1.onnx --track`).
 
 {real_eval_md}
+
+`track` is the mouth track the commands use (the model's output through `MouthTrack`), `shown`
+the opening the drawn avatar draws (open x (1 - close)); see "The product's track" below.
 
 ### Held-out eSpeak voices and languages
 
@@ -306,6 +340,15 @@ set of real English speech); the real-speech table above is the figure to trust.
   or adaptation of the recordings.
 - pocketsphinx and its US-English acoustic model (BSD-2-Clause) label the real speech at training
   time only.
+- Festival (a permissive X11-style licence, CSTR, University of Edinburgh) and twelve of its
+  Debian voice packages synthesise net b's extra voices at training time only: festvox-kallpc16k
+  (CMU, BSD-like), festvox-kdlpc16k (CSTR, BSD-like), festvox-us-slt-hts (CMU ARCTIC slt, NITech
+  HTS; BSD-3-Clause / EST-2003), festvox-italp16k and festvox-itapc16k (ISTC-CNR Padova,
+  ITC-irst; GPL-2+), festvox-suopuhe-lj and festvox-suopuhe-mv (Suopuhe, Universities of Helsinki
+  and Joensuu; LGPL-2+), festvox-ru (Nickolay V. Shmyrev; BSD-like), festvox-ca-ona-hts (UPC,
+  Antonio Bonafonte; LGPL-2.1+), festvox-czech-dita and festvox-czech-machac (Brailcom; GPL-3+),
+  festvox-czech-ph (Brailcom; GPL-2+). Only features of the synthesised speech went into
+  training; no voice data is shipped.
 - eSpeak NG (GPL-3.0-or-later) is used only as a training-time tool to synthesise speech; it is
   not shipped, linked or needed at run time, and no eSpeak code or data is contained in the model.
 """

@@ -142,7 +142,7 @@ every window, resampling 0.85-1.18 of the eSpeak speech); what the other real vo
 leave-one-speaker-out runs (+0.03-0.04) is what a copy of the same speaker cannot carry: another
 person's articulation and timing, and another recording chain.
 
-### More voices: Festival (tried after the shipped run; nothing here shipped)
+### More voices: Festival (tried after the first v2; net b of today's model is one row here)
 
 Hypothesis: the leave-one-speaker-out runs say more voices move the dev figure, and Debian has
 Festival voices built from recordings of real people. `training/festival_speech.py` synthesises
@@ -194,6 +194,7 @@ the track on a copy of the held-out eSpeak sets that keeps each frame's RMS for 
 | same, seed 7 | 0.718 | +0 | 0.737 | 0.999 | 0.730 | 0.633 | 0.997 | 0.846 / 0.840 | 0.844 / 0.843 | 0.993 / 0.994 | 0.975 | 0.654 / 0.804 / 0.702 |
 | festival's timings x1, `--closed-extra-for 'fest_*=8'` (the Festival sources only; the rest 4) | 0.712 | +0 | 0.816 | 1.000 | 0.728 | 0.683 | 0.997 | 0.843 / 0.838 | 0.842 / 0.842 | 0.994 / 0.994 | 0.952 | 0.652 / 0.792 / 0.697 |
 | same, `--closed-extra-for 'fest_*=12'` | 0.707 | +0 | 0.849 | 1.000 | 0.726 | 0.707 | 0.998 | 0.842 / 0.837 | 0.842 / 0.842 | 0.993 / 0.994 | 0.973 | 0.650 / 0.785 / 0.693 |
+| same, seed 7 (2026-12-02) | 0.706 | +0 | 0.834 | 1.000 | 0.725 | 0.697 | 0.998 | 0.844 / 0.837 | 0.843 / 0.842 | 0.994 / 0.994 | 0.975 | 0.647 / 0.787 / 0.691 |
 
 Reading the table: twelve more voices lift dev open r by 0.04 (0.677 to 0.720 raw, 0.694 to 0.733
 on the track), every dev speaker by 0.02-0.06 (Carlo 0.752 to 0.810), at no cost in eSpeak r:
@@ -225,8 +226,11 @@ shipped model; degraded eSpeak silence closure is 0.952 and 0.973 (track 0.926 /
 0.946 / 0.943 on the degraded voices / langs). eSpeak r moves 0.001-0.002 from the run without it
 (langs 0.839 -> 0.838 / 0.837), less than the seed-to-seed spread, but the Festival voices already
 sit on the eSpeak rule's edge, and both runs read eSpeak langs r below 0.84 (0.838, 0.837), so
-neither passes and neither was shipped. Still untried: fewer Festival utterances per voice, or a
-little more eSpeak replay beside the per-source weight.
+neither passes and neither was shipped. Its seed-7 twin (2026-12-02, the same flags with `--seed 7`)
+gives the same picture: dev r 0.706, p/b/m 0.834 (track 0.725 / 0.697), eSpeak langs r 0.837
+again: the 0.849 was partly the seed (spread 0.015 on p/b/m, 0.001 on r), and the langs shortfall
+is not. Still untried: fewer Festival utterances per voice, or a little more eSpeak replay beside
+the per-source weight.
 
 ### More voices: KDE's recorded letters and words (tried 2026-12-02; nothing here shipped)
 
@@ -285,4 +289,41 @@ separates real closures from open speech only loosely (its peak inside p/b/m spa
 of 0.69; during open speech its 95th percentile is 0.67). The shipped variant was picked over a
 first one (the same ramp, but not on frames the gate closes: 0.690 / 0.650, eSpeak silence
 closure 0.986 / 0.989) after seeing those held-out eSpeak figures. Targets not met by the track:
-r 0.80, p/b/m 0.85."""
+r 0.80, p/b/m 0.85.
+
+`python -m training.track_sweep --model models/lipsync-v2.onnx` (2026-12-02) replays the track
+on the model output and frame levels it captures once through the product's path, over 32
+settings (attack 0.85 / 1.0, release 0.6-1.0, the closing speed-up from 0.1-0.3 to 0.5-0.8).
+Every row lies on that curve: the shipped 0.690 / 0.653; the highest r 0.693 / 0.657 (attack
+1.0); the highest p/b/m 0.768 at r 0.670 (attack 1.0, release 0.6, closing 0.1-0.3), no more
+than the raw output's 0.763; release 1.0 gives the raw figures back (0.672-0.673 / 0.746-0.764).
+Pause closure is 1.000 in every row. The track can move along the curve, not off it: the gap to
+0.80 / 0.85 is the model's.
+
+### Two nets averaged (2026-12-02; shipped)
+
+The Festival net with the heavier closed-frame weight (`--closed-extra-for 'fest_*=12'`, table
+above) follows the real dev voices better than the single net then shipped (0.707 against 0.674)
+and closes the lips on more p/b/m (0.849 against 0.763), but reads held-out eSpeak languages at
+r 0.837, under the 0.84 the rules keep. Averaging its output with the single net's
+(`training/ensemble.py`, one graph) keeps most of the first gain and lifts eSpeak above either
+net alone. Every row scored as above (`training.evaluate --track` on the 469-prompt dev labelling;
+the eSpeak track columns as in the Festival table; "degraded" = the noisy, band-limited eSpeak
+voices):
+
+| model | dev open r raw / track | p/b/m raw / track | pause | eSpeak voices / langs r | track eSpeak voices / langs r | track silence closed (voices / langs) | degraded voices silence closed raw / track | dev r by speaker (June / Carlo / IvrvoiceRU) |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| single net (net a, shipped until today) | 0.674 / 0.690 | 0.763 / 0.653 | 1.000 | 0.844 / 0.841 | 0.843 / 0.844 | 0.994 / 0.996 | 0.971 / 0.947 | 0.627 / 0.752 / 0.652 |
+| Festival net, seed 1234 (net b) | 0.707 / 0.726 | 0.849 / 0.707 | 1.000 | 0.842 / 0.837 | 0.842 / 0.842 | 0.993 / 0.994 | 0.973 / 0.946 | 0.650 / 0.785 / 0.693 |
+| **mean of net a and net b (shipped)** | **0.699 / 0.717** | **0.797 / 0.665** | 1.000 | **0.847 / 0.843** | 0.845 / 0.846 | 0.994 / 0.995 | 0.975 / 0.947 | 0.646 / 0.778 / 0.680 |
+| mean of net a and the seed-7 Festival net | 0.698 / 0.716 | 0.791 / 0.665 | 1.000 | 0.847 / 0.843 | 0.845 / 0.846 | 0.994 / 0.995 | - | 0.644 / 0.779 / 0.679 |
+| mean of the two Festival seeds (1234, 7) | 0.707 / 0.726 | 0.845 / 0.703 | 1.000 | 0.844 / 0.838 | - | - | - | 0.649 / 0.786 / 0.692 |
+| mean of net a, the Festival net without the heavier weight and net b (three nets, 2.4 MB) | 0.708 / 0.724 | 0.785 / 0.659 | 1.000 | 0.847 / 0.842 | 0.845 / 0.846 | 0.993 / 0.995 | - | 0.651 / 0.789 / 0.689 |
+
+Reading the table: two Festival nets of different seeds agree so closely that their mean is
+either of them; the gain comes from averaging nets trained on different data. The shipped pair
+passes every rule the Festival table applies (dev r and track r above the single net's, p/b/m
+within 0.01 or better raw and on the track, eSpeak r >= 0.84 raw and on the track, silence
+closure >= 0.99) on both Festival seeds. It costs twice the inference (0.019 ms per frame in
+batches of 25, `bench_lipsync_model.py`; a 16-session tick is still one call) and 0.8 MB. Still
+short of the issue's targets: r 0.80 (0.699, track 0.717) and p/b/m 0.85 (0.797, track 0.665)."""
