@@ -8,6 +8,7 @@ place; an output that is a symbolic link keeps it: the file it leads to is the o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -349,14 +350,19 @@ def write_png(path: str | os.PathLike, img) -> None:
     """img (uint8 array, (h, w) or (h, w, 3) BGR) to a PNG file at path: encoded in memory by
     OpenCV, then written by us. cv2.imwrite on a full disk printed libpng's own "libpng error:
     Write Error" on stderr beside dhlive's line and hid the reason. Raises OutputError naming
-    path and the reason (no space left on device, permission denied, ...)."""
+    path and the reason (no space left on device, permission denied, ...); a file this call
+    made is removed again then (one that was there before, or a device, is left alone)."""
     import cv2
 
     ok, buf = cv2.imencode(".png", img)
     if not ok:
         raise OutputError(f"{path}: cannot encode the picture as PNG")
+    existed = os.path.lexists(path)
     try:
         with open(path, "wb") as f:
             f.write(buf.tobytes())
     except OSError as e:
+        if not existed:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         raise OutputError(f"{path}: {e.strerror or e}") from None

@@ -534,3 +534,28 @@ def test_a_healthy_live_session_is_never_flagged(tmp_path):
     assert r["flagged_samples"] == 0 and r["summary_leak_suspected"] is False, r
     assert r["children_rss_mb_max"] > 10  # the encoder ffmpeg is counted
     assert r["engine_fps_now_median"] is not None  # the per-interval rate, from the frame counter
+
+
+def test_a_plot_that_cannot_be_written_is_refused_at_once_or_after_the_summary(tmp_path):
+    # --plot /proc/x.png passed os.access() as root and failed only at the end of the watch,
+    # taking the summary with it (a reviewer's finding)
+    r = subprocess.run(monitor_argv() + ["--pid", str(os.getpid()), "--once", "--plot", "/proc/x.png"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == ["error: --plot /proc/x.png: cannot write in /proc: No such file or "
+                                             "directory"], r.stderr
+    # a place that takes files but not this one (a full disk): the summary first, then one error line
+    full = tmp_path / "mem.png"
+    full.symlink_to("/dev/full")
+    target = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    try:
+        r = subprocess.run(monitor_argv() + ["--pid", str(target.pid), "--interval", "0.2", "--plot", str(full),
+                                             "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    finally:
+        target.kill()
+        target.wait()
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["type"] == "summary" and summary["samples"] >= 1 and summary["plot"] is None
+    assert r.stderr.strip().splitlines() == [f"error: --plot {full}: No space left on device"], r.stderr
+    assert full.is_symlink()  # not removed: it was there before

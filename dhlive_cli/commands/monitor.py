@@ -80,6 +80,12 @@ def monitor(
             fail(f"--plot {plot}: directory does not exist or the path is a directory")
         if not os.access(parent, os.W_OK | os.X_OK):  # found now, not after an hour of watching
             fail(f"--plot {plot}: directory {parent} is not writable")
+        try:  # a file made and removed there: access() says yes to root in /proc or a read-only mount
+            import tempfile
+
+            tempfile.TemporaryFile(dir=parent).close()
+        except OSError as e:
+            fail(f"--plot {plot}: cannot write in {parent}: {e.strerror or e}")
     refuse_closed_stdout("monitor")  # every sample is printed there (found now, not after the first sample)
     with user_errors():
         code = _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, warmup)
@@ -208,8 +214,12 @@ def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, w
         if csv_file:
             csv_file.close()
 
+    plot_error = None
     if plot is not None and hist is not None and hist.t:
-        write_plot(plot, hist, f"dhlive monitor: pid {pid} ({probe.name})")
+        try:
+            write_plot(plot, hist, f"dhlive monitor: pid {pid} ({probe.name})")
+        except OSError as e:  # the summary is still printed; the error follows it
+            plot_error, hist = f"--plot {e}" if e.strerror is None else f"--plot {plot}: {e.strerror}", None
     if not once:
         summary = {"type": "summary", "pid": pid, "name": probe.name, "ended": ended,
                    "duration_s": round(time.time() - wall0, 2), "samples": n,
@@ -226,6 +236,10 @@ def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, w
             typer.echo(json.dumps(summary))
         else:
             typer.echo(view.summary_text(summary))
+    if plot_error:
+        from dhlive_cli.errors import InputError
+
+        raise InputError(plot_error)
     if once and n == 0:
         from dhlive_cli.errors import InputError
 
