@@ -214,6 +214,21 @@ def test_bad_job_files_are_one_line_errors_and_change_nothing(media, tmp_path):
         assert not out.exists(), name  # validated before anything is created
 
 
+def test_device_cuda_without_its_provider_is_refused_before_any_job(media, tmp_path):
+    # every job failed with the CUDA line and a results file was written (a reviewer's finding);
+    # render refuses the same option at once
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: --device cuda is valid here")
+    f = write_jobs(tmp_path / "jobs.csv", good_jobs(media, 2))
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["batch", str(f), "--out-dir", str(out), "--metrics", "off", "--device", "cuda"])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert lines == ["error: --device cuda: this onnxruntime has no CUDA provider (install dhlive[gpu])"], res.output
+    assert not out.exists()
+
+
 def test_results_file_of_an_earlier_run_needs_resume_or_overwrite(media, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -92,6 +92,13 @@ def _batch(jobs_file, out_dir, ray, workers, cpus_per_worker, resume, overwrite,
 
     if device not in ("auto", "cpu", "cuda"):
         raise InputError(f"--device must be auto, cpu or cuda, not {device!r}")
+    if ray is None or ray == "local":
+        # workers on this machine have this onnxruntime: --device cuda without its CUDA
+        # provider is refused here, as render refuses it, instead of failing every job
+        # (a cluster's workers may have what this machine lacks)
+        from dhlive_cli.inference import check_device
+
+        check_device(device)
     if resume and overwrite:
         raise InputError("--resume and --overwrite exclude each other")
     if model is not None and not model.is_file():
