@@ -44,8 +44,8 @@ FRAME_SUFFIXES = (".json", ".tsv", ".csv")
 def resolve_format(fmt: str, output: Path) -> str:
     """The concrete format for --format fmt and the output name: one of CUE_FORMATS or
     'frames'. 'auto' goes by suffix (BY_SUFFIX); 'rhubarb' by suffix among Rhubarb's four
-    exports, .dat being Moho's (tsv when the suffix says none); 'dat' is 'moho'. Raises
-    ValueError with the choices."""
+    exports, .dat being Moho's (tsv when the suffix says none; .csv, which names the
+    per-frame format, is refused); 'dat' is 'moho'. Raises ValueError with the choices."""
     suffix = output.suffix.lower()
     f = fmt.lower()
     if f == "auto":
@@ -54,6 +54,9 @@ def resolve_format(fmt: str, output: Path) -> str:
                              "(Rhubarb/Moho cues) or .csv (per-frame parameters), or give --format")
         return BY_SUFFIX[suffix]
     if f == "rhubarb":
+        if suffix == ".csv":  # the one suffix that names another format: tab-separated cues in a .csv
+            raise ValueError(f"{output}: Rhubarb's exports are .tsv or .txt, .xml, .json and .dat; a .csv "
+                             "file gets per-frame parameters (--format auto or frames)")
         return RHUBARB_BY_SUFFIX.get(suffix, "rhubarb-tsv")
     if f == "dat":
         return "moho"

@@ -186,6 +186,12 @@ def test_lipsync_frames_json_tsv_csv_agree_and_silence_is_rest(tmp_path, speech_
     (["-o", "{d}/t.tsv", "--format", "srt"], "--format srt"),
     (["-o", "{d}/t.tsv", "--extended-shapes", "GZ"], "'Z'"),
     (["-o", "{d}/t.dat", "--dat-fps", "0"], "--dat-fps"),
+    # a reviewer's findings: Rhubarb's tab-separated cues went into a .csv, and the .dat options
+    # were dropped without a word for any other output
+    (["-o", "{d}/t.csv", "--format", "rhubarb"], "a .csv file gets per-frame parameters"),
+    (["-o", "{d}/t.tsv", "--dat-fps", "30"], "--dat-fps applies to .dat (Moho) output only, not to rhubarb-tsv"),
+    (["-o", "{d}/t.json", "--dat-preston-blair"], "--dat-preston-blair applies to .dat (Moho) output only"),
+    (["-o", "{d}/t.csv", "--dat-fps", "24"], "not to frames"),
 ])
 def test_lipsync_bad_options(tmp_path, args, says):
     src = tmp_path / "a.wav"

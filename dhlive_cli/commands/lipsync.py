@@ -49,7 +49,8 @@ def lipsync(
         "--extended-shapes", help="Optional shapes your mouth set has (any of G, H, X; '' for the basic six).")] = "GHX",
     fps: Annotated[int, typer.Option(parser=parse_fps, help="Track frames per second, 1 to 60 (e.g. 24, 30, 60): the time step of "
                                           "cues and frames; the model's 25 Hz track is resampled to it.")] = 25,
-    dat_fps: Annotated[int, typer.Option("--dat-fps", help="Frame rate of the .dat timeline (1-120).")] = 24,
+    dat_fps: Annotated[Optional[int], typer.Option("--dat-fps", help="Frame rate of the .dat timeline (1-120; default 24).",
+                                                   show_default=False)] = None,
     dat_preston_blair: Annotated[bool, typer.Option(
         "--dat-preston-blair", help="Name .dat shapes MBP etc E AI O U FV L rest instead of letters "
                                     "(OpenToonz needs these).")] = False,
@@ -185,6 +186,11 @@ def _lipsync(input, output, fmt_opt, extended_opt, fps, dat_fps, dat_pb, device,
         extended = parse_extended(extended_opt)
     except ValueError as e:
         raise InputError(str(e)) from e
+    if fmt != "moho":  # options of the .dat output alone are not silently dropped for another one
+        for given, name in ((dat_fps is not None, "--dat-fps"), (dat_pb, "--dat-preston-blair")):
+            if given:
+                raise InputError(f"{name} applies to .dat (Moho) output only, not to {fmt}")
+    dat_fps = 24 if dat_fps is None else dat_fps
     if not 1 <= dat_fps <= 120:
         raise InputError(f"--dat-fps {dat_fps}: use a frame rate from 1 to 120")
     out_path = None if to_stdout else check_output_path(output)
