@@ -37,6 +37,23 @@ def fit_within(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]
     return w, h
 
 
+def _stream_kinds(path: Path) -> set[str] | None:
+    """The kinds of stream ffprobe finds in path ({"audio"}, {"audio", "video"}, ...); None where
+    there is no ffprobe or it cannot read the file. Only used to word an error."""
+    from dhlive_cli.ffmpeg_bin import ffprobe_path
+
+    probe = ffprobe_path()
+    if probe is None:
+        return None
+    try:
+        r = subprocess.run([probe, "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0",
+                            file_arg(path)], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    kinds = {line.strip() for line in r.stdout.splitlines() if line.strip()}
+    return kinds if r.returncode == 0 and kinds else None
+
+
 class VideoFrames:
     """Frames of an input video, resampled to `fps` by picking the nearest source frame."""
 
@@ -58,6 +75,8 @@ class VideoFrames:
             why = cut_before_its_index(path)
             if why:
                 raise InputError(f"{path}: the video is damaged or cut short ({why})")
+            if _stream_kinds(path) == {"audio"}:
+                raise InputError(f"{path}: holds sound but no picture: give a photo or a video of the face")
             raise InputError(f"{path}: not an image or a video that can be decoded (corrupt or unsupported file)")
         self._cap = cap
         src_fps = cap.get(cv2.CAP_PROP_FPS)
