@@ -229,6 +229,32 @@ def test_device_cuda_without_its_provider_is_refused_before_any_job(media, tmp_p
     assert not out.exists()
 
 
+def test_outputs_that_cannot_land_in_the_out_dir_are_refused_before_any_job(media, tmp_path):
+    # a reviewer's findings: each of these started, rendered, then failed at run time with raw
+    # Python text naming the work folder ("[Errno 21] Is a directory: '.../.dhlive-partial/...'")
+    clip = str(media["clips"][0][0])
+    out = tmp_path / "out"
+    (out / "dirout.mp4").mkdir(parents=True)
+    (out / "f").write_text("a file")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (out / "link").symlink_to(outside)
+    before = sorted(p.name for p in out.iterdir())
+    cases = [("dirout.mp4", "dirout.mp4 is a folder"),
+             ("f/x.mp4", "needs " + str(out / "f") + " as a folder, but it is a file"),
+             ("link/x.mp4", "leads out of --out-dir through the symlink " + str(out / "link")),
+             ("Results.jsonl/x.mp4", "the results file, as a folder")]
+    for output, says in cases:
+        f = write_jobs(tmp_path / "jobs.csv", [{"audio": clip, "output": "fine.mp4"}, {"audio": clip, "output": output}])
+        res = runner.invoke(app, ["batch", str(f), "--out-dir", str(out), "--metrics", "off"])
+        assert res.exit_code == 2, (output, res.output)
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"error: {f}:3: output {output!r}") and says in lines[0], \
+            (output, res.output)
+        assert sorted(p.name for p in out.iterdir()) == before, output  # nothing created
+    assert not list(outside.iterdir())
+
+
 def test_results_file_of_an_earlier_run_needs_resume_or_overwrite(media, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

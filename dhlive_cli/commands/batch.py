@@ -87,7 +87,7 @@ def _batch(jobs_file, out_dir, ray, workers, cpus_per_worker, resume, overwrite,
 
     from dhlive_cli.errors import Cancelled, InputError
     from dhlive_cli.farm.driver import BatchRun
-    from dhlive_cli.farm.jobs import read_jobs
+    from dhlive_cli.farm.jobs import check_places, read_jobs
     from dhlive_cli.farm.results import ResultsLog
 
     if device not in ("auto", "cpu", "cuda"):
@@ -105,6 +105,7 @@ def _batch(jobs_file, out_dir, ray, workers, cpus_per_worker, resume, overwrite,
         raise InputError(f"model not found: {model}")
     jobs = read_jobs(jobs_file, default_preset=preset, default_size=size)
     out_dir = out_dir.absolute()
+    check_places(jobs, out_dir, jobs_file)
     model = model.absolute() if model is not None else None
 
     def on_term(signum, frame):

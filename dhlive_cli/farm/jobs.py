@@ -205,4 +205,36 @@ def read_jobs(path: str | os.PathLike, *, default_preset: str = "default",
     return jobs
 
 
-__all__ = ["Job", "KEYS", "read_jobs"]
+def check_places(jobs: list[Job], out_dir: Path, jobs_file: str | os.PathLike) -> None:
+    """What is already on disk under out_dir must let every job's output land there: no output
+    whose place is a folder, none under a name that is a file (the results file included, which
+    a fresh run has not made yet), none through a symlinked folder that leads out of out_dir.
+    Checked before anything is created, so such a list is refused like a bad row (the worker
+    checks the symlink again when it writes). Raises InputError naming the file and line."""
+    from dhlive_cli.farm.results import RESULTS_NAME
+
+    root = out_dir.resolve() if out_dir.exists() else None
+    for job in jobs:
+        where = f"{jobs_file}:{job.line}"
+        parts = PurePosixPath(job.output).parts
+        if parts[0].lower() == RESULTS_NAME:
+            raise InputError(f"{where}: output {job.output!r} would need {RESULTS_NAME}, the results file, "
+                             "as a folder")
+        if root is None:
+            continue  # nothing there yet: nothing in the way
+        place = out_dir
+        for k, part in enumerate(parts):
+            place = place / part
+            last = k == len(parts) - 1
+            if not os.path.lexists(place):
+                break
+            if place.is_symlink() and not last and not place.resolve().is_relative_to(root):
+                raise InputError(f"{where}: output {job.output!r} leads out of --out-dir through the "
+                                 f"symlink {place}")
+            if not last and not place.is_dir():
+                raise InputError(f"{where}: output {job.output!r} needs {place} as a folder, but it is a file")
+            if last and place.is_dir():
+                raise InputError(f"{where}: output {job.output!r}: {place} is a folder")
+
+
+__all__ = ["Job", "KEYS", "check_places", "read_jobs"]
