@@ -13,6 +13,8 @@ The extra loss weight on closed-mouth `open` targets is --closed-extra (4) for e
 --closed-extra-for 'PATTERN=W,...' gives the sources whose name matches a shell-style PATTERN
 weight W instead (e.g. 'fest_*=8': the Festival voices, whose p/b/m closures are synthetic and
 exact; the first matching pattern wins). Without it every frame gets --closed-extra, as before.
+--espeak-repeat K shows the eSpeak source K times per epoch (default once); --max-utts-for
+'PATTERN=N,...' keeps only the first N utterances of the real sources that match (default all).
 The last 4 % of each source's utterances are the validation split. With --init the weights start
 from an exported model (lipsync-v2 starts from lipsync-v1, which learnt eSpeak speech in 8000
 utterances). The dev speakers are never loaded here.
@@ -212,13 +214,28 @@ def main() -> None:
                          "match wins, other sources keep --closed-extra")
     ap.add_argument("--norm", default="", choices=["", "utt"],
                     help="utt: per-band mean normalisation of each utterance's input (training.spectral_norm)")
+    ap.add_argument("--espeak-repeat", type=int, default=1,
+                    help="times each eSpeak frame (data/train.npz) is seen per epoch (default 1: once)")
+    ap.add_argument("--max-utts-for", default="",
+                    help="cap on a real source's utterances: comma-separated PATTERN=N, PATTERN a shell-style "
+                         "match on the real source name, e.g. 'fest_*=60' keeps the first 60 utterances of each "
+                         "Festival voice (the validation 4 %% is then taken from those); the first match wins, "
+                         "other sources keep all theirs")
     a = ap.parse_args()
+    if a.espeak_repeat < 1:
+        ap.error("--espeak-repeat must be at least 1")
     closed_for = []  # (pattern, weight)
     for item in filter(None, (t.strip() for t in a.closed_extra_for.split(","))):
         pat, eq, wt = item.rpartition("=")
         if not eq or not pat:
             ap.error(f"--closed-extra-for: {item!r} is not PATTERN=W")
         closed_for.append((pat, float(wt)))
+    max_utts_for = []  # (pattern, utterances)
+    for item in filter(None, (t.strip() for t in a.max_utts_for.split(","))):
+        pat, eq, k = item.rpartition("=")
+        if not eq or not pat or not k.isdigit() or int(k) < 1:
+            ap.error(f"--max-utts-for: {item!r} is not PATTERN=N (N >= 1)")
+        max_utts_for.append((pat, int(k)))
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
@@ -226,7 +243,7 @@ def main() -> None:
     sources = []
     if os.path.exists(f"{a.data}/train.npz"):
         d = np.load(f"{a.data}/train.npz")
-        sources.append(("espeak", d["mel"], d["n_frames"], d["tgt"], 1))
+        sources.append(("espeak", d["mel"], d["n_frames"], d["tgt"], a.espeak_repeat))
     if a.real:
         from training.real_speech import TRAIN_SPEAKERS
 
@@ -236,7 +253,13 @@ def main() -> None:
                 print(f"source {spk}: not labelled, left out", flush=True)
                 continue
             r = np.load(f"{a.real}/{spk}.npz")
-            sources.append((spk, r["mel"], r["n_frames"], r["tgt"], int(rep) if rep else a.real_repeat))
+            mel, nf, tgt = r["mel"], r["n_frames"], r["tgt"]
+            cap = next((k for pat, k in max_utts_for if fnmatch.fnmatchcase(spk, pat)), None)
+            if cap is not None and cap < len(nf):
+                f = int(nf[:cap].sum())
+                print(f"source {spk}: first {cap} of {len(nf)} utterances kept (--max-utts-for)", flush=True)
+                mel, nf, tgt = mel[: 4 * f], nf[:cap], tgt[:f]
+            sources.append((spk, mel, nf, tgt, int(rep) if rep else a.real_repeat))
     if os.path.exists(f"{a.data}/novoice.npz"):
         nv = np.load(f"{a.data}/novoice.npz")
         k = len(nv["n_frames"]) if a.novoice_max is None else a.novoice_max
@@ -270,6 +293,9 @@ def main() -> None:
     for pat, _w in closed_for:
         if not any(fnmatch.fnmatchcase(s[0], pat) for s in tr):
             print(f"--closed-extra-for: {pat!r} matches no source", flush=True)
+    for pat, _k in max_utts_for:
+        if not any(fnmatch.fnmatchcase(s[0], pat) for s in tr if s[0] not in ("espeak", "novoice")):
+            print(f"--max-utts-for: {pat!r} matches no real source", flush=True)
     # per-frame extra weight only when asked for: without the flag the loss is computed as before
     closed_w = torch.cat(cex) if closed_for else None
     epoch_idx = torch.cat(reps)
