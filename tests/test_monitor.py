@@ -559,3 +559,25 @@ def test_a_plot_that_cannot_be_written_is_refused_at_once_or_after_the_summary(t
     assert summary["type"] == "summary" and summary["samples"] >= 1 and summary["plot"] is None
     assert r.stderr.strip().splitlines() == [f"error: --plot {full}: No space left on device"], r.stderr
     assert full.is_symlink()  # not removed: it was there before
+
+
+def test_a_batch_drivers_jobs_reach_the_dashboard():
+    # `monitor --pid` of a batch driver showed only "fps 0.00": the driver's job figures, which
+    # its /metrics has, were not read (a reviewer's finding). The exposition is made by the same
+    # collector the driver serves.
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from dhlive_cli.metrics_families import SnapshotCollector
+
+    snap = {"frames": 250, "jobs": {"total": 40, "skipped": 0, "ok": 5, "failed": 1, "running": 2, "pending": 32},
+            "jobs_per_min": 8.34, "eta_s": 252.0, "workers": 2}
+    reg = CollectorRegistry()
+    reg.register(SnapshotCollector(lambda: snap, "batch"))
+    e = sampler.parse_metrics(generate_latest(reg).decode())
+    assert e["batch"] == {"total": 40, "skipped": 0, "ok": 5, "failed": 1, "running": 2, "pending": 32,
+                          "jobs_per_min": 8.34, "eta_s": 252.0, "workers": 2.0}
+    line = view.batch_text(e["batch"])
+    assert line == "jobs 6/40 done: 5 ok, 1 failed, 0 skipped; 2 running, 32 pending; 8.3 per min, eta 00:04:12, 2 workers"
+    s = {"time": 0.0, "pid": 1, "rss_mb": 1.0, "uss_mb": None, "cpu_pct": 0.0, "threads": 1, "fds": 3,
+         "children": [], "children_rss_mb": 0.0, "slope_mb_per_h": 0.0, "leak_suspected": False, "engine": e}
+    assert line in view.plain_line(s)

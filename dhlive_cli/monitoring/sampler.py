@@ -104,7 +104,9 @@ class ProcessProbe:
 
 
 def parse_metrics(text: str) -> dict:
-    """Engine figures from dhlive's Prometheus text exposition (names from dhlive_cli.metrics)."""
+    """Engine figures from dhlive's Prometheus text exposition (names from dhlive_cli.metrics).
+    A batch driver's adds "batch": job counts by state (total, skipped, ok, failed, running,
+    pending) and jobs_per_min, eta_s (seconds), workers."""
     from prometheus_client.parser import text_string_to_metric_families
 
     e: dict = {"queues": {}, "queue_capacity": {}}
@@ -143,6 +145,12 @@ def parse_metrics(text: str) -> dict:
                 e["latency_ms"] = v * 1000.0
             elif name == "dhlive_resident_memory_bytes":
                 e["rss_mb"] = v / MB
+            elif name == "dhlive_batch_jobs":  # `dhlive batch`: jobs by state (total, ok, failed, ...)
+                e.setdefault("batch", {})[labels.get("state", "")] = int(v)
+            elif name in ("dhlive_batch_jobs_per_minute", "dhlive_batch_eta_seconds", "dhlive_batch_workers"):
+                key = {"dhlive_batch_jobs_per_minute": "jobs_per_min", "dhlive_batch_eta_seconds": "eta_s",
+                       "dhlive_batch_workers": "workers"}[name]
+                e.setdefault("batch", {})[key] = v
     if reconnects is not None:
         e["reconnects"] = reconnects
     return e

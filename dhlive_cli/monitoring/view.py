@@ -60,7 +60,24 @@ def plain_line(s: dict) -> str:
         line += (f" | {e.get('state') or e.get('command') or 'engine'} fps {_f(e.get('fps_now'), '.2f')} "
                  f"(avg {_f(e.get('fps'), '.2f')}) p99 {_f(e.get('frame_ms_p99'), '.1f')} ms "
                  f"late {_f(e.get('late_frames'), 'd')}")
+        if e.get("batch"):
+            line += f" | {batch_text(e['batch'])}"
     return line
+
+
+def batch_text(b: dict) -> str:
+    """A batch driver's jobs in one line, e.g. 'jobs 6/40 done: 5 ok, 1 failed, 0 skipped; 2
+    running, 32 pending; 8.3 per min, eta 00:04:12, 2 workers' (what its metrics have of it)."""
+    done = b.get("ok", 0) + b.get("failed", 0) + b.get("skipped", 0)
+    text = (f"jobs {done}/{_f(b.get('total'), 'd')} done: {b.get('ok', 0)} ok, {b.get('failed', 0)} failed, "
+            f"{b.get('skipped', 0)} skipped; {b.get('running', 0)} running, {b.get('pending', 0)} pending")
+    if b.get("jobs_per_min") is not None:
+        text += f"; {b['jobs_per_min']:.1f} per min"
+    if b.get("eta_s") is not None:
+        text += f", eta {hms(b['eta_s'])}"
+    if b.get("workers") is not None:
+        text += f", {b['workers']:.0f} worker{'' if round(b['workers']) == 1 else 's'}"
+    return text
 
 
 def hms(s: float) -> str:
@@ -111,6 +128,8 @@ def panel(s: dict, *, name: str, tracker, elapsed: float, n: int, scraper_error:
             caps = e.get("queue_capacity", {})
             t.add_row("queues", "   ".join(f"{k} {v:3.0f}" + (f"/{caps[k]:.0f}" if k in caps else "")
                                            for k, v in sorted(e["queues"].items())))
+        if e.get("batch"):
+            t.add_row("batch", batch_text(e["batch"]))
         if e.get("latency_ms") is not None or e.get("queued_speech_s") is not None:
             t.add_row("speech", f"latency {_w(e.get('latency_ms'), '.0f', 6)} ms   queued "
                                 f"{_w(e.get('queued_speech_s'), '.1f', 6)} s")
