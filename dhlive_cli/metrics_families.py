@@ -9,6 +9,7 @@ labels for queues, states, sessions and outputs.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Callable, Iterator
 
 import psutil
@@ -43,6 +44,7 @@ class SnapshotCollector(Collector):
 
     def collect(self) -> Iterator:
         info = InfoMetricFamily("dhlive", "dhlive process and session", labels=None)
+        t = time.monotonic()
         try:
             s = self._snapshot() or {}
         except Exception:  # a scrape must never take the server down; say so in the figures
@@ -54,6 +56,11 @@ class SnapshotCollector(Collector):
         info.add_metric([], {"command": self._command, "session": str(s.get("session", ""))})
         yield info
         yield GaugeMetricFamily("dhlive_snapshot_ok", "1 when the session snapshot was read", value=up)
+        # when the figures below were read, on this machine's monotonic clock: a rate between two
+        # scrapes (dhlive monitor's fps) divides by its difference, not by when each answer arrived,
+        # which a busy process delays by tenths of a second
+        yield GaugeMetricFamily("dhlive_snapshot_monotonic_seconds",
+                                "CLOCK_MONOTONIC seconds when this scrape's figures were read", value=t)
 
         frames = _num(s.get("frames", s.get("frames_done")))
         if frames is not None:

@@ -581,3 +581,28 @@ def test_a_batch_drivers_jobs_reach_the_dashboard():
     s = {"time": 0.0, "pid": 1, "rss_mb": 1.0, "uss_mb": None, "cpu_pct": 0.0, "threads": 1, "fds": 3,
          "children": [], "children_rss_mb": 0.0, "slope_mb_per_h": 0.0, "leak_suspected": False, "engine": e}
     assert line in view.plain_line(s)
+
+
+def test_the_engine_says_when_its_figures_were_read():
+    # monitor's "fps now" divided by when each scrape's answer arrived: a busy live session
+    # delays its answers by tenths of a second, and a steady 25.000 fps read 35.9, 23.0, 26.8,
+    # 22.0 (a reviewer's finding). The snapshot's own monotonic time is what it divides by now.
+    import time as _time
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from dhlive_cli.metrics_families import SnapshotCollector
+
+    frames = iter([100, 125])
+    reg = CollectorRegistry()
+    reg.register(SnapshotCollector(lambda: {"frames": next(frames)}, "live"))
+    t0 = _time.monotonic()
+    first = sampler.parse_metrics(generate_latest(reg).decode())
+    t1 = _time.monotonic()
+    second = sampler.parse_metrics(generate_latest(reg).decode())
+    t2 = _time.monotonic()
+    assert t0 <= first["snapshot_t"] <= t1 <= second["snapshot_t"] <= t2
+    meter = sampler.FpsMeter()
+    assert meter.add(first["snapshot_t"], first["frames"]) is None
+    rate = meter.add(second["snapshot_t"], second["frames"])
+    assert rate == pytest.approx(25 / (second["snapshot_t"] - first["snapshot_t"]))

@@ -156,7 +156,10 @@ def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, w
                 t_rel = time.monotonic() - t0
                 tracker.add(t_rel, s["rss_mb"])
                 e = scraper.scrape()
-                fps_now = fps_meter.add(time.monotonic(), None if e is None else e.get("frames"))
+                # the engine's own clock at its snapshot where it gives one (an answer delayed by a
+                # busy process made this jump by 40 %), else when the answer arrived
+                t_frames = (e or {}).get("snapshot_t") or time.monotonic()
+                fps_now = fps_meter.add(t_frames, None if e is None else e.get("frames"))
                 if e is not None:
                     e["fps_now"] = fps_now
                 n += 1

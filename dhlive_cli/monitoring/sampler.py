@@ -143,6 +143,8 @@ def parse_metrics(text: str) -> dict:
                 e["queued_speech_s"] = v
             elif name == "dhlive_latency_seconds":
                 e["latency_ms"] = v * 1000.0
+            elif name == "dhlive_snapshot_monotonic_seconds":
+                e["snapshot_t"] = v
             elif name == "dhlive_resident_memory_bytes":
                 e["rss_mb"] = v / MB
             elif name == "dhlive_batch_jobs":  # `dhlive batch`: jobs by state (total, ok, failed, ...)
