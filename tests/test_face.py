@@ -293,6 +293,16 @@ def test_multiscale_search_finds_a_small_face_in_a_large_photo(astronaut, detect
     assert x0 < 1100 + FACE_CORE[0] and x1 > 1100 + FACE_CORE[2] and y0 < 700 + FACE_CORE[1] and y1 > 700 + FACE_CORE[3]
 
 
+def test_a_small_face_in_a_1080p_photo_is_said_to_be_too_small(astronaut, detector, mesh):
+    # a reviewer's photo: the astronaut scaled to 256 px in a 1920x1080 frame (a face of ~48 px)
+    # read "no face found in the image"; a finer search when the standard one finds nothing
+    # tells its size
+    canvas = np.full((1080, 1920, 3), 200, np.uint8)
+    canvas[400:656, 800:1056] = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    with pytest.raises(InputError, match=r"^face too small: \d+ px across, need at least 64 px"):
+        face.find_single_face(canvas, detector, mesh=mesh)
+
+
 def test_bad_images_are_input_errors(detector, mesh):
     with pytest.raises(InputError, match="BGR uint8"):
         detector.detect(np.zeros((64, 64), np.uint8))

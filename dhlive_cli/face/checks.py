@@ -55,11 +55,20 @@ def find_single_face(
     """
     detector = detector if detector is not None else FaceDetector()
     mesh = mesh if mesh is not None else FaceMesh()
-    confirmed = []
-    for det in detector.detect_multiscale(bgr, min_face_px=min_face_px):
-        landmarks, presence = mesh.landmarks(bgr, mesh.roi_from_detection(det, bgr.shape))
-        if presence >= MIN_PRESENCE:
-            confirmed.append((det, landmarks))
+
+    def confirmed_faces(tile_factor: float) -> list:
+        out = []
+        for det in detector.detect_multiscale(bgr, min_face_px=min_face_px, tile_factor=tile_factor):
+            landmarks, presence = mesh.landmarks(bgr, mesh.roi_from_detection(det, bgr.shape))
+            if presence >= MIN_PRESENCE:
+                out.append((det, landmarks))
+        return out
+
+    confirmed = confirmed_faces(5.0)
+    if not confirmed:
+        # a face a little under or at the minimum in a large photo lies below the standard
+        # tiles' reach: finer tiles find it, so the answer is its size, not "no face found"
+        confirmed = confirmed_faces(3.0)
     if not confirmed:
         h, w = bgr.shape[:2]
         if min(h, w) < 2 * min_face_px:  # a thumbnail: its size, not its content, is the reason
