@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dhlive_cli.audio_probe import AudioInfo, _restrict, probe
-from dhlive_cli.errors import EngineError, InputError
+from dhlive_cli.errors import DependencyError, EngineError, InputError
 from dhlive_cli.ffmpeg_bin import StderrTail, ffmpeg_path, file_arg
 from dhlive_cli.interrupts import interrupts_held
 from dhlive_cli.program_audio import (
@@ -376,7 +376,15 @@ class FileAudioSource:
         if rc < 0:  # killed (OOM killer, a user's kill): not the file's fault
             raise EngineError(f"{self.path}: decoder ffmpeg was killed by signal {-rc}")
         if rc != 0:
-            why = self._stderr.last(f"ffmpeg exited with code {rc}", wait=2.0) if self._stderr else f"exit {rc}"
+            why = self._stderr.last("", wait=2.0) if self._stderr else f"exit {rc}"
+            if not why:
+                # ffmpeg names what it cannot read; a binary that fails without a word is not
+                # the input's fault (DHLIVE_FFMPEG=/bin/false blamed the speech file)
+                from dhlive_cli.ffmpeg_bin import ffmpeg_path
+
+                env = " (DHLIVE_FFMPEG)" if os.environ.get("DHLIVE_FFMPEG") else ""
+                raise DependencyError(f"{ffmpeg_path()}{env} exited with code {rc} and said nothing while "
+                                      f"decoding {self.path}: is it a working ffmpeg?")
             if self.from_stdin and "Invalid data found" in why:
                 # an empty pipe and one carrying no audio look alike to ffmpeg (and to us: stdin
                 # is read once, by the decoder)

@@ -478,6 +478,24 @@ def test_bad_input_through_the_cli(tmp_path, cli, dev_nodes_guard, build, expect
             assert new == [], new
 
 
+def test_an_ffmpeg_that_fails_without_a_word_is_blamed_not_the_speech(tmp_path, cli):
+    # DHLIVE_FFMPEG=/bin/false read "speech.wav: cannot decode audio: ffmpeg exited with code 1"
+    # (a reviewer's finding): the file was fine, the binary was not
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    d = tmp_path / "case"
+    d.mkdir()
+    speech = _speech(d)
+    before = files_under(d)
+    env = {**os.environ, "DHLIVE_FFMPEG": str(fake)}
+    for argv in (["render", speech, "-o", d / "o.mp4"], ["lipsync", speech, "-o", d / "t.tsv"]):
+        r = run_cli(cli, argv, env=env)
+        assert_clean_error(r, 2, f"{fake} (DHLIVE_FFMPEG) exited with code 1 and said nothing while decoding")
+        assert files_under(d) == before
+
+
 def _silence_track(tmp_path, cli) -> list[dict]:
     src = _wav(tmp_path / "s.wav", np.zeros(32000, np.float32))
     r = run_cli(cli, ["lipsync", src, "-o", tmp_path / "t.json", "--format", "frames"])
