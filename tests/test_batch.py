@@ -231,7 +231,9 @@ def test_device_cuda_without_its_provider_is_refused_before_any_job(media, tmp_p
 
 def test_outputs_that_cannot_land_in_the_out_dir_are_refused_before_any_job(media, tmp_path):
     # a reviewer's findings: each of these started, rendered, then failed at run time with raw
-    # Python text naming the work folder ("[Errno 21] Is a directory: '.../.dhlive-partial/...'")
+    # Python text naming the work folder ("[Errno 21] Is a directory: '.../.dhlive-partial/...'");
+    # a second reviewer's on the first version of this check: a traceback on a symlink loop, a
+    # finished output deleted with the work folder it was linked into, two names for one file
     clip = str(media["clips"][0][0])
     out = tmp_path / "out"
     (out / "dirout.mp4").mkdir(parents=True)
@@ -239,13 +241,25 @@ def test_outputs_that_cannot_land_in_the_out_dir_are_refused_before_any_job(medi
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (out / "link").symlink_to(outside)
+    (out / "loop").symlink_to("loop")
+    (out / "nothing").symlink_to("gone")
+    (out / ".dhlive-partial").mkdir()
+    (out / "work").symlink_to(".dhlive-partial")
+    (out / "real").mkdir()
+    (out / "alias").symlink_to("real")
+    (out / "up").symlink_to("..")  # up/out/x.mp4 lands inside out: allowed
     before = sorted(p.name for p in out.iterdir())
     cases = [("dirout.mp4", "dirout.mp4 is a folder"),
              ("f/x.mp4", "needs " + str(out / "f") + " as a folder, but it is a file"),
-             ("link/x.mp4", "leads out of --out-dir through the symlink " + str(out / "link")),
-             ("Results.jsonl/x.mp4", "the results file, as a folder")]
+             ("link/x.mp4", "leads out of --out-dir through a symlink (to " + str(outside.resolve())),
+             ("Results.jsonl/x.mp4", "the results file, as a folder"),
+             ("loop/x.mp4", "the symlinks at " + str(out / "loop") + " loop"),
+             ("nothing/x.mp4", str(out / "nothing") + " is a symlink to nothing"),
+             ("work/x.mp4", "leads into dhlive's work files through a symlink"),
+             ("alias/fine.mp4", "is the same file as the output of the job on line 2")]
     for output, says in cases:
-        f = write_jobs(tmp_path / "jobs.csv", [{"audio": clip, "output": "fine.mp4"}, {"audio": clip, "output": output}])
+        first = "real/fine.mp4" if output.startswith("alias/") else "fine.mp4"
+        f = write_jobs(tmp_path / "jobs.csv", [{"audio": clip, "output": first}, {"audio": clip, "output": output}])
         res = runner.invoke(app, ["batch", str(f), "--out-dir", str(out), "--metrics", "off"])
         assert res.exit_code == 2, (output, res.output)
         lines = [ln for ln in res.output.splitlines() if ln.strip()]
@@ -253,6 +267,20 @@ def test_outputs_that_cannot_land_in_the_out_dir_are_refused_before_any_job(medi
             (output, res.output)
         assert sorted(p.name for p in out.iterdir()) == before, output  # nothing created
     assert not list(outside.iterdir())
+    # the results file's name taken by a folder: said so, not "results of an earlier run are here"
+    other = tmp_path / "other"
+    (other / "results.jsonl").mkdir(parents=True)
+    f = write_jobs(tmp_path / "jobs.csv", [{"audio": clip, "output": "fine.mp4"}])
+    for extra in ([], ["--resume"], ["--overwrite"]):
+        res = runner.invoke(app, ["batch", str(f), "--out-dir", str(other), "--metrics", "off", *extra])
+        assert res.exit_code == 2 and res.output.strip() == \
+            f"error: {other / 'results.jsonl'}: is a folder; the results file needs that name", (extra, res.output)
+        assert sorted(p.name for p in other.iterdir()) == ["results.jsonl"]
+    # a link that goes out and comes back in is inside: the check does not refuse it
+    from dhlive_cli.farm.jobs import check_places, read_jobs
+
+    f = write_jobs(tmp_path / "jobs.csv", [{"audio": clip, "output": "up/out/x.mp4"}])
+    check_places(read_jobs(f), out, f)
 
 
 def test_results_file_of_an_earlier_run_needs_resume_or_overwrite(media, tmp_path):
@@ -623,11 +651,12 @@ def test_symlinked_folder_in_out_dir_does_not_lead_outside(media, tmp_path):
                                                 {"audio": clip, "output": "in.mp4", "size": "360p", "preset": "low"}])
     res = runner.invoke(app, ["batch", str(jobs), "--out-dir", str(out), "--workers", "1", "--json",
                               "--metrics", "off"])
-    assert res.exit_code == 1, res.output
-    recs = {r["output"]: r for r in results(out)}
-    assert recs["in.mp4"]["status"] == "ok"
-    for name in ("link/a.mp4", "link/new/b.mp4"):
-        assert recs[name]["status"] == "failed" and "symlink" in recs[name]["error"], recs[name]
+    # refused with the list's other mistakes, before anything is made (it used to fail job by
+    # job at run time, where the worker still checks it, for a link made after the start)
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "output 'link/a.mp4' leads out of --out-dir through a symlink" in lines[0], res.output
+    assert sorted(p.name for p in out.iterdir()) == ["link"]
     assert list(outside.iterdir()) == []  # not a file, not a folder
 
 

@@ -12,6 +12,7 @@ avatar folders. The audio itself is not opened here: a bad audio file fails its 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -208,18 +209,25 @@ def read_jobs(path: str | os.PathLike, *, default_preset: str = "default",
 def check_places(jobs: list[Job], out_dir: Path, jobs_file: str | os.PathLike) -> None:
     """What is already on disk under out_dir must let every job's output land there: no output
     whose place is a folder, none under a name that is a file (the results file included, which
-    a fresh run has not made yet), none through a symlinked folder that leads out of out_dir.
-    Checked before anything is created, so such a list is refused like a bad row (the worker
-    checks the symlink again when it writes). Raises InputError naming the file and line."""
+    a fresh run has not made yet), none whose folder resolves (through symlinks) outside out_dir
+    or into dhlive's work files, no two outputs that are one file through a symlinked folder, and
+    the results file's name not taken by a folder. Checked before anything is created, so such a
+    list is refused like a bad row (the worker checks the symlink again when it writes). Raises
+    InputError naming the file and line."""
     from dhlive_cli.farm.results import RESULTS_NAME
 
-    root = out_dir.resolve() if out_dir.exists() else None
+    if out_dir.exists() and (out_dir / RESULTS_NAME).is_dir():
+        raise InputError(f"{out_dir / RESULTS_NAME}: is a folder; the results file needs that name")
+    try:
+        root = out_dir.resolve() if out_dir.exists() else None
+    except (OSError, RuntimeError) as e:
+        raise InputError(f"{out_dir}: cannot follow its symlinks ({e})") from None
+    same: dict[str, int] = {}  # resolved output, lower-cased -> first line
     for job in jobs:
-        where = f"{jobs_file}:{job.line}"
+        where = f"{jobs_file}:{job.line}: output {job.output!r}"
         parts = PurePosixPath(job.output).parts
         if parts[0].lower() == RESULTS_NAME:
-            raise InputError(f"{where}: output {job.output!r} would need {RESULTS_NAME}, the results file, "
-                             "as a folder")
+            raise InputError(f"{where} would need {RESULTS_NAME}, the results file, as a folder")
         if root is None:
             continue  # nothing there yet: nothing in the way
         place = out_dir
@@ -228,13 +236,30 @@ def check_places(jobs: list[Job], out_dir: Path, jobs_file: str | os.PathLike) -
             last = k == len(parts) - 1
             if not os.path.lexists(place):
                 break
-            if place.is_symlink() and not last and not place.resolve().is_relative_to(root):
-                raise InputError(f"{where}: output {job.output!r} leads out of --out-dir through the "
-                                 f"symlink {place}")
+            if not place.exists():
+                try:
+                    os.stat(place)
+                except OSError as e:
+                    if e.errno == errno.ELOOP:
+                        raise InputError(f"{where}: the symlinks at {place} loop") from None
+                raise InputError(f"{where}: {place} is a symlink to nothing")
             if not last and not place.is_dir():
-                raise InputError(f"{where}: output {job.output!r} needs {place} as a folder, but it is a file")
+                raise InputError(f"{where} needs {place} as a folder, but it is a file")
             if last and place.is_dir():
-                raise InputError(f"{where}: output {job.output!r}: {place} is a folder")
+                raise InputError(f"{where}: {place} is a folder")
+        try:
+            parent = (out_dir / job.output).parent.resolve()
+        except (OSError, RuntimeError):
+            raise InputError(f"{where}: its folder's symlinks cannot be followed (a loop?)") from None
+        if not parent.is_relative_to(root):
+            raise InputError(f"{where} leads out of --out-dir through a symlink (to {parent})")
+        if any(p.startswith(".") for p in parent.relative_to(root).parts):
+            raise InputError(f"{where} leads into dhlive's work files through a symlink (to {parent})")
+        key = str(parent / PurePosixPath(job.output).name).lower()
+        if key in same:
+            raise InputError(f"{where} is the same file as the output of the job on line {same[key]} "
+                             "(through a symlinked folder)")
+        same[key] = job.line
 
 
 __all__ = ["Job", "KEYS", "check_places", "read_jobs"]
