@@ -92,14 +92,20 @@ def test_a_source_clip_cut_short_is_one_error_and_writes_nothing(clips, tmp_path
     assert not list(tmp_path.glob(".av.dhlive-partial-*"))
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".wav"])
+@pytest.mark.parametrize("suffix", [".mp4", ".wav", "+subtitles.mkv"])
 def test_a_file_with_sound_and_no_picture_is_named_as_such(tmp_path, suffix):
     # it read "not an image or a video that can be decoded (corrupt or unsupported file)" of a
     # sound file that is neither corrupt nor unsupported (a reviewer's finding)
     if FFPROBE is None:
         pytest.skip("ffprobe not installed: it is what tells sound from a damaged file")
     src = tmp_path / f"sound{suffix}"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1", str(src)], check=True)
+    if suffix.startswith("+"):  # a subtitle track beside the sound is still no picture
+        srt = tmp_path / "s.srt"
+        srt.write_text("1\n00:00:00,000 --> 00:00:00,900\nhello\n")
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1", "-i", str(srt), str(src)],
+                       check=True)
+    else:
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1", str(src)], check=True)
     out = tmp_path / "av"
     line = one_error(run_cli("avatar", "prepare", src, "-o", out))
     assert line == f"error: {src}: holds sound but no picture: give a photo or a video of the face", line

@@ -75,7 +75,8 @@ class VideoFrames:
             why = cut_before_its_index(path)
             if why:
                 raise InputError(f"{path}: the video is damaged or cut short ({why})")
-            if _stream_kinds(path) == {"audio"}:
+            kinds = _stream_kinds(path)
+            if kinds and "audio" in kinds and "video" not in kinds:  # chapters, subtitles, fonts beside it
                 raise InputError(f"{path}: holds sound but no picture: give a photo or a video of the face")
             raise InputError(f"{path}: not an image or a video that can be decoded (corrupt or unsupported file)")
         self._cap = cap
