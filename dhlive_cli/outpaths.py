@@ -348,21 +348,34 @@ def check_not_input(output: Path, input_path: str | os.PathLike) -> None:
 
 def write_png(path: str | os.PathLike, img) -> None:
     """img (uint8 array, (h, w) or (h, w, 3) BGR) to a PNG file at path: encoded in memory by
-    OpenCV, then written by us. cv2.imwrite on a full disk printed libpng's own "libpng error:
-    Write Error" on stderr beside dhlive's line and hid the reason. Raises OutputError naming
-    path and the reason (no space left on device, permission denied, ...); a file this call
-    made is removed again then (one that was there before, or a device, is left alone)."""
+    OpenCV, written to a hidden file beside path and renamed over it, so path is either its old
+    self or the whole new picture: a full disk leaves no cut-off PNG, an existing one is not
+    truncated, and a symlink or FIFO at path is replaced rather than written through.
+    (cv2.imwrite on a full disk printed libpng's own "libpng error: Write Error" on stderr beside
+    dhlive's line and hid the reason.) The new file gets the old one's permissions, else 0644.
+    Raises OutputError naming path and the reason (no space left on device, permission denied)."""
     import cv2
+    import tempfile
 
     ok, buf = cv2.imencode(".png", img)
     if not ok:
         raise OutputError(f"{path}: cannot encode the picture as PNG")
-    existed = os.path.lexists(path)
+    path = os.fspath(path)
     try:
-        with open(path, "wb") as f:
+        mode = stat.S_IMODE(os.stat(path).st_mode) if os.path.isfile(path) else 0o644
+    except OSError:
+        mode = 0o644
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".png.part", dir=os.path.dirname(os.path.abspath(path)))
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
             f.write(buf.tobytes())
+        os.replace(tmp, path)
+        tmp = None
     except OSError as e:
-        if not existed:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
         raise OutputError(f"{path}: {e.strerror or e}") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

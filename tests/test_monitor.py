@@ -370,6 +370,7 @@ def test_monitor_json_once_shows_engine_figures_that_match_metrics(runtime):
         # the snapshot has no rss_mb, so the server reads its own RSS live at each scrape
         assert e.pop("rss_mb") == pytest.approx(direct.pop("rss_mb"), rel=0.05)
         assert e.pop("fps_now") is None  # one sample: no interval to measure a rate over
+        assert e.pop("snapshot_t") < direct.pop("snapshot_t")  # when each scrape read the figures
         assert e == direct
         assert e["fps"] == 24.5 and e["frames"] == 1234 and e["late_frames"] == 7
         assert e["frame_ms_p50"] == pytest.approx(12.5) and e["frame_ms_p99"] == pytest.approx(38.0)
@@ -544,21 +545,42 @@ def test_a_plot_that_cannot_be_written_is_refused_at_once_or_after_the_summary(t
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().splitlines() == ["error: --plot /proc/x.png: cannot write in /proc: No such file or "
                                              "directory"], r.stderr
-    # a place that takes files but not this one (a full disk): the summary first, then one error line
-    full = tmp_path / "mem.png"
-    full.symlink_to("/dev/full")
-    target = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    # a disk that fills up: the summary first, then one error line, and an older plot of that
+    # name left whole (it was cut off to 12 KB: a second reviewer's finding)
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(full)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs is not permitted here")
     try:
-        r = subprocess.run(monitor_argv() + ["--pid", str(target.pid), "--interval", "0.2", "--plot", str(full),
-                                             "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        old = full / "mem.png"
+        old.write_bytes(b"an older plot")
+        target = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+        try:
+            r = subprocess.run(monitor_argv() + ["--pid", str(target.pid), "--interval", "0.2", "--plot", str(old),
+                                                 "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        finally:
+            target.kill()
+            target.wait()
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        summary = json.loads(r.stdout.strip().splitlines()[-1])
+        assert summary["type"] == "summary" and summary["samples"] >= 1 and summary["plot"] is None
+        assert r.stderr.strip().splitlines() == [f"error: --plot {old}: No space left on device"], r.stderr
+        assert old.read_bytes() == b"an older plot" and sorted(p.name for p in full.iterdir()) == ["mem.png"]
     finally:
-        target.kill()
-        target.wait()
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    summary = json.loads(r.stdout.strip().splitlines()[-1])
-    assert summary["type"] == "summary" and summary["samples"] >= 1 and summary["plot"] is None
-    assert r.stderr.strip().splitlines() == [f"error: --plot {full}: No space left on device"], r.stderr
-    assert full.is_symlink()  # not removed: it was there before
+        subprocess.run(["umount", str(full)], capture_output=True)
+
+
+def test_write_png_replaces_a_fifo_instead_of_blocking_on_it(tmp_path):
+    # --plot x.png where x.png was a FIFO hung for ever at the end of the watch (a reviewer's finding)
+    import numpy as np
+
+    from dhlive_cli.outpaths import write_png
+
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)
+    write_png(fifo, np.zeros((8, 8, 3), np.uint8))
+    assert fifo.is_file() and fifo.read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]
 
 
 def test_a_batch_drivers_jobs_reach_the_dashboard():
