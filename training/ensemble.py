@@ -126,7 +126,7 @@ def check(path: str, member_paths: list[str], data: str | None) -> float:
     want = np.mean([run(p, x) for p in member_paths], axis=0)
     diff = float(np.max(np.abs(run(path, x) - want)))
     if diff > TOLERANCE:
-        raise SystemExit(f"ensemble output differs from the members' mean by {diff:.2e}")
+        raise SystemExit(f"error: the ensemble's output differs from the members' mean by {diff:.2e}")
     return diff
 
 
@@ -139,15 +139,28 @@ def main() -> None:
     ap.add_argument("--data", default="build/lipsync/data", help="for the check's real windows")
     a = ap.parse_args()
     names = a.member_names.split(",") if a.member_names else None
-    model = average([onnx.load(p) for p in a.members], a.name, names)
     tmp = a.out + ".tmp"
-    onnx.save(model, tmp)
     try:
+        members = []
+        for p in a.members:
+            try:
+                members.append(onnx.load(p))
+            except OSError as e:
+                raise SystemExit(f"error: {p}: {e.strerror or e}") from None
+            except Exception as e:  # protobuf's DecodeError and kin: not an ONNX file
+                raise SystemExit(f"error: {p}: not an ONNX model ({type(e).__name__})") from None
+        try:
+            model = average(members, a.name, names)
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from None
+        onnx.save(model, tmp)
         diff = check(tmp, a.members, a.data)
         size = os.path.getsize(tmp)
         if size > MAX_BYTES:
-            raise SystemExit(f"ensemble is {size} bytes, above {MAX_BYTES}")
+            raise SystemExit(f"error: the ensemble is {size} bytes, above {MAX_BYTES}")
         os.replace(tmp, a.out)
+    except OSError as e:
+        raise SystemExit(f"error: {e.filename or a.out}: {e.strerror or e}") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

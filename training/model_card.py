@@ -178,6 +178,8 @@ def main() -> None:
                "code; it labels with a seeded dither where those labels used pocketsphinx's own, so a rebuild "
                "matches closely but not bit for bit).")
     real_eval_md = real_eval_table(ev.get("real"))
+    fest_n = (re.search(r"FEST_N=(\d+)", a.command) or [None, "150"])[1]
+    fest_closed = (re.search(r"FEST_CLOSED=([\d.]+)", a.command) or [None, "12"])[1]
     ev = {k: v for k, v in ev.items() if k != "real"}
     card = f"""# lipsync-v2 — model card
 
@@ -244,7 +246,7 @@ neighbouring vowels; bilabials dominate opening and closure so the lips really m
   `espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_PHONEME_IPA`; a phoneme event's `sample`
   field gives its exact start in the output).
 - Festival voices (net b only): twelve voices of Debian's Festival packages, each built from
-  one recorded speaker (diphones, unit selection or HTS models; en, it, fi, ru, ca, cs), 150
+  one recorded speaker (diphones, unit selection or HTS models; en, it, fi, ru, ca, cs), {fest_n}
   utterances each of training.corpus text, labelled from festival's own segment timings
   (`training/festival_speech.py --labels festival`; voices, packages and licences in its
   docstring and under "Licence" below). Synthesised at data-generation time, never shipped.
@@ -286,8 +288,8 @@ b·α, α uniform in 1 ± the `WARP` knob: a longer or shorter vocal tract, afte
 
 The shipped model is two such nets averaged: net a (lipsync-v2a) as just described, and net b
 (lipsync-v2b) trained the same way (same init, knobs and seed) with the twelve Festival voices
-added as sources seen once per epoch and a closed-frame weight of 12 instead of 4 on them
-(`--closed-extra-for 'fest_*=12'`: with the default weight, the Festival voices' short synthetic
+added as sources seen once per epoch and a closed-frame weight of {fest_closed} instead of 4 on them
+(`--closed-extra-for 'fest_*={fest_closed}'`: with the default weight, the Festival voices' short synthetic
 closures taught net b to leave the lips apart on p/b/m). `training/ensemble.py` copies both
 graphs into one and outputs the mean of their `mouth`; the contract above is unchanged.
 Net b trained in {twall_b.group(1) if twall_b else '?'} s. {wall_md}

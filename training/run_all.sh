@@ -32,6 +32,14 @@ fi
 PY=.venv-train/bin/python
 mkdir -p "$WORK" models
 
+# net b needs Festival and twelve of its voices: checked now, not an hour in
+FEST_VOICES=$($PY -c "from training.festival_speech import VOICES; print(' '.join(VOICES))")
+FEST_PKGS=$($PY -c "from training.festival_speech import VOICES; print(' '.join(sorted({v.package for v in VOICES.values()})))")
+if ! command -v festival > /dev/null || ! dpkg -s $FEST_PKGS > /dev/null 2>&1; then
+    echo "run_all: net b needs Festival and its voices: apt-get install festival $FEST_PKGS" >&2
+    exit 1
+fi
+
 start=$(date +%s)
 stamp() { echo "[run_all] $1 done at +$(( $(date +%s) - start ))s"; }
 
@@ -58,12 +66,6 @@ nice -n 10 $PY -m training.export --ckpt "$WORK/model.pt" --data "$WORK/data" --
 # Net b: the same plus twelve Festival voices (built from recorded speakers; Debian packages,
 # installed at data-generation time, never shipped) labelled with festival's own segment
 # timings, each seen once per epoch, their closed frames weighted FEST_CLOSED in the loss
-FEST_VOICES=$($PY -c "from training.festival_speech import VOICES; print(' '.join(VOICES))")
-FEST_PKGS=$($PY -c "from training.festival_speech import VOICES; print(' '.join(sorted({v.package for v in VOICES.values()})))")
-if ! command -v festival > /dev/null || ! dpkg -s $FEST_PKGS > /dev/null 2>&1; then
-    echo "run_all: net b needs Festival and its voices: apt-get install festival $FEST_PKGS" >&2
-    exit 1
-fi
 nice -n 10 $PY -m training.festival_speech --out "$WORK/real" --n "$FEST_N" --workers 2 --labels festival \
     --seed "$SEED" | tee "$WORK/festival.log"
 stamp "festival voices"
