@@ -187,10 +187,10 @@ class FaceDetector:
         Tiles of the short side, then half of it, and so on (at most `max_levels` tile sizes,
         none smaller than tile_factor x min_face_px: at 5, such a face spans ~25 px of the
         model's 128; at 3, ~43 px, which finds the 45-64 px faces the default misses in a 1080p
-        photo, at about six times the model calls), overlapping by half. A face is kept from a tile only if its box lies inside that
-        tile (or meets the image edge), so a face cut by a tile border is not counted twice;
-        with half-tile overlap every face up to half a tile fits wholly inside some tile, and
-        larger ones are found at the level above. Detections of one face at several scales are
+        photo, at about six times the model calls), overlapping by half. A face is kept from a
+        tile only if its box lies inside that tile (or meets the image edge), so a face cut by a
+        tile border is not counted twice; with half-tile overlap every face up to half a tile
+        fits wholly inside some tile, and larger ones are found at the level above. Detections of one face at several scales are
         merged by the same weighted NMS. Costs one model call per tile (~2.5 ms each).
         """
         check_bgr(bgr)
