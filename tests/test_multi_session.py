@@ -420,6 +420,9 @@ def test_api_refuses_bad_session_specs(tmp_path):
         assert post({"name": "b", "output": "a.mkv"})[0] in (409, 503)
         assert post({"name": "c", "output": "c.mkv"})[0] == 503  # max_sessions=1
         assert post({"name": "d", "input": ["-"], "output": "x.mkv"})[0] == 400  # stdin is the CLI's
+        # a key given twice: json kept the last one and made session "y" (a reviewer's finding)
+        code, body = api(server.port, "/v1/sessions", "POST", b'{"name": "z", "output": "z.mkv", "name": "y"}')
+        assert code == 400 and body["error"] == "key 'name' appears twice in the JSON body", body
         code, body = api(server.port, "/v1/sessions/zz", "DELETE")
         assert code == 404 and "zz" in body["error"]
         assert api(server.port, "/v1/sessions/a", "DELETE")[0] == 200

@@ -258,9 +258,24 @@ def require_json(request: web.BaseRequest, allow_empty: bool = False) -> None:
         raise ApiError(415, "send the body as application/json")
 
 
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise _RepeatedKey(next(k for k in keys if keys.count(k) > 1))
+    return dict(pairs)
+
+
 def parse_json(body: bytes | bytearray):
-    """JSON from a client: malformed, not UTF-8 or nested too deep -> ApiError 400."""
+    """JSON from a client: malformed, not UTF-8, nested too deep or an object naming a key
+    twice (json keeps the last silently: {"name": "a", ..., "name": "b"} made session b) ->
+    ApiError 400."""
     try:
-        return json.loads(body)
+        return json.loads(body, object_pairs_hook=_unique_keys)
+    except _RepeatedKey as e:
+        raise ApiError(400, f"key {e.args[0]!r} appears twice in the JSON body") from None
     except (ValueError, RecursionError):
         raise ApiError(400, "body must be valid JSON (UTF-8, nested at most a few hundred levels)") from None
