@@ -453,7 +453,9 @@ def test_bad_pid_is_one_line_exit_2():
     for bad, says in ((["--interval", "1e9"], "error: --interval 1e+09: at most 3600 seconds between samples"),
                       (["--interval", "400"], "error: --window 600: must cover at least two samples of --interval 400"),
                       (["--csv", "/nonexistent-dir/a.csv", "--once"],
-                       "error: /nonexistent-dir/a.csv: No such file or directory")):
+                       "error: /nonexistent-dir/a.csv: No such file or directory"),
+                      # it wrote a file named '-' in the current folder (a reviewer's finding)
+                      (["--csv", "-", "--once"], "error: --csv -: give a file name")):
         r = subprocess.run(monitor_argv() + ["--pid", str(os.getpid()), *bad], capture_output=True, text=True,
                            cwd=ROOT, timeout=60)
         assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()] and \

@@ -72,6 +72,8 @@ def monitor(
         fail(f"--warmup {warmup}: must be a number of seconds, 0 or more")
     if alert_rss is not None and not alert_rss > 0:
         fail(f"--alert-rss {alert_rss}: must be a positive number of MB")
+    if csv_path is not None and str(csv_path) == "-":  # it made a file named '-'
+        fail("--csv -: give a file name; standard output carries the samples (--json makes them JSON lines)")
     if plot is not None:
         if plot.suffix.lower() != ".png":
             fail(f"--plot {plot}: must end in .png")
