@@ -630,3 +630,16 @@ def test_the_engine_says_when_its_figures_were_read():
     assert meter.add(first["snapshot_t"], first["frames"]) is None
     rate = meter.add(second["snapshot_t"], second["frames"])
     assert rate == pytest.approx(25 / (second["snapshot_t"] - first["snapshot_t"]))
+
+
+def test_a_kernel_thread_is_refused_as_such():
+    # kthreadd read "process exited before it could be sampled" (a reviewer's finding)
+    kernel = next((p for p in psutil.process_iter(["name", "cmdline", "memory_info"])
+                   if not p.info["cmdline"] and p.info["memory_info"] is not None
+                   and p.info["memory_info"].vms == 0), None)
+    if kernel is None:
+        pytest.skip("no kernel thread visible here (a container's own pid namespace)")
+    r = subprocess.run(monitor_argv() + ["--pid", str(kernel.pid), "--once"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == (f"error: --pid {kernel.pid}: {kernel.info['name']} is a "
+                                                      "kernel thread: it has no memory of its own to watch"), r.stderr

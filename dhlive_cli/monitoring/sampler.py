@@ -30,7 +30,9 @@ class ProcessProbe:
                 if self.proc.status() == psutil.STATUS_ZOMBIE:
                     raise psutil.NoSuchProcess(pid)
                 self.name = self.proc.name()
-                self.proc.memory_info()
+                if self.proc.memory_info().vms == 0 and not self.proc.cmdline():
+                    raise InputError(f"--pid {pid}: {self.name} is a kernel thread: it has no memory of its "
+                                     "own to watch")
                 self.proc.cpu_percent(None)  # primes the counter: the first sample's CPU % is real
                 self.proc.num_threads()
         except psutil.AccessDenied:
