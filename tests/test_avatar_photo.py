@@ -421,7 +421,10 @@ def test_a_signal_during_the_commit_leaves_a_whole_avatar_and_says_so(photo_dir,
     sent = []
 
     def replace_after_a_signal(a, b):
-        if not sent:  # the old files are gone by now, the first new one not yet in
+        # os.replace is patched for the whole process: only the commit's first move into the
+        # avatar folder signals (write_png renames its own temp file too, in the work folder)
+        if not sent and os.path.dirname(os.path.abspath(b)) == str(out):
+            # the old files are gone by now, the first new one not yet in
             sent.append(1)
             os.kill(os.getpid(), signal.SIGTERM)
         return real_replace(a, b)
