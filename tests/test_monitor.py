@@ -369,7 +369,9 @@ def test_monitor_json_once_shows_engine_figures_that_match_metrics(runtime):
         direct = sampler.parse_metrics(direct_text)
         # the snapshot has no rss_mb, so the server reads its own RSS live at each scrape
         assert e.pop("rss_mb") == pytest.approx(direct.pop("rss_mb"), rel=0.05)
-        assert e.pop("fps_now") is None  # one sample: no interval to measure a rate over
+        # --once reads the counter at the start too: a rate over the interval (the snapshot's
+        # frame count does not move here); it showed "fps -" (a reviewer's finding)
+        assert e.pop("fps_now") == 0.0
         assert e.pop("snapshot_t") < direct.pop("snapshot_t")  # when each scrape read the figures
         assert e == direct
         assert e["fps"] == 24.5 and e["frames"] == 1234 and e["late_frames"] == 7

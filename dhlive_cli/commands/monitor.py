@@ -133,6 +133,11 @@ def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, w
     t0 = time.monotonic()
     wall0 = time.time()
     last: dict | None = None
+    # a first reading of the frame counter now, so the first sample (the only one with --once)
+    # has a rate over the interval before it
+    e0 = scraper.scrape()
+    if e0 is not None:
+        fps_meter.add(e0.get("snapshot_t") or time.monotonic(), e0.get("frames"))
     ui = None
     say = err_console  # alerts; while the panel is up, they and log lines are printed above it
     stack = contextlib.ExitStack()
