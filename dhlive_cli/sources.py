@@ -380,8 +380,6 @@ class FileAudioSource:
             if not why:
                 # ffmpeg names what it cannot read; a binary that fails without a word is not
                 # the input's fault (DHLIVE_FFMPEG=/bin/false blamed the speech file)
-                from dhlive_cli.ffmpeg_bin import ffmpeg_path
-
                 env = " (DHLIVE_FFMPEG)" if os.environ.get("DHLIVE_FFMPEG") else ""
                 raise DependencyError(f"{ffmpeg_path()}{env} exited with code {rc} and said nothing while "
                                       f"decoding {self.path}: is it a working ffmpeg?")

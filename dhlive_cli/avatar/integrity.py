@@ -70,6 +70,21 @@ def header_frames(path: Path) -> int | None:
     return n if n > 0 else None
 
 
+def stream_kinds(path: Path) -> set[str] | None:
+    """The kinds of stream ffprobe finds in path ({"audio"}, {"audio", "video"}, ...); None where
+    there is no ffprobe or it cannot read the file. Used to word why a file does not open."""
+    probe = ffprobe_path()
+    if probe is None:
+        return None
+    try:
+        r = subprocess.run([probe, "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0",
+                            file_arg(path)], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    kinds = {line.strip() for line in r.stdout.splitlines() if line.strip()}
+    return kinds if r.returncode == 0 and kinds else None
+
+
 def source_damage(path: Path, seconds: float) -> str | None:
     """Why the video at path cannot be read whole, in ffmpeg's words, or None when it can.
 

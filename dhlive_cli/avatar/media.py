@@ -37,23 +37,6 @@ def fit_within(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]
     return w, h
 
 
-def _stream_kinds(path: Path) -> set[str] | None:
-    """The kinds of stream ffprobe finds in path ({"audio"}, {"audio", "video"}, ...); None where
-    there is no ffprobe or it cannot read the file. Only used to word an error."""
-    from dhlive_cli.ffmpeg_bin import ffprobe_path
-
-    probe = ffprobe_path()
-    if probe is None:
-        return None
-    try:
-        r = subprocess.run([probe, "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0",
-                            file_arg(path)], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    kinds = {line.strip() for line in r.stdout.splitlines() if line.strip()}
-    return kinds if r.returncode == 0 and kinds else None
-
-
 class VideoFrames:
     """Frames of an input video, resampled to `fps` by picking the nearest source frame."""
 
@@ -70,12 +53,12 @@ class VideoFrames:
         finally:
             cv2.utils.logging.setLogLevel(level)
         if not cap.isOpened():
-            from dhlive_cli.avatar.integrity import cut_before_its_index
+            from dhlive_cli.avatar.integrity import cut_before_its_index, stream_kinds
 
             why = cut_before_its_index(path)
             if why:
                 raise InputError(f"{path}: the video is damaged or cut short ({why})")
-            kinds = _stream_kinds(path)
+            kinds = stream_kinds(path)
             if kinds and "audio" in kinds and "video" not in kinds:  # chapters, subtitles, fonts beside it
                 raise InputError(f"{path}: holds sound but no picture: give a photo or a video of the face")
             raise InputError(f"{path}: not an image or a video that can be decoded (corrupt or unsupported file)")

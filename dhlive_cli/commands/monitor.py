@@ -246,13 +246,11 @@ def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, w
             typer.echo(json.dumps(summary))
         else:
             typer.echo(view.summary_text(summary))
-    if plot_error:
-        from dhlive_cli.errors import InputError
+    from dhlive_cli.errors import InputError
 
+    if plot_error:
         raise InputError(plot_error)
     if once and n == 0:
-        from dhlive_cli.errors import InputError
-
         raise InputError(f"--pid {pid}: process exited before it could be sampled")
     return 3 if alerts else 0
 

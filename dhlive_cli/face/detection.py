@@ -190,8 +190,8 @@ class FaceDetector:
         photo, at about six times the model calls), overlapping by half. A face is kept from a
         tile only if its box lies inside that tile (or meets the image edge), so a face cut by a
         tile border is not counted twice; with half-tile overlap every face up to half a tile
-        fits wholly inside some tile, and larger ones are found at the level above. Detections of one face at several scales are
-        merged by the same weighted NMS. Costs one model call per tile (~2.5 ms each).
+        fits wholly inside some tile, and larger ones are found at the level above. Detections
+        of one face at several scales are merged by the same weighted NMS. Costs one model call per tile (~2.5 ms each).
         """
         check_bgr(bgr)
         h, w = bgr.shape[:2]

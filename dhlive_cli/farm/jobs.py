@@ -236,13 +236,12 @@ def check_places(jobs: list[Job], out_dir: Path, jobs_file: str | os.PathLike) -
             last = k == len(parts) - 1
             if not os.path.lexists(place):
                 break
-            if not place.exists():
-                try:
-                    os.stat(place)
-                except OSError as e:
-                    if e.errno == errno.ELOOP:
-                        raise InputError(f"{where}: the symlinks at {place} loop") from None
-                raise InputError(f"{where}: {place} is a symlink to nothing")
+            try:
+                os.stat(place)
+            except OSError as e:  # there, yet it leads nowhere
+                if e.errno == errno.ELOOP:
+                    raise InputError(f"{where}: the symlinks at {place} loop") from None
+                raise InputError(f"{where}: {place} is a symlink to nothing") from None
             if not last and not place.is_dir():
                 raise InputError(f"{where} needs {place} as a folder, but it is a file")
             if last and place.is_dir():

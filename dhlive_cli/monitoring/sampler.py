@@ -105,6 +105,10 @@ class ProcessProbe:
                 "children": kids, "children_rss_mb": round(kids_rss, 3)}
 
 
+_BATCH_GAUGES = {"dhlive_batch_jobs_per_minute": "jobs_per_min", "dhlive_batch_eta_seconds": "eta_s",
+                 "dhlive_batch_workers": "workers"}  # metric name -> key of parse_metrics()["batch"]
+
+
 def parse_metrics(text: str) -> dict:
     """Engine figures from dhlive's Prometheus text exposition (names from dhlive_cli.metrics).
     A batch driver's adds "batch": job counts by state (total, skipped, ok, failed, running,
@@ -151,10 +155,8 @@ def parse_metrics(text: str) -> dict:
                 e["rss_mb"] = v / MB
             elif name == "dhlive_batch_jobs":  # `dhlive batch`: jobs by state (total, ok, failed, ...)
                 e.setdefault("batch", {})[labels.get("state", "")] = int(v)
-            elif name in ("dhlive_batch_jobs_per_minute", "dhlive_batch_eta_seconds", "dhlive_batch_workers"):
-                key = {"dhlive_batch_jobs_per_minute": "jobs_per_min", "dhlive_batch_eta_seconds": "eta_s",
-                       "dhlive_batch_workers": "workers"}[name]
-                e.setdefault("batch", {})[key] = v
+            elif name in _BATCH_GAUGES:
+                e.setdefault("batch", {})[_BATCH_GAUGES[name]] = v
     if reconnects is not None:
         e["reconnects"] = reconnects
     return e
