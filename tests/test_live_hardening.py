@@ -268,7 +268,8 @@ def test_crossfade_and_hangover_are_checked_like_a_sessions_files(tmp_path, cli,
 def test_rtmp_server_restarts_cost_no_memory_per_cycle(tmp_path):
     """14 kill/restart cycles of the RTMP server under a live session (short backoff, in
     process): from the 4th cycle on, RSS grows by at most the issue's bound per cycle (5 MB over
-    45 cycles), and threads, files and child processes stay where they were. The 50-cycle run of
+    45 cycles) in at least one half of the run (a leak shows in both, an allocator step in one),
+    and threads, files and child processes stay where they were. The 50-cycle run of
     the real CLI is benchmarks/bench_reconnect.py."""
     from dhlive_cli.compositor import load_avatar
     from dhlive_cli.inference import InferencePool
@@ -321,9 +322,16 @@ def test_rtmp_server_restarts_cost_no_memory_per_cycle(tmp_path):
         s.stop()
         srv.kill()
     base, end = rows[base_cycle - 1], rows[-1]
-    grew = (end[0] - base[0]) / MB
-    bound = 5.0 / 45 * (cycles - base_cycle)
-    print(f"RSS after cycle {base_cycle} -> {cycles}: {grew:+.2f} MB (bound {bound:.2f}); fds {base[1]} -> {end[1]}, "
-          f"threads {base[2]} -> {end[2]}, children {base[3]} -> {end[3]}; reconnects {out.reconnects}")
-    assert grew <= bound, [round(r[0] / MB, 2) for r in rows]
+    # A leak grows RSS every cycle, so it shows in both halves of the run; the allocator taking
+    # one more arena chunk (about 1.3 MB, seen once in CI beside other tests' load) is a step in
+    # one half only. The quieter half (5 cycles) is held to the issue's rate (5 MB over 45 cycles);
+    # a 0.2 MB-per-cycle leak put in by hand read +0.97 and +0.96 MB and failed.
+    rss = [r[0] / MB for r in rows[base_cycle - 1:]]
+    half = len(rss) // 2
+    halves = (rss[half] - rss[0], rss[-1] - rss[half])
+    bound = 5.0 / 45 * half
+    print(f"RSS after cycle {base_cycle} -> {base_cycle + half} -> {cycles}: {halves[0]:+.2f}, {halves[1]:+.2f} MB "
+          f"(bound {bound:.2f} in at least one); fds {base[1]} -> {end[1]}, threads {base[2]} -> {end[2]}, "
+          f"children {base[3]} -> {end[3]}; reconnects {out.reconnects}")
+    assert min(halves) <= bound, " ".join(f"{v:.2f}" for v in rss)
     assert end[1] <= base[1] and end[2] <= base[2] and end[3] <= base[3], (base, end)
