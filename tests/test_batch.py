@@ -293,6 +293,25 @@ def test_results_file_of_an_earlier_run_needs_resume_or_overwrite(media, tmp_pat
     assert sorted(p.name for p in out.iterdir()) == [".dhlive-batch.lock", "results.jsonl"]
 
 
+def test_a_job_whose_audio_is_a_pipe_fails_with_batch_advice(tmp_path):
+    """render's advice for a FIFO is "give - and redirect it", which batch cannot take: the job
+    fails alone, says it needs a file, and nothing reads the pipe (a writer would block)."""
+    from dhlive_cli.farm.worker import JobRenderer
+
+    fifo = tmp_path / "speech.wav"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    out.mkdir()
+    job = {"index": 1, "line": 2, "audio": str(fifo), "output": "x.mp4", "avatar": None, "preset": "low",
+           "width": 640, "height": 360}
+    r = JobRenderer(out).render(job)
+    assert r["status"] == "failed" and "is a pipe" in r["error"] and "needs a file" in r["error"], r
+    assert "give -" not in r["error"] and not (out / "x.mp4").exists()
+    # nobody opened the FIFO for reading: a writer that does not block finds no reader
+    with pytest.raises(OSError):
+        os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+
+
 # ----------------------------------------------------------------------------- local pool
 
 

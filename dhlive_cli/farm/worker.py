@@ -107,6 +107,7 @@ class JobRenderer:
                 raise OutputError(f"output {job['output']!r} leads out of the output folder through a symlink")
             work.parent.mkdir(parents=True, exist_ok=True)
             final.parent.mkdir(parents=True, exist_ok=True)
+            _check_audio_is_a_file(job["audio"])
             preset = self._preset(job)
             pool = self._inference()
             av = self._avatar(job["avatar"], preset.width, preset.height, preset.fps)
@@ -137,6 +138,24 @@ class JobRenderer:
             self.jobs_done += 1
         out["seconds"] = round(time.monotonic() - t0, 3)
         return out
+
+
+def _check_audio_is_a_file(path: str) -> None:
+    """A job's audio is opened by whichever worker takes it, maybe more than once (a retry, a
+    resumed run): a pipe would be read once, by one of them. render's advice for a pipe (give
+    - and redirect it) has no batch equivalent, so batch says what it needs instead.
+    Raises InputError for a FIFO or a socket; anything else is the decoder's to judge."""
+    import stat
+
+    from dhlive_cli.errors import InputError
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # named (no such file, permission denied) by the decoder's own check
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        raise InputError(f"{path}: is a pipe, which can be read once only; a batch job needs a file "
+                         "(save the audio to one)")
 
 
 def _is_user_error(e: BaseException) -> bool:
