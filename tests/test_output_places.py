@@ -159,7 +159,8 @@ def test_help_and_version_to_a_closed_standard_output_are_one_error_line(args):
     "live --input {sample} -o - --duration 1 --size 160x90",
     "avatar prepare {photo} -o {tmp}/av --json",
     "batch {tmp}/jobs.csv --out-dir {tmp}/out --json",
-    "monitor --pid {pid} --once --csv {tmp}/m.csv",
+    "monitor --pid {pid} --once",
+    "monitor --pid {pid} --once --json --csv {tmp}/m.csv",
 ])
 def test_a_command_whose_output_is_stdout_refuses_a_closed_one_before_working(tmp_path, cmd):
     """What would be written to a closed stdout is refused up front (exit 2, one line, nothing
@@ -176,8 +177,21 @@ def test_a_command_whose_output_is_stdout_refuses_a_closed_one_before_working(tm
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stderr
     what = {"render": "-o -", "live": "-o -", "monitor": "monitor"}.get(cmd.split()[0], "--json")
+    what = "--json" if "--once --json" in cmd else what
     assert r.stderr.strip().splitlines() == [f"error: {what}: standard output is closed"], r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["face.png", "jobs.csv"]
+
+
+def test_monitor_with_stdout_closed_writes_its_csv(tmp_path):
+    """`monitor --csv FILE >&-` (a monitor left in the background) has somewhere to write: it
+    samples into the file and prints nothing, where it was refused like a monitor printing to stdout."""
+    csv_path = tmp_path / "m.csv"
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m dhlive_cli monitor --pid {os.getpid()} --interval 0.2 "
+                        f"--once --csv '{csv_path}' >&-"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    rows = csv_path.read_text().splitlines()
+    assert len(rows) == 2 and rows[0].startswith("timestamp,elapsed_s,rss_mb,"), rows
+    assert float(rows[1].split(",")[2]) > 0, rows
 
 
 def test_a_render_with_stdout_and_stderr_closed_renders(tmp_path):

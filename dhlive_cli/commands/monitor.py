@@ -27,7 +27,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dhlive_cli.commands.common import err_console, fail, logs_through, refuse_closed_stdout, stdout_is_terminal, user_errors
+from dhlive_cli.commands.common import (err_console, fail, logs_through, refuse_closed_stdout, stdout_closed,
+                                        stdout_is_terminal, user_errors)
 
 EXAMPLES = """
 Examples:
@@ -88,9 +89,13 @@ def monitor(
             tempfile.TemporaryFile(dir=parent).close()
         except OSError as e:
             fail(f"--plot {plot}: cannot write in {parent}: {e.strerror or e}")
-    refuse_closed_stdout("monitor")  # every sample is printed there (found now, not after the first sample)
+    # samples are printed there (found now, not after the first sample), unless they go to a file
+    # only: `monitor --pid N --csv f.csv >&-` (a monitor left running in the background)
+    quiet = stdout_closed() and not json_out and (csv_path is not None or plot is not None)
+    if not quiet:
+        refuse_closed_stdout("--json" if json_out else "monitor")
     with user_errors():
-        code = _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, warmup)
+        code = _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, warmup, quiet)
     if code:
         raise typer.Exit(code)
 
@@ -98,7 +103,8 @@ def monitor(
 monitor.__doc__ = inspect.cleandoc(monitor.__doc__ or "") + "\n\n" + EXAMPLES
 
 
-def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, warmup) -> int:
+def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, warmup, quiet=False) -> int:
+    """quiet: stdout is closed and the samples go to --csv / --plot only: nothing is printed there."""
     import csv
 
     from dhlive_cli.monitoring import view
@@ -202,7 +208,7 @@ def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, w
 
                     con = Console(highlight=False, emoji=False)
                     con.print(_panel(view, s, probe, tracker, t_rel, n, scraper, alert_rss, con.width))
-                elif not dashboard:
+                elif not dashboard and not quiet:
                     typer.echo(view.plain_line(s))
                 if once:
                     break
@@ -244,7 +250,7 @@ def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, w
                    "plot": str(plot) if plot is not None and hist is not None and hist.t else None}
         if json_out:
             typer.echo(json.dumps(summary))
-        else:
+        elif not quiet:
             typer.echo(view.summary_text(summary))
     from dhlive_cli.errors import InputError
 
