@@ -1,30 +1,34 @@
-"""LocalPool: farm workers as processes on this machine (concurrent.futures, spawn start).
+"""LocalPool: farm workers as processes on this machine (multiprocessing, spawn start).
 
 Each worker process builds one JobRenderer when it starts (model loaded once) and renders the
-jobs it is handed one at a time. Workers ignore Ctrl+C (the driver decides) and turn SIGTERM
-into a clean stop of the job in hand, so stopping a run leaves no encoder behind; a worker
-whose driver was killed outright stops itself the same way (_watch_driver). A worker
-that dies (killed, out of memory) breaks the executor: the jobs that were in flight are
-started again on a fresh set of workers, each job at most MAX_ATTEMPTS times.
+jobs it is handed one at a time, over its own pipe. Workers ignore Ctrl+C (the driver decides)
+and turn SIGTERM into a clean stop of the job in hand, so stopping a run leaves no encoder
+behind; a worker whose driver was killed outright stops itself the same way (_watch_driver).
+A worker that dies (killed, out of memory) loses only the job it had: that job is started again
+on a fresh worker, at most MAX_ATTEMPTS times, while the other workers go on with theirs.
+
+Why not concurrent.futures.ProcessPoolExecutor (used until 2026-12-02): one dead worker breaks
+the whole executor, which terminates the other workers too; their jobs were started again and
+counted as attempts, so a job that kept killing its worker (out of memory) could use up the
+attempts of good jobs running beside it.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import multiprocessing
 import os
 import signal
 import threading
 import time
 from collections import deque
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait as wait_ready
 
 from dhlive_cli.farm.worker import JobRenderer
 
 MAX_ATTEMPTS = 3
 
-# The renderer of a worker process, set by the pool's initializer. One per process by design:
-# the process is the worker, and the executor gives no other place to keep state between calls.
+# The renderer of a worker process, set by _init_worker when it starts. One per process by design:
+# the process is the worker, and its job loop (_worker_main) keeps no other state between jobs.
 _renderer: JobRenderer | None = None
 
 
@@ -34,8 +38,8 @@ _busy = False  # this worker is inside a render (it has an encoder and a work fi
 def _on_term(signum, frame):
     if _busy:
         raise KeyboardInterrupt  # the render stops cleanly and removes its work file
-    # idle between jobs, blocked on the executor's queue: nothing to clean up, and an exception
-    # there would only print the executor's traceback on the user's terminal
+    # idle between jobs, blocked on its pipe: nothing to clean up, and an exception
+    # there would only print a traceback on the user's terminal
     os._exit(0)
 
 
@@ -82,11 +86,63 @@ def _render(job: dict) -> dict:
         _busy = False
 
 
+def _worker_main(conn, initargs: tuple) -> None:
+    """A worker process: jobs arrive on `conn` one at a time (None: stop), each answered with
+    its result record. A render that raises (a bug, not a job's own problem: those are results)
+    is answered with a failed record naming the error."""
+    _init_worker(*initargs)
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):  # the driver is gone
+            return
+        if job is None:
+            return
+        try:
+            rec = _render(job)
+        except KeyboardInterrupt:  # SIGTERM in a render: it stopped and removed its work file
+            return
+        except Exception as e:  # noqa: BLE001 - reported as the job's failure
+            from dhlive_cli.farm.worker import one_line
+
+            rec = _failed(job, f"worker error: {one_line(e)}", None)
+            rec["pid"] = os.getpid()
+        try:
+            conn.send(rec)
+        except (BrokenPipeError, OSError):
+            return
+
+
+def _failed(job: dict, error: str, attempt: int | None) -> dict:
+    """A result record of a job that produced nothing (see JobRenderer.render)."""
+    return {"job": job["index"], "output": job["output"], "status": "failed", "seconds": 0.0, "frames": 0,
+            "samples": 0, "bytes": 0, "attempt": attempt, "node": None, "pid": None, "error": error}
+
+
+class _Worker:
+    """The driver's handle on one worker process: its pipe, and the job it has (job, attempt,
+    submit time) or None while idle."""
+
+    def __init__(self, ctx, initargs: tuple):
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, initargs), name="dhlive-batch-worker")
+        self.proc.start()
+        child.close()
+        self.job: tuple[dict, int, float] | None = None
+
+    def exited(self) -> bool:
+        """The process has ended (its sentinel is ready; is_alive() cannot tell once something
+        else reaped it)."""
+        return bool(wait_ready([self.proc.sentinel], 0))
+
+
 class LocalPool:
     """`workers` processes; submit() at most free_slots() jobs, collect finished ones with wait().
 
     wait() returns (record, round_trip_s) pairs: the job's result record (see JobRenderer.render,
-    plus `attempt`) and the seconds from submit() to the result reaching the driver.
+    plus `attempt`) and the seconds from submit() to the result reaching the driver. Workers are
+    started as jobs need them and kept until close(); one that dies is replaced when a job
+    needs it.
     """
 
     kind = "local"
@@ -96,124 +152,140 @@ class LocalPool:
         self.workers = max(1, int(workers))
         self._initargs = (str(out_dir), None if model is None else str(model), device, threads)
         self._ctx = multiprocessing.get_context("spawn")  # fork would copy the driver's threads' locks
-        self._ex = self._new_executor()
-        self._inflight: dict[cf.Future, tuple[dict, int, float]] = {}
-        self._retry: deque[tuple[dict, int]] = deque()
-        self._settled: list[tuple[dict, float]] = []  # wait()'s next answer, from a recovery in submit()
+        self._pool: list[_Worker] = []
+        self._queue: deque[tuple[dict, int, float]] = deque()  # submitted, not handed to a worker yet
+        self._settled: list[tuple[dict, float]] = []  # wait()'s next answer (a job that failed for good)
 
-    def _new_executor(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx,
-                                      initializer=_init_worker, initargs=self._initargs)
+    def _busy(self) -> list[_Worker]:
+        return [w for w in self._pool if w.job is not None]
 
     def free_slots(self) -> int:
-        return self.workers - len(self._inflight) - len(self._retry)
+        return self.workers - len(self._busy()) - len(self._queue)
 
     def running(self) -> int:
-        return len(self._inflight) + len(self._retry) + len(self._settled)
+        return len(self._busy()) + len(self._queue) + len(self._settled)
 
     def live_workers(self) -> int:
         return self.workers
 
     def submit(self, job: dict, attempt: int = 1) -> None:
+        self._queue.append((job, attempt, time.monotonic()))
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Hand queued jobs to idle workers (started as needed, up to `workers`); a worker found
+        dead on the way is dropped, and the job it was given goes to the next one."""
+        while self._queue:
+            w = next((w for w in self._pool if w.job is None), None)
+            if w is None:
+                if len(self._pool) >= self.workers:
+                    return
+                w = _Worker(self._ctx, self._initargs)
+                self._pool.append(w)
+            if w.exited():  # died while idle: its job would be lost at once
+                self._drop(w)
+                continue
+            job, attempt, t0 = self._queue[0]
+            try:
+                w.conn.send(job)
+            except (BrokenPipeError, ConnectionResetError, OSError):  # died while idle
+                self._drop(w)
+                continue
+            self._queue.popleft()
+            w.job = (job, attempt, t0)
+
+    def _drop(self, w: _Worker) -> None:
+        self._pool.remove(w)
+        w.conn.close()
+        if not w.exited():  # its pipe broke but it lives on
+            try:
+                w.proc.kill()
+            except ProcessLookupError:  # pragma: no cover
+                pass
+        w.proc.join(1)
+
+    def _take(self, w: _Worker, out: list) -> bool:
+        """Read w's answer into out if one has arrived; False when none is there."""
         try:
-            fut = self._ex.submit(_render, job)
-        except BrokenProcessPool:
-            # a worker died and the executor knew before the driver saw a failed future: this job
-            # never started (same attempt, first in line); the ones in flight are settled now
-            self._retry.appendleft((job, attempt))
-            self._recover()
-            return
-        self._inflight[fut] = (job, attempt, time.monotonic())
+            if not w.conn.poll():
+                return False
+            rec = w.conn.recv()
+        except (EOFError, OSError):
+            return False
+        job, attempt, t0 = w.job
+        w.job = None
+        rec["attempt"] = attempt
+        out.append((rec, time.monotonic() - t0))
+        return True
 
     def wait(self, timeout: float) -> list[tuple[dict, float]]:
-        while self._retry and len(self._inflight) < self.workers and not self._settled:
-            self.submit(*self._retry.popleft())
-        if self._settled:  # results and failures settled by a recovery inside submit()
+        self._dispatch()
+        if self._settled:
             out, self._settled = self._settled, []
             return out
-        if not self._inflight:
+        busy = self._busy()
+        if not busy:
             return []
-        done, _ = cf.wait(list(self._inflight), timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        out = []
-        broken = False
-        for fut in done:
-            job, attempt, t0 = self._inflight.pop(fut)
-            try:
-                rec = fut.result()
-            except BrokenProcessPool:
-                broken = True
+        ready = wait_ready([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout)
+        out: list[tuple[dict, float]] = []
+        for w in busy:
+            if (w.conn in ready or w.proc.sentinel in ready) and not self._take(w, out):
+                # ready without an answer: its pipe's end was closed or it exited, with this job
+                # in hand; only this job starts again
+                job, attempt, _ = w.job
+                w.job = None
+                self._drop(w)
                 self._lost(job, attempt, out)
-                continue
-            rec["attempt"] = attempt
-            out.append((rec, time.monotonic() - t0))
-        if broken:
-            self._recover()
-            out += self._settled
-            self._settled = []
+        for w in [w for w in self._pool if w.job is None and w.exited()]:
+            self._drop(w)  # died while idle: a new one starts when a job needs it
+        self._dispatch()
         return out
-
-    def _recover(self) -> None:
-        """The executor is broken: settle every job in flight (a result that arrived is kept, a
-        job that went down with the executor is started again or, at its last attempt, failed)
-        into self._settled, and start a fresh executor."""
-        # a broken executor fails every future it has not finished: this wait is short
-        done, _ = cf.wait(list(self._inflight), timeout=60)
-        for fut, (job, attempt, t0) in list(self._inflight.items()):
-            try:
-                rec = fut.result(timeout=0) if fut in done else None
-            except BaseException:  # noqa: BLE001 - BrokenProcessPool, or a call that never ran
-                rec = None
-            if rec is None:
-                self._lost(job, attempt, self._settled)
-            else:
-                rec["attempt"] = attempt
-                self._settled.append((rec, time.monotonic() - t0))
-        self._inflight.clear()
-        self._ex.shutdown(wait=True, cancel_futures=True)
-        self._ex = self._new_executor()
 
     def _lost(self, job: dict, attempt: int, out: list) -> None:
         if attempt < MAX_ATTEMPTS:
-            self._retry.append((job, attempt + 1))
+            self._queue.append((job, attempt + 1, time.monotonic()))
         else:
-            out.append(({"job": job["index"], "output": job["output"], "status": "failed", "seconds": 0.0,
-                         "frames": 0, "samples": 0, "bytes": 0, "attempt": attempt, "node": None, "pid": None,
-                         "error": f"worker process died {attempt} times while rendering this job"}, 0.0))
+            out.append((_failed(job, f"worker process died {attempt} times while rendering this job", attempt), 0.0))
 
     def finished(self) -> list[tuple[dict, float]]:
         """Results that reached the driver and were not taken by wait() yet, as wait() returns
         them; jobs that were stopped or lost give none. For a run that is stopping: what
         finished in the meantime is still recorded."""
         out, self._settled = self._settled, []
-        for fut in [f for f in self._inflight if f.done()]:
-            job, attempt, t0 = self._inflight.pop(fut)
-            try:
-                rec = fut.result()
-            except BaseException:  # noqa: BLE001 - stopped, cancelled or lost: nothing to record
-                continue
-            rec["attempt"] = attempt
-            out.append((rec, time.monotonic() - t0))
+        for w in self._busy():
+            self._take(w, out)
         return out
 
     def close(self) -> None:
-        self._ex.shutdown(wait=True, cancel_futures=True)
+        """The workers finish the job in hand (none, after the driver's last wait()) and exit."""
+        for w in self._pool:
+            try:
+                w.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        for w in self._pool:
+            w.proc.join(30)
+            if w.proc.is_alive():  # pragma: no cover
+                w.proc.kill()
+                w.proc.join(1)
+            w.conn.close()
+        self._pool.clear()
 
     def abort(self) -> None:
         """Stop now: queued jobs are dropped, running ones stopped (their work files removed)."""
-        # the executor has no public way to stop a running call (and forgets its processes on
-        # shutdown): SIGTERM makes a worker's render stop cleanly (see _on_term)
-        procs = list((getattr(self._ex, "_processes", None) or {}).values())
-        self._ex.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
+        self._queue.clear()
+        for w in self._pool:  # SIGTERM: a render stops cleanly (see _on_term)
             try:
-                os.kill(p.pid, signal.SIGTERM)
+                os.kill(w.proc.pid, signal.SIGTERM)
             except (ProcessLookupError, TypeError):
                 pass
-        for p in procs:
-            p.join(5)
-            if p.is_alive():
-                p.kill()
-                p.join(1)
+        for w in self._pool:
+            w.proc.join(5)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join(1)
+            w.conn.close()
+        self._pool.clear()
 
 
 __all__ = ["LocalPool", "MAX_ATTEMPTS"]
