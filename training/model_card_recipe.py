@@ -345,4 +345,22 @@ of a noisy recording. The best of them (Festival twice, eSpeak three times: 0.71
 noisy silence 0.967) averaged with net a is the next candidate; it was found too late in the day
 to be built, evaluated and tested. Fewer utterances per Festival voice (`--max-utts-for
 'fest_*=75'`) keeps the noisy silence (0.977) but loses dev r and falls under 0.84 on the eSpeak
-languages."""
+languages.
+
+### A longer look-ahead (tried 2026-12-02; not shipped)
+
+Lips move before the sound they shape, so a window that sees further ahead might place openings
+and closures better. Net a's recipe was trained again with 120 and 160 ms of look-ahead instead
+of 80 (`training.train --ahead 12` / `--ahead 16`, same data, knobs and seed; from lipsync-v1 with
+the extra rows' weights at zero, so training starts from v1's function), on the data of the
+`make model` run of 2026-12-02 and scored beside that run's net a:
+
+| net a's recipe, look-ahead | dev open r raw / track | p/b/m raw / track | pause | eSpeak voices / langs r | dev r by speaker (June / Carlo / IvrvoiceRU) |
+| --- | --- | --- | --- | --- | --- |
+| 80 ms (net a as shipped) | 0.673 / 0.690 | 0.762 / 0.639 | 1.000 | - | 0.628 / 0.749 / 0.652 |
+| 120 ms | 0.680 / 0.696 | 0.743 / 0.650 | 1.000 | 0.845 / 0.842 | 0.640 / 0.753 / 0.656 |
+| 160 ms | 0.683 / 0.698 | 0.747 / 0.649 | 1.000 | 0.844 / 0.843 | 0.646 / 0.754 / 0.657 |
+
+Twice the look-ahead buys 0.01 of dev r and loses 0.015 of raw p/b/m closure, for 80 ms more
+latency on every live stream: seeing further ahead is not what the model lacks. Not shipped;
+the contract stays at 80 ms."""

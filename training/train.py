@@ -17,7 +17,9 @@ exact; the first matching pattern wins). Without it every frame gets --closed-ex
 'PATTERN=N,...' keeps only the first N utterances of the real sources that match (default all).
 The last 4 % of each source's utterances are the validation split. With --init the weights start
 from an exported model (lipsync-v2 starts from lipsync-v1, which learnt eSpeak speech in 8000
-utterances). The dev speakers are never loaded here.
+utterances). --ahead K trains a window of K look-ahead rows (10 ms each; the shipped contract is
+8); from a model with fewer, the extra rows start at zero weight, so training starts from that
+model's function. The dev speakers are never loaded here.
 """
 
 from __future__ import annotations
@@ -155,6 +157,10 @@ def load_onnx_weights(model: LipSyncNet, path: str) -> None:
             (arr,) = [v.T[:, :bands] for v in init.values() if v.shape == (N_MELS, proj)]
         else:
             raise ValueError(f"{path} has no weight for {name}")
+        if name == "mlp.0.weight" and arr.shape[1] < state[name].shape[1]:
+            # a longer window: the extra look-ahead rows start with zero weight (same function)
+            pad = np.zeros((arr.shape[0], state[name].shape[1] - arr.shape[1]), np.float32)
+            arr = np.concatenate([arr[:, :-1], pad, arr[:, -1:]], axis=1)
         if tuple(arr.shape) != tuple(state[name].shape):
             raise ValueError(f"{path}: {name} has shape {arr.shape}, model wants {tuple(state[name].shape)}")
         state[name] = torch.from_numpy(np.array(arr, dtype=np.float32))
@@ -193,6 +199,7 @@ def main() -> None:
     # here: 4.7 s per step with 2 threads against 0.5 s with 1, same work)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--init", default=None, help="start from the weights of an exported model (same architecture)")
+    ap.add_argument("--ahead", type=int, default=AHEAD, help="look-ahead rows (10 ms each)")
     ap.add_argument("--warmup", type=int, default=300, help="steps of linear learning-rate warm-up")
     ap.add_argument("--proj", type=int, default=24, help="per-row spectral projection width (0: none, plain MLP)")
     ap.add_argument("--hidden", type=int, default=256, help="first hidden layer width (the second is half)")
@@ -278,9 +285,9 @@ def main() -> None:
         tr.append((name, mel[: 4 * cut], nf[:-n_val], tgt[:cut], rep))
         va.append((mel[4 * cut :], nf[-n_val:], tgt[cut:]))
     train = WindowSet(np.concatenate([s[1] for s in tr]), np.concatenate([s[2] for s in tr]),
-                      np.concatenate([s[3] for s in tr]), PAST, AHEAD)
+                      np.concatenate([s[3] for s in tr]), PAST, a.ahead)
     val = WindowSet(np.concatenate([v[0] for v in va]), np.concatenate([v[1] for v in va]),
-                    np.concatenate([v[2] for v in va]), PAST, AHEAD)
+                    np.concatenate([v[2] for v in va]), PAST, a.ahead)
     reps, cex, off = [], [], 0
     for name, _m, nf, _t, rep in tr:
         n = int(nf.sum())
@@ -301,7 +308,7 @@ def main() -> None:
     epoch_idx = torch.cat(reps)
     print(f"train frames {len(epoch_idx)} per epoch, validation frames {len(val)} (last 4 % of each source)",
           flush=True)
-    model = LipSyncNet(proj=a.proj, hidden=a.hidden, dropout=a.dropout, bands=a.bands)
+    model = LipSyncNet(PAST, a.ahead, proj=a.proj, hidden=a.hidden, dropout=a.dropout, bands=a.bands)
     if a.init:
         load_onnx_weights(model, a.init)
         print(f"initialised from {a.init}", flush=True)
@@ -340,7 +347,7 @@ def main() -> None:
         vl = evaluate_loss(model, val)
         print(f"epoch {ep + 1}/{a.epochs}: train bce {run / steps_per_epoch:.4f}, val mse {vl:.4f}, "
               f"{time.time() - t0:.0f}s", flush=True)
-    torch.save({"state_dict": model.state_dict(), "past": PAST, "ahead": AHEAD, "config": model.config}, a.out)
+    torch.save({"state_dict": model.state_dict(), "past": PAST, "ahead": a.ahead, "config": model.config}, a.out)
     print(f"saved {a.out}; training wall time {time.time() - t0:.0f}s")
 
 
