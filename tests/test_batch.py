@@ -31,7 +31,7 @@ from dhlive_cli.compositor import DEFAULT_AVATAR
 from dhlive_cli.ffmpeg_bin import ffmpeg_path
 from dhlive_cli.metrics import read_discovery
 from dhlive_cli.timebase import SAMPLE_RATE
-from tests.conftest import ESPEAK, FFPROBE, ffprobe_json, ignore_sigint, killed_on_exit, speak
+from tests.conftest import ESPEAK, FFPROBE, default_sigint, ffprobe_json, ignore_sigint, killed_on_exit, speak
 
 pytestmark = [
     pytest.mark.skipif(ESPEAK is None, reason="espeak-ng not installed (make setup installs it)"),
@@ -747,6 +747,68 @@ def test_a_run_that_cannot_start_leaves_nothing_behind(media, tmp_path):
     res = runner.invoke(app, ["batch", str(jobs), "--out-dir", str(existing), "--workers", "1", "--metrics", "off"])
     assert res.exit_code == 0, res.output
     assert [r["status"] for r in results(existing)] == ["ok"]
+
+
+def not_ended(procs: list[psutil.Process]) -> list[psutil.Process]:
+    left = []
+    for p in procs:
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                left.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return left
+
+
+def test_workers_of_a_driver_killed_while_they_start_stop_too(media, tmp_path):
+    """The driver SIGKILLed as soon as its workers exist, before they have loaded anything:
+    each read its parent's pid after its start-up imports, found init's, and rendered its whole
+    job as an orphan (the output landed with no result line). They are told the driver's pid now."""
+    rows, out, proc = start_local_run(media, tmp_path, 4)
+    with killed_on_exit(proc):
+        workers = wait_for(lambda: [c for c in psutil.Process(proc.pid).children()
+                                    if "spawn_main" in " ".join(c.cmdline())], 240, proc, "the workers to start")
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    try:
+        wait_for(lambda: not not_ended(workers), 120, what="the orphaned workers to end")
+    finally:
+        for p in not_ended(workers):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+    # none of them rendered its job to the end: no output without its result line
+    assert not any((out / r["output"]).exists() for r in rows), sorted(p.name for p in out.iterdir())
+
+
+def test_repeated_ctrl_c_with_a_stopped_worker_ends_the_run(media, tmp_path):
+    """Ctrl+C three times while a worker does not respond (SIGSTOP): the second press cut the
+    driver's wait for its workers short before the kill, the third its close, and the
+    interpreter's exit then waited for the stopped worker without end. The run ends now (exit
+    130), the stopped worker killed, nothing left in the output folder but what --resume needs."""
+    rows = good_jobs(media, 4)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", strip(rows))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(batch_cmd(jobs, "--out-dir", out, "--workers", "2", "--metrics", "off"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+                            preexec_fn=default_sigint)
+    victim = None
+    try:
+        with killed_on_exit(proc):
+            victim = wait_for(lambda: busy_worker(proc.pid), 240, proc, "a worker in the middle of a job")
+            tree = psutil.Process(proc.pid).children(recursive=True)
+            victim.send_signal(signal.SIGSTOP)
+            for _ in range(3):
+                proc.send_signal(signal.SIGINT)
+                time.sleep(0.3)  # presses a person makes, not an event to wait for
+            _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err, err
+        wait_for(lambda: not not_ended(tree), 60, what="the workers and their encoders to end")
+    finally:
+        if victim is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                victim.kill()
+    assert not (out / ".dhlive-partial").exists() or list((out / ".dhlive-partial").iterdir()) == []
 
 
 def test_workers_stop_when_the_driver_is_killed_outright(media, tmp_path):

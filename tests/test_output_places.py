@@ -194,6 +194,24 @@ def test_monitor_with_stdout_closed_writes_its_csv(tmp_path):
     assert float(rows[1].split(",")[2]) > 0, rows
 
 
+def test_monitor_csv_on_stdout_is_the_only_thing_there(tmp_path):
+    """`--csv /dev/stdout`: stdout carries the CSV alone (the plain sample lines were mixed into
+    it); with stdout closed it is refused (the samples went to /dev/null and the exit was 0), and
+    beside --json, which writes there too, it is refused."""
+    base = f"'{sys.executable}' -m dhlive_cli monitor --pid {os.getpid()} --interval 0.2 --once"
+    r = subprocess.run(["bash", "-c", f"{base} --csv /dev/stdout"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    rows = r.stdout.splitlines()
+    assert len(rows) == 2 and rows[0].startswith("timestamp,elapsed_s,rss_mb,") and rows[1].count(",") == rows[0].count(","), rows
+    for extra, msg in ((" --csv /dev/stdout >&-", "--csv /dev/stdout: standard output is closed"),
+                       (" --csv /dev/fd/1 >&-", "--csv /dev/fd/1: standard output is closed"),
+                       (" --json --csv /dev/stdout", "--csv /dev/stdout and --json both write to standard output")):
+        r = subprocess.run(["bash", "-c", base + extra], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.startswith(f"error: {msg}") and len(r.stderr.splitlines()) == 1, (extra, r.stderr)
+        assert r.stdout == "", r.stdout
+
+
 def test_a_render_with_stdout_and_stderr_closed_renders(tmp_path):
     """Descriptors 0-2 closed at start: the next pipe the process made took number 2 and its
     ffmpeg child was handed the wrong one (no audio stream, exit 2); /dev/null fills them now."""

@@ -89,9 +89,15 @@ def monitor(
             tempfile.TemporaryFile(dir=parent).close()
         except OSError as e:
             fail(f"--plot {plot}: cannot write in {parent}: {e.strerror or e}")
+    for opt, path in (("--csv", csv_path), ("--plot", plot)):
+        _refuse_closed_descriptor(opt, path)
     # samples are printed there (found now, not after the first sample), unless they go to a file
     # only: `monitor --pid N --csv f.csv >&-` (a monitor left running in the background)
-    quiet = stdout_closed() and not json_out and (csv_path is not None or plot is not None)
+    csv_on_stdout = csv_path is not None and _names_stdout(csv_path)
+    if csv_on_stdout and json_out:
+        fail(f"--csv {csv_path} and --json both write to standard output: give --csv a file name")
+    # `--csv /dev/stdout`: the CSV is what stdout carries, without the plain sample lines
+    quiet = not json_out and (csv_on_stdout or stdout_closed() and (csv_path is not None or plot is not None))
     if not quiet:
         refuse_closed_stdout("--json" if json_out else "monitor")
     with user_errors():
@@ -103,8 +109,31 @@ def monitor(
 monitor.__doc__ = inspect.cleandoc(monitor.__doc__ or "") + "\n\n" + EXAMPLES
 
 
+def _names_stdout(path) -> bool:
+    """path names this process's standard output (/dev/stdout, /dev/fd/1, a link to either)."""
+    from dhlive_cli.outpaths import own_descriptor
+
+    return own_descriptor(path) == 1
+
+
+def _refuse_closed_descriptor(opt: str, path) -> None:
+    """`--csv /dev/stdout` (or /dev/fd/N) naming a standard descriptor that was closed when the
+    process started: dhlive holds /dev/null there, and every sample would be lost (exit 2)."""
+    if path is None:
+        return
+    import sys
+
+    from dhlive_cli.outpaths import own_descriptor
+
+    fd = own_descriptor(path)
+    started = {0: sys.__stdin__, 1: sys.__stdout__, 2: sys.__stderr__}
+    if fd in started and started[fd] is None:
+        fail(f"{opt} {path}: {('standard input', 'standard output', 'standard error')[fd]} is closed")
+
+
 def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, warmup, quiet=False) -> int:
-    """quiet: stdout is closed and the samples go to --csv / --plot only: nothing is printed there."""
+    """quiet: no plain sample lines nor summary on stdout (it is closed and the samples go to
+    --csv / --plot only, or --csv is stdout itself)."""
     import csv
 
     from dhlive_cli.monitoring import view
@@ -123,7 +152,7 @@ def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, w
         writer.writeheader()
         csv_file.flush()
 
-    dashboard = not json_out and stdout_is_terminal()
+    dashboard = not json_out and not quiet and stdout_is_terminal()
     stop = threading.Event()
     old = {}
     if threading.current_thread() is threading.main_thread():

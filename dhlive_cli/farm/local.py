@@ -24,8 +24,11 @@ from collections import deque
 from multiprocessing.connection import wait as wait_ready
 
 from dhlive_cli.farm.worker import JobRenderer
+from dhlive_cli.interrupts import interrupts_held
 
 MAX_ATTEMPTS = 3
+CLOSE_S = 10.0  # how long idle workers get to exit at the end of a run
+ABORT_S = 5.0  # how long a stopped run's workers get to stop their render cleanly
 
 # The renderer of a worker process, set by _init_worker when it starts. One per process by design:
 # the process is the worker, and its job loop (_worker_main) keeps no other state between jobs.
@@ -64,11 +67,13 @@ def _watch_driver(driver: int) -> None:
     os._exit(1)
 
 
-def _init_worker(out_dir: str, model: str | None, device: str, threads: int) -> None:
+def _init_worker(out_dir: str, model: str | None, device: str, threads: int, driver: int) -> None:
+    """driver: the driver's pid, as the driver read it (read here, after the spawn's imports, a
+    driver killed meanwhile would already read as init's, and the watch would never fire)."""
     global _renderer
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_term)
-    threading.Thread(target=_watch_driver, args=(os.getppid(),), name="dhlive-driver-watch", daemon=True).start()
+    threading.Thread(target=_watch_driver, args=(driver,), name="dhlive-driver-watch", daemon=True).start()
     _renderer = JobRenderer(out_dir, model=model, device=device, threads=threads)
     try:
         _renderer.warm()
@@ -150,7 +155,7 @@ class LocalPool:
     def __init__(self, out_dir, *, workers: int, model: str | None = None, device: str = "auto",
                  threads: int = 1):
         self.workers = max(1, int(workers))
-        self._initargs = (str(out_dir), None if model is None else str(model), device, threads)
+        self._initargs = (str(out_dir), None if model is None else str(model), device, threads, os.getpid())
         self._ctx = multiprocessing.get_context("spawn")  # fork would copy the driver's threads' locks
         self._pool: list[_Worker] = []
         self._queue: deque[tuple[dict, int, float]] = deque()  # submitted, not handed to a worker yet
@@ -257,32 +262,36 @@ class LocalPool:
         return out
 
     def close(self) -> None:
-        """The workers finish the job in hand (none, after the driver's last wait()) and exit."""
-        for w in self._pool:
-            try:
-                w.conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-        for w in self._pool:
-            w.proc.join(30)
-            if w.proc.is_alive():  # pragma: no cover
-                w.proc.kill()
-                w.proc.join(1)
-            w.conn.close()
-        self._pool.clear()
+        """The workers (idle: the driver has taken every result) exit; one that does not within
+        CLOSE_S (stopped, wedged) is killed. Ctrl+C and SIGTERM wait until this is done: cut
+        short, it left workers that the interpreter's exit then waited for without end."""
+        with interrupts_held():
+            for w in self._pool:
+                try:
+                    w.conn.send(None)
+                except (BrokenPipeError, OSError):
+                    pass
+            self._reap(CLOSE_S)
 
     def abort(self) -> None:
-        """Stop now: queued jobs are dropped, running ones stopped (their work files removed)."""
-        self._queue.clear()
-        for w in self._pool:  # SIGTERM: a render stops cleanly (see _on_term)
-            try:
-                os.kill(w.proc.pid, signal.SIGTERM)
-            except (ProcessLookupError, TypeError):
-                pass
+        """Stop now: queued jobs are dropped, running ones stopped (their work files removed),
+        and a worker still there after ABORT_S (stopped with SIGSTOP, wedged) is killed. A second
+        Ctrl+C waits until this is done (it had cut the wait short, before the kill)."""
+        with interrupts_held():
+            self._queue.clear()
+            for w in self._pool:  # SIGTERM: a render stops cleanly (see _on_term)
+                try:
+                    os.kill(w.proc.pid, signal.SIGTERM)
+                except (ProcessLookupError, TypeError):
+                    pass
+            self._reap(ABORT_S)
+
+    def _reap(self, grace_s: float) -> None:
+        deadline = time.monotonic() + grace_s
         for w in self._pool:
-            w.proc.join(5)
+            w.proc.join(max(0.0, deadline - time.monotonic()))
             if w.proc.is_alive():
-                w.proc.kill()
+                w.proc.kill()  # SIGKILL ends a stopped process too
                 w.proc.join(1)
             w.conn.close()
         self._pool.clear()

@@ -154,7 +154,8 @@ def _check_audio_is_a_file(path: str) -> None:
     except OSError:
         return  # named (no such file, permission denied) by the decoder's own check
     if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-        raise InputError(f"{path}: is a pipe, which can be read once only; a batch job needs a file "
+        kind = "pipe" if stat.S_ISFIFO(mode) else "socket"
+        raise InputError(f"{path}: is a {kind}, which can be read once only; a batch job needs a file "
                          "(save the audio to one)")
 
 
