@@ -750,6 +750,7 @@ def test_a_run_that_cannot_start_leaves_nothing_behind(media, tmp_path):
 
 
 def not_ended(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of procs still running (neither gone nor a zombie)."""
     left = []
     for p in procs:
         try:
@@ -758,6 +759,17 @@ def not_ended(procs: list[psutil.Process]) -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             pass
     return left
+
+
+def wait_all_end(procs: list[psutil.Process], what: str, timeout: float = 120) -> None:
+    """Wait until every one of procs has ended; those left at the deadline are killed (the test
+    fails, leaving nothing behind)."""
+    try:
+        wait_for(lambda: not not_ended(procs), timeout, what=what)
+    finally:
+        for p in not_ended(procs):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
 
 
 def test_workers_of_a_driver_killed_while_they_start_stop_too(media, tmp_path):
@@ -770,12 +782,7 @@ def test_workers_of_a_driver_killed_while_they_start_stop_too(media, tmp_path):
                                     if "spawn_main" in " ".join(c.cmdline())], 240, proc, "the workers to start")
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
-    try:
-        wait_for(lambda: not not_ended(workers), 120, what="the orphaned workers to end")
-    finally:
-        for p in not_ended(workers):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.kill()
+    wait_all_end(workers, "the orphaned workers to end")
     # none of them rendered its job to the end: no output without its result line
     assert not any((out / r["output"]).exists() for r in rows), sorted(p.name for p in out.iterdir())
 
@@ -803,7 +810,7 @@ def test_repeated_ctrl_c_with_a_stopped_worker_ends_the_run(media, tmp_path):
             _, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, err
         assert "Traceback" not in err, err
-        wait_for(lambda: not not_ended(tree), 60, what="the workers and their encoders to end")
+        wait_all_end(tree, "the workers and their encoders to end", 60)
     finally:
         if victim is not None:
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -822,22 +829,6 @@ def test_workers_stop_when_the_driver_is_killed_outright(media, tmp_path):
         tree = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
-
-    def alive():
-        left = []
-        for p in tree:
-            try:
-                if p.status() != psutil.STATUS_ZOMBIE:
-                    left.append(p)
-            except psutil.NoSuchProcess:
-                pass
-        return left
-
-    try:
-        wait_for(lambda: not alive(), 120, what="the workers, their encoders and the resource tracker to end")
-    finally:
-        for p in alive():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.kill()
+    wait_all_end(tree, "the workers, their encoders and the resource tracker to end")
     work = out / ".dhlive-partial"
     assert not work.exists() or sorted(p.name for p in work.iterdir()) == []  # each job's work file removed
