@@ -71,6 +71,19 @@ class RenderIO:
         self._tmp_fd: int | None = None  # the work file's, held until the encoder has finished
         self.complete = False  # finish() has written the whole output where it belongs
         self.final_path: Path | None = None  # where tmp_path is renamed to (the output, or its link's target)
+        try:
+            self._make_sink(output, input_path, width, height, fps, encoder, stream_format, sink)
+        except BaseException:
+            # a signal (Ctrl+C, SIGTERM, SIGHUP) or an error after the work file was made: the
+            # caller never gets this object to abort, so the file goes now (it was left behind)
+            self._close_fd()
+            self._remove_partial()
+            raise
+        self._started = False
+        self.started_at: float | None = None  # time.monotonic() when start() began the children
+        self._sink_format: tuple[int, int] | None = None  # what the running encoder was told
+
+    def _make_sink(self, output, input_path, width, height, fps, encoder, stream_format, sink) -> None:
         if sink is not None:
             self.sink = sink
         elif self.to_stdout:
@@ -95,8 +108,9 @@ class RenderIO:
                 # a new file of our own beside it (random name, O_EXCL | O_NOFOLLOW), which the
                 # encoder writes through its descriptor (/dev/fd/N): never a link planted at a
                 # guessable name, never another render's work file
-                self.tmp_path, self._tmp_fd = create_sibling(self.final_path, "dhlive-partial",
-                                                             self.output.suffix or ".mp4")
+                with interrupts_held():  # the file and our note of it, together
+                    self.tmp_path, self._tmp_fd = create_sibling(self.final_path, "dhlive-partial",
+                                                                 self.output.suffix or ".mp4")
                 remove_stale_siblings(self.final_path, "dhlive-partial")  # of renders killed outright
                 target = file_arg(self.tmp_path)
             # a FIFO or device cannot seek back to write the index at the front: MP4 goes out
@@ -108,9 +122,6 @@ class RenderIO:
                 self.sink.label = str(self.output)
         else:
             self.sink = NullSink()
-        self._started = False
-        self.started_at: float | None = None  # time.monotonic() when start() began the children
-        self._sink_format: tuple[int, int] | None = None  # what the running encoder was told
 
     @property
     def output_name(self) -> str | None:
@@ -180,11 +191,15 @@ class RenderIO:
         self.sink.abort()
         self._close_fd()
         self.source.close()
+        self._remove_partial()
+
+    def _remove_partial(self) -> None:
         if self.tmp_path is not None:
             try:
                 self.tmp_path.unlink()
             except FileNotFoundError:
                 pass
+            self.tmp_path = None
 
 
 __all__ = ["RenderIO", "STDOUT", "STREAM_FORMATS"]

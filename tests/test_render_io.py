@@ -473,3 +473,21 @@ def test_names_with_a_colon_are_files_not_protocols(tmp_path):
     assert float(ffprobe_json(tmp_path / "pipe:1")["format"]["duration"]) >= 0.9
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "run") == [
         "out:1.mp4", "out:2.mkv", "pipe:1", "rec:3.mkv", "song:2.mp3", "talk:1.wav"]
+
+
+def test_a_stop_while_the_output_is_being_set_up_leaves_no_work_file(tmp_path, monkeypatch):
+    """A hang-up (or Ctrl+C) that lands in RenderIO's constructor just after it made the work
+    file: the caller never got the object to abort, and the file stayed (seen once in a loaded
+    suite run, `test_a_hang_up_during_a_render_leaves_no_work_file`). The constructor removes it."""
+    import dhlive_cli.render_io as render_io
+
+    wav = tmp_path / "in.wav"
+    sf.write(wav, tone(1.0, 16000, 1), 16000)
+
+    def hang_up(*_a, **_k):
+        raise KeyboardInterrupt  # where SIGHUP's handler raises it
+
+    monkeypatch.setattr(render_io, "remove_stale_siblings", hang_up)
+    with pytest.raises(KeyboardInterrupt):
+        _io(tmp_path, wav, tmp_path / "out.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
