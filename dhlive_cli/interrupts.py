@@ -22,6 +22,8 @@ thread only, so nothing is raised in another one.
 from __future__ import annotations
 
 import contextlib
+import os
+import select
 import signal
 import threading
 
@@ -55,4 +57,49 @@ def interrupts_held(signals: tuple[int, ...] = HELD):
             signal.raise_signal(sig)
 
 
-__all__ = ["interrupts_held"]
+class SignalFlag:
+    """A stop flag that a signal handler may set, for a main thread that waits on it.
+
+    threading.Event is not one: its set() takes the lock that the main thread holds while it
+    enters or leaves Event.wait(), and a handler runs in the main thread, between two of its
+    bytecodes, so set() can wait for a lock its own thread holds, for ever (a `live` given
+    SIGINT kept streaming, its main thread in Event.set called from the handler inside
+    Event.wait; py-spy, 2026-12-02). set() here takes no lock: it notes the flag and writes a
+    byte to a pipe that wait() selects on, so a wait in progress ends at once.
+
+        stop = SignalFlag()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        while not stop.wait(0.25):
+            ...
+        stop.close()
+    """
+
+    def __init__(self) -> None:
+        self._r, self._w = os.pipe()
+        for fd in (self._r, self._w):
+            os.set_blocking(fd, False)
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+        with contextlib.suppress(OSError):  # full (set already) or closed: the flag says it
+            os.write(self._w, b"!")
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        """Until set() or `timeout` seconds have passed; returns is_set()."""
+        if not self._set:
+            with contextlib.suppress(OSError, ValueError):  # closed meanwhile: say the flag
+                select.select([self._r], [], [], max(0.0, timeout))
+        return self._set
+
+    def close(self) -> None:
+        for fd in (self._r, self._w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._r = self._w = -1
+
+
+__all__ = ["SignalFlag", "interrupts_held"]

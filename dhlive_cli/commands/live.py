@@ -6,7 +6,6 @@ import math
 import re
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,6 +14,7 @@ import typer
 
 from dhlive_cli.commands.common import (err_console, escape_line, exit_quietly_if_reader_gone, fail, logs_through,
                                        parse_fps, start_metrics, user_errors)
+from dhlive_cli.interrupts import SignalFlag
 
 EXAMPLES = """
 Examples:
@@ -245,7 +245,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
     snapshot = studio.snapshot
     metrics_server = None
     server = None
-    stop = threading.Event()
+    stop = SignalFlag()  # not a threading.Event: its set() could deadlock in a handler (interrupts)
 
     def on_signal(signum, frame):
         stop.set()
@@ -314,6 +314,7 @@ def _live(rtmp, output, inputs, loop, avatar, preset_name, size, device, crossfa
         last = {n: s.snapshot() for n, s in running.items()}  # after the flush: every frame counted
         for s, h in old.items():
             signal.signal(s, h)
+        stop.close()
     why = next((w for n, w in studio.removed if single and n == specs[0].name), None)
     if why is not None:
         exit_quietly_if_reader_gone(why)  # `live -o - | head -c 1000`: as render does

@@ -153,7 +153,9 @@ def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, w
         csv_file.flush()
 
     dashboard = not json_out and not quiet and stdout_is_terminal()
-    stop = threading.Event()
+    from dhlive_cli.interrupts import SignalFlag
+
+    stop = SignalFlag()  # not a threading.Event: its set() could deadlock in a handler (interrupts)
     old = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -256,6 +258,7 @@ def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, w
             ui.stop()
         for sig, h in old.items():
             signal.signal(sig, h)
+        stop.close()
         if csv_file:
             csv_file.close()
 
