@@ -105,16 +105,25 @@ def writable_descriptor(path: str | os.PathLike, input_path: str | os.PathLike |
     return os.dup(fd)
 
 
+def closed_at_start(fd: int) -> str | None:
+    """"standard input/output/error" when fd is one of those and was closed when the process
+    started (dhlive then holds /dev/null there: what is written is lost), else None."""
+    import sys
+
+    started = {0: sys.__stdin__, 1: sys.__stdout__, 2: sys.__stderr__}
+    if fd in started and started[fd] is None:
+        return ("standard input", "standard output", "standard error")[fd]
+    return None
+
+
 def check_output_descriptor(fd: int, label: str, input_path: str | os.PathLike | None = None) -> None:
     """Raise OutputError (its message starting with `label`) unless descriptor fd can take a
     video: open since the process started, writable, not a terminal, not where dhlive's messages go (standard
     error's file or pipe, a terminal excepted) and not the input file. `-o -` (fd 1) is judged
     by it as `-o /dev/fd/N` is."""
-    import sys
-
-    started_closed = {0: sys.__stdin__, 1: sys.__stdout__, 2: sys.__stderr__}
-    if fd in started_closed and started_closed[fd] is None:
-        raise OutputError(f"{label}: {('standard input', 'standard output', 'standard error')[fd]} is closed")
+    closed = closed_at_start(fd)
+    if closed:
+        raise OutputError(f"{label}: {closed} is closed")
     try:
         if _inherited is not None and fd not in _inherited:
             raise OSError  # ours (a socket, a pipe), not one the user gave

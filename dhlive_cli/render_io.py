@@ -71,6 +71,9 @@ class RenderIO:
         self._tmp_fd: int | None = None  # the work file's, held until the encoder has finished
         self.complete = False  # finish() has written the whole output where it belongs
         self.final_path: Path | None = None  # where tmp_path is renamed to (the output, or its link's target)
+        self._started = False
+        self.started_at: float | None = None  # time.monotonic() when start() began the children
+        self._sink_format: tuple[int, int] | None = None  # what the running encoder was told
         try:
             self._make_sink(output, input_path, width, height, fps, encoder, stream_format, sink)
         except BaseException:
@@ -79,9 +82,6 @@ class RenderIO:
             self._close_fd()
             self._remove_partial()
             raise
-        self._started = False
-        self.started_at: float | None = None  # time.monotonic() when start() began the children
-        self._sink_format: tuple[int, int] | None = None  # what the running encoder was told
 
     def _make_sink(self, output, input_path, width, height, fps, encoder, stream_format, sink) -> None:
         if sink is not None:

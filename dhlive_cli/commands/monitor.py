@@ -121,14 +121,12 @@ def _refuse_closed_descriptor(opt: str, path) -> None:
     process started: dhlive holds /dev/null there, and every sample would be lost (exit 2)."""
     if path is None:
         return
-    import sys
-
-    from dhlive_cli.outpaths import own_descriptor
+    from dhlive_cli.outpaths import closed_at_start, own_descriptor
 
     fd = own_descriptor(path)
-    started = {0: sys.__stdin__, 1: sys.__stdout__, 2: sys.__stderr__}
-    if fd in started and started[fd] is None:
-        fail(f"{opt} {path}: {('standard input', 'standard output', 'standard error')[fd]} is closed")
+    closed = closed_at_start(fd) if fd is not None else None
+    if closed:
+        fail(f"{opt} {path}: {closed} is closed")
 
 
 def _monitor(pid, interval, csv_path, json_out, once, plot, alert_rss, window, warmup, quiet=False) -> int:
